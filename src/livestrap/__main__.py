@@ -1,0 +1,3 @@
+from livestrap.cli import main
+
+main()

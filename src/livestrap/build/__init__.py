@@ -1,0 +1,1 @@
+"""Image build stages: rootfs → customize → bootfiles → squashfs → metadata → commit."""

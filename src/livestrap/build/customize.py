@@ -1,0 +1,184 @@
+"""Stage customize: extra files, root access, operator scripts, and image hygiene.
+
+Everything that can be done by writing files is done from the host; only operator
+scripts run inside the chroot, in a private mount namespace with daemons disabled.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from livestrap.build.rootfs import private_ns
+from livestrap.errors import BuildError
+from livestrap.spec import BuildSpec
+
+POLICY_RC_D = "#!/bin/sh\n# livestrap: no daemon may start inside the build chroot\nexit 101\n"
+
+# Kernel module trees a discovery image never needs; storage and wired network stay.
+DROPPED_MODULE_TREES = (
+    "kernel/drivers/gpu",
+    "kernel/sound",
+    "kernel/drivers/media",
+    "kernel/drivers/net/wireless",
+    "kernel/net/wireless",
+    "kernel/net/mac80211",
+    "kernel/drivers/staging",
+    "kernel/drivers/bluetooth",
+    "kernel/net/bluetooth",
+    "kernel/drivers/iio",
+    "kernel/drivers/input/joystick",
+    "kernel/drivers/input/touchscreen",
+    # filesystems a discovery node never mounts (ext4, vfat, squashfs, overlay stay)
+    "kernel/fs/ocfs2",
+    "kernel/fs/gfs2",
+    "kernel/fs/btrfs",
+    "kernel/fs/xfs",
+    "kernel/fs/f2fs",
+    "kernel/fs/jfs",
+    "kernel/fs/reiserfs",
+    "kernel/fs/nilfs2",
+    "kernel/fs/ubifs",
+    "kernel/fs/orangefs",
+    "kernel/fs/ceph",
+    "kernel/fs/smb",
+    "kernel/fs/afs",
+    "kernel/fs/coda",
+    "kernel/fs/nfs",
+    "kernel/fs/nfsd",
+)
+
+CHROOT_SCRIPT = (
+    'set -e; R="$1"; shift; '
+    'mount -t proc proc "$R/proc"; '
+    'mount -t sysfs sysfs "$R/sys"; '
+    'mount --rbind /dev "$R/dev"; '
+    'exec chroot "$R" "$@"'
+)
+
+SSHD_DROPIN = (
+    "# livestrap: keys only; host keys are made on first boot, never baked into the image\n"
+    "PasswordAuthentication no\n"
+    "KbdInteractiveAuthentication no\n"
+    "PermitRootLogin prohibit-password\n"
+)
+
+SSH_KEYGEN_DROPIN = (
+    "[Service]\n"
+    "ExecStartPre=\n"
+    "ExecStartPre=/usr/bin/ssh-keygen -A\n"
+    "ExecStartPre=/usr/sbin/sshd -t\n"
+)
+
+
+def chroot_argv(rootfs: Path, command: list[str]) -> list[str]:
+    """Run `command` chrooted in `rootfs` with /proc, /sys, /dev in a private namespace."""
+    return private_ns(["/bin/sh", "-c", CHROOT_SCRIPT, "livestrap-chroot", str(rootfs), *command])
+
+
+def copy_extra_dirs(rootfs: Path, dirs: list[Path]) -> None:
+    for src in dirs:
+        shutil.copytree(src, rootfs, symlinks=True, dirs_exist_ok=True)
+
+
+def set_root_shadow(shadow_text: str, password_hash: str | None) -> str:
+    """Return /etc/shadow with root's hash set, or locked ('!*') when there is none."""
+    lines = shadow_text.splitlines()
+    for i, line in enumerate(lines):
+        fields = line.split(":")
+        if fields and fields[0] == "root":
+            fields[1] = password_hash or "!*"
+            lines[i] = ":".join(fields)
+            break
+    else:
+        raise BuildError("customize", "no root entry in /etc/shadow")
+    return "\n".join(lines) + "\n"
+
+
+def write_root_access(rootfs: Path, spec: BuildSpec) -> None:
+    shadow = rootfs / "etc/shadow"
+    shadow.write_text(set_root_shadow(shadow.read_text(), spec.root_password_hash))
+    os.chmod(shadow, 0o640)
+    if spec.ssh_authorized_keys:
+        ssh_dir = rootfs / "root/.ssh"
+        ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        keys = ssh_dir / "authorized_keys"
+        keys.write_text("".join(f"{k}\n" for k in spec.ssh_authorized_keys))
+        os.chmod(keys, 0o600)
+    sshd_d = rootfs / "etc/ssh/sshd_config.d"
+    if (rootfs / "usr/sbin/sshd").exists():
+        sshd_d.mkdir(parents=True, exist_ok=True)
+        (sshd_d / "livestrap.conf").write_text(SSHD_DROPIN)
+        unit_d = rootfs / "etc/systemd/system/ssh.service.d"
+        unit_d.mkdir(parents=True, exist_ok=True)
+        (unit_d / "livestrap-hostkeys.conf").write_text(SSH_KEYGEN_DROPIN)
+        for key in (rootfs / "etc/ssh").glob("ssh_host_*"):
+            key.unlink()
+
+
+def run_scripts(
+    rootfs: Path, scripts: list[Path], run_in_chroot: Callable[[list[str]], object]
+) -> None:
+    """Copy each operator script into the image, run it there, then remove it."""
+    if not scripts:
+        return
+    policy = rootfs / "usr/sbin/policy-rc.d"
+    had_policy = policy.exists()
+    if not had_policy:
+        policy.write_text(POLICY_RC_D)
+        policy.chmod(0o755)
+    try:
+        for i, script in enumerate(scripts):
+            inside = Path("/tmp") / f"livestrap-script-{i}-{script.name}"
+            target = rootfs / inside.relative_to("/")
+            shutil.copy2(script, target)
+            target.chmod(0o755)
+            try:
+                run_in_chroot([str(inside)])
+            finally:
+                target.unlink(missing_ok=True)
+    finally:
+        if not had_policy:
+            policy.unlink(missing_ok=True)
+
+
+def _empty_dir(path: Path) -> None:
+    if not path.is_dir():
+        return
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def clean_image(rootfs: Path) -> None:
+    """Per-machine identity and build leftovers must not ship in the image."""
+    (rootfs / "etc/machine-id").write_text("")
+    (rootfs / "var/lib/dbus/machine-id").unlink(missing_ok=True)
+    resolv = rootfs / "etc/resolv.conf"
+    if resolv.exists() or resolv.is_symlink():
+        resolv.unlink()
+    for path in ("var/lib/apt/lists", "var/cache/apt/archives", "tmp", "var/tmp", "var/log/apt"):
+        _empty_dir(rootfs / path)
+    for pattern in ("var/cache/apt/*.bin", "var/log/*.log", "var/cache/debconf/*-old"):
+        for entry in rootfs.glob(pattern):
+            entry.unlink()
+    (rootfs / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
+    (rootfs / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)
+
+
+def drop_module_trees(rootfs: Path, kernel_version: str) -> list[str]:
+    """Remove module trees listed in DROPPED_MODULE_TREES; returns what was removed."""
+    base = rootfs / "usr/lib/modules" / kernel_version
+    if not base.is_dir():
+        base = rootfs / "lib/modules" / kernel_version
+    removed = []
+    for tree in DROPPED_MODULE_TREES:
+        path = base / tree
+        if path.is_dir():
+            shutil.rmtree(path)
+            removed.append(tree)
+    return removed

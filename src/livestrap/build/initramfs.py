@@ -1,0 +1,92 @@
+"""The live-boot initramfs: made once, after every package is in, and kept small.
+
+During package installation `update-initramfs` is diverted to a no-op (the kernel's
+postinst hook and the initramfs-tools trigger would otherwise build it twice); the
+rootfs stage then makes it once. A hook drops module trees that a network boot into a
+squashfs never loads; what `fetch=` needs is checked afterwards (see bootfiles).
+"""
+
+from __future__ import annotations
+
+import shlex
+
+# Left out of the initramfs only: the root filesystem comes over the network.
+INITRAMFS_DROPPED_TREES = (
+    "kernel/drivers/gpu",
+    "kernel/sound",
+    "kernel/drivers/media",
+    "kernel/drivers/net/wireless",
+    "kernel/net/wireless",
+    "kernel/net/mac80211",
+    "kernel/drivers/staging",
+    "kernel/drivers/infiniband",
+    "kernel/drivers/bluetooth",
+    "kernel/net/bluetooth",
+    "kernel/fs/btrfs",
+    "kernel/fs/xfs",
+    "kernel/fs/f2fs",
+    "kernel/fs/jfs",
+    "kernel/fs/reiserfs",
+    "kernel/fs/nfs",
+    "kernel/fs/nfs_common",
+    "kernel/fs/lockd",
+    "kernel/fs/udf",
+    "kernel/fs/ext4",
+    "kernel/fs/jbd2",
+    "kernel/fs/isofs",
+)
+
+INITRAMFS_CONF = (
+    "# livestrap: a netboot initramfs: network drivers, no local storage drivers\n"
+    "MODULES=netboot\n"
+    "COMPRESS=zstd\n"
+    "COMPRESSLEVEL=19\n"
+)
+
+UPDATE_INITRAMFS = "/usr/sbin/update-initramfs"
+STUB = "#!/bin/sh\necho 'livestrap: update-initramfs deferred until all packages are in'\n"
+
+
+def render_slim_hook(trees: tuple[str, ...] = INITRAMFS_DROPPED_TREES) -> str:
+    """An initramfs-tools hook (runs after the packaged ones, before depmod)."""
+    lines = [
+        "#!/bin/sh",
+        "# livestrap: drop module trees a network boot into a squashfs never needs",
+        'PREREQ=""',
+        'prereqs() { echo "$PREREQ"; }',
+        'case "$1" in prereqs) prereqs; exit 0;; esac',
+        'for base in "$DESTDIR"/usr/lib/modules/* "$DESTDIR"/lib/modules/*; do',
+        '\t[ -d "$base" ] || continue',
+        "\tfor tree in \\",
+        *[f"\t\t{tree} \\" for tree in trees],
+        "\t\t; do",
+        '\t\trm -rf "${base:?}/$tree"',
+        "\tdone",
+        "done",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def divert_hook() -> str:
+    """mmdebstrap essential hook: park update-initramfs while packages are installed."""
+    return " && ".join(
+        [
+            f'chroot "$1" dpkg-divert --quiet --local --rename --add {UPDATE_INITRAMFS}',
+            f'printf %s {shlex.quote(STUB)} > "$1{UPDATE_INITRAMFS}"',
+            f'chmod 0755 "$1{UPDATE_INITRAMFS}"',
+        ]
+    )
+
+
+def make_once_hook() -> str:
+    """mmdebstrap customize hook: restore update-initramfs and build each initramfs once."""
+    return " && ".join(
+        [
+            f'rm -f "$1{UPDATE_INITRAMFS}"',
+            f'chroot "$1" dpkg-divert --quiet --local --rename --remove {UPDATE_INITRAMFS}',
+            'for k in "$1"/usr/lib/modules/*; do'
+            ' [ -d "$k" ] || continue;'
+            ' chroot "$1" update-initramfs -c -k "$(basename "$k")" || exit 1;'
+            " done",
+        ]
+    )

@@ -1,0 +1,295 @@
+"""build(): a flat list of named stages, run in order, with progress events and one log.
+
+Each stage is a function of the BuildContext. A failure or an interrupt in any stage
+ends the build; the workspace is then removed (after its mounts are swept), so nothing
+half-written reaches the store: images appear there only by one atomic rename.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from livestrap import __version__
+from livestrap.apt import preferences_files, render_sources, spec_sources
+from livestrap.build import bootfiles, customize, initramfs, rootfs, squashfs
+from livestrap.build.events import BuildEvent, EventSink, discard
+from livestrap.build.workspace import BUILD_PREFIX, build_lock, clean_stale_builds, remove_tree
+from livestrap.errors import BuildCancelled, BuildError, CommandError
+from livestrap.run import BuildLog, query, run
+from livestrap.spec import BuildSpec
+from livestrap.store.images import ImageStore
+from livestrap.store.manifest import (
+    METADATA,
+    ImageMetadata,
+    describe_artifacts,
+    dump_metadata,
+)
+
+
+@dataclass
+class BuildContext:
+    """Everything the stages share; facts found on the way are filled in as they go."""
+
+    spec: BuildSpec
+    store: ImageStore
+    log: BuildLog
+    workdir: Path
+    cache_dir: Path
+    cancel: threading.Event | None = None
+    image_id: str = ""
+    kernel_version: str = ""
+    packages: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def rootfs(self) -> Path:
+        return self.workdir / "rootfs"
+
+    @property
+    def out(self) -> Path:
+        return self.workdir / "image"
+
+    def run(self, argv: list[str], stage: str) -> list[str]:
+        return run(argv, stage=stage, log=self.log.write, cancel=self.cancel)
+
+    def query(self, argv: list[str], stage: str) -> list[str]:
+        return query(argv, stage=stage, log=self.log.write)
+
+
+Stage = Callable[[BuildContext], None]
+
+
+def stage_prepare(ctx: BuildContext) -> None:
+    """Render sources, pinning and the initramfs config; nothing is downloaded yet."""
+    config = ctx.workdir / "config"
+    prefs = config / "etc/apt/preferences.d"
+    prefs.mkdir(parents=True)
+    for name, text in preferences_files(ctx.spec).items():
+        (prefs / name).write_text(text)
+    conf_d = config / "etc/initramfs-tools/conf.d"
+    conf_d.mkdir(parents=True)
+    (conf_d / "livestrap.conf").write_text(initramfs.INITRAMFS_CONF)
+    hook = config / "etc/initramfs-tools/hooks/livestrap-slim"
+    hook.parent.mkdir(parents=True)
+    hook.write_text(initramfs.render_slim_hook())
+    hook.chmod(0o755)
+    sources = render_sources(spec_sources(ctx.spec, lambda p: Path(p).read_bytes()))
+    (ctx.workdir / "livestrap.sources").write_text(sources)
+    ctx.out.mkdir()
+    ctx.cache_dir.mkdir(parents=True, exist_ok=True)
+    ctx.log.write(f"sources:\n{sources}")
+
+
+def stage_rootfs(ctx: BuildContext) -> None:
+    """mmdebstrap: base system, repos with pinning, kernel, live-boot and packages."""
+    missing_file = ctx.workdir / "missing-packages"
+    argv = rootfs.mmdebstrap_argv(
+        suite=ctx.spec.suite or "",
+        rootfs=ctx.rootfs,
+        sources_file=ctx.workdir / "livestrap.sources",
+        packages=ctx.spec.all_packages(),
+        cache_dir=ctx.cache_dir,
+        config_dir=ctx.workdir / "config",
+        missing_file=missing_file,
+    )
+    try:
+        ctx.run(rootfs.private_ns(argv), "rootfs")
+    except CommandError:
+        missing = rootfs.read_missing(missing_file)
+        if missing:
+            raise rootfs.missing_packages_error(missing) from None
+        raise
+
+
+def stage_customize(ctx: BuildContext) -> None:
+    """Extra dirs, root access, scripts, then per-machine state and caches removed."""
+    customize.copy_extra_dirs(ctx.rootfs, ctx.spec.extra_dirs)
+    customize.write_root_access(ctx.rootfs, ctx.spec)
+    customize.run_scripts(
+        ctx.rootfs,
+        ctx.spec.scripts,
+        lambda command: ctx.run(customize.chroot_argv(ctx.rootfs, command), "customize"),
+    )
+    for hook in AGENT_HOOKS:
+        hook(ctx)
+    customize.clean_image(ctx.rootfs)
+
+
+def stage_bootfiles(ctx: BuildContext) -> None:
+    """Copy out kernel + initramfs, check the initramfs, then slim the module tree."""
+    ctx.kernel_version = bootfiles.find_kernel(ctx.rootfs)
+    bootfiles.copy_boot_files(ctx.rootfs, ctx.kernel_version, ctx.out)
+    listing = ctx.query(["lsinitramfs", str(ctx.out / "initrd.img")], "bootfiles")
+    ctx.log.write(f"initramfs holds {len(listing)} files")
+    problems = bootfiles.initramfs_problems(
+        listing, bootfiles.kernel_config(ctx.rootfs, ctx.kernel_version)
+    )
+    if problems:
+        raise BuildError("bootfiles", f"initramfs lacks what fetch= needs: {', '.join(problems)}")
+    dropped = customize.drop_module_trees(ctx.rootfs, ctx.kernel_version)
+    ctx.log.write(f"dropped module trees: {', '.join(dropped) or 'none'}")
+    ctx.run(["depmod", "-b", str(ctx.rootfs), ctx.kernel_version], "bootfiles")
+
+
+def stage_squashfs(ctx: BuildContext) -> None:
+    argv = squashfs.mksquashfs_argv(ctx.rootfs, ctx.out / "root.squashfs", ctx.spec.compression)
+    ctx.run(argv, "squashfs")
+
+
+def stage_metadata(ctx: BuildContext) -> None:
+    """Record the effective spec, installed packages and artifact checksums."""
+    out = ctx.query(
+        [
+            "dpkg-query",
+            f"--admindir={ctx.rootfs / 'var/lib/dpkg'}",
+            "-W",
+            "-f=${Package}\t${Version}\t${db:Status-Abbrev}\n",
+        ],
+        "metadata",
+    )
+    ctx.packages = {
+        name: version
+        for name, version, status in (line.split("\t") for line in out if line.count("\t") == 2)
+        if status.startswith("ii")
+    }
+    created = datetime.now(UTC).replace(microsecond=0)
+    ctx.image_id = _new_image_id(ctx.store, ctx.spec.label, created)
+    meta = ImageMetadata(
+        id=ctx.image_id,
+        label=ctx.spec.label,
+        created=created,
+        builder=f"livestrap {__version__}",
+        distro=ctx.spec.distro,
+        suite=ctx.spec.suite or "",
+        arch=ctx.spec.arch,
+        spec=ctx.spec.model_dump(mode="json"),
+        spec_sha256=ctx.spec.sha256(),
+        kernel_version=ctx.kernel_version,
+        kernel_cmdline=ctx.spec.kernel_options,
+        packages=dict(sorted(ctx.packages.items())),
+        artifacts=describe_artifacts(ctx.out),
+    )
+    (ctx.out / METADATA).write_text(dump_metadata(meta))
+
+
+def stage_commit(ctx: BuildContext) -> None:
+    ctx.store.commit(ctx.out, ctx.image_id)
+
+
+# Where the agent package is installed into the image (issue: discovery agent).
+AGENT_HOOKS: list[Stage] = []
+
+STAGES: list[tuple[str, Stage]] = [
+    ("prepare", stage_prepare),
+    ("rootfs", stage_rootfs),
+    ("customize", stage_customize),
+    ("bootfiles", stage_bootfiles),
+    ("squashfs", stage_squashfs),
+    ("metadata", stage_metadata),
+    ("commit", stage_commit),
+]
+
+
+def build(
+    spec: BuildSpec,
+    store: ImageStore,
+    *,
+    log_path: Path,
+    events: EventSink = discard,
+    cancel: threading.Event | None = None,
+    stages: list[tuple[str, Stage]] | None = None,
+    cache_dir: Path | None = None,
+) -> ImageMetadata:
+    """Build a resolved spec into the store; returns the new image's metadata.
+
+    `cache_dir` holds downloaded packages across builds (default: <data-dir>/cache).
+    """
+    log = BuildLog(log_path)
+    started = time.monotonic()
+    events(BuildEvent("build-start", message=str(log_path)))
+    current = "prepare"
+    try:
+        with build_lock(store.data_dir):
+            for stale in clean_stale_builds(store.tmp_dir):
+                log.write(f"removed stale build tree {stale}")
+            store.tmp_dir.mkdir(parents=True, exist_ok=True)
+            workdir = store.new_staging_dir(BUILD_PREFIX)
+            ctx = BuildContext(
+                spec=spec,
+                store=store,
+                log=log,
+                workdir=workdir,
+                cache_dir=(cache_dir or store.data_dir / "cache") / "apt-archives",
+                cancel=cancel,
+            )
+            try:
+                for current, stage in stages or STAGES:
+                    t0 = time.monotonic()
+                    events(BuildEvent("stage-start", current, time.monotonic() - started))
+                    log.write(f"=== stage {current}")
+                    stage(ctx)
+                    if cancel is not None and cancel.is_set():
+                        raise BuildCancelled(current, "cancel requested")
+                    done = round(time.monotonic() - t0, 1)
+                    events(
+                        BuildEvent(
+                            "stage-done",
+                            current,
+                            time.monotonic() - started,
+                            data={"stage_s": done},
+                        )
+                    )
+            finally:
+                remove_tree(workdir)
+    except KeyboardInterrupt:
+        err: BuildError = BuildCancelled(current, "interrupted")
+        _fail(log, events, err, started)
+        raise err from None
+    except BuildError as exc:
+        _fail(log, events, exc, started)
+        raise
+    except Exception as exc:
+        err = BuildError(current, f"{type(exc).__name__}: {exc}")
+        _fail(log, events, err, started)
+        raise err from exc
+    meta = store.get(ctx.image_id)
+    log.write(f"=== built image {meta.id} in {time.monotonic() - started:.1f}s")
+    log.close()
+    events(
+        BuildEvent(
+            "build-done",
+            None,
+            time.monotonic() - started,
+            meta.id,
+            data={"image_id": meta.id, "log": str(log_path)},
+        )
+    )
+    return meta
+
+
+def _fail(log: BuildLog, events: EventSink, err: BuildError, started: float) -> None:
+    log.write(f"=== build failed: {err}")
+    log.close()
+    events(
+        BuildEvent(
+            "build-failed",
+            err.stage,
+            time.monotonic() - started,
+            str(err),
+            data={"log_tail": err.log_tail},
+        )
+    )
+
+
+def _new_image_id(store: ImageStore, label: str, created: datetime) -> str:
+    base = f"{label}-{created:%Y%m%d-%H%M%S}"
+    image_id, n = base, 1
+    existing = {info.id for info in store.list()}
+    while image_id in existing or (store.images_dir / image_id).exists():
+        n += 1
+        image_id = f"{base}-{n}"
+    return image_id

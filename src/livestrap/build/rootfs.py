@@ -1,0 +1,117 @@
+"""Stage rootfs: one mmdebstrap run makes the whole root filesystem.
+
+The argv is built by a pure function. mmdebstrap runs inside a private mount namespace,
+so the /proc, /sys and /dev it mounts die with it however the build ends. Downloaded
+packages are hard-linked in from and out to a cache shared by all builds.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from livestrap.build import initramfs
+from livestrap.errors import BuildError
+
+MERGED_USR_HOOKS = Path("/usr/share/mmdebstrap/hooks/merged-usr")
+
+# Never unpacked into the image: documentation, manuals and translations.
+DPKG_EXCLUDES = (
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/locale/*",
+    "path-include=/usr/share/locale/locale.alias",
+    "path-exclude=/usr/share/lintian/*",
+)
+
+APT_OPTIONS = (
+    'Acquire::Languages "none"',
+    'APT::Install-Recommends "false"',
+    'APT::Install-Suggests "false"',
+)
+
+
+def private_ns(argv: list[str]) -> list[str]:
+    """Wrap argv so every mount it makes lives in its own namespace and dies with it."""
+    return ["unshare", "--mount", "--propagation", "private", "--", *argv]
+
+
+def sh_hook(*commands: str) -> str:
+    return " && ".join(commands)
+
+
+def copy_debs(src: str, dest: str, keep_existing: bool = False) -> str:
+    """Shell: hard-link the .debs of src into dest, copying when they are on other filesystems."""
+    find = f"find {src} -maxdepth 1 -name '*.deb'"
+    n = "n" if keep_existing else ""
+    link = f"{find} -exec cp -al{n} -t {dest} {{}} + 2>/dev/null"
+    return f"{{ {link} || {find} -exec cp -a{n} -t {dest} {{}} + ; }}"
+
+
+def mmdebstrap_argv(
+    *,
+    suite: str,
+    rootfs: Path,
+    sources_file: Path,
+    packages: list[str],
+    cache_dir: Path,
+    config_dir: Path,
+    missing_file: Path,
+    python: str = sys.executable,
+) -> list[str]:
+    """The full mmdebstrap command line for a resolved spec (pure)."""
+    q = shlex.quote
+    cache = q(str(cache_dir))
+    archives = '"$1/var/cache/apt/archives"'
+    hooks = [
+        "--setup-hook="
+        + sh_hook(
+            f"mkdir -p {archives} {cache}",
+            copy_debs(cache, archives),
+        ),
+        "--setup-hook=" + sh_hook(f'cp -a {q(str(config_dir))}/. "$1/"'),
+        "--extract-hook="
+        + shlex.join([python, "-m", "livestrap.build.pkgcheck", str(missing_file), *packages]),
+        "--essential-hook=" + initramfs.divert_hook(),
+        "--customize-hook=" + initramfs.make_once_hook(),
+        "--customize-hook="
+        + sh_hook(
+            f"mkdir -p {cache}",
+            copy_debs(archives, cache, keep_existing=True),
+        ),
+    ]
+    argv = [
+        "mmdebstrap",
+        "--mode=root",
+        "--format=directory",
+        "--variant=minbase",
+        "--arch=amd64",
+        "--verbose",
+        "--skip=essential/unlink",
+        "--skip=check/signed-by",
+        f"--include={','.join(packages)}",
+    ]
+    if MERGED_USR_HOOKS.is_dir():
+        argv.append(f"--hook-dir={MERGED_USR_HOOKS}")
+    argv += [f"--aptopt={opt}" for opt in APT_OPTIONS]
+    argv += [f"--dpkgopt={opt}" for opt in DPKG_EXCLUDES]
+    argv += hooks
+    argv += [suite, str(rootfs), str(sources_file)]
+    return argv
+
+
+def read_missing(missing_file: Path) -> list[str]:
+    if not missing_file.is_file():
+        return []
+    return [line for line in missing_file.read_text().split() if line]
+
+
+def missing_packages_error(missing: list[str]) -> BuildError:
+    return BuildError(
+        "rootfs",
+        f"{len(missing)} package(s) not found in the configured repositories: "
+        + ", ".join(missing),
+    )

@@ -1,0 +1,24 @@
+"""Stage squashfs: compress the rootfs, without /boot, into root.squashfs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+COMPRESSOR_OPTIONS = {
+    "zstd": ["-comp", "zstd", "-Xcompression-level", "19"],
+    "xz": ["-comp", "xz", "-Xbcj", "x86"],
+    "lz4": ["-comp", "lz4", "-Xhc"],
+}
+BLOCK_SIZE = "1M"
+# Left out of the image: boot files live beside it, the rest is runtime state.
+EXCLUDES = ("boot", "proc/*", "sys/*", "dev/*", "run/*", "tmp/*")
+
+
+def mksquashfs_argv(rootfs: Path, dest: Path, compression: str, processors: int = 0) -> list[str]:
+    """mksquashfs command line (pure); `processors` 0 means all cores."""
+    argv = ["mksquashfs", str(rootfs), str(dest), "-noappend", "-no-progress", "-b", BLOCK_SIZE]
+    argv += COMPRESSOR_OPTIONS[compression]
+    argv += ["-processors", str(processors or os.cpu_count() or 1)]
+    argv += ["-wildcards", "-e", *EXCLUDES]
+    return argv

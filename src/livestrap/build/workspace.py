@@ -1,0 +1,90 @@
+"""The build's scratch space, its lock, and the guarantee that no mount outlives a build.
+
+Commands that need /proc, /sys or /dev in the chroot run in a private mount namespace
+(`unshare --mount`), so their mounts vanish with them even on SIGKILL. `sweep_mounts` is
+the second line: before a tree is deleted, anything still mounted under it is unmounted,
+and a tree with a mount left is never deleted (rmtree through a bind mount of /dev would
+destroy the host's).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from livestrap.errors import BuildError
+
+LOCK_NAME = "build.lock"
+BUILD_PREFIX = "build-"
+
+
+def mounts_under(path: Path, mounts_file: Path = Path("/proc/self/mounts")) -> list[Path]:
+    """Mount points at or below `path`, deepest first (the order to unmount them)."""
+    root = os.path.realpath(path)
+    found = []
+    for line in mounts_file.read_text().splitlines():
+        fields = line.split()
+        if len(fields) < 2:
+            continue
+        point = fields[1].replace("\\040", " ")
+        if point == root or point.startswith(root.rstrip("/") + "/"):
+            found.append(Path(point))
+    return sorted(set(found), key=lambda p: len(p.parts), reverse=True)
+
+
+def sweep_mounts(path: Path) -> list[Path]:
+    """Unmount everything under `path`; returns what had to be unmounted."""
+    swept = mounts_under(path)
+    for point in swept:
+        if subprocess.run(["umount", str(point)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "--lazy", str(point)], capture_output=True)
+    return swept
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a build tree, but only once nothing is mounted under it."""
+    if not path.exists():
+        return
+    sweep_mounts(path)
+    left = mounts_under(path)
+    if left:
+        raise BuildError(
+            "cleanup", f"refusing to delete {path}: still mounted: {', '.join(map(str, left))}"
+        )
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def build_lock(data_dir: Path) -> Iterator[None]:
+    """Hold the one-build-at-a-time lock for the data dir (fails fast if taken)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise BuildError(
+                "prepare", f"another build is running in {data_dir} (pid {holder})"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def clean_stale_builds(tmp_dir: Path) -> list[Path]:
+    """Remove build trees left by killed builds; call only while holding the lock."""
+    removed = []
+    if tmp_dir.is_dir():
+        for entry in tmp_dir.iterdir():
+            if entry.name.startswith(BUILD_PREFIX) and entry.is_dir():
+                remove_tree(entry)
+                removed.append(entry)
+    return removed

@@ -1,0 +1,30 @@
+"""The `livestrap` command line: parse, call, print. No logic lives here."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from livestrap.cli import build_cmd, images_cmd, spec_cmd
+from livestrap.errors import LivestrapError
+
+app = typer.Typer(
+    name="livestrap",
+    help="Build, store and serve live discovery images.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(spec_cmd.app, name="spec")
+app.add_typer(images_cmd.app, name="images")
+app.command("build")(build_cmd.build)
+
+
+def main() -> None:
+    try:
+        app()
+    except LivestrapError as err:
+        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False)
+        sys.exit(1)

@@ -1,0 +1,68 @@
+"""`livestrap build`: build the spec into the store, showing progress per stage."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from livestrap.build.pipeline import build as run_build
+from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir, JsonFlag
+from livestrap.cli.progress import JsonProgress, RichProgress
+from livestrap.cli.spec_cmd import SpecArg, effective_spec
+from livestrap.errors import BuildError
+from livestrap.store.images import ImageStore
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def build(
+    spec_path: SpecArg = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    activate: Annotated[bool, typer.Option("--activate", help="Activate the new image.")] = False,
+    json_out: JsonFlag = False,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-dir",
+            envvar="LIVESTRAP_CACHE_DIR",
+            help="Package cache shared by builds [default: DATA_DIR/cache].",
+        ),
+    ] = None,
+) -> None:
+    """Build an image from SPEC (or the default spec) into the store."""
+    spec = effective_spec(spec_path)
+    store = ImageStore(data_dir)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    log_path = data_dir / "logs" / f"build-{stamp}.log"
+    signal.signal(signal.SIGTERM, _interrupt)
+    console = Console(stderr=True)
+    view = JsonProgress() if json_out else RichProgress(console)
+    try:
+        with view:
+            meta = run_build(spec, store, log_path=log_path, events=view, cache_dir=cache_dir)
+    except BuildError as err:
+        if not json_out:
+            console.print(f"[bold red]build failed[/] in stage [bold]{err.stage}[/]: {err.message}")
+            if err.log_tail:
+                console.print(err.log_tail, highlight=False, markup=False)
+            console.print(f"full log: {log_path}")
+        sys.exit(1)
+    if activate:
+        store.activate(meta.id)
+    if json_out:
+        return
+    size_mb = meta.total_size() / 1e6
+    console.print(
+        f"[green]built[/] {meta.id} ({size_mb:.1f} MB, kernel {meta.kernel_version})"
+        + (" [bold]active[/]" if activate else "")
+    )
+    typer.echo(meta.id)

@@ -1,0 +1,40 @@
+"""`livestrap spec show|check`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from livestrap.apt import pin_conflicts
+from livestrap.errors import SpecError
+from livestrap.spec import BuildSpec, load_spec, resolve_spec, spec_to_yaml
+
+app = typer.Typer(help="Show and check build specs.", no_args_is_help=True)
+
+SpecArg = Annotated[
+    Path | None, typer.Argument(help="Build spec (YAML); the default spec when left out.")
+]
+
+
+def effective_spec(path: Path | None) -> BuildSpec:
+    """Load (or take the default), fill every default, and check what needs the whole spec."""
+    spec = resolve_spec(load_spec(path) if path else BuildSpec())
+    problems = pin_conflicts(spec)
+    if problems:
+        raise SpecError("spec is invalid:\n  " + "\n  ".join(problems))
+    return spec
+
+
+@app.command("show")
+def show(path: SpecArg = None) -> None:
+    """Print the effective spec, every default filled in."""
+    typer.echo(spec_to_yaml(effective_spec(path)), nl=False)
+
+
+@app.command("check")
+def check(path: Annotated[Path, typer.Argument(help="Build spec (YAML).")]) -> None:
+    """Validate a spec without building anything."""
+    spec = effective_spec(path)
+    typer.echo(f"{path}: ok ({spec.distro} {spec.suite}, {len(spec.all_packages())} packages)")

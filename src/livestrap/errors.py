@@ -1,0 +1,46 @@
+"""One exception tree, so the CLI and the API can turn any failure into one clear message."""
+
+from __future__ import annotations
+
+
+class LivestrapError(Exception):
+    """Base of every error livestrap raises on purpose; its text is shown to the operator."""
+
+
+class SpecError(LivestrapError):
+    """The build spec is invalid; raised before any download or long work starts."""
+
+
+class StoreError(LivestrapError):
+    """An image store operation was refused or failed; the store is left as it was."""
+
+
+class ArchiveError(StoreError):
+    """An image bundle is unsafe or does not match its metadata."""
+
+
+class BuildError(LivestrapError):
+    """A build stage failed. `stage` names it so the operator knows where to look."""
+
+    def __init__(self, stage: str, message: str, log_tail: str = "") -> None:
+        self.stage = stage
+        self.message = message
+        self.log_tail = log_tail
+        super().__init__(f"stage {stage}: {message}")
+
+
+class CommandError(BuildError):
+    """A command run by a stage exited non-zero."""
+
+    def __init__(self, stage: str, argv: list[str], returncode: int, log_tail: str) -> None:
+        self.argv = argv
+        self.returncode = returncode
+        name = argv[argv.index("--") + 1] if argv[0] == "unshare" and "--" in argv else argv[0]
+        super().__init__(stage, f"{name} exited with status {returncode}", log_tail=log_tail)
+
+
+class BuildCancelled(BuildError):
+    """The build was interrupted (Ctrl-C, SIGTERM or a cancel request); cleanup has run."""
+
+    def __init__(self, stage: str, reason: str = "interrupted") -> None:
+        super().__init__(stage, f"build cancelled ({reason})")

@@ -1,0 +1,150 @@
+"""Find the distro mirror in the host's own APT configuration.
+
+No mirror host name is written in livestrap: the default comes from the sources the
+operator already trusts (`sources.list`, `sources.list.d/*.list` and deb822 `*.sources`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class SourceEntry:
+    """One `deb` source of the host: a URI, its suites and components, and its key file."""
+
+    uri: str
+    suites: tuple[str, ...]
+    components: tuple[str, ...]
+    signed_by: str | None = None
+    origin_file: str = ""
+    options: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def distro(self) -> str | None:
+        """'debian' or 'ubuntu' when the URI path or keyring says so; None otherwise."""
+        hay = self.uri.split("://", 1)[-1].partition("/")[2] + " " + (self.signed_by or "")
+        hay = hay.lower()
+        for name in ("ubuntu", "debian"):
+            if name in hay:
+                return name
+        return None
+
+
+_ONELINE = re.compile(r"^\s*(deb|deb-src)\s+(?:\[(?P<opts>[^\]]*)\]\s+)?(?P<rest>.*)$")
+
+
+def parse_oneline(text: str, origin_file: str = "") -> list[SourceEntry]:
+    """Parse one-line-style `deb [opts] uri suite comp...` entries (deb-src skipped)."""
+    entries = []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        m = _ONELINE.match(line)
+        if not m or m.group(1) != "deb":
+            continue
+        opts = dict(o.split("=", 1) for o in (m.group("opts") or "").split() if "=" in o)
+        parts = m.group("rest").split()
+        if len(parts) < 2:
+            continue
+        entries.append(
+            SourceEntry(
+                uri=parts[0],
+                suites=(parts[1],),
+                components=tuple(parts[2:]),
+                signed_by=opts.get("signed-by"),
+                origin_file=origin_file,
+                options=opts,
+            )
+        )
+    return entries
+
+
+def parse_deb822(text: str, origin_file: str = "") -> list[SourceEntry]:
+    """Parse deb822 `.sources` stanzas; disabled stanzas and deb-src are skipped."""
+    entries = []
+    for stanza in _deb822_stanzas(text):
+        if stanza.get("enabled", "yes").strip().lower() == "no":
+            continue
+        if "deb" not in stanza.get("types", "").split():
+            continue
+        signed_by = stanza.get("signed-by", "").strip() or None
+        if signed_by and "\n" in signed_by:
+            signed_by = None  # an embedded key, not a path we can pass on
+        for uri in stanza.get("uris", "").split():
+            entries.append(
+                SourceEntry(
+                    uri=uri,
+                    suites=tuple(stanza.get("suites", "").split()),
+                    components=tuple(stanza.get("components", "").split()),
+                    signed_by=signed_by,
+                    origin_file=origin_file,
+                )
+            )
+    return entries
+
+
+def _deb822_stanzas(text: str) -> list[dict[str, str]]:
+    stanzas: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    key = ""
+    for raw in text.splitlines():
+        if raw.startswith("#"):
+            continue
+        if not raw.strip():
+            if current:
+                stanzas.append(current)
+            current, key = {}, ""
+            continue
+        if raw[0] in " \t" and key:
+            current[key] += "\n" + raw.strip()
+            continue
+        name, sep, value = raw.partition(":")
+        if not sep:
+            continue
+        key = name.strip().lower()
+        current[key] = value.strip()
+    if current:
+        stanzas.append(current)
+    return stanzas
+
+
+def host_sources(root: Path = Path("/")) -> list[SourceEntry]:
+    """Every `deb` entry of the APT configuration under `root`, in APT's reading order."""
+    etc = root / "etc/apt"
+    entries: list[SourceEntry] = []
+    main = etc / "sources.list"
+    if main.is_file():
+        entries += parse_oneline(main.read_text(errors="replace"), str(main))
+    d = etc / "sources.list.d"
+    if d.is_dir():
+        for path in sorted(d.iterdir()):
+            if not path.is_file():
+                continue
+            if path.suffix == ".list":
+                entries += parse_oneline(path.read_text(errors="replace"), str(path))
+            elif path.suffix == ".sources":
+                entries += parse_deb822(path.read_text(errors="replace"), str(path))
+    return entries
+
+
+def _is_base_suite(suite: str) -> bool:
+    return "-" not in suite and "/" not in suite and suite not in ("nodistro", "stable-updates")
+
+
+def find_distro_source(entries: list[SourceEntry], distro: str) -> SourceEntry | None:
+    """The first entry for `distro` that carries a release suite (not -updates/-security)."""
+    for entry in entries:
+        if entry.distro != distro:
+            continue
+        base = tuple(s for s in entry.suites if _is_base_suite(s))
+        if base:
+            return SourceEntry(
+                uri=entry.uri,
+                suites=base,
+                components=entry.components,
+                signed_by=entry.signed_by,
+                origin_file=entry.origin_file,
+            )
+    return None

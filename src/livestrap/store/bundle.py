@@ -1,0 +1,334 @@
+"""Image bundles: one tar of `<id>/<file>` to move an image between machines.
+
+Import treats the archive as hostile: members are checked one by one and only the known
+image file names are ever written, into a staging dir that becomes an image only through
+ImageStore.commit. A refused bundle leaves the store exactly as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import lzma
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Literal, cast
+
+from livestrap.errors import ArchiveError, StoreError
+from livestrap.store.images import ImageStore
+from livestrap.store.manifest import (
+    CHUNK,
+    IMAGE_FILES,
+    METADATA,
+    ImageMetadata,
+    check_image_id,
+    parse_metadata,
+)
+
+Compression = Literal["none", "gz", "xz", "zst"]
+
+# metadata first, so a reader can check the id before the big files stream by
+EXPORT_ORDER = (METADATA, *(n for n in IMAGE_FILES if n != METADATA))
+MAX_METADATA_SIZE = 1 << 20
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+GZIP_MAGIC = b"\x1f\x8b"
+XZ_MAGIC = b"\xfd7zXZ\x00"
+_SUFFIXES: dict[Compression, tuple[str, ...]] = {
+    "gz": (".tar.gz", ".tgz"),
+    "xz": (".tar.xz", ".txz"),
+    "zst": (".tar.zst", ".tzst"),
+    "none": (".tar",),
+}
+_READ_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
+
+
+def compression_for(dest: Path) -> Compression:
+    """Compression implied by a bundle file name, so `export x.tar.zst` just works."""
+    name = dest.name.lower()
+    for comp, suffixes in _SUFFIXES.items():
+        if name.endswith(suffixes):
+            return comp
+    raise ArchiveError(
+        f"cannot tell compression from {dest.name}: use .tar, .tar.gz, .tar.xz or .tar.zst"
+    )
+
+
+# -- export ----------------------------------------------------------------------------
+
+
+class _HashingReader:
+    """Hashes what tarfile copies, so export notices a corrupt image without a second read."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+        self.sha256 = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._fh.read(size)
+        self.sha256.update(data)
+        return data
+
+
+@contextlib.contextmanager
+def _compressor(raw: IO[bytes], compression: Compression) -> Iterator[IO[bytes]]:
+    if compression == "none":
+        yield raw
+    elif compression == "gz":
+        # mtime=0 and no file name in the header: the same image gives the same bytes
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+            yield cast(IO[bytes], gz)
+    elif compression == "xz":
+        with lzma.LZMAFile(raw, "wb") as xz:
+            yield xz
+    else:
+        with _zstd(["zstd", "-q", "-c"], subprocess.PIPE, raw) as proc:
+            assert proc.stdin is not None
+            yield proc.stdin
+
+
+@contextlib.contextmanager
+def _zstd(
+    argv: list[str], stdin: IO[bytes] | int, stdout: IO[bytes] | int
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run zstd as a filter; a non-zero exit becomes an ArchiveError with its message."""
+    with tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=err)
+        except FileNotFoundError:
+            raise ArchiveError("zstd is not installed; it is needed for .tar.zst") from None
+        with proc:  # closes the pipes and waits, whatever happens
+            try:
+                yield proc
+            except BaseException:
+                proc.kill()
+                raise
+            finally:
+                if proc.stdin:
+                    with contextlib.suppress(BrokenPipeError):
+                        proc.stdin.close()
+            if proc.stdout:
+                while proc.stdout.read(CHUNK):  # tar trailer padding zstd may still write
+                    pass
+        if proc.returncode != 0:
+            err.seek(0)
+            msg = err.read().decode(errors="replace").strip()
+            raise ArchiveError(f"zstd failed (exit {proc.returncode}): {msg}")
+
+
+def export_image(
+    store: ImageStore, image_id: str, dest: Path, compression: Compression | None = None
+) -> None:
+    """Write images/<id> as a deterministic tar bundle; dest appears only when complete."""
+    meta = store.get(image_id)
+    src = store.path(image_id)
+    comp = compression or compression_for(dest)
+    mtime = max(0, int(meta.created.timestamp()))
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    except OSError as err:
+        raise StoreError(f"cannot write {dest}: {err.strerror}") from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            with _compressor(raw, comp) as sink, tarfile.open(fileobj=sink, mode="w|") as tar:
+                for name in EXPORT_ORDER:
+                    _add_file(tar, src, image_id, name, meta, mtime)
+            raw.flush()
+            os.fsync(raw.fileno())
+        tmp.chmod(0o644)
+        os.replace(tmp, dest)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"cannot write {dest}: {err}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _add_file(
+    tar: tarfile.TarFile, src: Path, image_id: str, name: str, meta: ImageMetadata, mtime: int
+) -> None:
+    path = src / name
+    info = tarfile.TarInfo(f"{image_id}/{name}")
+    info.size = path.stat().st_size
+    info.mode, info.mtime = 0o644, mtime
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    art = meta.artifacts.get(name)
+    if art and info.size != art.size:
+        raise StoreError(f"image {image_id} is corrupt: {name} is not {art.size} bytes")
+    with path.open("rb") as fh:
+        reader = _HashingReader(fh)
+        tar.addfile(info, cast(IO[bytes], reader))  # tarfile only calls read()
+    if art and reader.sha256.hexdigest() != art.sha256:
+        raise StoreError(f"image {image_id} is corrupt: {name} does not match its sha256")
+
+
+# -- import ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _decompressed(bundle: Path) -> Iterator[IO[bytes]]:
+    """The bundle's tar stream, whatever its compression (told apart by magic bytes)."""
+    try:
+        with bundle.open("rb") as probe:
+            magic = probe.read(6)
+        # a fresh handle: zstd reads its fd, which must be at offset 0, not past fh's buffer
+        fh = bundle.open("rb")
+    except OSError as err:
+        raise ArchiveError(f"cannot open {bundle}: {err.strerror}") from None
+    with fh:
+        if magic.startswith(ZSTD_MAGIC):
+            with _zstd(["zstd", "-d", "-q", "-c"], fh, subprocess.PIPE) as proc:
+                assert proc.stdout is not None
+                yield proc.stdout
+        elif magic.startswith(GZIP_MAGIC):
+            with gzip.GzipFile(fileobj=fh, mode="rb") as gz:
+                yield cast(IO[bytes], gz)
+        elif magic.startswith(XZ_MAGIC):
+            with lzma.LZMAFile(fh, "rb") as xz:
+                yield xz
+        else:
+            yield fh
+
+
+def _read(data: IO[bytes], member: tarfile.TarInfo) -> bytes:
+    try:
+        return data.read(CHUNK)
+    except _READ_ERRORS as err:
+        raise ArchiveError(f"cannot read bundle member {member.name!r}: {err}") from None
+
+
+class _Files:
+    """What import has seen so far: the top dir and the files written to staging."""
+
+    def __init__(self, store: ImageStore, staging: Path) -> None:
+        self.store = store
+        self.staging = staging
+        self.top: str | None = None
+        self.digests: dict[str, tuple[int, str]] = {}  # name -> (size, sha256)
+        self.meta: ImageMetadata | None = None
+
+    def check(self, member: tarfile.TarInfo) -> str | None:
+        """The image file name this member provides, None for the top dir; refuse the rest."""
+        name = member.name
+
+        def refuse(reason: str) -> ArchiveError:
+            return ArchiveError(f"refusing bundle member {name!r}: {reason}")
+
+        if name.startswith("/"):
+            raise refuse("absolute path")
+        parts = name.split("/")
+        if ".." in parts:
+            raise refuse("path traversal ('..')")
+        if any(p in ("", ".") for p in parts):
+            raise refuse("non-canonical path")
+        if member.issym():
+            raise refuse(f"symlink (to {member.linkname!r})")
+        if member.islnk():
+            raise refuse(f"hardlink (to {member.linkname!r})")
+        if member.ischr() or member.isblk():
+            raise refuse("device file")
+        if member.isfifo():
+            raise refuse("fifo")
+        if self.top is None:
+            try:
+                self.top = check_image_id(parts[0])
+            except StoreError:
+                raise refuse("top-level directory is not a valid image id") from None
+            if os.path.lexists(self.store.images_dir / self.top):
+                raise StoreError(f"image {self.top} already exists in the store")
+        elif parts[0] != self.top:
+            raise refuse(f"second top-level directory (first was {self.top!r})")
+        if member.isdir():
+            if len(parts) != 1:
+                raise refuse("unexpected directory")
+            return None
+        if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
+            raise refuse("unsupported member type")
+        if len(parts) != 2:
+            raise refuse(f"not of the form {self.top}/<file>")
+        # from here on the name is our own constant, never the archive's string
+        known = {n: n for n in IMAGE_FILES}.get(parts[1])
+        if known is None:
+            raise refuse("not an image file")
+        if known in self.digests:
+            raise refuse("duplicate member")
+        if known == METADATA and member.size > MAX_METADATA_SIZE:
+            raise refuse("metadata is too large")
+        art = self.meta.artifacts.get(known) if self.meta else None
+        if art and member.size != art.size:
+            raise refuse(f"size {member.size} does not match metadata ({art.size})")
+        return known
+
+    def write(self, known: str, member: tarfile.TarInfo, data: IO[bytes]) -> None:
+        """Stream one member into staging/<known name>, hashing it on the way."""
+        h, size = hashlib.sha256(), 0
+        path = self.staging / known
+        try:
+            with path.open("xb") as out:
+                while chunk := _read(data, member):
+                    h.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+        except OSError as err:  # reading errors were turned into ArchiveError by _read
+            raise StoreError(f"cannot write {path}: {err.strerror}") from None
+        if size != member.size:
+            raise ArchiveError(f"bundle member {member.name!r} is truncated")
+        self.digests[known] = (size, h.hexdigest())
+        if known == METADATA:
+            try:
+                meta = parse_metadata(path.read_text(errors="replace"), member.name)
+            except StoreError as err:
+                raise ArchiveError(str(err)) from None
+            if meta.id != self.top:
+                raise ArchiveError(
+                    f"metadata id {meta.id!r} does not match top-level directory {self.top!r}"
+                )
+            self.meta = meta
+
+    def finish(self) -> ImageMetadata:
+        """Refuse an incomplete bundle or one whose files do not match the metadata."""
+        missing = [n for n in IMAGE_FILES if n not in self.digests]
+        if missing or self.meta is None:
+            raise ArchiveError(f"bundle is missing {', '.join(missing) or 'files'}")
+        for name, art in self.meta.artifacts.items():
+            size, sha = self.digests[name]
+            where = f"bundle member '{self.top}/{name}'"
+            if size != art.size:
+                raise ArchiveError(f"{where}: size {size} does not match metadata ({art.size})")
+            if sha != art.sha256:
+                raise ArchiveError(f"{where}: sha256 does not match metadata")
+        return self.meta
+
+
+def import_image(store: ImageStore, bundle: Path) -> ImageMetadata:
+    """Add the image in a bundle to the store, refusing anything unsafe or inconsistent."""
+    staging = store.new_staging_dir("import-")
+    try:
+        files = _Files(store, staging)
+        # leaving this block also checks zstd's exit status: the stream was complete
+        with _decompressed(bundle) as stream:
+            try:
+                with tarfile.open(fileobj=stream, mode="r|") as tar:
+                    for member in tar:
+                        known = files.check(member)
+                        if known is not None:
+                            data = tar.extractfile(member)
+                            assert data is not None  # regular files always have data
+                            files.write(known, member, data)
+            except _READ_ERRORS as err:
+                raise ArchiveError(f"cannot read bundle {bundle}: {err}") from None
+        meta = files.finish()
+        store.commit(staging, meta.id)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return meta

@@ -1,0 +1,238 @@
+"""The image store on disk: `images/<id>/` directories, an `active` symlink, and `tmp/`.
+
+Every change is a single rename (commit, delete) or a symlink swap (activate), so a
+reader — the boot server, another CLI — sees either the old state or the new one, never
+a half-written image or a missing `active` link.
+"""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import os
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from livestrap.errors import StoreError
+from livestrap.store.manifest import (
+    IMAGE_FILES,
+    ImageMetadata,
+    check_image_id,
+    read_metadata,
+    verify_artifacts,
+)
+
+IMAGES = "images"
+ACTIVE = "active"
+TMP = "tmp"
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """One line of `livestrap image list`: enough to choose an image without reading files."""
+
+    id: str
+    label: str
+    created: datetime
+    total_size: int
+    active: bool
+
+
+@dataclass(frozen=True)
+class PackageDiff:
+    """Package changes from image a to image b, to review before activating b."""
+
+    added: dict[str, str] = field(default_factory=dict)
+    removed: dict[str, str] = field(default_factory=dict)
+    changed: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def is_empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file or directory so a rename that follows cannot expose unwritten data."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ImageStore:
+    """Images under `<data_dir>/images`, one of them pointed to by `<data_dir>/active`."""
+
+    def __init__(self, data_dir: Path) -> None:
+        # Nothing is created here: read-only commands must not write to the data dir.
+        self.data_dir = data_dir
+        self.images_dir = data_dir / IMAGES
+        self.active_link = data_dir / ACTIVE
+        self.tmp_dir = data_dir / TMP
+
+    # -- reading -------------------------------------------------------------------------
+
+    def list(self) -> builtins.list[ImageInfo]:
+        """All committed images, oldest first; unreadable directories are skipped, not fatal."""
+        if not self.images_dir.is_dir():
+            return []
+        active = self.active_id()
+        infos = []
+        for entry in self.images_dir.iterdir():
+            if entry.is_symlink() or not entry.is_dir():
+                continue
+            try:
+                check_image_id(entry.name)
+                meta = read_metadata(entry)
+            except StoreError:
+                continue
+            if meta.id != entry.name:
+                continue
+            infos.append(
+                ImageInfo(meta.id, meta.label, meta.created, meta.total_size(), meta.id == active)
+            )
+        return sorted(infos, key=lambda i: (i.created, i.id))
+
+    def path(self, image_id: str) -> Path:
+        """Directory of an existing image; refuses ids that are not plain names."""
+        image_dir = self.images_dir / check_image_id(image_id)
+        if image_dir.is_symlink() or not image_dir.is_dir():
+            raise StoreError(f"no image {image_id}")
+        return image_dir
+
+    def get(self, image_id: str) -> ImageMetadata:
+        """Metadata of an existing image."""
+        meta = read_metadata(self.path(image_id))
+        if meta.id != image_id:
+            raise StoreError(f"image directory {image_id} holds metadata for {meta.id}")
+        return meta
+
+    def active_id(self) -> str | None:
+        """Id the `active` symlink points to, or None when no image was ever activated."""
+        try:
+            target = os.readlink(self.active_link)
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            if err.errno == errno.EINVAL:
+                raise StoreError(f"{self.active_link} is not a symlink") from None
+            raise StoreError(f"cannot read {self.active_link}: {err.strerror}") from None
+        parts = target.split("/")
+        if len(parts) != 2 or parts[0] != IMAGES:
+            raise StoreError(f"{self.active_link} points to unexpected target {target!r}")
+        return check_image_id(parts[1])
+
+    def diff(self, a: str, b: str) -> PackageDiff:
+        """What changes in the package set when going from image a to image b."""
+        old, new = self.get(a).packages, self.get(b).packages
+        return PackageDiff(
+            added={n: v for n, v in sorted(new.items()) if n not in old},
+            removed={n: v for n, v in sorted(old.items()) if n not in new},
+            changed={n: (old[n], v) for n, v in sorted(new.items()) if n in old and old[n] != v},
+        )
+
+    # -- changing ------------------------------------------------------------------------
+
+    def activate(self, image_id: str) -> None:
+        """Point `active` at an image; readers never see the link missing (rename over it)."""
+        self.get(image_id)
+        tmp_link = self.data_dir / f".{ACTIVE}.{secrets.token_hex(8)}"
+        try:
+            os.symlink(f"{IMAGES}/{image_id}", tmp_link)
+            os.replace(tmp_link, self.active_link)
+        except OSError as err:
+            tmp_link.unlink(missing_ok=True)
+            raise StoreError(f"cannot activate {image_id}: {err.strerror}") from None
+        _fsync(self.data_dir)
+
+    def delete(self, image_id: str) -> None:
+        """Remove an image; it disappears at once (rename into tmp) and is then erased."""
+        image_dir = self.path(image_id)
+        if image_id == self.active_id():
+            raise StoreError(
+                f"image {image_id} is active; activate another image before deleting it"
+            )
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        trash = Path(tempfile.mkdtemp(prefix="delete-", dir=self.tmp_dir))
+        try:
+            os.rename(image_dir, trash / image_id)
+        except OSError as err:
+            trash.rmdir()
+            raise StoreError(f"cannot delete {image_id}: {err.strerror}") from None
+        # the image is already gone; whatever cannot be erased now, clean_stale_tmp will
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def new_staging_dir(self, prefix: str) -> Path:
+        """Empty private dir under tmp/, on the store's filesystem so commit can rename it."""
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.tmp_dir))
+
+    def commit(self, staging_dir: Path, image_id: str) -> Path:
+        """Publish a complete staging dir as images/<id> in one rename, after checking it.
+
+        The staging dir must be on the store's filesystem (use new_staging_dir). It is
+        checked to hold exactly the image files, metadata for this id, and artifacts that
+        match their checksums, so nothing half-built or corrupt ever becomes an image.
+        """
+        check_image_id(image_id)
+        dest = self.images_dir / image_id
+        if os.path.lexists(dest):
+            raise StoreError(f"image {image_id} already exists")
+        self._check_staging(staging_dir, image_id)
+        for name in IMAGE_FILES:
+            _fsync(staging_dir / name)
+        # mkdtemp makes the dir 0700; the boot server may run as another user.
+        staging_dir.chmod(0o755)
+        _fsync(staging_dir)
+        self.images_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(staging_dir, dest)
+        except OSError as err:
+            if err.errno == errno.EXDEV:
+                raise StoreError(
+                    f"cannot commit {staging_dir}: not on the same filesystem as {self.images_dir}"
+                ) from None
+            if err.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                raise StoreError(f"image {image_id} already exists") from None
+            raise StoreError(f"cannot commit {image_id}: {err.strerror}") from None
+        _fsync(self.images_dir)
+        return dest
+
+    def _check_staging(self, staging_dir: Path, image_id: str) -> None:
+        try:
+            names = {e.name for e in staging_dir.iterdir()}
+        except OSError as err:
+            raise StoreError(f"cannot read {staging_dir}: {err.strerror}") from None
+        if names != set(IMAGE_FILES):
+            extra = sorted(names - set(IMAGE_FILES))
+            missing = sorted(set(IMAGE_FILES) - names)
+            raise StoreError(
+                f"staging dir {staging_dir} is incomplete or has extra files "
+                f"(missing: {', '.join(missing) or 'none'}; extra: {', '.join(extra) or 'none'})"
+            )
+        for name in IMAGE_FILES:
+            path = staging_dir / name
+            if path.is_symlink() or not path.is_file():
+                raise StoreError(f"{path} is not a regular file")
+        meta = read_metadata(staging_dir)
+        if meta.id != image_id:
+            raise StoreError(f"staging metadata is for image {meta.id}, not {image_id}")
+        bad = verify_artifacts(staging_dir, meta)
+        if bad:
+            raise StoreError(f"artifacts do not match metadata in {staging_dir}: {', '.join(bad)}")
+
+    def clean_stale_tmp(self) -> builtins.list[str]:
+        """Erase leftovers of interrupted builds/imports/deletes; caller holds the build lock."""
+        if not self.tmp_dir.is_dir():
+            return []
+        removed = []
+        for entry in sorted(self.tmp_dir.iterdir()):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry.name)
+        return removed

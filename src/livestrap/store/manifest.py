@@ -1,0 +1,115 @@
+"""metadata.yaml: what an image is, how it was built, and the checksums of its files."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from livestrap.errors import StoreError
+
+METADATA = "metadata.yaml"
+ARTIFACTS = ("vmlinuz", "initrd.img", "root.squashfs")
+IMAGE_FILES = (*ARTIFACTS, METADATA)
+IMAGE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+CHUNK = 1 << 20
+
+
+def check_image_id(image_id: str) -> str:
+    """Image ids become directory names: refuse anything that is not a plain name."""
+    if not IMAGE_ID_RE.match(image_id) or image_id in (".", ".."):
+        raise StoreError(f"invalid image id {image_id!r}")
+    return image_id
+
+
+class Artifact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sha256: str
+    size: int
+
+
+class ImageMetadata(BaseModel):
+    """DESIGN.md §5. `spec` is the full effective spec as a plain mapping."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    label: str
+    created: datetime
+    builder: str
+    distro: str
+    suite: str
+    arch: str
+    spec: dict[str, Any]
+    spec_sha256: str
+    kernel_version: str
+    kernel_cmdline: list[str]
+    packages: dict[str, str]
+    artifacts: dict[str, Artifact]
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not IMAGE_ID_RE.match(v):
+            raise ValueError(f"invalid image id {v!r}")
+        return v
+
+    @field_validator("artifacts")
+    @classmethod
+    def _artifacts(cls, v: dict[str, Artifact]) -> dict[str, Artifact]:
+        if set(v) != set(ARTIFACTS):
+            raise ValueError(f"artifacts must be exactly {', '.join(ARTIFACTS)}")
+        return v
+
+    def total_size(self) -> int:
+        return sum(a.size for a in self.artifacts.values())
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def describe_artifacts(image_dir: Path) -> dict[str, Artifact]:
+    return {
+        name: Artifact(sha256=sha256_file(image_dir / name), size=(image_dir / name).stat().st_size)
+        for name in ARTIFACTS
+    }
+
+
+def dump_metadata(meta: ImageMetadata) -> str:
+    return yaml.safe_dump(meta.model_dump(mode="json"), sort_keys=False)
+
+
+def parse_metadata(text: str, source: str = METADATA) -> ImageMetadata:
+    try:
+        return ImageMetadata.model_validate(yaml.safe_load(text))
+    except (yaml.YAMLError, ValidationError) as err:
+        raise StoreError(f"{source} is not valid image metadata: {err}") from None
+
+
+def read_metadata(image_dir: Path) -> ImageMetadata:
+    path = image_dir / METADATA
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise StoreError(f"cannot read {path}: {err.strerror}") from None
+    return parse_metadata(text, str(path))
+
+
+def verify_artifacts(image_dir: Path, meta: ImageMetadata) -> list[str]:
+    """Names of artifacts whose size or sha256 does not match the metadata."""
+    bad = []
+    for name, art in meta.artifacts.items():
+        path = image_dir / name
+        if not path.is_file() or path.stat().st_size != art.size or sha256_file(path) != art.sha256:
+            bad.append(name)
+    return bad
