@@ -146,14 +146,16 @@ def _watch_cancel(proc: subprocess.Popen[str], cancel: threading.Event) -> threa
     return done
 
 
-def query(argv: Sequence[str], *, stage: str, log: LineSink) -> list[str]:
+def query(argv: Sequence[str], *, stage: str, log: LineSink, cwd: Path | None = None) -> list[str]:
     """Run a short read-only command whose output is data: log the command, return stdout.
 
     stderr goes to the log; a non-zero exit raises CommandError like `run`.
     """
     args = [str(a) for a in argv]
     log(f"$ {shlex.join(args)}")
-    proc = subprocess.run(args, capture_output=True, text=True, env=clean_env(), check=False)
+    proc = subprocess.run(
+        args, capture_output=True, text=True, env=clean_env(), cwd=cwd, check=False
+    )
     for line in proc.stderr.splitlines():
         log(line)
     if proc.returncode != 0:
