@@ -47,13 +47,15 @@ def _crc24(data: bytes) -> int:
 
 def armor_key(data: bytes) -> str:
     """Return an ASCII-armored public key block for a key file, armored or binary."""
-    text = data.decode("ascii", errors="replace") if data.lstrip()[:5] == b"-----" else None
-    if text is not None:
-        if ARMOR_BEGIN not in text:
-            raise ValueError("armored file is not a PGP public key block")
+    if ARMOR_BEGIN.encode() in data:
+        text = data.decode("ascii", errors="replace")
         start = text.index(ARMOR_BEGIN)
-        end = text.index(ARMOR_END, start) + len(ARMOR_END)
-        return text[start:end] + "\n"
+        end = text.find(ARMOR_END, start)
+        if end < 0:
+            raise ValueError("armored key block has no END line (truncated file?)")
+        return text[start : end + len(ARMOR_END)] + "\n"
+    if data.lstrip()[:5] == b"-----":
+        raise ValueError("armored file is not a PGP public key block")
     if not data or not data[0] & 0x80:
         raise ValueError("not an OpenPGP key (neither armored nor binary packets)")
     body = base64.b64encode(data).decode()
@@ -109,11 +111,19 @@ def pin_conflicts(spec: BuildSpec) -> list[str]:
     pins: dict[str, list[str]] = {}
     for repo in spec.repos:
         pins.setdefault(derive_pin(repo, spec.repos, spec.mirror), []).append(repo.name)
-    return [
+    problems = [
         f"repos {', '.join(names)} share the pin '{pin}'; give each a distinct `pin:`"
         for pin, names in pins.items()
         if len(names) > 1
     ]
+    distro_pin = f"release a={spec.suite}"
+    problems += [
+        f"repo {repo.name} would be pinned by '{distro_pin}', which also matches every "
+        "distro package; give it an explicit `pin:` (e.g. 'release o=ORIGIN')"
+        for repo in spec.repos
+        if not repo.pin and derive_pin(repo, spec.repos, spec.mirror) == distro_pin
+    ]
+    return problems
 
 
 def preferences_files(spec: BuildSpec) -> dict[str, str]:

@@ -32,6 +32,19 @@ class SourceEntry:
                 return name
         return None
 
+    def is_archive_of(self, distro: str) -> bool:
+        """Strictly the distro's own archive: the path ends in its name and, when a
+        keyring is named, the keyring is the distro's (not a PPA's or a vendor's)."""
+        last = self.uri.rstrip("/").rsplit("/", 1)[-1].lower()
+        keyring = (self.signed_by or "").rsplit("/", 1)[-1].lower()
+        keyring_ok = self.signed_by is None or distro in keyring
+        return last == distro and keyring_ok
+
+    @property
+    def usable(self) -> bool:
+        """livestrap can fetch from http, https and file URIs only."""
+        return self.uri.split("://", 1)[0] in ("http", "https", "file")
+
 
 _ONELINE = re.compile(r"^\s*(deb|deb-src)\s+(?:\[(?P<opts>[^\]]*)\]\s+)?(?P<rest>.*)$")
 
@@ -134,10 +147,15 @@ def _is_base_suite(suite: str) -> bool:
 
 
 def find_distro_source(entries: list[SourceEntry], distro: str) -> SourceEntry | None:
-    """The first entry for `distro` that carries a release suite (not -updates/-security)."""
-    for entry in entries:
-        if entry.distro != distro:
-            continue
+    """The entry for `distro`'s archive with a release suite (not -updates/-security).
+
+    Entries that are strictly the distro's archive win over ones that merely mention the
+    distro (a vendor repo at .../debian-foo, a PPA at .../ppa/ubuntu); unusable URI
+    schemes (mirror+file:, cdrom:) are passed over.
+    """
+    candidates = [e for e in entries if e.usable and e.distro == distro]
+    strict = [e for e in candidates if e.is_archive_of(distro)]
+    for entry in [*strict, *candidates]:
         base = tuple(s for s in entry.suites if _is_base_suite(s))
         if base:
             return SourceEntry(

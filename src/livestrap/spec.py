@@ -181,6 +181,9 @@ class BuildSpec(BaseModel):
     ssh_authorized_keys: list[str] = Field(default_factory=list)
     root_password_hash: str | None = None
     compression: Compression = "zstd"
+    agent: bool = Field(
+        default=True, description="install the discovery agent from the master's repository"
+    )
 
     @field_validator("label")
     @classmethod
@@ -281,6 +284,16 @@ class BuildSpec(BaseModel):
         return list(dict.fromkeys([*BASE_PACKAGES, self.kernel, *self.packages]))
 
 
+def spec_warnings(spec: BuildSpec) -> list[str]:
+    """Things that are allowed but that an operator must see, e.g. unsigned repositories."""
+    return [
+        f"repo {repo.name!r} is not signature-checked (trusted: true): anyone on the path "
+        "to it can change what gets installed"
+        for repo in spec.repos
+        if repo.trusted and repo.key is None
+    ]
+
+
 def format_validation_error(err: ValidationError, source: str = "spec") -> str:
     """One line per problem, each naming the field path ('repos[0].priority: ...')."""
     lines = [f"{source} is invalid:"]
@@ -330,7 +343,15 @@ def resolve_spec(
     env = os.environ if environ is None else environ
     defaults = DISTRO_DEFAULTS[spec.distro]
     host: SourceEntry | None = find_distro_source(host_sources(apt_root), spec.distro)
-    mirror = spec.mirror or env.get("LIVESTRAP_MIRROR") or (host.uri if host else None)
+    if spec.mirror:
+        mirror: str | None = spec.mirror
+    elif env.get("LIVESTRAP_MIRROR"):
+        try:
+            mirror = check_url(env["LIVESTRAP_MIRROR"])
+        except ValueError as err:
+            raise SpecError(f"LIVESTRAP_MIRROR: {err}") from None
+    else:
+        mirror = host.uri if host else None
     if not mirror:
         raise SpecError(
             f"no mirror for distro {spec.distro}: set `mirror` in the spec or "
@@ -339,7 +360,8 @@ def resolve_spec(
     try:
         mirror = check_url(mirror)
     except ValueError as err:
-        raise SpecError(f"LIVESTRAP_MIRROR: {err}") from None
+        origin = host.origin_file if host else "host APT sources"
+        raise SpecError(f"mirror from {origin}: {err}; set `mirror` or LIVESTRAP_MIRROR") from None
     key = spec.mirror_key
     if key is None:
         candidates = [host.signed_by] if host and host.signed_by else []

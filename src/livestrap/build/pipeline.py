@@ -16,12 +16,12 @@ from pathlib import Path
 
 from livestrap import __version__
 from livestrap.apt import preferences_files, render_sources, spec_sources
-from livestrap.build import bootfiles, customize, initramfs, rootfs, squashfs
+from livestrap.build import bootfiles, customize, fingerprint, initramfs, rootfs, squashfs
 from livestrap.build.events import BuildEvent, EventSink, discard
 from livestrap.build.workspace import BUILD_PREFIX, build_lock, clean_stale_builds, remove_tree
 from livestrap.errors import BuildCancelled, BuildError, CommandError
 from livestrap.run import BuildLog, query, run
-from livestrap.spec import BuildSpec
+from livestrap.spec import BuildSpec, spec_warnings
 from livestrap.store.images import ImageStore
 from livestrap.store.manifest import (
     METADATA,
@@ -41,7 +41,10 @@ class BuildContext:
     workdir: Path
     cache_dir: Path
     cancel: threading.Event | None = None
+    force: bool = False
     image_id: str = ""
+    inputs_sha256: str | None = None
+    reused: ImageMetadata | None = None
     kernel_version: str = ""
     packages: dict[str, str] = field(default_factory=dict)
 
@@ -77,11 +80,31 @@ def stage_prepare(ctx: BuildContext) -> None:
     hook.parent.mkdir(parents=True)
     hook.write_text(initramfs.render_slim_hook())
     hook.chmod(0o755)
-    sources = render_sources(spec_sources(ctx.spec, lambda p: Path(p).read_bytes()))
+    apt_sources = spec_sources(ctx.spec, lambda p: Path(p).read_bytes())
+    sources = render_sources(apt_sources)
     (ctx.workdir / "livestrap.sources").write_text(sources)
+    upstream = fingerprint.upstream_state(apt_sources)
+    if upstream is None:
+        ctx.log.write("upstream state unknown (a release file could not be fetched)")
+    else:
+        ctx.inputs_sha256 = fingerprint.inputs_sha256(ctx.spec, upstream)
+        ctx.log.write(f"build inputs: {ctx.inputs_sha256}")
+        if not ctx.force:
+            ctx.reused = _image_with_inputs(ctx.store, ctx.inputs_sha256)
     ctx.out.mkdir()
     ctx.cache_dir.mkdir(parents=True, exist_ok=True)
     ctx.log.write(f"sources:\n{sources}")
+    for warning in spec_warnings(ctx.spec):
+        ctx.log.write(f"WARNING: {warning}")
+
+
+def _image_with_inputs(store: ImageStore, inputs: str) -> ImageMetadata | None:
+    """A stored image built from exactly these inputs, if there is one."""
+    for info in reversed(store.list()):
+        meta = store.get(info.id)
+        if meta.inputs_sha256 == inputs:
+            return meta
+    return None
 
 
 def stage_rootfs(ctx: BuildContext) -> None:
@@ -114,8 +137,6 @@ def stage_customize(ctx: BuildContext) -> None:
         ctx.spec.scripts,
         lambda command: ctx.run(customize.chroot_argv(ctx.rootfs, command), "customize"),
     )
-    for hook in AGENT_HOOKS:
-        hook(ctx)
     customize.clean_image(ctx.rootfs)
 
 
@@ -170,6 +191,8 @@ def stage_metadata(ctx: BuildContext) -> None:
         spec_sha256=ctx.spec.sha256(),
         kernel_version=ctx.kernel_version,
         kernel_cmdline=ctx.spec.kernel_options,
+        inputs_sha256=ctx.inputs_sha256,
+        agent_version=ctx.packages.get("livestrap-agent"),
         packages=dict(sorted(ctx.packages.items())),
         artifacts=describe_artifacts(ctx.out),
     )
@@ -179,9 +202,6 @@ def stage_metadata(ctx: BuildContext) -> None:
 def stage_commit(ctx: BuildContext) -> None:
     ctx.store.commit(ctx.out, ctx.image_id)
 
-
-# Where the agent package is installed into the image (issue: discovery agent).
-AGENT_HOOKS: list[Stage] = []
 
 STAGES: list[tuple[str, Stage]] = [
     ("prepare", stage_prepare),
@@ -203,10 +223,13 @@ def build(
     cancel: threading.Event | None = None,
     stages: list[tuple[str, Stage]] | None = None,
     cache_dir: Path | None = None,
+    force: bool = False,
 ) -> ImageMetadata:
     """Build a resolved spec into the store; returns the new image's metadata.
 
     `cache_dir` holds downloaded packages across builds (default: <data-dir>/cache).
+    When a stored image was built from the same inputs (spec, files, builder and
+    upstream release files) it is returned instead, unless `force`.
     """
     log = BuildLog(log_path)
     started = time.monotonic()
@@ -225,6 +248,7 @@ def build(
                 workdir=workdir,
                 cache_dir=(cache_dir or store.data_dir / "cache") / "apt-archives",
                 cancel=cancel,
+                force=force,
             )
             try:
                 for current, stage in stages or STAGES:
@@ -243,6 +267,8 @@ def build(
                             data={"stage_s": done},
                         )
                     )
+                    if ctx.reused is not None:
+                        break
             finally:
                 remove_tree(workdir)
     except KeyboardInterrupt:
@@ -256,8 +282,12 @@ def build(
         err = BuildError(current, f"{type(exc).__name__}: {exc}")
         _fail(log, events, err, started)
         raise err from exc
-    meta = store.get(ctx.image_id)
-    log.write(f"=== built image {meta.id} in {time.monotonic() - started:.1f}s")
+    if ctx.reused is not None:
+        meta = ctx.reused
+        log.write(f"=== nothing changed since image {meta.id}: reused it (--force rebuilds)")
+    else:
+        meta = store.get(ctx.image_id)
+        log.write(f"=== built image {meta.id} in {time.monotonic() - started:.1f}s")
     log.close()
     events(
         BuildEvent(
@@ -265,7 +295,7 @@ def build(
             None,
             time.monotonic() - started,
             meta.id,
-            data={"image_id": meta.id, "log": str(log_path)},
+            data={"image_id": meta.id, "log": str(log_path), "reused": ctx.reused is not None},
         )
     )
     return meta

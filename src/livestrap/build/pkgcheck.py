@@ -29,9 +29,27 @@ def available_packages(policy_output: str) -> set[str]:
     return found
 
 
-def missing_packages(requested: list[str], policy_output: str) -> list[str]:
-    """Requested names (an '=version' suffix ignored) with no installable candidate."""
-    available = available_packages(policy_output)
+def provided_packages(showpkg_output: str) -> set[str]:
+    """Virtual names that `apt-cache showpkg` lists with at least one reverse provider."""
+    provided: set[str] = set()
+    current = None
+    in_provides = False
+    for line in showpkg_output.splitlines():
+        if line.startswith("Package: "):
+            current, in_provides = line.split(":", 1)[1].strip(), False
+        elif line.startswith("Reverse Provides:"):
+            in_provides = True
+        elif in_provides and current and line.strip():
+            provided.add(current)
+    return provided
+
+
+def missing_packages(
+    requested: list[str], policy_output: str, showpkg_output: str = ""
+) -> list[str]:
+    """Requested names (an '=version' suffix ignored) that apt can neither install nor
+    satisfy through a provider."""
+    available = available_packages(policy_output) | provided_packages(showpkg_output)
     return [p for p in requested if p.split("=", 1)[0] not in available]
 
 
@@ -44,7 +62,14 @@ def main(argv: list[str]) -> int:
     proc = subprocess.run(
         ["apt-cache", "policy", *names], capture_output=True, text=True, env=env, check=False
     )
-    missing = missing_packages(requested, proc.stdout)
+    no_candidate = missing_packages(requested, proc.stdout)
+    showpkg = ""
+    if no_candidate:
+        showpkg = subprocess.run(
+            ["apt-cache", "showpkg", *sorted({p.split("=", 1)[0] for p in no_candidate})],
+            capture_output=True, text=True, env=env, check=False,
+        ).stdout  # fmt: skip
+    missing = missing_packages(requested, proc.stdout, showpkg)
     out_file.write_text("".join(f"{name}\n" for name in missing))
     if missing:
         print(f"livestrap: packages not found: {' '.join(missing)}", file=sys.stderr)

@@ -43,12 +43,17 @@ def sh_hook(*commands: str) -> str:
     return " && ".join(commands)
 
 
-def copy_debs(src: str, dest: str, keep_existing: bool = False) -> str:
-    """Shell: hard-link the .debs of src into dest, copying when they are on other filesystems."""
-    find = f"find {src} -maxdepth 1 -name '*.deb'"
-    n = "n" if keep_existing else ""
-    link = f"{find} -exec cp -al{n} -t {dest} {{}} + 2>/dev/null"
-    return f"{{ {link} || {find} -exec cp -a{n} -t {dest} {{}} + ; }}"
+def copy_debs(src: str, dest: str) -> str:
+    """Shell: hard-link each .deb of src into dest (copy across filesystems).
+
+    A file already in dest is left alone (a loop, not `cp -n`, whose exit status
+    differs between coreutils releases).
+    """
+    return (
+        f'for f in {src}/*.deb; do [ -e "$f" ] || continue; '
+        f'[ -e {dest}/"${{f##*/}}" ] || cp -al "$f" {dest}/ 2>/dev/null || cp -a "$f" {dest}/; '
+        "done"
+    )
 
 
 def mmdebstrap_argv(
@@ -80,7 +85,7 @@ def mmdebstrap_argv(
         "--customize-hook="
         + sh_hook(
             f"mkdir -p {cache}",
-            copy_debs(archives, cache, keep_existing=True),
+            copy_debs(archives, cache),
         ),
     ]
     argv = [

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -31,10 +32,15 @@ def mounts_under(path: Path, mounts_file: Path = Path("/proc/self/mounts")) -> l
         fields = line.split()
         if len(fields) < 2:
             continue
-        point = fields[1].replace("\\040", " ")
+        point = _unescape(fields[1])
         if point == root or point.startswith(root.rstrip("/") + "/"):
             found.append(Path(point))
     return sorted(set(found), key=lambda p: len(p.parts), reverse=True)
+
+
+def _unescape(field: str) -> str:
+    """Undo the kernel's octal escapes in /proc/self/mounts (space, tab, newline, '\\')."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 def sweep_mounts(path: Path) -> list[Path]:

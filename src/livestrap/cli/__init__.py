@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from livestrap.cli import build_cmd, images_cmd, spec_cmd
+from livestrap.cli import build_cmd, images_cmd, repo_cmd, spec_cmd
 from livestrap.errors import LivestrapError
 
 app = typer.Typer(
@@ -19,6 +19,8 @@ app = typer.Typer(
 )
 app.add_typer(spec_cmd.app, name="spec")
 app.add_typer(images_cmd.app, name="images")
+app.add_typer(repo_cmd.agent_app, name="agent")
+app.add_typer(repo_cmd.repo_app, name="repo")
 app.command("build")(build_cmd.build)
 
 

@@ -17,6 +17,7 @@ from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir, JsonFlag
 from livestrap.cli.progress import JsonProgress, RichProgress
 from livestrap.cli.spec_cmd import SpecArg, effective_spec
 from livestrap.errors import BuildError
+from livestrap.packaging.master_repo import MasterRepo, with_master_repo
 from livestrap.store.images import ImageStore
 
 
@@ -29,6 +30,9 @@ def build(
     data_dir: DataDir = DEFAULT_DATA_DIR,
     activate: Annotated[bool, typer.Option("--activate", help="Activate the new image.")] = False,
     json_out: JsonFlag = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rebuild even if nothing changed since an image.")
+    ] = False,
     cache_dir: Annotated[
         Path | None,
         typer.Option(
@@ -39,8 +43,10 @@ def build(
     ] = None,
 ) -> None:
     """Build an image from SPEC (or the default spec) into the store."""
-    spec = effective_spec(spec_path)
+    repo = MasterRepo(data_dir)
+    spec = with_master_repo(effective_spec(spec_path), repo)
     store = ImageStore(data_dir)
+    before = {info.id for info in store.list()}
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     log_path = data_dir / "logs" / f"build-{stamp}.log"
     signal.signal(signal.SIGTERM, _interrupt)
@@ -48,7 +54,11 @@ def build(
     view = JsonProgress() if json_out else RichProgress(console)
     try:
         with view:
-            meta = run_build(spec, store, log_path=log_path, events=view, cache_dir=cache_dir)
+            if spec.agent:
+                repo.ensure_published(log=lambda line: None)
+            meta = run_build(
+                spec, store, log_path=log_path, events=view, cache_dir=cache_dir, force=force
+            )
     except BuildError as err:
         if not json_out:
             console.print(f"[bold red]build failed[/] in stage [bold]{err.stage}[/]: {err.message}")
@@ -61,8 +71,9 @@ def build(
     if json_out:
         return
     size_mb = meta.total_size() / 1e6
+    verb = "up to date, reused" if meta.id in before else "built"
     console.print(
-        f"[green]built[/] {meta.id} ({size_mb:.1f} MB, kernel {meta.kernel_version})"
-        + (" [bold]active[/]" if activate else "")
+        f"[green]{verb}[/] {meta.id} ({size_mb:.1f} MB, kernel {meta.kernel_version},"
+        f" agent {meta.agent_version or 'none'})" + (" [bold]active[/]" if activate else "")
     )
     typer.echo(meta.id)

@@ -9,7 +9,7 @@ import typer
 
 from livestrap.apt import pin_conflicts
 from livestrap.errors import SpecError
-from livestrap.spec import BuildSpec, load_spec, resolve_spec, spec_to_yaml
+from livestrap.spec import BuildSpec, load_spec, resolve_spec, spec_to_yaml, spec_warnings
 
 app = typer.Typer(help="Show and check build specs.", no_args_is_help=True)
 
@@ -24,6 +24,8 @@ def effective_spec(path: Path | None) -> BuildSpec:
     problems = pin_conflicts(spec)
     if problems:
         raise SpecError("spec is invalid:\n  " + "\n  ".join(problems))
+    for warning in spec_warnings(spec):
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
     return spec
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from livestrap.run import LineSink, run
 
-SOURCE_DATE_EPOCH = "1700000000"
+SOURCE_DATE_EPOCH = 1700000000
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,19 @@ def deb_filename(c: DebControl) -> str:
     return f"{c.package}_{c.version.split(':')[-1]}_{c.architecture}.deb"
 
 
+def normalize_tree(root: Path, epoch: int = SOURCE_DATE_EPOCH) -> None:
+    """Fixed modes and times, so the same input always packs to the same bytes."""
+    for path in sorted(root.rglob("*"), reverse=True):
+        if path.is_symlink():
+            os.utime(path, (epoch, epoch), follow_symlinks=False)
+            continue
+        executable = path.is_dir() or path.stat().st_mode & 0o111
+        path.chmod(0o755 if executable else 0o644)
+        os.utime(path, (epoch, epoch))
+    root.chmod(0o755)
+    os.utime(root, (epoch, epoch))
+
+
 def build_deb(
     tree: Path, control: DebControl, out_dir: Path, *, log: LineSink, stage: str = "package"
 ) -> Path:
@@ -54,11 +68,12 @@ def build_deb(
         shutil.copytree(tree, root, symlinks=True)
         (root / "DEBIAN").mkdir(exist_ok=True)
         (root / "DEBIAN/control").write_text(render_control(control))
+        normalize_tree(root)
         dest = out_dir / deb_filename(control)
         run(
             ["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(dest)],
             stage=stage,
             log=log,
-            env={"SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH},
+            env={"SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH)},
         )
     return dest

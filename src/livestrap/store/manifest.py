@@ -49,6 +49,8 @@ class ImageMetadata(BaseModel):
     spec_sha256: str
     kernel_version: str
     kernel_cmdline: list[str]
+    agent_version: str | None = None
+    inputs_sha256: str | None = None
     packages: dict[str, str]
     artifacts: dict[str, Artifact]
 

@@ -1,0 +1,62 @@
+"""The HTTP seam: `Transport = Callable[[Request], Response]`, urllib in production.
+
+HTTP error statuses come back as a Response (the reporter decides what a 401 or a
+503 means); only "no answer at all" (refused, reset, timeout, DNS) raises
+TransportError. Tests swap in a fake transport or point this one at a local server.
+"""
+
+from __future__ import annotations
+
+import http.client
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+DEFAULT_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request, independent of urllib so fakes can inspect it."""
+
+    url: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    method: str = "POST"
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+
+@dataclass(frozen=True)
+class Response:
+    """Status and raw body of whatever the master answered."""
+
+    status: int
+    body: bytes = b""
+
+
+class TransportError(Exception):
+    """The master gave no HTTP answer (refused, reset, timed out, unresolvable)."""
+
+
+Transport = Callable[[Request], Response]
+
+
+def urllib_transport(request: Request) -> Response:
+    """Send `request` with urllib (stdlib only: the live image has no requests)."""
+    raw = urllib.request.Request(
+        request.url, data=request.body, headers=request.headers, method=request.method
+    )
+    try:
+        with urllib.request.urlopen(raw, timeout=request.timeout_s) as answer:
+            return Response(status=answer.status, body=answer.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            body = exc.read()
+        except (OSError, http.client.HTTPException):
+            body = b""
+        return Response(status=exc.code, body=body)
+    except urllib.error.URLError as exc:
+        raise TransportError(str(exc.reason)) from exc
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        raise TransportError(f"{type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,83 @@
+"""Has anything changed since an image was built? The spec, the builder, or upstream.
+
+Upstream state is each source's signed `InRelease` (it lists the hash of every index, so
+any new package version changes it). Fetching those few files takes about a second; when
+the fingerprint matches a stored image, rebuilding would only reproduce it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from livestrap import __version__
+from livestrap.apt import AptSource
+from livestrap.spec import BuildSpec
+
+Fetch = Callable[[str], bytes]
+TIMEOUT_S = 15
+
+
+def fetch_url(url: str) -> bytes:
+    """GET a URL (http, https or file); errors raise OSError."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        with open(parts.path, "rb") as fh:
+            return fh.read()
+    with urllib.request.urlopen(url, timeout=TIMEOUT_S) as resp:
+        data: bytes = resp.read()
+        return data
+
+
+def release_url(source: AptSource, suite: str) -> str:
+    return f"{source.uri}/dists/{suite}/InRelease"
+
+
+def upstream_state(sources: list[AptSource], fetch: Fetch = fetch_url) -> dict[str, str] | None:
+    """sha256 of every source's InRelease, or None when any cannot be fetched."""
+    state = {}
+    for source in sources:
+        for suite in source.suites:
+            url = release_url(source, suite)
+            try:
+                state[url] = hashlib.sha256(fetch(url)).hexdigest()
+            except (OSError, urllib.error.URLError):
+                return None
+    return state
+
+
+def inputs_sha256(spec: BuildSpec, upstream: dict[str, str]) -> str:
+    """One hash over everything that decides what a build produces."""
+    blob = json.dumps(
+        {
+            "builder": __version__,
+            "spec": spec.sha256(),
+            "files": local_inputs(spec),
+            "upstream": upstream,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def local_inputs(spec: BuildSpec) -> dict[str, str]:
+    """sha256 of every file the spec brings in (extra dirs, scripts, keys), by path."""
+    paths = [*spec.scripts, *(r.key for r in spec.repos if r.key)]
+    if spec.mirror_key:
+        paths.append(spec.mirror_key)
+    files = {str(p): p for p in paths}
+    for top in spec.extra_dirs:
+        for path in sorted(top.rglob("*")):
+            files[str(path)] = path
+    state = {}
+    for name, path in sorted(files.items()):
+        if path.is_symlink():
+            state[name] = "link:" + str(path.readlink())
+        elif path.is_file():
+            mode = path.stat().st_mode & 0o7777
+            state[name] = f"{mode:o}:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    return state

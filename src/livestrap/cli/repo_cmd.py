@@ -1,0 +1,45 @@
+"""`livestrap agent build-deb` and `livestrap repo publish`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir
+from livestrap.packaging.agent_deb import build_agent_deb
+from livestrap.packaging.master_repo import MasterRepo
+
+agent_app = typer.Typer(help="The discovery agent's package.", no_args_is_help=True)
+repo_app = typer.Typer(help="The master's signed APT repository.", no_args_is_help=True)
+
+
+def _log(line: str) -> None:
+    if line.startswith("$ "):
+        typer.echo(line, err=True)
+
+
+@agent_app.command("build-deb")
+def build_deb(
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Where to write the .deb.")] = Path(
+        "."
+    ),
+) -> None:
+    """Build livestrap-agent_<version>_all.deb with dpkg-deb."""
+    deb = build_agent_deb(out_dir, log=_log)
+    typer.echo(str(deb))
+
+
+@repo_app.command("publish")
+def publish(
+    debs: Annotated[
+        list[Path] | None, typer.Argument(help=".deb files (default: the agent, built now)")
+    ] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Add packages to the master's repository, re-index it and sign it."""
+    repo = MasterRepo(data_dir)
+    for item in repo.publish(debs or None, log=_log):
+        typer.echo(f"published {item.package} {item.version}")
+    typer.echo(f"repository: {repo.root} (key: {repo.key_file})")

@@ -1,0 +1,117 @@
+"""The livestrap-agent .deb: the agent's code, a launcher and a systemd unit enabled on install.
+
+Only `livestrap/agent/*.py` ships (the agent imports nothing else), under python3's
+dist-packages, with a `livestrap/__init__.py` stub that is just a namespace marker.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from livestrap.packaging.deb import DebControl, build_deb
+from livestrap.run import LineSink
+
+PACKAGE = "livestrap-agent"
+UNIT_NAME = "livestrap-agent.service"
+DIST_PACKAGES = Path("usr/lib/python3/dist-packages")
+
+
+def agent_version() -> str:
+    from livestrap.agent import __version__
+
+    return __version__
+
+
+def render_unit() -> str:
+    """systemd unit: start as soon as the network is up; never give up."""
+    return (
+        "[Unit]\n"
+        "Description=livestrap discovery agent\n"
+        "Wants=network-online.target\n"
+        "After=network-online.target\n"
+        "ConditionKernelCommandLine=|livestrap.url\n"
+        "ConditionPathExists=|/etc/livestrap/agent.conf\n"
+        "\n"
+        "[Service]\n"
+        "Type=simple\n"
+        "ExecStart=/usr/bin/livestrap-agent\n"
+        "Restart=always\n"
+        "RestartSec=5\n"
+        "\n"
+        "[Install]\n"
+        "WantedBy=multi-user.target\n"
+    )
+
+
+LAUNCHER = '#!/bin/sh\nexec /usr/bin/python3 -m livestrap.agent "$@"\n'
+
+POSTINST = f"""#!/bin/sh
+set -e
+if [ "$1" = configure ]; then
+    if command -v deb-systemd-helper >/dev/null 2>&1; then
+        deb-systemd-helper enable {UNIT_NAME} >/dev/null || true
+    else
+        wants=/etc/systemd/system/multi-user.target.wants
+        mkdir -p "$wants"
+        ln -sf /lib/systemd/system/{UNIT_NAME} "$wants/{UNIT_NAME}"
+    fi
+fi
+"""
+
+POSTRM = f"""#!/bin/sh
+set -e
+if [ "$1" = remove ] || [ "$1" = purge ]; then
+    if command -v deb-systemd-helper >/dev/null 2>&1; then
+        deb-systemd-helper purge {UNIT_NAME} >/dev/null || true
+    fi
+    rm -f /etc/systemd/system/multi-user.target.wants/{UNIT_NAME}
+fi
+"""
+
+
+def agent_source_dir() -> Path:
+    import livestrap.agent
+
+    return Path(livestrap.agent.__file__).parent
+
+
+def stage_agent_tree(dest: Path, source: Path | None = None) -> None:
+    """Lay out the files of the package as installed, under `dest`."""
+    source = source or agent_source_dir()
+    pkg = dest / DIST_PACKAGES / "livestrap"
+    (pkg / "agent").mkdir(parents=True)
+    (pkg / "__init__.py").write_text('"""livestrap (only the discovery agent is installed)."""\n')
+    for py in sorted(source.glob("*.py")):
+        shutil.copyfile(py, pkg / "agent" / py.name)
+    launcher = dest / "usr/bin/livestrap-agent"
+    launcher.parent.mkdir(parents=True)
+    launcher.write_text(LAUNCHER)
+    launcher.chmod(0o755)
+    unit = dest / "lib/systemd/system" / UNIT_NAME
+    unit.parent.mkdir(parents=True)
+    unit.write_text(render_unit())
+    debian = dest / "DEBIAN"
+    debian.mkdir()
+    for name, text in (("postinst", POSTINST), ("postrm", POSTRM)):
+        (debian / name).write_text(text)
+        (debian / name).chmod(0o755)
+
+
+def build_agent_deb(out_dir: Path, *, log: LineSink, version: str | None = None) -> Path:
+    """Build livestrap-agent_<version>_all.deb into out_dir (same input → same bytes)."""
+    control = DebControl(
+        package=PACKAGE,
+        version=version or agent_version(),
+        description=(
+            "livestrap discovery agent\n"
+            "Reports the hardware of a network-booted node to the livestrap master."
+        ),
+        depends=("python3",),
+        extra={"Section": "admin", "Priority": "optional"},
+    )
+    with tempfile.TemporaryDirectory(prefix="livestrap-agent-") as tmp:
+        tree = Path(tmp) / "tree"
+        stage_agent_tree(tree)
+        return build_deb(tree, control, out_dir, log=log, stage="agent-deb")

@@ -1,0 +1,120 @@
+"""The master's own signed APT repository, and how image builds use it.
+
+It lives in `<data-dir>/repo` (suite `livestrap`, component `main`), signed by a key made
+on first use in `<data-dir>/keys/gnupg` (0700; secret key files 0600). Builds add it with
+its key as `signed-by` and a pin above the distro's, and install livestrap-agent from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from livestrap.errors import LivestrapError
+from livestrap.packaging.agent_deb import PACKAGE as AGENT_PACKAGE
+from livestrap.packaging.agent_deb import build_agent_deb
+from livestrap.packaging.aptrepo import KEY_FILE, RepoIdentity, ensure_signing_key, publish
+from livestrap.run import LineSink, query
+from livestrap.spec import BuildSpec, Repo
+
+REPO_NAME = "livestrap"
+REPO_PRIORITY = 900  # above the distro's 500: the master's agent always wins
+IDENTITY = RepoIdentity(suite="livestrap", origin="livestrap", label="livestrap master")
+SIGNING_UID = "livestrap master repository <livestrap@localhost>"
+# Optional tools the agent uses when present (its package only depends on python3).
+AGENT_TOOLS = ("dmidecode", "pciutils", "ethtool")
+
+
+class RepoError(LivestrapError):
+    """A package could not be published."""
+
+
+@dataclass(frozen=True)
+class Published:
+    package: str
+    version: str
+    file: Path
+
+
+class MasterRepo:
+    def __init__(self, data_dir: Path) -> None:
+        self.root = data_dir / "repo"
+        self.gnupg_home = data_dir / "keys" / "gnupg"
+        self.key_file = self.root / KEY_FILE
+        self._lock_file = data_dir / "repo.lock"
+
+    def is_published(self) -> bool:
+        return (self.root / "dists" / IDENTITY.suite / "InRelease").is_file()
+
+    def publish(self, debs: list[Path] | None, *, log: LineSink) -> list[Published]:
+        """Add .debs (default: a fresh build of the agent), re-index and re-sign."""
+        with self._locked(), tempfile.TemporaryDirectory(prefix="livestrap-publish-") as tmp:
+            if not debs:
+                debs = [build_agent_deb(Path(tmp), log=log)]
+            published = [inspect_deb(deb, log=log) for deb in debs]
+            fpr = ensure_signing_key(self.gnupg_home, SIGNING_UID, log=log)
+            _tighten_key_modes(self.gnupg_home)
+            publish(self.root, debs, IDENTITY, gnupg_home=self.gnupg_home, key_fpr=fpr, log=log)
+            return published
+
+    def ensure_published(self, *, log: LineSink) -> None:
+        """Publish the agent on first use, so a fresh master can build right away."""
+        if not self.is_published():
+            self.publish(None, log=log)
+
+    def as_repo(self) -> Repo:
+        return Repo(
+            name=REPO_NAME,
+            uri=f"file://{self.root}",
+            suite=IDENTITY.suite,
+            components=[IDENTITY.component],
+            priority=REPO_PRIORITY,
+            key=self.key_file,
+        )
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self._lock_file.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock_file.open("w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            yield
+
+
+def inspect_deb(deb: Path, *, log: LineSink) -> Published:
+    """Refuse anything that is not a readable binary package; return its name and version."""
+    if not deb.is_file() or deb.suffix != ".deb":
+        raise RepoError(f"{deb}: not a .deb file")
+    try:
+        fields = query(
+            ["dpkg-deb", "--show", "--showformat=${Package}\\t${Version}\\n", str(deb)],
+            stage="repo",
+            log=log,
+        )
+    except LivestrapError:
+        raise RepoError(f"{deb}: not a valid Debian package (dpkg-deb cannot read it)") from None
+    name, _, version = fields[0].partition("\t") if fields else ("", "", "")
+    if not name or not version:
+        raise RepoError(f"{deb}: no package name or version in its control file")
+    return Published(name, version, deb)
+
+
+def _tighten_key_modes(home: Path) -> None:
+    os.chmod(home, 0o700)
+    for path in home.rglob("*"):
+        if path.is_file():
+            path.chmod(0o600)
+
+
+def with_master_repo(spec: BuildSpec, repo: MasterRepo) -> BuildSpec:
+    """The spec plus the master's repo and the agent, when the spec wants the agent."""
+    if not spec.agent:
+        return spec
+    if any(r.name == REPO_NAME for r in spec.repos):
+        raise RepoError(f"repo name {REPO_NAME!r} is reserved for the master's own repository")
+    packages = list(dict.fromkeys([*spec.packages, *AGENT_TOOLS, AGENT_PACKAGE]))
+    return spec.model_copy(update={"repos": [*spec.repos, repo.as_repo()], "packages": packages})
