@@ -42,8 +42,8 @@ class SourceEntry:
 
     @property
     def usable(self) -> bool:
-        """livestrap can fetch from http, https and file URIs only."""
-        return self.uri.split("://", 1)[0] in ("http", "https", "file")
+        """livestrap can fetch from http, https, file and copy URIs only."""
+        return self.uri.split("://", 1)[0] in ("http", "https", "file", "copy")
 
 
 _ONELINE = re.compile(r"^\s*(deb|deb-src)\s+(?:\[(?P<opts>[^\]]*)\]\s+)?(?P<rest>.*)$")

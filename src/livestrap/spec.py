@@ -61,14 +61,18 @@ DISTRO_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+LOCAL_SCHEMES = ("file", "copy")
+
+
 def check_url(value: str) -> str:
-    """Accept http, https and file URLs with a host (file: a path); strip trailing '/'."""
+    """Accept http(s) URLs with a host, and file:// or copy:// (APT copies the files into
+    its cache, which a build chroot needs) with an absolute path; strip trailing '/'."""
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https", "file"):
-        raise ValueError(f"{value!r} is not an http://, https:// or file:// URL")
-    if parts.scheme != "file" and not parts.hostname:
+    if parts.scheme not in ("http", "https", *LOCAL_SCHEMES):
+        raise ValueError(f"{value!r} is not an http://, https://, file:// or copy:// URL")
+    if parts.scheme not in LOCAL_SCHEMES and not parts.hostname:
         raise ValueError(f"{value!r} has no host")
-    if parts.scheme == "file" and not parts.path.startswith("/"):
+    if parts.scheme in LOCAL_SCHEMES and not parts.path.startswith("/"):
         raise ValueError(f"{value!r} needs an absolute path")
     if any(c.isspace() for c in value):
         raise ValueError(f"{value!r} contains white space")

@@ -142,8 +142,8 @@ def test_every_problem_is_reported_at_once() -> None:
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
-        ("ftp://mirror.example.test/debian", "is not an http://, https:// or file:// URL"),
-        ("mirror.example.test/debian", "is not an http://, https:// or file:// URL"),
+        ("ftp://mirror.example.test/debian", "is not an http://, https://, file:// or copy:// URL"),
+        ("mirror.example.test/debian", "is not an http://, https://, file:// or copy:// URL"),
         ("http:///debian", "has no host"),
         ("https://", "has no host"),
         ("http://mirror.example.test/de bian", "contains white space"),

@@ -25,7 +25,7 @@ TIMEOUT_S = 15
 def fetch_url(url: str) -> bytes:
     """GET a URL (http, https or file); errors raise OSError."""
     parts = urlsplit(url)
-    if parts.scheme == "file":
+    if parts.scheme in ("file", "copy"):
         with open(parts.path, "rb") as fh:
             return fh.read()
     with urllib.request.urlopen(url, timeout=TIMEOUT_S) as resp:

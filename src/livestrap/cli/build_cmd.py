@@ -43,19 +43,21 @@ def build(
     ] = None,
 ) -> None:
     """Build an image from SPEC (or the default spec) into the store."""
+    spec = effective_spec(spec_path)
+    console = Console(stderr=True)
     repo = MasterRepo(data_dir)
-    spec = with_master_repo(effective_spec(spec_path), repo)
+    if spec.agent and not repo.is_published():
+        console.print(f"publishing the agent to the master's repository {repo.root} (first use)")
+        repo.ensure_published(log=lambda line: None)
+    spec = with_master_repo(spec, repo)
     store = ImageStore(data_dir)
     before = {info.id for info in store.list()}
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     log_path = data_dir / "logs" / f"build-{stamp}.log"
     signal.signal(signal.SIGTERM, _interrupt)
-    console = Console(stderr=True)
     view = JsonProgress() if json_out else RichProgress(console)
     try:
         with view:
-            if spec.agent:
-                repo.ensure_published(log=lambda line: None)
             meta = run_build(
                 spec, store, log_path=log_path, events=view, cache_dir=cache_dir, force=force
             )

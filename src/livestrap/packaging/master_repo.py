@@ -70,7 +70,7 @@ class MasterRepo:
     def as_repo(self) -> Repo:
         return Repo(
             name=REPO_NAME,
-            uri=f"file://{self.root}",
+            uri=f"copy://{self.root}",  # copied into apt's cache, so dpkg in the chroot sees it
             suite=IDENTITY.suite,
             components=[IDENTITY.component],
             priority=REPO_PRIORITY,
