@@ -14,6 +14,7 @@ import shlex
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -34,7 +35,10 @@ TERM_GRACE_S = 10.0
 
 
 class BuildLog:
-    """An append-only log file; every line is flushed so `tail -f` and the API see it live."""
+    """An append-only log file; every line is flushed so `tail -f` and the API see it live.
+
+    Each line starts with the seconds since the build started, to see where time goes.
+    """
 
     def __init__(self, path: Path, echo: LineSink | None = None) -> None:
         self.path = path
@@ -42,10 +46,12 @@ class BuildLog:
         self._fh: TextIO = path.open("a", encoding="utf-8", errors="replace")
         self._echo = echo
         self._lock = threading.Lock()
+        self._started = time.monotonic()
 
     def write(self, line: str) -> None:
+        stamp = time.monotonic() - self._started
         with self._lock:
-            self._fh.write(line.rstrip("\n") + "\n")
+            self._fh.write(f"[{stamp:7.1f}] {line.rstrip(chr(10))}\n")
             self._fh.flush()
         if self._echo is not None:
             self._echo(line)

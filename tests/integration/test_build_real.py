@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 
 PKG = "livestrap-pintest"
 # A downloaded .deb shows in apt's output as "Get:N URI suite/comp arch NAME arch VERSION [size]".
-DEB_DOWNLOAD = re.compile(r"^Get:\d+ (\S+) \S+ \S+ \S+ \S+ \S+ \[")
+DEB_DOWNLOAD = re.compile(r"^\[ *[\d.]+\] Get:\d+ (\S+) \S+ \S+ \S+ \S+ \S+ \[")
 
 
 @dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from livestrap.build import customize, initramfs
+from livestrap.build import customize, slim
 from livestrap.errors import BuildError
 from livestrap.spec import parse_spec
 
@@ -276,7 +276,7 @@ def test_drop_module_trees(tmp_path: Path, layout: str) -> None:
     base = tmp_path / layout / "6.1.0-18-amd64"
     module_tree(base, ("kernel/net/wireless", "kernel/sound", "kernel/drivers/gpu", *KEPT))
     write(base / "modules.dep", "")
-    removed = customize.drop_module_trees(tmp_path, "6.1.0-18-amd64")
+    removed = slim.drop_module_trees(tmp_path, "6.1.0-18-amd64")
     assert removed == ["kernel/drivers/gpu", "kernel/sound", "kernel/net/wireless"]
     for tree in KEPT:
         assert (base / tree / "m.ko.xz").is_file(), tree
@@ -285,12 +285,12 @@ def test_drop_module_trees(tmp_path: Path, layout: str) -> None:
 
 
 def test_drop_module_trees_without_modules(tmp_path: Path) -> None:
-    assert customize.drop_module_trees(tmp_path, "6.1.0-18-amd64") == []
+    assert slim.drop_module_trees(tmp_path, "6.1.0-18-amd64") == []
 
 
 def test_needed_trees_are_never_dropped() -> None:
     """What live-boot's fetch= and a discovery node need must survive both slimming steps."""
     for tree in ("kernel/fs/squashfs", "kernel/fs/overlayfs", "kernel/drivers/net/ethernet"):
-        assert tree not in customize.DROPPED_MODULE_TREES
-        assert tree not in initramfs.INITRAMFS_DROPPED_TREES
-    assert len(set(customize.DROPPED_MODULE_TREES)) == len(customize.DROPPED_MODULE_TREES)
+        assert tree not in slim.DROPPED_MODULE_TREES
+        assert tree not in slim.INITRAMFS_DROPPED_TREES
+    assert len(set(slim.DROPPED_MODULE_TREES)) == len(slim.DROPPED_MODULE_TREES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -116,8 +117,9 @@ def test_build_log_appends_and_echoes(tmp_path: Path) -> None:
     log = BuildLog(path, echo=echoed.append)
     log.write("first\n")
     log.write("second")
-    assert path.read_text() == "first\nsecond\n"  # flushed at once
+    # flushed at once, each line stamped with the seconds since the log was opened
+    assert re.fullmatch(r"\[ +\d+\.\d\] first\n\[ +\d+\.\d\] second\n", path.read_text())
     log.close()
     BuildLog(path).write("third")
-    assert path.read_text() == "first\nsecond\nthird\n"
+    assert path.read_text().splitlines()[-1].endswith("] third")
     assert echoed == ["first\n", "second"]

@@ -10,37 +10,12 @@ from __future__ import annotations
 
 import shlex
 
-# Left out of the initramfs only: the root filesystem comes over the network.
-INITRAMFS_DROPPED_TREES = (
-    "kernel/drivers/gpu",
-    "kernel/sound",
-    "kernel/drivers/media",
-    "kernel/drivers/net/wireless",
-    "kernel/net/wireless",
-    "kernel/net/mac80211",
-    "kernel/drivers/staging",
-    "kernel/drivers/infiniband",
-    "kernel/drivers/bluetooth",
-    "kernel/net/bluetooth",
-    "kernel/fs/btrfs",
-    "kernel/fs/xfs",
-    "kernel/fs/f2fs",
-    "kernel/fs/jfs",
-    "kernel/fs/reiserfs",
-    "kernel/fs/nfs",
-    "kernel/fs/nfs_common",
-    "kernel/fs/lockd",
-    "kernel/fs/udf",
-    "kernel/fs/ext4",
-    "kernel/fs/jbd2",
-    "kernel/fs/isofs",
-)
+from livestrap.build.slim import INITRAMFS_DROPPED_TREES
 
 INITRAMFS_CONF = (
     "# livestrap: a netboot initramfs: network drivers, no local storage drivers\n"
     "MODULES=netboot\n"
     "COMPRESS=zstd\n"
-    "COMPRESSLEVEL=19\n"
 )
 
 UPDATE_INITRAMFS = "/usr/sbin/update-initramfs"

@@ -16,7 +16,15 @@ from pathlib import Path
 
 from livestrap import __version__
 from livestrap.apt import preferences_files, render_sources, spec_sources
-from livestrap.build import bootfiles, customize, fingerprint, initramfs, rootfs, squashfs
+from livestrap.build import (
+    bootfiles,
+    customize,
+    fingerprint,
+    initramfs,
+    rootfs,
+    slim,
+    squashfs,
+)
 from livestrap.build.events import BuildEvent, EventSink, discard
 from livestrap.build.workspace import BUILD_PREFIX, build_lock, clean_stale_builds, remove_tree
 from livestrap.errors import BuildCancelled, BuildError, CommandError
@@ -151,7 +159,7 @@ def stage_bootfiles(ctx: BuildContext) -> None:
     )
     if problems:
         raise BuildError("bootfiles", f"initramfs lacks what fetch= needs: {', '.join(problems)}")
-    dropped = customize.drop_module_trees(ctx.rootfs, ctx.kernel_version)
+    dropped = slim.drop_module_trees(ctx.rootfs, ctx.kernel_version)
     ctx.log.write(f"dropped module trees: {', '.join(dropped) or 'none'}")
     ctx.run(["depmod", "-b", str(ctx.rootfs), ctx.kernel_version], "bootfiles")
 

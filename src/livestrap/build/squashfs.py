@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 COMPRESSOR_OPTIONS = {
-    "zstd": ["-comp", "zstd", "-Xcompression-level", "19"],
+    "zstd": ["-comp", "zstd", "-Xcompression-level", "18"],
     "xz": ["-comp", "xz", "-Xbcj", "x86"],
     "lz4": ["-comp", "lz4", "-Xhc"],
 }

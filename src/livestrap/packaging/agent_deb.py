@@ -6,6 +6,7 @@ dist-packages, with a `livestrap/__init__.py` stub that is just a namespace mark
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,10 +19,15 @@ UNIT_NAME = "livestrap-agent.service"
 DIST_PACKAGES = Path("usr/lib/python3/dist-packages")
 
 
-def agent_version() -> str:
+def agent_version(source: Path | None = None) -> str:
+    """`<agent __version__>+src<hash of its sources>`: an edited agent gets a new version
+    by itself, and the same sources always give the same version (and the same bytes)."""
     from livestrap.agent import __version__
 
-    return __version__
+    digest = hashlib.sha256()
+    for py in sorted((source or agent_source_dir()).glob("*.py")):
+        digest.update(py.name.encode() + b"\0" + py.read_bytes() + b"\0")
+    return f"{__version__}+src{digest.hexdigest()[:10]}"
 
 
 def render_unit() -> str:

@@ -85,6 +85,9 @@ def publish(
     pool = root / "pool" / identity.component
     pool.mkdir(parents=True, exist_ok=True)
     for deb in debs:
+        # one version per package: the newest publish replaces the older ones
+        for old in pool.glob(f"{deb.name.split('_', 1)[0]}_*.deb"):
+            old.unlink()
         shutil.copy2(deb, pool / deb.name)
     suite_dir = root / "dists" / identity.suite
     binary = suite_dir / identity.component / f"binary-{identity.arch}"
