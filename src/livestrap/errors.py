@@ -15,6 +15,18 @@ class StoreError(LivestrapError):
     """An image store operation was refused or failed; the store is left as it was."""
 
 
+class NotFoundError(LivestrapError):
+    """The thing asked for does not exist (an image, a node, a build)."""
+
+
+class ImageNotFound(StoreError, NotFoundError):
+    """No image with that id in the store."""
+
+
+class ConflictError(LivestrapError):
+    """The request conflicts with the current state (e.g. deleting the active image)."""
+
+
 class ArchiveError(StoreError):
     """An image bundle is unsafe or does not match its metadata."""
 

@@ -7,7 +7,16 @@ import sys
 import typer
 from rich.console import Console
 
-from livestrap.cli import build_cmd, images_cmd, repo_cmd, spec_cmd
+from livestrap.cli import (
+    build_cmd,
+    builds_cmd,
+    images_cmd,
+    nodes_cmd,
+    repo_cmd,
+    serve_cmd,
+    settings_cmd,
+    spec_cmd,
+)
 from livestrap.errors import LivestrapError
 
 app = typer.Typer(
@@ -21,7 +30,11 @@ app.add_typer(spec_cmd.app, name="spec")
 app.add_typer(images_cmd.app, name="images")
 app.add_typer(repo_cmd.agent_app, name="agent")
 app.add_typer(repo_cmd.repo_app, name="repo")
+app.add_typer(nodes_cmd.app, name="nodes")
+app.add_typer(settings_cmd.app, name="settings")
+app.add_typer(builds_cmd.app, name="builds")
 app.command("build")(build_cmd.build)
+app.command("serve")(serve_cmd.serve)
 
 
 def main() -> None:

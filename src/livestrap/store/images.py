@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from livestrap.errors import StoreError
+from livestrap.errors import ImageNotFound, StoreError
 from livestrap.store.manifest import (
     IMAGE_FILES,
     ImageMetadata,
@@ -100,7 +100,7 @@ class ImageStore:
         """Directory of an existing image; refuses ids that are not plain names."""
         image_dir = self.images_dir / check_image_id(image_id)
         if image_dir.is_symlink() or not image_dir.is_dir():
-            raise StoreError(f"no image {image_id}")
+            raise ImageNotFound(f"no image {image_id}")
         return image_dir
 
     def get(self, image_id: str) -> ImageMetadata:

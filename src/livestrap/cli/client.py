@@ -1,0 +1,72 @@
+"""Talking to a running master from the CLI: URL and admin token from flags, env or data dir."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from livestrap.cli.options import DEFAULT_DATA_DIR
+from livestrap.errors import LivestrapError
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+MasterUrl = Annotated[str, typer.Option("--master", envvar="LIVESTRAP_MASTER", help="Master URL.")]
+Token = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="LIVESTRAP_TOKEN",
+        help="Admin token [default: read from DATA_DIR/admin.token].",
+    ),
+]
+ClientDataDir = Annotated[
+    Path,
+    typer.Option("--data-dir", envvar="LIVESTRAP_DATA_DIR", help="Where to find admin.token."),
+]
+
+
+class MasterError(LivestrapError):
+    """The master refused a request or could not be reached."""
+
+
+def make_client(master: str, token: str | None, data_dir: Path = DEFAULT_DATA_DIR) -> httpx.Client:
+    if token is None:
+        token_file = data_dir / "admin.token"
+        try:
+            token = token_file.read_text().strip()
+        except OSError:
+            raise MasterError(
+                f"no admin token: pass --token, set LIVESTRAP_TOKEN, or make {token_file} readable"
+            ) from None
+    return httpx.Client(
+        base_url=master.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=60
+    )
+
+
+def call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
+    """One request; a refusal or a connection problem becomes a MasterError with the reason."""
+    try:
+        resp = client.request(method, path, **kwargs)
+    except httpx.TransportError as err:
+        raise MasterError(f"cannot reach the master at {client.base_url}: {err}") from None
+    if resp.status_code >= 400:
+        try:
+            detail = resp.json().get("detail", resp.text)
+        except (ValueError, AttributeError):
+            detail = resp.text
+        if not isinstance(detail, str):
+            detail = json.dumps(detail)
+        raise MasterError(f"{method} {path}: {resp.status_code}: {detail}")
+    if resp.headers.get("content-type", "").startswith("application/json"):
+        return resp.json()
+    return resp.text
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, sort_keys=False)
+    sys.stdout.write("\n")

@@ -1,0 +1,54 @@
+"""`livestrap serve`: run the master (FastAPI under uvicorn)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir
+from livestrap.errors import SpecError
+from livestrap.master.app import create_app
+from livestrap.master.config import MasterSettings
+from livestrap.master.tokens import ensure_token
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SpecError(f"--listen {value!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def serve(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to listen on.")] = (
+        "127.0.0.1:8080"
+    ),
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="LIVESTRAP_DATABASE_URL",
+            help="SQLAlchemy URL, e.g. postgresql://user@host/db [default: SQLite in DATA_DIR].",
+        ),
+    ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option("--public-url", help="URL nodes use to reach the master [default: Host]."),
+    ] = None,
+) -> None:
+    """Run the master: REST API, netboot files, discovery and build jobs."""
+    host, port = parse_listen(listen)
+    settings = MasterSettings(
+        data_dir=data_dir, host=host, port=port, database_url=database_url, public_url=public_url
+    )
+    for name, path in (("admin", settings.admin_token_file),
+                       ("discovery", settings.discovery_token_file)):  # fmt: skip
+        token, made = ensure_token(path)
+        if made:
+            typer.echo(f"{name} token (also in {path}, mode 0600): {token}", err=True)
+    typer.echo(f"livestrap master on http://{host}:{port} (API docs: /docs), data in {data_dir}",
+               err=True)  # fmt: skip
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

@@ -1,0 +1,1 @@
+"""The master: REST API, netboot serving, discovery, build jobs (FastAPI + SQLAlchemy)."""

@@ -1,0 +1,73 @@
+"""create_app(settings): the FastAPI application. Nothing is built at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from livestrap import __version__
+from livestrap.build.pipeline import Stage
+from livestrap.master.config import MasterSettings
+from livestrap.master.db import Database, migrate
+from livestrap.master.errors import install_error_handlers
+from livestrap.master.jobs import BuildQueue
+from livestrap.master.routes import boot, builds, discovery, images, nodes, repo, settings
+from livestrap.master.state import AppState
+from livestrap.master.tokens import ensure_token
+from livestrap.packaging.master_repo import MasterRepo
+from livestrap.store.images import ImageStore
+
+
+def make_state(
+    cfg: MasterSettings, build_stages: list[tuple[str, Stage]] | None = None
+) -> AppState:
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(cfg.db_url)
+    store = ImageStore(cfg.data_dir)
+    return AppState(
+        settings=cfg,
+        db=db,
+        store=store,
+        repo=MasterRepo(cfg.data_dir),
+        jobs=BuildQueue(db, store, cfg, build_stages),
+        admin_token=ensure_token(cfg.admin_token_file)[0],
+        discovery_token=ensure_token(cfg.discovery_token_file)[0],
+    )
+
+
+def create_app(
+    cfg: MasterSettings, *, build_stages: list[tuple[str, Stage]] | None = None
+) -> FastAPI:
+    """The master app for `cfg`. `build_stages` replaces the build pipeline (tests)."""
+    state = make_state(cfg, build_stages)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        migrate(state.db.engine)
+        state.jobs.start()
+        try:
+            yield
+        finally:
+            state.jobs.stop()
+            state.db.dispose()
+
+    app = FastAPI(
+        title="livestrap master",
+        version=__version__,
+        description="Build, store and serve live discovery images; keep the inventory.",
+        lifespan=lifespan,
+    )
+    app.state.livestrap = state
+    install_error_handlers(app)
+    for module in (settings, builds, images, nodes, discovery):
+        app.include_router(module.router, prefix="/api/v1")
+    app.include_router(boot.router)
+    repo.mount(app, state)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

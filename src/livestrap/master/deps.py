@@ -1,0 +1,45 @@
+"""FastAPI dependencies, as `Annotated` aliases the routers declare in their signatures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+from sqlalchemy.orm import Session
+
+from livestrap.master.state import AppState
+from livestrap.master.tokens import bearer, token_matches
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.livestrap
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_session(state: StateDep) -> Iterator[Session]:
+    """One transaction per request: committed when the handler returns, rolled back if not."""
+    with state.db.session() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def require_admin(state: StateDep, authorization: Annotated[str | None, Header()] = None) -> None:
+    if not token_matches(bearer(authorization), state.admin_token):
+        raise HTTPException(
+            status_code=401,
+            detail="admin token required (Authorization: Bearer <data-dir>/admin.token)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+AdminOnly = Depends(require_admin)
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None

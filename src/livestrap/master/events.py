@@ -1,0 +1,75 @@
+"""Boot events: every step of a node's boot, recorded against its MAC (or its IP).
+
+Kinds, in the order a boot produces them: `script` (GET /boot/ipxe), `kernel`, `initrd`,
+`squashfs-start`, `squashfs-end` (artifact downloads), `report` (first discovery report
+of a boot), `heartbeat-resumed`, `refused` (a discovery report with a wrong token).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from livestrap.master.models import BootEvent, NodeMac
+
+MAC_RE = re.compile(r"^[0-9a-f]{2}([:-]?[0-9a-f]{2}){5}$")
+KINDS = (
+    "script",
+    "kernel",
+    "initrd",
+    "squashfs-start",
+    "squashfs-end",
+    "report",
+    "heartbeat-resumed",
+    "refused",
+)
+
+
+def normalize_mac(value: str | None) -> str | None:
+    """'AA-BB-CC-DD-EE-FF', 'aabbccddeeff', '01-aa-bb-...' (BOOTIF) -> 'aa:bb:cc:dd:ee:ff'."""
+    if not value:
+        return None
+    text = value.strip().lower()
+    if text.startswith("01-") and len(text) == 20:
+        text = text[3:]
+    if not MAC_RE.match(text):
+        return None
+    digits = re.sub(r"[^0-9a-f]", "", text)
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+def node_for_mac(session: Session, mac: str | None) -> str | None:
+    if not mac:
+        return None
+    return session.scalar(select(NodeMac.node_id).where(NodeMac.mac == mac))
+
+
+def record_event(
+    session: Session,
+    kind: str,
+    *,
+    mac: str | None = None,
+    ip: str | None = None,
+    node_id: str | None = None,
+    image_id: str | None = None,
+    detail: dict[str, Any] | None = None,
+    at: float | None = None,
+) -> BootEvent:
+    """Add one event; the node is found from the MAC when not given."""
+    assert kind in KINDS, kind
+    mac = normalize_mac(mac)
+    event = BootEvent(
+        at=time.time() if at is None else at,
+        kind=kind,
+        mac=mac,
+        ip=ip,
+        node_id=node_id or node_for_mac(session, mac),
+        image_id=image_id,
+        detail=detail or {},
+    )
+    session.add(event)
+    return event

@@ -1,0 +1,85 @@
+"""Database tables. Times are UTC epoch seconds (floats): the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SettingRow(Base):
+    """Named JSON documents; `build_spec` holds the spec that builds start from."""
+
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class Build(Base):
+    __tablename__ = "builds"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, index=True)  # queue order
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    stage: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    activate: Mapped[bool] = mapped_column(Boolean, default=False)
+    force: Mapped[bool] = mapped_column(Boolean, default=False)
+    image_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    reused: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    log_path: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Node(Base):
+    """One machine. Identity: SMBIOS UUID when sane, else its MACs (see discovery)."""
+
+    __tablename__ = "nodes"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    system_uuid: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    boot_mac: Mapped[str | None] = mapped_column(String(17), nullable=True)
+    last_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    image_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    agent_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    facts_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    failures: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    heartbeat_s: Mapped[int] = mapped_column(Integer)
+    first_seen_at: Mapped[float] = mapped_column(Float)
+    last_seen_at: Mapped[float] = mapped_column(Float, index=True)
+    boots: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class NodeMac(Base):
+    """Every MAC a node has reported; a MAC belongs to one node only."""
+
+    __tablename__ = "node_macs"
+    mac: Mapped[str] = mapped_column(String(17), primary_key=True)
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
+
+
+class BootEvent(Base):
+    """A step of a node's boot: a /boot request, a report, a refusal."""
+
+    __tablename__ = "boot_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String(32))
+    mac: Mapped[str | None] = mapped_column(String(17), nullable=True, index=True)
+    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    node_id: Mapped[str | None] = mapped_column(
+        ForeignKey("nodes.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    image_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (Index("ix_boot_events_at", "at"),)  # same name as in 0001

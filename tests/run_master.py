@@ -1,0 +1,42 @@
+"""Start a real master (uvicorn) for the API tests, optionally with the fake build stages.
+
+Usage: python tests/run_master.py --data-dir D --port P [--fake-builds] [--database-url U]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import uvicorn
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fake_build import FAKE_STAGES
+from livestrap.master.app import create_app
+from livestrap.master.config import MasterSettings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--fake-builds", action="store_true")
+    parser.add_argument("--database-url")
+    parser.add_argument("--public-url")
+    parser.add_argument("--heartbeat-s", type=int, default=30)
+    args = parser.parse_args()
+    settings = MasterSettings(
+        data_dir=args.data_dir,
+        port=args.port,
+        database_url=args.database_url,
+        public_url=args.public_url,
+        heartbeat_s=args.heartbeat_s,
+    )
+    app = create_app(settings, build_stages=FAKE_STAGES if args.fake_builds else None)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
