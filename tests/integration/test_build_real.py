@@ -18,7 +18,7 @@ import yaml
 
 from helpers import TEST_CACHE, mounts_below, require_build_tools, serve_directory
 from livestrap.build.pipeline import build
-from livestrap.packaging.aptrepo import RepoIdentity, ensure_signing_key, publish
+from livestrap.packaging.aptrepo import RepoIdentity, ensure_signing_key, gpg_session, publish
 from livestrap.packaging.deb import DebControl, build_deb
 from livestrap.spec import load_spec, resolve_spec
 from livestrap.store.images import ImageStore
@@ -51,9 +51,10 @@ def make_repo(tmp: Path, name: str, version: str, log: list[str]) -> Path:
     )
     root = tmp / "www" / name
     home = tmp / f"gnupg-{name}"
-    fpr = ensure_signing_key(home, f"{name} test repo <{name}@localhost>", log=log.append)
-    publish(root, [deb], RepoIdentity(suite=name, origin=name, label=name),
-            gnupg_home=home, key_fpr=fpr, log=log.append)  # fmt: skip
+    with gpg_session(home):
+        fpr = ensure_signing_key(home, f"{name} test repo <{name}@localhost>", log=log.append)
+        publish(root, [deb], RepoIdentity(suite=name, origin=name, label=name),
+                gnupg_home=home, key_fpr=fpr, log=log.append)  # fmt: skip
     return root
 
 

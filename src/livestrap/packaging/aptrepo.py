@@ -7,9 +7,12 @@ them (<root>/key.asc) for `signed-by`.
 
 from __future__ import annotations
 
+import contextlib
 import lzma
 import os
 import shutil
+import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +50,17 @@ def ensure_signing_key(home: Path, uid: str, *, log: LineSink) -> str:
     if not fpr:
         raise RuntimeError(f"gpg made no key in {home}")
     return fpr
+
+
+@contextlib.contextmanager
+def gpg_session(home: Path) -> Iterator[None]:
+    """gpg starts a gpg-agent daemon for its home dir; stop it when the work is done."""
+    try:
+        yield
+    finally:
+        subprocess.run(
+            ["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, check=False
+        )
 
 
 def _secret_fingerprint(home: Path, log: LineSink) -> str | None:

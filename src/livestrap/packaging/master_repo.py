@@ -18,7 +18,13 @@ from pathlib import Path
 from livestrap.errors import LivestrapError
 from livestrap.packaging.agent_deb import PACKAGE as AGENT_PACKAGE
 from livestrap.packaging.agent_deb import build_agent_deb
-from livestrap.packaging.aptrepo import KEY_FILE, RepoIdentity, ensure_signing_key, publish
+from livestrap.packaging.aptrepo import (
+    KEY_FILE,
+    RepoIdentity,
+    ensure_signing_key,
+    gpg_session,
+    publish,
+)
 from livestrap.run import LineSink, query
 from livestrap.spec import BuildSpec, Repo
 
@@ -57,9 +63,11 @@ class MasterRepo:
             if not debs:
                 debs = [build_agent_deb(Path(tmp), log=log)]
             published = [inspect_deb(deb, log=log) for deb in debs]
-            fpr = ensure_signing_key(self.gnupg_home, SIGNING_UID, log=log)
-            _tighten_key_modes(self.gnupg_home)
-            publish(self.root, debs, IDENTITY, gnupg_home=self.gnupg_home, key_fpr=fpr, log=log)
+            with gpg_session(self.gnupg_home):
+                fpr = ensure_signing_key(self.gnupg_home, SIGNING_UID, log=log)
+                _tighten_key_modes(self.gnupg_home)
+                publish(self.root, debs, IDENTITY, gnupg_home=self.gnupg_home, key_fpr=fpr,
+                        log=log)  # fmt: skip
             return published
 
     def ensure_published(self, *, log: LineSink) -> None:
