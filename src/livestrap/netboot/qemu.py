@@ -1,0 +1,99 @@
+"""Virtual nodes: QEMU machines that PXE-boot from the master (for trying and testing).
+
+The guest's only way out is user-mode networking with `restrict=on`: slirp's TFTP hands
+iPXE a tiny script, and `guestfwd` (through socat) connects 10.0.2.100:80 to the master.
+Everything here that decides a command line is a pure function.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Firmware = Literal["bios", "uefi"]
+MASTER_IN_GUEST = "10.0.2.100"
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+BOOT_SCRIPT = "boot.ipxe"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """What a virtual node looks like; MACs and the SMBIOS UUID derive from `name`."""
+
+    name: str
+    master_host: str = "127.0.0.1"
+    master_port: int = 8080
+    firmware: Firmware = "bios"
+    memory_mib: int = 1024
+    cpus: int = 1
+    disks_gib: tuple[float, ...] = ()
+    nics: int = 1
+    serial: str | None = None
+    vendor: str = "livestrap"
+    product: str = "virtual node"
+    accel: Literal["tcg", "kvm"] = "tcg"
+    extra: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def system_uuid(self) -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"livestrap-vm:{self.name}"))
+
+    def mac(self, index: int) -> str:
+        digest = hashlib.sha256(f"{self.name}/{index}".encode()).digest()
+        return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
+
+    @property
+    def smbios_serial(self) -> str:
+        return self.serial or f"LS-{self.name}"
+
+    def disk_serial(self, index: int) -> str:
+        """Unique per node and disk, within virtio-blk's 20 characters."""
+        digest = hashlib.sha256(self.name.encode()).hexdigest()[:8]
+        return f"LS{digest}D{index}"
+
+
+def render_tftp_script(master: str = MASTER_IN_GUEST) -> str:
+    """What slirp's TFTP gives iPXE: chain to the master's script (iPXE's ROM already
+    configured net0 by DHCP to fetch this, so no second `dhcp`)."""
+    return f"#!ipxe\nchain http://{master}/boot/ipxe?mac=${{net0/mac}}\n"
+
+
+def guestfwd(spec: NodeSpec) -> str:
+    """Each guest connection to 10.0.2.100:80 becomes one socat to the master."""
+    return (
+        f"guestfwd=tcp:{MASTER_IN_GUEST}:80-cmd:"
+        f"socat STDIO TCP4:{spec.master_host}:{spec.master_port}"
+    )
+
+
+def qemu_argv(spec: NodeSpec, workdir: Path, tftp_dir: Path) -> list[str]:
+    """The full qemu-system-x86_64 command line for a node (pure)."""
+    argv = ["qemu-system-x86_64", "-name", spec.name, "-accel", spec.accel]
+    argv += ["-cpu", "host" if spec.accel == "kvm" else "qemu64"]
+    argv += ["-m", str(spec.memory_mib), "-smp", str(spec.cpus)]
+    argv += ["-nodefaults", "-display", "none", "-monitor", "none", "-no-reboot"]
+    argv += ["-serial", f"file:{workdir / 'console.log'}"]
+    argv += ["-smbios", f"type=1,manufacturer={spec.vendor},product={spec.product},"
+             f"serial={spec.smbios_serial},uuid={spec.system_uuid}"]  # fmt: skip
+    if spec.firmware == "uefi":
+        argv += ["-machine", "q35"]
+        argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"]
+        argv += ["-drive", f"if=pflash,format=raw,unit=1,file={workdir / 'OVMF_VARS.fd'}"]
+    for i in range(spec.nics):
+        netdev = f"user,id=net{i},restrict=on,ipv6=off"
+        if i == 0:
+            netdev += f",tftp={tftp_dir},bootfile={BOOT_SCRIPT},{guestfwd(spec)}"
+        argv += ["-netdev", netdev]
+        device = f"virtio-net-pci,netdev=net{i},mac={spec.mac(i)}"
+        device += ",bootindex=1" if i == 0 else ",romfile="
+        argv += ["-device", device]
+    for i, _size in enumerate(spec.disks_gib):
+        disk = workdir / f"disk{i}.raw"
+        argv += ["-drive", f"if=none,id=disk{i},format=raw,file={disk}"]
+        argv += ["-device", f"virtio-blk-pci,drive=disk{i},serial={spec.disk_serial(i)}"]
+    argv += list(spec.extra)
+    return argv
