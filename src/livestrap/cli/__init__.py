@@ -16,6 +16,7 @@ from livestrap.cli import (
     serve_cmd,
     settings_cmd,
     spec_cmd,
+    vm_cmd,
 )
 from livestrap.errors import LivestrapError
 
@@ -33,6 +34,8 @@ app.add_typer(repo_cmd.repo_app, name="repo")
 app.add_typer(nodes_cmd.app, name="nodes")
 app.add_typer(settings_cmd.app, name="settings")
 app.add_typer(builds_cmd.app, name="builds")
+app.add_typer(vm_cmd.vm_app, name="vm")
+app.add_typer(vm_cmd.netboot_app, name="netboot")
 app.command("build")(build_cmd.build)
 app.command("serve")(serve_cmd.serve)
 

@@ -1,0 +1,143 @@
+"""`livestrap vm boot` and `livestrap netboot dnsmasq-config`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import typer
+from rich.console import Console
+
+from livestrap.cli.client import ClientDataDir, MasterUrl, Token, call, make_client
+from livestrap.cli.options import DEFAULT_DATA_DIR
+from livestrap.errors import SpecError
+from livestrap.netboot.dnsmasq import DnsmasqOptions, check_options, render_dnsmasq_config
+from livestrap.netboot.qemu import NodeSpec
+from livestrap.netboot.vm import VirtualNode, kvm_usable
+
+vm_app = typer.Typer(help="Virtual nodes that PXE-boot from the master.", no_args_is_help=True)
+netboot_app = typer.Typer(help="Network boot on real networks.", no_args_is_help=True)
+
+
+def parse_sizes(value: str) -> tuple[float, ...]:
+    """'8G,512M' -> (8.0, 0.5) GiB."""
+    sizes = []
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        unit = part[-1].upper()
+        factor = {"G": 1.0, "M": 1 / 1024, "T": 1024.0}.get(unit)
+        number = part[:-1] if factor else part
+        try:
+            sizes.append(float(number) * (factor or 1.0))
+        except ValueError:
+            raise SpecError(f"--disks: {part!r} is not a size like 8G or 512M") from None
+    return tuple(sizes)
+
+
+def wait_registered(
+    nodes: list[VirtualNode], client: Any, timeout_s: float, console: Console
+) -> dict[str, dict[str, Any]]:
+    """Poll the master until every node's PXE MAC is in the inventory (or time runs out)."""
+    found: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout_s
+    with console.status("waiting for the nodes to register") as status:
+        while len(found) < len(nodes) and time.monotonic() < deadline:
+            for node in nodes:
+                if node.spec.name in found:
+                    continue
+                if not node.running():
+                    raise SpecError(f"{node.spec.name}: QEMU exited; see {node.workdir}")
+                listed = call(client, "GET", "/api/v1/nodes", params={"mac": node.spec.mac(0)})
+                if listed:
+                    elapsed = time.monotonic() - node.started_at
+                    found[node.spec.name] = listed[0]
+                    console.print(f"{node.spec.name}: registered as {listed[0]['id']} "
+                                  f"after {elapsed:.0f} s")  # fmt: skip
+            status.update(f"waiting for {len(nodes) - len(found)} node(s) to register "
+                          f"({timeout_s - (deadline - time.monotonic()):.0f} s)")  # fmt: skip
+            time.sleep(2)
+    return found
+
+
+@vm_app.command("boot")
+def boot(
+    master: MasterUrl = "http://127.0.0.1:8080",
+    token: Token = None,
+    data_dir: ClientDataDir = DEFAULT_DATA_DIR,
+    firmware: Annotated[Literal["bios", "uefi"], typer.Option(help="Node firmware.")] = "bios",
+    memory: Annotated[int, typer.Option(help="Memory in MiB.")] = 1024,
+    cpus: Annotated[int, typer.Option(help="Virtual CPUs.")] = 1,
+    disks: Annotated[str, typer.Option(help="Disk sizes, e.g. 8G,4G.")] = "",
+    nics: Annotated[int, typer.Option(help="NICs (the first one PXE-boots).")] = 1,
+    serial: Annotated[str | None, typer.Option(help="SMBIOS serial number.")] = None,
+    count: Annotated[int, typer.Option(help="How many nodes to boot at once.")] = 1,
+    name: Annotated[str, typer.Option(help="Node name (prefix with --count).")] = "vm",
+    accel: Annotated[
+        Literal["auto", "tcg", "kvm"],
+        typer.Option(help="auto: KVM if a probe shows it works, else TCG."),
+    ] = "auto",
+    timeout: Annotated[int, typer.Option(help="Stop the nodes after this many seconds.")] = 900,
+    wait: Annotated[bool, typer.Option(help="Wait until the nodes register.")] = True,
+) -> None:
+    """Boot QEMU nodes that PXE-boot from the master; console logs go to DATA_DIR/vms."""
+    parts = urlsplit(master)
+    if parts.scheme != "http" or not parts.hostname:
+        raise SpecError(f"--master {master!r}: expected http://HOST:PORT")
+    chosen: Literal["tcg", "kvm"] = "tcg"
+    if accel == "kvm" or (accel == "auto" and kvm_usable()):
+        chosen = "kvm"
+    console = Console(stderr=True)
+    console.print(f"accelerator: {chosen}")
+    nodes = []
+    for i in range(count):
+        node_name = name if count == 1 else f"{name}{i + 1}"
+        spec = NodeSpec(
+            name=node_name, master_host=parts.hostname, master_port=parts.port or 80,
+            firmware=firmware, memory_mib=memory, cpus=cpus, disks_gib=parse_sizes(disks),
+            nics=nics, serial=serial if count == 1 else (f"{serial}-{i + 1}" if serial else None),
+            accel=chosen,
+        )  # fmt: skip
+        nodes.append(VirtualNode(spec, data_dir / "vms" / node_name))
+    try:
+        for node in nodes:
+            node.start()
+            console.print(f"{node.spec.name}: {firmware} PXE, MAC {node.spec.mac(0)}, "
+                          f"console {node.console_log}")  # fmt: skip
+        if wait:
+            with make_client(master, token, data_dir) as client:
+                found = wait_registered(nodes, client, timeout, console)
+            if len(found) < len(nodes):
+                raise SpecError(
+                    f"{len(nodes) - len(found)} node(s) did not register in {timeout} s"
+                )
+            console.print("stop the nodes with Ctrl-C (they stop by themselves after --timeout)")
+        deadline = max(n.started_at for n in nodes) + timeout
+        while time.monotonic() < deadline and any(n.running() for n in nodes):
+            time.sleep(1)
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+@netboot_app.command("dnsmasq-config")
+def dnsmasq_config(
+    master: Annotated[str, typer.Option("--master", help="URL nodes use to reach the master.")],
+    interface: Annotated[str | None, typer.Option(help="Interface to serve on.")] = None,
+    dhcp_range: Annotated[str | None, typer.Option(help="FIRST,LAST: full DHCP.")] = None,
+    proxy_dhcp: Annotated[str | None, typer.Option(help="SUBNET: proxy-DHCP.")] = None,
+    tftp_root: Annotated[Path, typer.Option(help="Where Debian's iPXE binaries are.")] = Path(
+        "/usr/lib/ipxe"
+    ),
+) -> None:
+    """Print a dnsmasq configuration: DHCP or proxy-DHCP, TFTP of iPXE, chain to the master."""
+    first, _, last = (dhcp_range or "").partition(",")
+    opts = DnsmasqOptions(
+        master_url=master, interface=interface,
+        dhcp_range=(first, last) if dhcp_range else None, proxy_subnet=proxy_dhcp,
+        tftp_root=str(tftp_root),
+    )  # fmt: skip
+    problems = check_options(opts)
+    if problems:
+        raise SpecError("dnsmasq-config: " + "; ".join(problems))
+    typer.echo(render_dnsmasq_config(opts), nl=False)
