@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import socket
 import subprocess
 import sys
@@ -14,6 +16,44 @@ from pathlib import Path
 import httpx
 
 HERE = Path(__file__).parent
+# Set to a PostgreSQL admin URL (make test-postgres does) to run the API tests on PostgreSQL:
+# each master then gets a database of its own, dropped afterwards.
+PG_ADMIN_URL = os.environ.get("LIVESTRAP_TEST_POSTGRES")
+
+
+_PG_CREATED: set[str] = set()
+
+
+def postgres_database(data_dir: Path) -> str:
+    """The PostgreSQL database for a data dir (made on first use, so a restarted master
+    finds its data again; dropped when the test process exits). Skips when PG is down."""
+    import atexit
+
+    import psycopg
+    import pytest
+
+    assert PG_ADMIN_URL
+    name = "livestrap_test_" + hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:12]
+    if name not in _PG_CREATED:
+        try:
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                admin.execute(f'CREATE DATABASE "{name}"')
+        except psycopg.OperationalError as err:
+            pytest.skip(f"PostgreSQL at {PG_ADMIN_URL} is not reachable: {err}")
+        if not _PG_CREATED:
+            atexit.register(_drop_pg_databases)
+        _PG_CREATED.add(name)
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _drop_pg_databases() -> None:
+    import psycopg
+
+    assert PG_ADMIN_URL
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
+        for name in _PG_CREATED:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def free_port() -> int:
@@ -64,6 +104,8 @@ def master_process(
     port: int | None = None,
 ) -> Iterator[Master]:
     """A master on 127.0.0.1 serving `data_dir`; stopped (SIGTERM, then kill) afterwards."""
+    if database_url is None and PG_ADMIN_URL:
+        database_url = postgres_database(data_dir)
     port = port or free_port()
     argv = [sys.executable, str(HERE / "run_master.py"), "--data-dir", str(data_dir),
             "--port", str(port), "--heartbeat-s", str(heartbeat_s)]  # fmt: skip

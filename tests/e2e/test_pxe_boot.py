@@ -1,0 +1,141 @@
+"""A virtual node network-boots the active image and appears in the inventory."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import registered_node, wait_for
+
+from livestrap.netboot.qemu import NodeSpec
+from masterproc import Master, master_process
+
+pytestmark = pytest.mark.e2e
+
+BOOT_ORDER = ["script", "kernel", "initrd", "squashfs-start", "squashfs-end", "report"]
+
+
+def spec_for(master: Master, name: str, **kwargs: Any) -> NodeSpec:
+    port = int(master.url.rsplit(":", 1)[1])
+    return NodeSpec(name=name, master_port=port, **kwargs)
+
+
+def timeline(master: Master, node_id: str) -> list[dict[str, Any]]:
+    with master.admin() as client:
+        events: list[dict[str, Any]] = client.get(f"/api/v1/nodes/{node_id}/timeline").json()
+        return events
+
+
+def check_facts(node: dict[str, Any], spec: NodeSpec, firmware: str) -> None:
+    facts = node["facts"]
+    system = facts["system"]
+    assert system["serial"] == spec.smbios_serial
+    assert system["uuid"].lower() == spec.system_uuid
+    assert system["vendor"] == spec.vendor and system["product"] == spec.product
+    assert system["firmware"] == firmware
+    total = facts["memory"]["total"]
+    assert 0.8 * spec.memory_mib * 2**20 < total <= spec.memory_mib * 2**20
+    disks = {d["serial"]: d["size"] for d in facts["disks"] if d.get("serial")}
+    for i, size in enumerate(spec.disks_gib):
+        assert disks[spec.disk_serial(i)] == int(size * 2**30)
+    nics = {n["mac"]: n for n in facts["nics"]}
+    assert nics[spec.mac(0)]["pxe"] is True
+    assert facts["cpu"]["threads"] == spec.cpus
+
+
+@pytest.mark.parametrize("firmware", ["bios", "uefi"])
+def test_node_pxe_boots_and_registers(master: Master, boot_node: Any, firmware: str) -> None:
+    spec = spec_for(master, f"e2e-{firmware}", firmware=firmware, disks_gib=(2, 1),
+                    serial=f"E2E-{firmware.upper()}-1", memory_mib=1024)  # fmt: skip
+    vm = boot_node(spec)
+    t0 = time.monotonic()
+    node = wait_for("registration", lambda: registered_node(master, spec.mac(0)), vm)
+    print(f"{firmware}: power-on -> registered in {time.monotonic() - t0:.0f} s")
+    check_facts(node, spec, firmware)
+    assert node["status"] == "online"
+    kinds = [e["kind"] for e in timeline(master, node["id"])]
+    assert [k for k in kinds if k in BOOT_ORDER][: len(BOOT_ORDER)] == BOOT_ORDER, kinds
+    with master.admin() as client:
+        assert len(client.get("/api/v1/nodes").json()) == 1
+
+
+def test_wrong_discovery_token_is_refused(master: Master, boot_node: Any, tmp_path: Path) -> None:
+    """The token is rotated while the node boots: its agent carries the old one."""
+    spec = spec_for(master, "e2e-token")
+    vm = boot_node(spec)
+    wait_for("squashfs download", lambda: squashfs_fetched(master, spec.mac(0)), vm)
+    db_url = master_db_url(master)
+    port = int(master.url.rsplit(":", 1)[1])
+    master.proc.terminate()
+    master.proc.wait(timeout=20)
+    (master.data_dir / "discovery.token").write_text("rotated-token\n")
+    try:
+        with master_process(master.data_dir, fake_builds=False, database_url=db_url,
+                            port=port) as m2:  # fmt: skip
+            wait_for("refusal", lambda: refused(m2), vm)
+            with m2.admin() as client:
+                assert client.get("/api/v1/nodes").json() == []
+    finally:
+        (master.data_dir / "discovery.token").unlink()
+
+
+def test_master_down_at_first_report_registers_once(master: Master, boot_node: Any) -> None:
+    spec = spec_for(master, "e2e-down")
+    vm = boot_node(spec)
+    wait_for("squashfs download", lambda: squashfs_fetched(master, spec.mac(0)), vm)
+    db_url, port = master_db_url(master), int(master.url.rsplit(":", 1)[1])
+    master.proc.terminate()
+    master.proc.wait(timeout=20)
+    time.sleep(60)
+    with master_process(master.data_dir, fake_builds=False, database_url=db_url,
+                        port=port) as m2:  # fmt: skip
+        node = wait_for("registration after backoff", lambda: registered_node(m2, spec.mac(0)), vm)
+        time.sleep(5)
+        with m2.admin() as client:
+            nodes = client.get("/api/v1/nodes").json()
+        assert [n["id"] for n in nodes] == [node["id"]]
+
+
+def test_reboot_keeps_one_node(master: Master, boot_node: Any) -> None:
+    spec = spec_for(master, "e2e-reboot")
+    vm = boot_node(spec)
+    first = wait_for("registration", lambda: registered_node(master, spec.mac(0)), vm)
+    vm.stop()
+    vm2 = boot_node(spec)
+
+    def rebooted() -> dict[str, Any] | None:
+        node = registered_node(master, spec.mac(0))
+        return node if node and node["boots"] >= 2 else None
+
+    second = wait_for("second registration", rebooted, vm2)
+    assert second["id"] == first["id"] and second["status"] == "online"
+    with master.admin() as client:
+        assert len(client.get("/api/v1/nodes").json()) == 1
+
+
+def squashfs_fetched(master: Master, mac: str) -> bool:
+    return "squashfs-end" in event_kinds(master, mac)
+
+
+def refused(master: Master) -> bool:
+    return "refused" in event_kinds(master, None)
+
+
+def event_kinds(master: Master, mac: str | None) -> list[str]:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(master_db_url(master))
+    try:
+        with engine.connect() as conn:
+            query = "SELECT kind FROM boot_events" + (" WHERE mac = :mac" if mac else "")
+            return [row[0] for row in conn.execute(sqlalchemy.text(query), {"mac": mac})]
+    finally:
+        engine.dispose()
+
+
+def master_db_url(master: Master) -> str:
+    argv = master.proc.args
+    assert isinstance(argv, list)
+    return str(argv[argv.index("--database-url") + 1])
