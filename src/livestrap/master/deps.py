@@ -26,7 +26,9 @@ def get_session(state: StateDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent, so the client's next request
+# sees what this one wrote (FastAPI otherwise closes `yield` dependencies afterwards).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def require_admin(state: StateDep, authorization: Annotated[str | None, Header()] = None) -> None:

@@ -1,7 +1,148 @@
-"""/boot (being written)."""
+"""/boot: what a netbooting node fetches. Open, like any netboot server (DESIGN §6-7).
+
+Every request that starts a step of a boot is written to the boot timeline against the
+node's MAC (from the query or the path) and its IP, in one short transaction of its own:
+a failing event write is logged and the boot goes on.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import logging
+from typing import Any
 
-router = APIRouter()
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import PlainTextResponse
+from sqlalchemy.exc import SQLAlchemyError
+
+from livestrap.errors import LivestrapError
+from livestrap.master.artifacts import (
+    ArtifactFile,
+    ArtifactResponse,
+    ByteRange,
+    RangeNotSatisfiable,
+    SentCallback,
+    choose_range,
+    etag_matches,
+    find_artifact,
+    not_modified,
+    range_not_satisfiable,
+)
+from livestrap.master.deps import StateDep, client_ip
+from livestrap.master.events import record_event
+from livestrap.master.ipxe import check_base_url, render_boot_script, render_no_image_script
+from livestrap.master.state import AppState
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/boot", tags=["boot"])
+
+ARTIFACT_PATH = "/images/{image_id}/{name}"
+MAC_ARTIFACT_PATH = "/m/{node_mac}/images/{image_id}/{name}"
+START_KIND = {"vmlinuz": "kernel", "initrd.img": "initrd", "root.squashfs": "squashfs-start"}
+UNUSABLE = "the active image on the master is unusable (see the master's log)"
+ARTIFACT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/octet-stream": {}}, "description": "The file."},
+    206: {"description": "One byte range of the file (Range: bytes=a-b, a- or -n)."},
+    304: {"description": "If-None-Match matched the file's ETag (its sha256)."},
+    404: {"description": "No such image or file."},
+    416: {"description": "The range lies outside the file."},
+}
+
+
+def _record(state: AppState, kind: str, **fields: Any) -> None:
+    try:
+        with state.db.session() as session:
+            record_event(session, kind, **fields)
+    except SQLAlchemyError:
+        log.exception("could not record boot event %s %s", kind, fields)
+
+
+def _base_url(state: AppState, request: Request) -> str:
+    """How nodes reach us: the configured public URL, else what the client asked for."""
+    try:
+        return check_base_url(state.settings.public_url or str(request.base_url))
+    except ValueError as err:
+        raise HTTPException(status_code=400, detail=str(err)) from None
+
+
+def _script(state: AppState, base: str) -> tuple[str | None, str]:
+    """(id of the image the script boots or None, the script)."""
+    retry_s = state.settings.boot_retry_s
+    try:
+        image_id = state.store.active_id()
+        if image_id is None:
+            return None, render_no_image_script(retry_s, base)
+        meta = state.store.get(image_id)
+        script = render_boot_script(
+            base, image_id, state.discovery_token, meta.kernel_cmdline, retry_s=retry_s
+        )
+    except (LivestrapError, ValueError) as err:
+        log.error("cannot boot the active image: %s", err)
+        return None, render_no_image_script(retry_s, base, UNUSABLE)
+    return image_id, script
+
+
+@router.get("/ipxe", response_class=PlainTextResponse)
+def boot_script(request: Request, state: StateDep, mac: str | None = None) -> PlainTextResponse:
+    """The iPXE script for the active image, or one that waits and asks again."""
+    image_id, script = _script(state, _base_url(state, request))
+    detail = {} if image_id else {"retry_s": state.settings.boot_retry_s}
+    _record(state, "script", mac=mac, ip=client_ip(request), image_id=image_id, detail=detail)
+    return PlainTextResponse(script, headers={"cache-control": "no-store"})
+
+
+def _serve(
+    state: AppState, request: Request, image_id: str, name: str, mac: str | None
+) -> Response:
+    art = find_artifact(state.store, image_id, name)
+    if etag_matches(request.headers.get("if-none-match"), art.etag):
+        return not_modified(art)
+    try:
+        byte_range = choose_range(request.headers, art)
+    except RangeNotSatisfiable:
+        return range_not_satisfiable(art)
+    if request.method == "HEAD":  # no download starts: nothing for the timeline
+        return ArtifactResponse(art, byte_range)
+    return ArtifactResponse(art, byte_range, _record_download(state, request, art, byte_range, mac))
+
+
+def _record_download(
+    state: AppState,
+    request: Request,
+    art: ArtifactFile,
+    byte_range: ByteRange | None,
+    mac: str | None,
+) -> SentCallback | None:
+    """Record the start now; for the squashfs return the callback that records its end."""
+    fields: dict[str, Any] = {"mac": mac, "ip": client_ip(request), "image_id": art.image_id}
+    detail: dict[str, Any] = {}
+    expected = art.size
+    if byte_range is not None:
+        detail["range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
+        expected = byte_range[1] - byte_range[0] + 1
+    _record(state, START_KIND[art.name], detail=detail, **fields)
+    if art.name != "root.squashfs":
+        return None
+
+    def on_sent(sent: int, seconds: float) -> None:
+        end = {**detail, "bytes": sent, "seconds": round(seconds, 3), "complete": sent == expected}
+        _record(state, "squashfs-end", detail=end, **fields)
+
+    return on_sent
+
+
+@router.get(ARTIFACT_PATH, responses=ARTIFACT_RESPONSES)
+@router.head(ARTIFACT_PATH, responses=ARTIFACT_RESPONSES)
+def artifact(
+    image_id: str, name: str, request: Request, state: StateDep, mac: str | None = None
+) -> Response:
+    """vmlinuz, initrd.img or root.squashfs of an image; `mac` names the node (timeline)."""
+    return _serve(state, request, image_id, name, mac)
+
+
+@router.get(MAC_ARTIFACT_PATH, responses=ARTIFACT_RESPONSES)
+@router.head(MAC_ARTIFACT_PATH, responses=ARTIFACT_RESPONSES)
+def artifact_for_mac(
+    node_mac: str, image_id: str, name: str, request: Request, state: StateDep
+) -> Response:
+    """The same files, the node's MAC in the path: live-boot's fetch= allows no query."""
+    return _serve(state, request, image_id, name, node_mac)

@@ -1,7 +1,156 @@
-"""/discovery (being written)."""
+"""POST /api/v1/discovery: agents register and heartbeat here with the discovery token.
+
+Not an admin route: the token is the one on the nodes' kernel command line. A refused
+report is answered 401 and kept as a `refused` boot event, so an operator can see a
+node booting with a stale token. One short transaction per report (it must keep up
+with thousands of agents a minute on SQLite); see master.inventory for the rules.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+
+from livestrap.master.deps import StateDep, client_ip
+from livestrap.master.events import normalize_mac, record_event
+from livestrap.master.inventory import Outcome, Report, heartbeat, register
+from livestrap.master.schemas.nodes import (
+    DiscoveryReport,
+    ErrorDetail,
+    ReportAnswer,
+    finite_only,
+)
+from livestrap.master.state import AppState
+from livestrap.master.tokens import bearer, token_matches
+
+log = logging.getLogger("livestrap.master")
+
+
+class DiscoveryRoute(APIRoute):
+    """Answers every invalid body with 422: FastAPI's own handler echoes the offending
+    input and fails (500) when that input is NaN or Infinity, which Python's JSON accepts."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                detail = finite_only(jsonable_encoder(exc.errors()))
+                return JSONResponse({"detail": detail}, status_code=422)
+
+        return guarded
+
+
+router = APIRouter(tags=["discovery"], route_class=DiscoveryRoute)
+
+
+def _hints(body: bytes) -> tuple[str | None, str | None]:
+    """boot_mac and image_id of a refused body, when it is JSON enough to have them."""
+    try:
+        data: Any = json.loads(body)
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    mac, image = data.get("boot_mac"), data.get("image_id")
+    mac = normalize_mac(mac) if isinstance(mac, str) else None
+    image = image if isinstance(image, str) and len(image) <= 100 else None
+    return mac, image
+
+
+def _record_refusal(
+    state: AppState, reason: str, ip: str | None, mac: str | None, image: str | None
+) -> None:
+    try:
+        with state.db.session() as session:
+            record_event(
+                session, "refused", mac=mac, ip=ip, image_id=image, detail={"reason": reason}
+            )
+    except SQLAlchemyError:  # the 401 matters more than its record
+        log.exception("could not record a refused discovery report from %s", ip)
+
+
+async def require_discovery_token(
+    request: Request, state: StateDep, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    """401 + a `refused` event unless the bearer token is the discovery token."""
+    given = bearer(authorization)
+    if token_matches(given, state.discovery_token):
+        return
+    reason = "no discovery token" if given is None else "wrong discovery token"
+    mac, image = _hints(await request.body())
+    await run_in_threadpool(_record_refusal, state, reason, client_ip(request), mac, image)
+    raise HTTPException(
+        status_code=401,
+        detail=f"{reason}: boot with livestrap.token=<data-dir>/discovery.token",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def apply_report(state: AppState, report: Report, ip: str | None) -> Outcome:
+    """Run the report in one transaction; a lost race for a new node's MAC/UUID retries once.
+
+    Two first reports of one machine can both find no node and both insert one: the
+    loser hits the unique MAC or UUID, rolls back, and its retry finds the winner's node.
+    """
+    cfg = state.settings
+    for attempt in (1, 2):
+        try:
+            with state.db.session() as session:
+                if report.facts is None:
+                    return heartbeat(session, report, ip, cfg.heartbeat_s, cfg.offline_after)
+                return register(session, report, ip, cfg.heartbeat_s)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            log.debug("discovery race for node %s; retrying", report.boot_mac)
+    raise AssertionError("unreachable")
+
+
+@router.post(
+    "/discovery",
+    response_model=ReportAnswer,
+    dependencies=[Depends(require_discovery_token)],
+    status_code=200,
+    responses={
+        201: {"model": ReportAnswer, "description": "A new node was registered."},
+        401: {
+            "model": ErrorDetail,
+            "description": "Missing or wrong discovery token (recorded as `refused`).",
+        },
+    },
+    summary="Agent report: register a node (with facts) or heartbeat (without)",
+)
+def discovery(
+    body: DiscoveryReport, request: Request, response: Response, state: StateDep
+) -> ReportAnswer:
+    report = Report(
+        agent_version=body.agent_version,
+        image_id=body.image_id,
+        boot_mac=body.boot_mac,
+        node_id=body.node_id,
+        facts_hash=body.facts_hash,
+        facts=body.facts_dict(),
+        failures=[failure.model_dump() for failure in body.failures],
+        uptime_s=body.uptime_s,
+    )
+    outcome = apply_report(state, report, client_ip(request))
+    if outcome.created:
+        response.status_code = 201
+    return ReportAnswer(
+        node_id=outcome.node_id,
+        heartbeat_s=state.settings.heartbeat_s,
+        facts_required=outcome.facts_required,
+    )

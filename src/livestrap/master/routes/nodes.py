@@ -1,7 +1,150 @@
-"""/nodes (being written)."""
+"""/api/v1/nodes: the inventory as operators see it (admin token)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, HTTPException, Query, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from livestrap.errors import NotFoundError
+from livestrap.master import inventory
+from livestrap.master.deps import AdminOnly, SessionDep, StateDep
+from livestrap.master.events import normalize_mac
+from livestrap.master.models import Node
+from livestrap.master.schemas.nodes import (
+    ErrorDetail,
+    NodeDetail,
+    NodeStatus,
+    NodeSummary,
+    TimelineEvent,
+)
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorDetail, "description": "No node with that id."}
+}
+router = APIRouter(
+    prefix="/nodes",
+    tags=["nodes"],
+    dependencies=[AdminOnly],
+    responses={401: {"model": ErrorDetail, "description": "Admin token missing or wrong."}},
+)
+
+
+def utc(at: float) -> datetime:
+    """Epoch seconds (the tables) -> aware UTC datetime (ISO 8601 in the answers)."""
+    return datetime.fromtimestamp(at, UTC)
+
+
+def _cutoff(state: StateDep) -> float:
+    cfg = state.settings
+    return inventory.online_cutoff(time.time(), cfg.heartbeat_s, cfg.offline_after)
+
+
+def _get(session: Session, node_id: str) -> Node:
+    node = session.get(Node, node_id)
+    if node is None:
+        raise NotFoundError(f"no node {node_id!r}")
+    return node
+
+
+@router.get("", response_model=list[NodeSummary], summary="List nodes")
+def list_nodes(
+    session: SessionDep,
+    state: StateDep,
+    status: Annotated[NodeStatus | None, Query(description="Only online or offline nodes.")] = None,
+    mac: Annotated[str | None, Query(description="Only the node owning this MAC.")] = None,
+) -> list[NodeSummary]:
+    wanted = None
+    if mac is not None:
+        wanted = normalize_mac(mac)
+        if wanted is None:
+            raise HTTPException(status_code=422, detail=f"not a MAC address: {mac!r}")
+    cutoff = _cutoff(state)
+    rows = session.execute(inventory.node_query(cutoff, status, wanted))
+    return [
+        NodeSummary(
+            id=row.id,
+            status=inventory.status_of(row.last_seen_at, cutoff),
+            system_uuid=row.system_uuid,
+            vendor=row.vendor,
+            product=row.product,
+            serial=row.serial,
+            boot_mac=row.boot_mac,
+            last_ip=row.last_ip,
+            image_id=row.image_id,
+            agent_version=row.agent_version,
+            boots=row.boots,
+            first_seen_at=utc(row.first_seen_at),
+            last_seen_at=utc(row.last_seen_at),
+        )
+        for row in rows
+    ]
+
+
+@router.get("/{node_id}", response_model=NodeDetail, responses=NOT_FOUND, summary="One node")
+def show_node(node_id: str, session: SessionDep, state: StateDep) -> NodeDetail:
+    node = _get(session, node_id)
+    facts = node.facts if isinstance(node.facts, dict) else {}
+    system = facts.get("system")
+    system = system if isinstance(system, dict) else {}
+    return NodeDetail(
+        id=node.id,
+        status=inventory.status_of(node.last_seen_at, _cutoff(state)),
+        system_uuid=node.system_uuid,
+        vendor=system.get("vendor"),
+        product=system.get("product"),
+        serial=system.get("serial"),
+        boot_mac=node.boot_mac,
+        last_ip=node.last_ip,
+        image_id=node.image_id,
+        agent_version=node.agent_version,
+        boots=node.boots,
+        first_seen_at=utc(node.first_seen_at),
+        last_seen_at=utc(node.last_seen_at),
+        macs=sorted(inventory.node_macs(session, node.id)),
+        heartbeat_s=node.heartbeat_s,
+        facts_hash=node.facts_hash,
+        facts=facts,
+        failures=list(node.failures or []),
+    )
+
+
+@router.get(
+    "/{node_id}/timeline",
+    response_model=list[TimelineEvent],
+    responses=NOT_FOUND,
+    summary="The node's boot events, oldest first",
+)
+def node_timeline(node_id: str, session: SessionDep) -> list[TimelineEvent]:
+    if session.scalar(select(Node.id).where(Node.id == node_id)) is None:
+        raise NotFoundError(f"no node {node_id!r}")
+    events = inventory.timeline(session, node_id, inventory.node_macs(session, node_id))
+    return [
+        TimelineEvent(
+            kind=e.kind,
+            at=utc(e.at),
+            mac=e.mac,
+            ip=e.ip,
+            image_id=e.image_id,
+            detail=e.detail or {},
+        )
+        for e in events
+    ]
+
+
+@router.delete(
+    "/{node_id}", status_code=204, response_class=Response, responses=NOT_FOUND, summary="Forget"
+)
+def delete_node(node_id: str, state: StateDep) -> Response:
+    """Forget a node and its MACs; its boot events stay, unattached. It re-registers on boot.
+
+    Its own transaction, committed before the 204 leaves: SessionDep commits only after
+    the response is sent, so a client's next request could still see the node.
+    """
+    with state.db.session() as session:
+        session.delete(_get(session, node_id))  # the database drops its MACs (ON DELETE CASCADE)
+    return Response(status_code=204)

@@ -1,7 +1,46 @@
-"""/settings (being written)."""
+"""/settings: the build spec every build starts from, stored in the database."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Body
+from fastapi.responses import JSONResponse
+
+from livestrap.master.deps import AdminOnly, SessionDep, StateDep
+from livestrap.master.schemas.settings import SpecBody, check_spec, read_settings, write_settings
+from livestrap.spec import BuildSpec, parse_spec, resolve_spec
+
+router = APIRouter(prefix="/settings", tags=["settings"], dependencies=[AdminOnly])
+
+
+@router.get("", response_model=BuildSpec)
+def get_settings(session: SessionDep) -> JSONResponse:
+    """The stored spec as saved (the defaults when nothing was saved yet).
+
+    Returned as stored, not re-validated: a key file deleted since still shows here
+    (and is reported by /settings/effective and by new builds)."""
+    data = read_settings(session)
+    return JSONResponse(BuildSpec().model_dump(mode="json") if data is None else data)
+
+
+@router.get("/effective", response_model=BuildSpec)
+def get_effective(state: StateDep, session: SessionDep) -> JSONResponse:
+    """The stored spec with every default filled: mirror and key from the host, suite, kernel.
+
+    422 when it cannot be resolved (e.g. no mirror known)."""
+    data = read_settings(session)
+    spec = parse_spec(data, base_dir=state.settings.data_dir, source="settings")
+    return JSONResponse(resolve_spec(spec).model_dump(mode="json"))
+
+
+@router.put("", response_model=BuildSpec)
+def put_settings(state: StateDep, body: Annotated[SpecBody, Body()]) -> JSONResponse:
+    """Replace the stored spec. Checked like `livestrap spec check` (422 names the field);
+    relative paths are taken from the master's data dir and stored absolute."""
+    spec, _ = check_spec(body, state.settings.data_dir, source="settings")
+    # Committed here, before the answer: SessionDep's commit runs after the response is
+    # sent, so a client's next GET could otherwise still read the old settings.
+    with state.db.session() as session:
+        stored = write_settings(session, spec)
+    return JSONResponse(stored)

@@ -1,0 +1,291 @@
+"""The node inventory: who a reporting machine is, when it booted, whether it is online.
+
+Identity: the SMBIOS system UUID when it is sane, else the MACs of its NICs (any MAC
+already known names the node). The same machine booting again updates its node.
+
+New boot rule: a report *with facts* starts a boot when the node is new, has no
+`report` event yet, or its boot time (now - uptime_s) is later than the boot time of
+its last `report` event by more than BOOT_SLACK_S (+0.1 % of the time since that
+event, for clock drift). A restarted agent or re-sent facts keep the same boot time,
+so they do not count; a reboot moves it by at least the previous boot's uptime.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.orm import Session
+
+from livestrap.master.events import normalize_mac, record_event
+from livestrap.master.models import BootEvent, Node, NodeMac
+from livestrap.master.schemas.nodes import NodeStatus
+
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# Firmware that never had a UUID programmed ships one of these on every board.
+PLACEHOLDER_UUIDS = frozenset(
+    {
+        "03000200-0400-0500-0006-000700080009",
+        "00020003-0004-0005-0006-000700080009",
+        "12345678-1234-5678-90ab-cddeefaabbcc",
+        "01234567-8910-1112-1314-151617181920",
+    }
+)
+NOT_A_NIC = frozenset({"00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"})
+BOOT_SLACK_S = 10.0
+DRIFT = 0.001
+
+
+def sane_uuid(value: object) -> str | None:
+    """The lower-case UUID if it can tell machines apart; None for blanks and placeholders."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip().lower()
+    if text.startswith("{") and text.endswith("}"):
+        text = text[1:-1]
+    if not UUID_RE.match(text) or text in PLACEHOLDER_UUIDS:
+        return None
+    if len(set(text.replace("-", ""))) == 1:  # all 0, all f, any one repeated digit
+        return None
+    return text
+
+
+def identity_macs(facts: Mapping[str, Any] | None, boot_mac: str | None) -> set[str]:
+    """Normalized MACs of the node's NICs plus the PXE MAC; junk entries are skipped."""
+    found = [boot_mac]
+    nics = facts.get("nics") if facts else None
+    if isinstance(nics, list):
+        found += [nic.get("mac") for nic in nics if isinstance(nic, dict)]
+    macs = {normalize_mac(m) for m in found if isinstance(m, str)}
+    return {m for m in macs if m and m not in NOT_A_NIC}
+
+
+def system_uuid_of(facts: Mapping[str, Any] | None) -> str | None:
+    system = facts.get("system") if facts else None
+    return sane_uuid(system.get("uuid")) if isinstance(system, dict) else None
+
+
+def booted_at(at: float, uptime_s: float | None) -> float:
+    return at - (uptime_s or 0)
+
+
+def is_new_boot(now: float, uptime_s: int | None, last: tuple[float, float] | None) -> bool:
+    """Whether a report at `now` starts a boot, given (at, booted_at) of the last report."""
+    if last is None:
+        return True
+    last_at, last_booted = last
+    slack = BOOT_SLACK_S + DRIFT * max(0.0, now - last_at)
+    return booted_at(now, uptime_s) - last_booted > slack
+
+
+def online_cutoff(now: float, heartbeat_s: int, offline_after: int) -> float:
+    """Nodes last seen before this time are offline."""
+    return now - heartbeat_s * offline_after
+
+
+def status_of(last_seen_at: float, cutoff: float) -> NodeStatus:
+    return "online" if last_seen_at >= cutoff else "offline"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a report did: the node it belongs to and what to tell the agent."""
+
+    node_id: str
+    created: bool
+    facts_required: bool
+
+
+@dataclass(frozen=True)
+class Report:
+    """The fields of a discovery report the inventory uses (already validated)."""
+
+    agent_version: str | None
+    image_id: str | None
+    boot_mac: str | None
+    node_id: str | None
+    facts_hash: str | None
+    facts: dict[str, Any] | None
+    failures: list[dict[str, Any]]
+    uptime_s: int | None
+
+
+def find_node(
+    session: Session,
+    system_uuid: str | None,
+    macs: set[str],
+    boot_mac: str | None = None,
+    hint: str | None = None,
+) -> tuple[Node | None, dict[str, str]]:
+    """The node this hardware is, and who owns each of its MACs now (mac -> node id).
+
+    UUID first; then the owners of its MACs (the boot MAC's owner, then the one with
+    most MACs), skipping nodes that have another sane UUID (a NIC moved to a new box);
+    then `hint`, the agent's node_id, only when no MAC is known.
+    """
+    owners: dict[str, str] = {}
+    if macs:
+        rows = session.execute(select(NodeMac.mac, NodeMac.node_id).where(NodeMac.mac.in_(macs)))
+        owners = {mac: node_id for mac, node_id in rows}
+    if system_uuid:
+        node = session.scalar(select(Node).where(Node.system_uuid == system_uuid))
+        if node is not None:
+            return node, owners
+    counts = Counter(owners.values())
+    boot_owner = owners.get(boot_mac or "")
+    candidates = sorted(counts, key=lambda n: (n != boot_owner, -counts[n], n))
+    if not candidates and hint:
+        candidates = [hint]
+    for node_id in candidates:
+        node = session.get(Node, node_id)
+        if node is not None and (system_uuid is None or node.system_uuid is None):
+            return node, owners
+    return None, owners
+
+
+def _claim_macs(
+    session: Session, node_id: str, macs: Iterable[str], owners: dict[str, str]
+) -> None:
+    """Attach MACs to the node; a MAC seen on another node moves (one owner per MAC)."""
+    for mac in sorted(macs):
+        owner = owners.get(mac)
+        if owner is None:
+            session.add(NodeMac(mac=mac, node_id=node_id))
+        elif owner != node_id:
+            session.execute(update(NodeMac).where(NodeMac.mac == mac).values(node_id=node_id))
+
+
+def _last_report(session: Session, node_id: str) -> tuple[float, float] | None:
+    row = session.execute(
+        select(BootEvent.at, BootEvent.detail)
+        .where(BootEvent.node_id == node_id, BootEvent.kind == "report")
+        .order_by(BootEvent.at.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    uptime = row.detail.get("uptime_s") if isinstance(row.detail, dict) else None
+    return row.at, booted_at(row.at, uptime if isinstance(uptime, int | float) else None)
+
+
+def register(
+    session: Session, report: Report, ip: str | None, heartbeat_s: int, now: float | None = None
+) -> Outcome:
+    """Create or update the node a report with facts comes from; record a new boot."""
+    now = time.time() if now is None else now
+    system_uuid = system_uuid_of(report.facts)
+    macs = identity_macs(report.facts, report.boot_mac)
+    node, owners = find_node(session, system_uuid, macs, report.boot_mac, report.node_id)
+    created = node is None
+    if node is None:
+        node = Node(id=str(uuid.uuid4()), first_seen_at=now, boots=0, system_uuid=system_uuid)
+        session.add(node)
+    elif system_uuid and node.system_uuid is None:
+        node.system_uuid = system_uuid
+    new_boot = created or is_new_boot(now, report.uptime_s, _last_report(session, node.id))
+    node.boot_mac = report.boot_mac or node.boot_mac
+    node.last_ip = ip
+    node.image_id = report.image_id
+    node.agent_version = report.agent_version
+    node.facts = report.facts or {}
+    node.facts_hash = report.facts_hash
+    node.failures = report.failures
+    node.heartbeat_s = heartbeat_s
+    node.last_seen_at = now
+    if new_boot:
+        node.boots += 1
+    session.flush()  # the node row must exist before its MACs and events point at it
+    _claim_macs(session, node.id, macs, owners)
+    if new_boot:
+        record_event(
+            session,
+            "report",
+            mac=report.boot_mac,
+            ip=ip,
+            node_id=node.id,
+            image_id=report.image_id,
+            detail={"uptime_s": report.uptime_s, "boot": node.boots, "new_node": created},
+            at=now,
+        )
+    session.flush()
+    return Outcome(node.id, created, facts_required=False)
+
+
+def heartbeat(
+    session: Session,
+    report: Report,
+    ip: str | None,
+    heartbeat_s: int,
+    offline_after: int,
+    now: float | None = None,
+) -> Outcome:
+    """A report without facts: note that the node is alive; ask for facts if needed."""
+    now = time.time() if now is None else now
+    if report.node_id is None:
+        return Outcome("", created=False, facts_required=True)
+    row = session.execute(
+        select(Node.facts_hash, Node.last_seen_at).where(Node.id == report.node_id)
+    ).first()
+    if row is None:  # deleted, or another master's id: the facts will make a node again
+        return Outcome(report.node_id, created=False, facts_required=True)
+    values: dict[str, Any] = {"last_seen_at": now, "last_ip": ip, "heartbeat_s": heartbeat_s}
+    if report.image_id is not None:
+        values["image_id"] = report.image_id
+    session.execute(update(Node).where(Node.id == report.node_id).values(**values))
+    if row.last_seen_at < online_cutoff(now, heartbeat_s, offline_after):
+        record_event(
+            session,
+            "heartbeat-resumed",
+            mac=report.boot_mac,
+            ip=ip,
+            node_id=report.node_id,
+            image_id=report.image_id,
+            detail={"silent_s": round(now - row.last_seen_at, 1)},
+            at=now,
+        )
+    stale = report.facts_hash is not None and report.facts_hash != row.facts_hash
+    return Outcome(report.node_id, created=False, facts_required=stale)
+
+
+def node_query(cutoff: float, status: str | None = None, mac: str | None = None) -> Select[Any]:
+    """Rows for the node list; vendor/product/serial come out of the JSON in SQL."""
+    query = select(
+        Node.id,
+        Node.system_uuid,
+        Node.facts[("system", "vendor")].as_string().label("vendor"),
+        Node.facts[("system", "product")].as_string().label("product"),
+        Node.facts[("system", "serial")].as_string().label("serial"),
+        Node.boot_mac,
+        Node.last_ip,
+        Node.image_id,
+        Node.agent_version,
+        Node.boots,
+        Node.first_seen_at,
+        Node.last_seen_at,
+    ).order_by(Node.first_seen_at, Node.id)
+    if status == "online":
+        query = query.where(Node.last_seen_at >= cutoff)
+    elif status == "offline":
+        query = query.where(Node.last_seen_at < cutoff)
+    if mac is not None:
+        query = query.where(Node.id.in_(select(NodeMac.node_id).where(NodeMac.mac == mac)))
+    return query
+
+
+def node_macs(session: Session, node_id: str) -> list[str]:
+    return list(session.scalars(select(NodeMac.mac).where(NodeMac.node_id == node_id)))
+
+
+def timeline(session: Session, node_id: str, macs: Sequence[str]) -> list[BootEvent]:
+    """The node's boot events, plus those of its MACs from before it was a node."""
+    owned = BootEvent.node_id == node_id
+    if macs:
+        owned = owned | (BootEvent.node_id.is_(None) & BootEvent.mac.in_(macs))
+    query = select(BootEvent).where(owned).order_by(BootEvent.at, BootEvent.id)
+    return list(session.scalars(query))

@@ -1,0 +1,99 @@
+"""Pure: render the iPXE scripts that /boot/ipxe hands to a netbooting node (DESIGN §6).
+
+iPXE expands `${...}` itself, so the node's own MAC reaches every URL without the master
+knowing it in advance. The squashfs URL carries that MAC in its path, not a query string:
+live-boot names the downloaded file after the URL's basename, which must stay
+`root.squashfs`. Anything that would split a script line (whitespace, control characters)
+is refused here, because a broken script leaves a node stuck in its firmware.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+ARTIFACT_PATH = "/boot/images/{image_id}/{name}?mac=${{net0/mac}}"
+SQUASHFS_PATH = "/boot/m/${{net0/mac:hexhyp}}/images/{image_id}/root.squashfs"
+SCRIPT_PATH = "/boot/ipxe?mac=${net0/mac}"
+CONSOLES = ("console=tty0", "console=ttyS0,115200n8")
+NO_IMAGE_REASON = "no active image on the master"
+
+_URL_RE = re.compile(r"^https?://[^\s$]+$")
+_WORD_RE = re.compile(r"^\S+$")
+
+
+def check_base_url(base_url: str) -> str:
+    """The base URL without its trailing slash; ValueError if iPXE could not use it."""
+    if not _URL_RE.match(base_url):
+        raise ValueError(f"base URL {base_url!r} is not an http(s) URL usable in iPXE")
+    return base_url.rstrip("/")
+
+
+def _check_word(what: str, value: str) -> str:
+    if not _WORD_RE.match(value) or not value.isprintable():
+        raise ValueError(f"{what} {value!r} must be one printable word")
+    return value
+
+
+def _retry_lines(base: str, reason: str, retry_s: int) -> list[str]:
+    """Tell the operator on the console, wait, then ask the master again (no nesting)."""
+    if retry_s < 1:
+        raise ValueError(f"retry interval must be at least 1 s, not {retry_s}")
+    return [
+        f"echo livestrap: {reason}; retrying in {retry_s} s",
+        f"sleep {retry_s}",
+        f"chain --replace --autofree {base}{SCRIPT_PATH}",
+    ]
+
+
+def kernel_arguments(
+    base_url: str, image_id: str, token: str, kernel_cmdline: Iterable[str] = ()
+) -> list[str]:
+    """The kernel command line: live-boot fetch=, the agent's parameters, consoles, extras."""
+    base = check_base_url(base_url)
+    _check_word("image id", image_id)
+    _check_word("token", token)
+    extras = [_check_word("kernel option", o) for o in kernel_cmdline if o]
+    return [
+        "initrd=initrd.img",
+        "boot=live",
+        "fetch=" + base + SQUASHFS_PATH.format(image_id=image_id),
+        f"livestrap.url={base}",
+        f"livestrap.token={token}",
+        f"livestrap.image={image_id}",
+        "BOOTIF=01-${net0/mac:hexhyp}",
+        *CONSOLES,
+        *extras,
+    ]
+
+
+def render_boot_script(
+    base_url: str,
+    image_id: str,
+    token: str,
+    kernel_cmdline: Iterable[str] = (),
+    *,
+    retry_s: int = 30,
+) -> str:
+    """Boot `image_id`; if a download or the boot itself fails, retry from /boot/ipxe."""
+    base = check_base_url(base_url)
+    args = " ".join(kernel_arguments(base, image_id, token, kernel_cmdline))
+    kernel = base + ARTIFACT_PATH.format(image_id=image_id, name="vmlinuz")
+    initrd = base + ARTIFACT_PATH.format(image_id=image_id, name="initrd.img")
+    lines = [
+        "#!ipxe",
+        f"kernel {kernel} {args} || goto failed",
+        f"initrd --name initrd.img {initrd} || goto failed",
+        "boot || goto failed",
+        ":failed",
+        *_retry_lines(base, f"booting image {image_id} failed", retry_s),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_no_image_script(retry_s: int, base_url: str, reason: str = NO_IMAGE_REASON) -> str:
+    """Nothing to boot yet: say so on the console and ask again in `retry_s` seconds."""
+    base = check_base_url(base_url)
+    if "\n" in reason or "\r" in reason or not reason.isprintable():
+        raise ValueError("reason must be one printable line")
+    return "\n".join(["#!ipxe", *_retry_lines(base, reason, retry_s)]) + "\n"

@@ -1,0 +1,153 @@
+"""Discovery reports and node views: the agent's protocol and what operators read.
+
+The report mirrors `livestrap.agent.report` (protocol version 1). Facts stay open to
+new keys (a newer agent may collect more), but the parts the master reads for identity
+(system.uuid, nics[].mac) are typed, so a malformed body is a 422, never a 500.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+
+from livestrap.master.events import normalize_mac
+
+NodeStatus = Literal["online", "offline"]
+
+
+def finite_only(value: Any) -> Any:
+    """`value` with NaN/Infinity replaced by None: Python's JSON parser accepts them, but
+    no JSON answer can carry them (and one odd sensor must not keep a node unregistered)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_only(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [finite_only(item) for item in value]
+    return value
+
+
+class SystemFacts(BaseModel):
+    """SMBIOS identity of the box (collect_system); other keys are kept as sent."""
+
+    model_config = ConfigDict(extra="allow")
+    vendor: str | None = None
+    product: str | None = None
+    serial: str | None = None
+    uuid: str | None = None
+
+
+class NicFacts(BaseModel):
+    """One physical NIC (collect_nics); only `mac` matters for identity."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str | None = None
+    mac: str | None = None
+
+
+class Facts(BaseModel):
+    """Everything the agent collected: system, cpu, memory, disks, nics, pci, ..."""
+
+    model_config = ConfigDict(extra="allow")
+    system: SystemFacts | None = None
+    nics: list[NicFacts] | None = None
+
+
+class Failure(BaseModel):
+    """A collector that could not do its work on this node (other keys are dropped)."""
+
+    collector: str
+    error: str
+
+
+class DiscoveryReport(BaseModel):
+    """POST /api/v1/discovery body: a first report (with facts) or a heartbeat (without)."""
+
+    agent_version: str | None = Field(default=None, max_length=64)
+    image_id: str | None = Field(default=None, max_length=100)
+    boot_mac: str | None = Field(default=None, description="PXE NIC (BOOTIF=), any MAC format")
+    node_id: str | None = Field(default=None, max_length=36)
+    facts_hash: str | None = Field(default=None, max_length=64)
+    facts: Facts | None = None
+    failures: list[Failure] = Field(default_factory=list)
+    uptime_s: StrictInt | None = Field(default=None, ge=0)
+
+    @field_validator("boot_mac")
+    @classmethod
+    def _mac(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        mac = normalize_mac(value)
+        if mac is None:
+            raise ValueError(f"not a MAC address: {value!r}")
+        return mac
+
+    @field_validator("node_id")
+    @classmethod
+    def _node_id(cls, value: str | None) -> str | None:
+        return value or None  # "" is what the master answers before it knows the node
+
+    @field_validator("facts", mode="before")
+    @classmethod
+    def _finite(cls, value: Any) -> Any:
+        return finite_only(value)
+
+    def facts_dict(self) -> dict[str, Any] | None:
+        """The facts as sent (no defaults added), the form stored and hashed by the agent."""
+        return None if self.facts is None else self.facts.model_dump(exclude_unset=True)
+
+
+class ErrorDetail(BaseModel):
+    """Every refusal: `{"detail": "..."}` (master.errors)."""
+
+    detail: str
+
+
+class ReportAnswer(BaseModel):
+    """What the agent needs back; `node_id` is "" when the master wants facts first."""
+
+    node_id: str
+    heartbeat_s: int
+    facts_required: bool
+
+
+class NodeSummary(BaseModel):
+    """One row of GET /api/v1/nodes."""
+
+    id: str
+    status: NodeStatus
+    system_uuid: str | None
+    vendor: str | None
+    product: str | None
+    serial: str | None
+    boot_mac: str | None
+    last_ip: str | None
+    image_id: str | None
+    agent_version: str | None
+    boots: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
+class NodeDetail(NodeSummary):
+    """GET /api/v1/nodes/{id}: the summary plus everything the node reported."""
+
+    macs: list[str]
+    heartbeat_s: int
+    facts_hash: str | None
+    facts: dict[str, Any]
+    failures: list[dict[str, Any]]
+
+
+class TimelineEvent(BaseModel):
+    """One step of a boot: a /boot request, a report, a refusal (see master.events)."""
+
+    kind: str
+    at: datetime
+    mac: str | None
+    ip: str | None
+    image_id: str | None
+    detail: dict[str, Any]

@@ -1,0 +1,219 @@
+"""/api/v1/nodes and `livestrap nodes` against a real master process (heartbeat_s=1)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from livestrap.agent.report import facts_hash
+from livestrap.cli.nodes_cmd import app as cli_app
+from livestrap.cli.nodes_cmd import timeline_lines
+from masterproc import Master, master_process
+
+pytestmark = pytest.mark.integration
+
+_serial = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
+    with master_process(tmp_path_factory.mktemp("nodes") / "data", heartbeat_s=1) as m:
+        yield m
+
+
+@pytest.fixture(scope="module")
+def admin(master: Master) -> Iterator[httpx.Client]:
+    with master.admin() as client:
+        yield client
+
+
+def machine() -> dict[str, Any]:
+    n = next(_serial)
+    return {
+        "system": {
+            "vendor": "Dell Inc.",
+            "product": "PowerEdge R650",
+            "serial": f"SN{n}",
+            "uuid": str(uuid.uuid4()),
+        },
+        "nics": [{"name": "eno1", "mac": f"b8:ca:3a:00:{n:02x}:01"}],
+    }
+
+
+def report(master: Master, facts: dict[str, Any], node_id: str | None = None) -> str:
+    """One agent report (facts, or a heartbeat when node_id is given); the node id."""
+    payload = {
+        "agent_version": "0.1.0",
+        "image_id": "img-1",
+        "boot_mac": facts["nics"][0]["mac"],
+        "node_id": node_id,
+        "facts_hash": facts_hash(facts),
+        "facts": None if node_id else facts,
+        "failures": [],
+        "uptime_s": 90,
+    }
+    with master.discovery() as client:
+        resp = client.post("/api/v1/discovery", json=payload)
+    assert resp.status_code in (200, 201), resp.text
+    answer: str = resp.json()["node_id"]
+    return answer
+
+
+def ids(admin: httpx.Client, **params: str) -> list[str]:
+    resp = admin.get("/api/v1/nodes", params=params)
+    assert resp.status_code == 200, resp.text
+    return [n["id"] for n in resp.json()]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v1/nodes"),
+        ("GET", "/api/v1/nodes/x"),
+        ("GET", "/api/v1/nodes/x/timeline"),
+        ("DELETE", "/api/v1/nodes/x"),
+    ],
+)
+def test_admin_token_required(master: Master, method: str, path: str) -> None:
+    with master.anonymous() as anon:
+        assert anon.request(method, path).status_code == 401
+    with master.discovery() as client:  # the discovery token opens nothing else
+        resp = client.request(method, path)
+    assert resp.status_code == 401 and "detail" in resp.json()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v1/nodes/nope"),
+        ("GET", "/api/v1/nodes/nope/timeline"),
+        ("DELETE", "/api/v1/nodes/nope"),
+    ],
+)
+def test_unknown_node_is_404(admin: httpx.Client, method: str, path: str) -> None:
+    resp = admin.request(method, path)
+    assert resp.status_code == 404
+    assert resp.json() == {"detail": "no node 'nope'"}
+
+
+def test_show_node(master: Master, admin: httpx.Client) -> None:
+    facts = machine()
+    node_id = report(master, facts)
+    shown = admin.get(f"/api/v1/nodes/{node_id}").json()
+    assert shown["id"] == node_id and shown["status"] == "online"
+    assert (shown["vendor"], shown["product"], shown["serial"]) == (
+        "Dell Inc.",
+        "PowerEdge R650",
+        facts["system"]["serial"],
+    )
+    assert shown["macs"] == [facts["nics"][0]["mac"]] and shown["boot_mac"] == shown["macs"][0]
+    assert shown["facts"] == facts and shown["failures"] == [] and shown["heartbeat_s"] == 1
+    for key in ("first_seen_at", "last_seen_at"):
+        at = datetime.fromisoformat(shown[key])
+        assert at.tzinfo is not None and at.utcoffset() == UTC.utcoffset(None)
+        assert abs(at.timestamp() - time.time()) < 60
+    summary = next(n for n in admin.get("/api/v1/nodes").json() if n["id"] == node_id)
+    assert {k: v for k, v in shown.items() if k in summary} == summary
+
+
+def test_mac_filter_takes_any_format(master: Master, admin: httpx.Client) -> None:
+    facts = machine()
+    node_id = report(master, facts)
+    report(master, machine())
+    mac = facts["nics"][0]["mac"]
+    for form in (mac, mac.upper(), mac.replace(":", "-"), mac.replace(":", "")):
+        assert ids(admin, mac=form) == [node_id]
+    assert ids(admin, mac="02:00:00:00:00:99") == []
+    assert admin.get("/api/v1/nodes", params={"mac": "nonsense"}).status_code == 422
+    assert admin.get("/api/v1/nodes", params={"status": "sleeping"}).status_code == 422
+
+
+def test_offline_after_missed_heartbeats_and_online_again(
+    master: Master, admin: httpx.Client
+) -> None:
+    """heartbeat_s=1, offline_after=3: three seconds of silence make a node offline."""
+    quiet, alive = machine(), machine()
+    quiet_id, alive_id = report(master, quiet), report(master, alive)
+    assert {quiet_id, alive_id} <= set(ids(admin, status="online"))
+    for _ in range(7):  # ~3.5 s, the alive node heartbeating every 0.5 s
+        time.sleep(0.5)
+        report(master, alive, node_id=alive_id)
+    online, offline = ids(admin, status="online"), ids(admin, status="offline")
+    assert alive_id in online and alive_id not in offline
+    assert quiet_id in offline and quiet_id not in online
+    assert admin.get(f"/api/v1/nodes/{quiet_id}").json()["status"] == "offline"
+    report(master, quiet, node_id=quiet_id)  # a heartbeat brings it back
+    assert quiet_id in ids(admin, status="online")
+    kinds = [e["kind"] for e in admin.get(f"/api/v1/nodes/{quiet_id}/timeline").json()]
+    assert kinds == ["report", "heartbeat-resumed"]
+
+
+def test_delete_forgets_the_node_and_its_macs(master: Master, admin: httpx.Client) -> None:
+    facts = machine()
+    node_id = report(master, facts)
+    assert admin.delete(f"/api/v1/nodes/{node_id}").status_code == 204
+    assert admin.get(f"/api/v1/nodes/{node_id}").status_code == 404
+    assert ids(admin, mac=facts["nics"][0]["mac"]) == []
+    new_id = report(master, facts)
+    assert new_id != node_id
+    # The old boot's events are unattached now, so the new node's timeline shows them.
+    kinds = [e["kind"] for e in admin.get(f"/api/v1/nodes/{new_id}/timeline").json()]
+    assert kinds == ["report", "report"]
+
+
+def cli(master: Master, *args: str) -> str:
+    argv = [*args, "--master", master.url, "--token", master.admin_token]
+    result = CliRunner().invoke(cli_app, argv, env={"COLUMNS": "80"})  # ids stay whole at 80
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_cli(master: Master) -> None:
+    facts = machine()
+    node_id = report(master, facts)
+    listed = json.loads(cli(master, "list", "--json", "--mac", facts["nics"][0]["mac"]))
+    assert [n["id"] for n in listed] == [node_id]
+    table = cli(master, "list", "--status", "online")
+    assert node_id in table and facts["system"]["serial"] in table
+    assert json.loads(cli(master, "show", node_id))["facts"] == facts
+    assert "report" in cli(master, "timeline", node_id)
+    assert [e["kind"] for e in json.loads(cli(master, "timeline", node_id, "--json"))] == ["report"]
+    assert "deleted" in cli(master, "delete", node_id)
+    gone = CliRunner().invoke(
+        cli_app, ["show", node_id, "--master", master.url, "--token", master.admin_token]
+    )
+    assert gone.exit_code != 0
+
+
+def test_timeline_lines_show_offsets_from_the_first_event() -> None:
+    events = [
+        {
+            "kind": "script",
+            "at": "2024-05-01T12:00:00Z",
+            "ip": "10.0.2.15",
+            "mac": "aa:bb:cc:dd:ee:ff",
+            "image_id": "img",
+            "detail": {},
+        },
+        {
+            "kind": "report",
+            "at": "2024-05-01T12:00:12.34Z",
+            "ip": "10.0.2.15",
+            "mac": None,
+            "image_id": None,
+            "detail": {"boot": 1},
+        },
+    ]
+    lines = timeline_lines(events)
+    assert lines[0].split()[:2] == ["+0.0s", "script"]
+    assert lines[1].split()[:2] == ["+12.3s", "report"] and lines[1].endswith("boot=1")
+    assert timeline_lines([]) == []
