@@ -8,12 +8,12 @@ export LIVESTRAP_DATA_DIR
 
 # Debian packages the builder and the tests run for real.
 APT_PACKAGES := mmdebstrap squashfs-tools dpkg-dev apt-utils gnupg debian-archive-keyring \
-	initramfs-tools-core zstd xz-utils lz4 kmod util-linux ca-certificates \
+	initramfs-tools-core zstd xz-utils lz4 kmod util-linux ca-certificates curl \
 	qemu-system-x86 ipxe-qemu ipxe ovmf socat dnsmasq-base iproute2 postgresql
 # PostgreSQL for the API tests' second pass: a local server on 127.0.0.1 only.
 PG_URL := postgresql://livestrap:livestrap@127.0.0.1:5432/postgres
 
-.PHONY: all deps system-deps venv lint unit integration e2e test test-postgres postgres demo bench clean
+.PHONY: all deps system-deps venv lint unit integration e2e test test-postgres postgres demo demo-stop bench clean
 
 all: test
 
@@ -66,8 +66,11 @@ postgres: system-deps
 	su postgres -c "psql -qc \"CREATE ROLE livestrap LOGIN SUPERUSER PASSWORD 'livestrap'\"" || true
 
 demo: deps
-	$(BIN)/livestrap build --activate
-	$(BIN)/livestrap images list
+	scripts/demo.sh
+
+demo-stop: venv
+	-$(BIN)/livestrap vm stop
+	-@if [ -f $(LIVESTRAP_DATA_DIR)/master.pid ]; then kill $$(cat $(LIVESTRAP_DATA_DIR)/master.pid) && rm -f $(LIVESTRAP_DATA_DIR)/master.pid && echo "master stopped"; fi
 
 bench: deps
 	$(BIN)/python bench/build_bench.py

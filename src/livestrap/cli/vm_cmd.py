@@ -15,7 +15,7 @@ from livestrap.cli.options import DEFAULT_DATA_DIR
 from livestrap.errors import SpecError
 from livestrap.netboot.dnsmasq import DnsmasqOptions, check_options, render_dnsmasq_config
 from livestrap.netboot.qemu import NodeSpec
-from livestrap.netboot.vm import VirtualNode, kvm_usable
+from livestrap.netboot.vm import VirtualNode, kvm_usable, stop_recorded
 
 vm_app = typer.Typer(help="Virtual nodes that PXE-boot from the master.", no_args_is_help=True)
 netboot_app = typer.Typer(help="Network boot on real networks.", no_args_is_help=True)
@@ -79,6 +79,9 @@ def boot(
     ] = "auto",
     timeout: Annotated[int, typer.Option(help="Stop the nodes after this many seconds.")] = 900,
     wait: Annotated[bool, typer.Option(help="Wait until the nodes register.")] = True,
+    detach: Annotated[
+        bool, typer.Option(help="Leave the nodes running (still bounded by --timeout).")
+    ] = False,
 ) -> None:
     """Boot QEMU nodes that PXE-boot from the master; console logs go to DATA_DIR/vms."""
     parts = urlsplit(master)
@@ -99,9 +102,10 @@ def boot(
             accel=chosen,
         )  # fmt: skip
         nodes.append(VirtualNode(spec, data_dir / "vms" / node_name))
+    detached = False
     try:
         for node in nodes:
-            node.start()
+            node.start(max_s=timeout)
             console.print(f"{node.spec.name}: {firmware} PXE, MAC {node.spec.mac(0)}, "
                           f"console {node.console_log}")  # fmt: skip
         if wait:
@@ -111,13 +115,26 @@ def boot(
                 raise SpecError(
                     f"{len(nodes) - len(found)} node(s) did not register in {timeout} s"
                 )
+            if detach:
+                detached = True
+                console.print(f"nodes left running for up to {timeout} s; stop them with "
+                              f"`livestrap vm stop --data-dir {data_dir}`")  # fmt: skip
+                return
             console.print("stop the nodes with Ctrl-C (they stop by themselves after --timeout)")
         deadline = max(n.started_at for n in nodes) + timeout
         while time.monotonic() < deadline and any(n.running() for n in nodes):
             time.sleep(1)
     finally:
-        for node in nodes:
-            node.stop()
+        if not detached:
+            for node in nodes:
+                node.stop()
+
+
+@vm_app.command("stop")
+def stop(data_dir: ClientDataDir = DEFAULT_DATA_DIR) -> None:
+    """Stop the nodes `vm boot --detach` left running."""
+    stopped = stop_recorded(data_dir / "vms")
+    typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "no running nodes")
 
 
 @netboot_app.command("dnsmasq-config")

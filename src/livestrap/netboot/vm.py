@@ -68,15 +68,19 @@ class VirtualNode:
                 fh.truncate(int(size * 2**30))
         self.console_log.write_bytes(b"")
 
-    def start(self) -> None:
+    def start(self, max_s: int | None = None) -> None:
+        """Start QEMU; with `max_s` it is also bounded in time by coreutils' timeout."""
         self.prepare()
         argv = qemu_argv(self.spec, self.workdir, self.workdir / "tftp")
+        if max_s:
+            argv = ["timeout", "--kill-after=10", str(max_s), *argv]
         (self.workdir / "qemu.argv").write_text("\n".join(argv) + "\n")
         stderr = (self.workdir / "qemu.stderr").open("wb")
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, start_new_session=True
         )
         self.started_at = time.monotonic()
+        (self.workdir / "qemu.pid").write_text(f"{self.proc.pid}\n")
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -98,3 +102,17 @@ class VirtualNode:
 
     def console(self) -> str:
         return self.console_log.read_text(errors="replace") if self.console_log.exists() else ""
+
+
+def stop_recorded(vms_dir: Path) -> list[str]:
+    """Stop detached nodes by the PIDs recorded when we started them; returns their names."""
+    stopped = []
+    for pidfile in sorted(vms_dir.glob("*/qemu.pid")):
+        try:
+            pid = int(pidfile.read_text().strip())
+            os.killpg(pid, signal.SIGTERM)
+            stopped.append(pidfile.parent.name)
+        except (ValueError, ProcessLookupError, PermissionError):
+            pass
+        pidfile.unlink(missing_ok=True)
+    return stopped
