@@ -40,7 +40,8 @@ def fake_rootfs(ctx: BuildContext) -> None:
 
         raise BuildError("rootfs", "1 package(s) not found in the configured repositories: fail-me")
     if "slow-me" in ctx.spec.packages:
-        _work(ctx, "rootfs", 100)
+        for _ in range(10):  # about 3 s, so tests can cancel or kill it mid-way
+            _work(ctx, "rootfs", 10)
 
 
 def fake_artifacts(ctx: BuildContext) -> None:

@@ -35,7 +35,9 @@ def main() -> None:
         heartbeat_s=args.heartbeat_s,
     )
     app = create_app(settings, build_stages=FAKE_STAGES if args.fake_builds else None)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    uvicorn.run(
+        app, host="127.0.0.1", port=args.port, log_level="warning", timeout_graceful_shutdown=5
+    )
 
 
 if __name__ == "__main__":

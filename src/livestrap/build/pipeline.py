@@ -264,7 +264,8 @@ def build(
                     events(BuildEvent("stage-start", current, time.monotonic() - started))
                     log.write(f"=== stage {current}")
                     stage(ctx)
-                    if cancel is not None and cancel.is_set():
+                    last = current == (stages or STAGES)[-1][0]
+                    if cancel is not None and cancel.is_set() and not last:
                         raise BuildCancelled(current, "cancel requested")
                     done = round(time.monotonic() - t0, 1)
                     events(

@@ -51,4 +51,6 @@ def serve(
             typer.echo(f"{name} token (also in {path}, mode 0600): {token}", err=True)
     typer.echo(f"livestrap master on http://{host}:{port} (API docs: /docs), data in {data_dir}",
                err=True)  # fmt: skip
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_level="info", timeout_graceful_shutdown=5
+    )

@@ -35,12 +35,10 @@ def get_effective(state: StateDep, session: SessionDep) -> JSONResponse:
 
 
 @router.put("", response_model=BuildSpec)
-def put_settings(state: StateDep, body: Annotated[SpecBody, Body()]) -> JSONResponse:
+def put_settings(
+    state: StateDep, session: SessionDep, body: Annotated[SpecBody, Body()]
+) -> JSONResponse:
     """Replace the stored spec. Checked like `livestrap spec check` (422 names the field);
     relative paths are taken from the master's data dir and stored absolute."""
     spec, _ = check_spec(body, state.settings.data_dir, source="settings")
-    # Committed here, before the answer: SessionDep's commit runs after the response is
-    # sent, so a client's next GET could otherwise still read the old settings.
-    with state.db.session() as session:
-        stored = write_settings(session, spec)
-    return JSONResponse(stored)
+    return JSONResponse(write_settings(session, spec))
