@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -68,6 +69,13 @@ class Master:
     url: str
     data_dir: Path
     proc: subprocess.Popen[bytes]
+    database_url: str
+
+    def database(self) -> Any:
+        """The master's database, for tests that look at rows directly."""
+        from livestrap.master.db import Database
+
+        return Database(self.database_url)
 
     @property
     def admin_token(self) -> str:
@@ -130,7 +138,7 @@ def master_process(
             if time.monotonic() > deadline:
                 raise RuntimeError("master did not start within 30 s")
             time.sleep(0.1)
-        yield Master(url, data_dir, proc)
+        yield Master(url, data_dir, proc, database_url or f"sqlite:///{data_dir / 'livestrap.db'}")
     finally:
         proc.terminate()
         try:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from masterproc import Master, master_process
@@ -173,13 +173,13 @@ def test_bad_paths_not_found(client: httpx.Client, path: str) -> None:
 
 
 def boot_events(master: Master, mac: str) -> list[BootEvent]:
-    engine = create_engine(f"sqlite:///{master.data_dir / 'livestrap.db'}")
+    db = master.database()
     try:
-        with Session(engine) as session:
+        with Session(db.engine) as session:
             query = select(BootEvent).where(BootEvent.mac == mac).order_by(BootEvent.id)
             return list(session.scalars(query))
     finally:
-        engine.dispose()
+        db.dispose()
 
 
 def test_boot_events_recorded(master: Master, client: httpx.Client) -> None:

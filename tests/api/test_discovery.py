@@ -36,7 +36,7 @@ def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
 
 @pytest.fixture(scope="module")
 def db(master: Master) -> Iterator[Database]:
-    database = Database(f"sqlite:///{master.data_dir / 'livestrap.db'}")
+    database = Database(master.database_url)
     yield database
     database.dispose()
 

@@ -35,8 +35,8 @@ from livestrap.netboot.dnsmasq import (
     DnsmasqOptions,
     render_dnsmasq_config,
 )
-from livestrap.netboot.qemu import OVMF_CODE, OVMF_VARS, NodeSpec
-from netns import TAP, Netns, network_namespace
+from livestrap.netboot.qemu import OVMF_CODE, OVMF_VARS, Firmware, NodeSpec
+from netns import BRIDGE, TAP, Netns, network_namespace
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,7 @@ def which(tool: str) -> str | None:
     return shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
 
 
-def require_tools(firmware: str) -> None:
+def require_tools(firmware: Firmware) -> None:
     missing = [f"{tool} (apt-get install {pkg})" for tool, pkg in TOOLS.items() if not which(tool)]
     for path, pkg in ((Path(IPXE_DIR) / BIOS_IPXE, "ipxe"), (Path(IPXE_DIR) / EFI_IPXE, "ipxe")):
         if not path.exists():
@@ -137,14 +137,14 @@ def tail(path: Path, lines: int = 60) -> str:
 
 @pytest.mark.timeout(REGISTER_TIMEOUT_S + 300)
 @pytest.mark.parametrize("firmware", ["bios", "uefi"])
-def test_node_pxe_boots_through_dnsmasq(tmp_path: Path, firmware: str) -> None:
+def test_node_pxe_boots_through_dnsmasq(tmp_path: Path, firmware: Firmware) -> None:
     require_tools(firmware)
     logs = [tmp_path / "dnsmasq.log", tmp_path / "master.log", tmp_path / "qemu.log"]
     with network_namespace() as ns:
         base_url = f"http://{ns.host}:{PORT}"
         conf = tmp_path / "dnsmasq.conf"
         conf.write_text(render_dnsmasq_config(DnsmasqOptions(
-            master_url=base_url, interface="br0", dhcp_range=DHCP_RANGE, tftp_root=IPXE_DIR,
+            master_url=base_url, interface=BRIDGE, dhcp_range=DHCP_RANGE, tftp_root=IPXE_DIR,
         )))  # fmt: skip
         dnsmasq = ns.start([str(which("dnsmasq")), "--keep-in-foreground", "--log-facility=-",
                             f"--conf-file={conf}", f"--pid-file={tmp_path / 'dnsmasq.pid'}",
