@@ -36,8 +36,8 @@ venv: $(BIN)/.installed
 deps: system-deps venv
 
 lint: venv
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 
 unit: venv
@@ -74,6 +74,7 @@ demo-stop: venv
 
 bench: deps
 	$(BIN)/python bench/build_bench.py
+	$(BIN)/python bench/boot_bench.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

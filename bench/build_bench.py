@@ -11,10 +11,15 @@ import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from report import load_results, save_results
 
 from livestrap.build.events import BuildEvent
 from livestrap.build.pipeline import build
@@ -55,53 +60,6 @@ def machine() -> dict[str, Any]:
     }
 
 
-def render_markdown(results: dict[str, Any]) -> str:
-    m = results["machine"]
-    cold, warm, rebuild = results["cold"], results["warm"], results["rebuild"]
-    mb = 1e6
-    stage_names = list(cold["stages"])
-
-    def row(name: str, r: dict[str, Any]) -> str:
-        cells = " | ".join(f"{r['stages'].get(s, 0):.1f}" for s in stage_names)
-        return f"| {name} | **{r['seconds']:.1f}** | {cells} |"
-
-    sizes = cold["sizes"]
-    total = sum(sizes.values())
-    return "\n".join(
-        [
-            "# Benchmarks",
-            "",
-            f"Machine: {m['cores']} cores, {m['mem_gib']} GiB, Linux {m['kernel']}, "
-            f"Python {m['python']}; measured {results['date']}.",
-            f"Reproduce: `{COMMAND}` (as root; builds the default spec from the host mirror).",
-            "",
-            "## Build time (seconds)",
-            "",
-            f"| build | total | {' | '.join(stage_names)} |",
-            f"|---|---|{'---|' * len(stage_names)}",
-            row("cold (empty package cache)", cold),
-            row("warm (nothing changed: image reused)", warm),
-            row("rebuild (--force, package cache kept)", rebuild),
-            "",
-            "Goals: cold ≤ 90 s, warm (no upstream change) ≤ 20 s. A warm build fetches each",
-            "source's InRelease, finds the stored image made from the same inputs and reuses it;",
-            "`--force` rebuilds from the package cache. Cold includes downloading every package",
-            "from the host's mirror, so it depends on the network to it.",
-            "",
-            "## Image size (default spec, zstd)",
-            "",
-            "| artifact | MB |",
-            "|---|---|",
-            *[f"| {name} | {size / mb:.1f} |" for name, size in sizes.items()],
-            f"| **total a node downloads** | **{total / mb:.1f}** |",
-            "",
-            "Goals: root.squashfs ≤ 80 MB with every storage and network driver kept, "
-            "initrd ≤ 20 MB.",
-            "",
-        ]
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spec", type=Path, help="spec to build (default spec if left out)")
@@ -125,9 +83,10 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    (ROOT / "bench/results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (ROOT / "docs/benchmarks.md").write_text(render_markdown(results))
-    print(render_markdown(results))
+    everything = load_results()
+    everything["build"] = results
+    save_results(everything)
+    print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

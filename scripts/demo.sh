@@ -7,7 +7,7 @@ BIN=.venv/bin
 DATA=${LIVESTRAP_DATA_DIR:-/var/lib/livestrap}
 PORT=${LIVESTRAP_DEMO_PORT:-8080}
 URL=http://127.0.0.1:$PORT
-export LIVESTRAP_MASTER=$URL LIVESTRAP_DATA_DIR=$DATA
+export LIVESTRAP_MASTER=$URL LIVESTRAP_DATA_DIR=$DATA COLUMNS=${COLUMNS:-160}
 step() { printf '\n\033[1m== %s\033[0m (%ss)\n' "$1" "$SECONDS"; }
 
 step "1/4 build and activate the default image (reused when nothing changed)"
@@ -32,14 +32,7 @@ step "4/4 the inventory"
 $BIN/livestrap nodes list
 node=$($BIN/livestrap nodes list --mac "$($BIN/python -c 'from livestrap.netboot.qemu import NodeSpec; print(NodeSpec(name="demo-node").mac(0))')" --json | $BIN/python -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
 echo; echo "facts of $node:"
-$BIN/livestrap nodes show "$node" | $BIN/python -c '
-import json, sys
-n = json.load(sys.stdin); f = n["facts"]
-print(f"  system  {f[\"system\"][\"vendor\"]} {f[\"system\"][\"product\"]}, serial {f[\"system\"][\"serial\"]}, {f[\"system\"][\"firmware\"]}")
-print(f"  cpu     {f[\"cpu\"][\"model\"]}, {f[\"cpu\"][\"threads\"]} thread(s)")
-print(f"  memory  {f[\"memory\"][\"total\"] / 2**20:.0f} MiB")
-for d in f["disks"]: print(f"  disk    {d[\"name\"]} {d[\"size\"] / 2**30:.1f} GiB serial {d[\"serial\"]}")
-for i in f["nics"]: print(f"  nic     {i[\"name\"]} {i[\"mac\"]} pxe={i[\"pxe\"]}")'
+$BIN/livestrap nodes show "$node" | $BIN/python scripts/node_summary.py
 echo; echo "boot timeline:"
 $BIN/livestrap nodes timeline "$node"
 cat <<MSG

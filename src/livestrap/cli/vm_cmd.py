@@ -35,10 +35,21 @@ def parse_sizes(value: str) -> tuple[float, ...]:
     return tuple(sizes)
 
 
+def boots_so_far(client: Any, mac: str) -> int:
+    """How many boots the inventory has seen for this MAC (0: not known yet)."""
+    listed = call(client, "GET", "/api/v1/nodes", params={"mac": mac})
+    return int(listed[0]["boots"]) if listed else 0
+
+
 def wait_registered(
-    nodes: list[VirtualNode], client: Any, timeout_s: float, console: Console
+    nodes: list[VirtualNode],
+    client: Any,
+    timeout_s: float,
+    console: Console,
+    before: dict[str, int],
 ) -> dict[str, dict[str, Any]]:
-    """Poll the master until every node's PXE MAC is in the inventory (or time runs out)."""
+    """Poll the master until every node reports for this boot (its boot count grows past
+    `before`, so a node already in the inventory is not taken for registered at once)."""
     found: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + timeout_s
     with console.status("waiting for the nodes to register") as status:
@@ -49,7 +60,7 @@ def wait_registered(
                 if not node.running():
                     raise SpecError(f"{node.spec.name}: QEMU exited; see {node.workdir}")
                 listed = call(client, "GET", "/api/v1/nodes", params={"mac": node.spec.mac(0)})
-                if listed:
+                if listed and int(listed[0]["boots"]) > before.get(node.spec.name, 0):
                     elapsed = time.monotonic() - node.started_at
                     found[node.spec.name] = listed[0]
                     console.print(f"{node.spec.name}: registered as {listed[0]['id']} "
@@ -103,14 +114,16 @@ def boot(
         )  # fmt: skip
         nodes.append(VirtualNode(spec, data_dir / "vms" / node_name))
     detached = False
+    client = make_client(master, token, data_dir) if wait else None
+    before = {n.spec.name: boots_so_far(client, n.spec.mac(0)) for n in nodes} if client else {}
     try:
         for node in nodes:
             node.start(max_s=timeout)
             console.print(f"{node.spec.name}: {firmware} PXE, MAC {node.spec.mac(0)}, "
                           f"console {node.console_log}")  # fmt: skip
-        if wait:
-            with make_client(master, token, data_dir) as client:
-                found = wait_registered(nodes, client, timeout, console)
+        if client is not None:
+            with client:
+                found = wait_registered(nodes, client, timeout, console, before)
             if len(found) < len(nodes):
                 raise SpecError(
                     f"{len(nodes) - len(found)} node(s) did not register in {timeout} s"
