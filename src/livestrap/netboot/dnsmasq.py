@@ -60,6 +60,7 @@ def render_dnsmasq_config(opts: DnsmasqOptions) -> str:
         "enable-tftp",
         f"tftp-root={opts.tftp_root}",
         "dhcp-userclass=set:ipxe,iPXE",
+        "dhcp-vendorclass=set:pxe,PXEClient",
         "dhcp-match=set:efi64,option:client-arch,7",
         "dhcp-match=set:efi64,option:client-arch,9",
     ]
@@ -68,8 +69,8 @@ def render_dnsmasq_config(opts: DnsmasqOptions) -> str:
         lines += [
             f"dhcp-range={first},{last},{opts.lease}",
             f"dhcp-boot=tag:ipxe,{script}",
-            f"dhcp-boot=tag:!ipxe,tag:efi64,{EFI_IPXE}",
-            f"dhcp-boot=tag:!ipxe,tag:!efi64,{BIOS_IPXE}",
+            f"dhcp-boot=tag:pxe,tag:!ipxe,tag:efi64,{EFI_IPXE}",
+            f"dhcp-boot=tag:pxe,tag:!ipxe,tag:!efi64,{BIOS_IPXE}",
         ]
     else:
         net = ipaddress.IPv4Network(opts.proxy_subnet or "", strict=False)

@@ -1,0 +1,122 @@
+"""netboot: dnsmasq configuration and QEMU command lines, exact text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from livestrap.netboot.dnsmasq import DnsmasqOptions, check_options, render_dnsmasq_config
+from livestrap.netboot.qemu import NodeSpec, qemu_argv, render_tftp_script
+from livestrap.netboot.vm import PROBE_MBR, running_nested
+
+pytestmark = pytest.mark.unit
+
+MASTER = "http://192.0.2.10:8080"
+
+
+def test_dnsmasq_full_dhcp() -> None:
+    opts = DnsmasqOptions(MASTER, interface="eth1", dhcp_range=("192.0.2.100", "192.0.2.150"))
+    assert check_options(opts) == []
+    assert render_dnsmasq_config(opts) == (
+        "# livestrap: network boot PXE -> iPXE -> the master (generated; edit the options,\n"
+        "# not this file: livestrap netboot dnsmasq-config)\n"
+        "port=0\n"
+        "log-dhcp\n"
+        "interface=eth1\n"
+        "bind-interfaces\n"
+        "enable-tftp\n"
+        "tftp-root=/usr/lib/ipxe\n"
+        "dhcp-userclass=set:ipxe,iPXE\n"
+        "dhcp-vendorclass=set:pxe,PXEClient\n"
+        "dhcp-match=set:efi64,option:client-arch,7\n"
+        "dhcp-match=set:efi64,option:client-arch,9\n"
+        "dhcp-range=192.0.2.100,192.0.2.150,1h\n"
+        "dhcp-boot=tag:ipxe,http://192.0.2.10:8080/boot/ipxe?mac=${net0/mac}\n"
+        "dhcp-boot=tag:pxe,tag:!ipxe,tag:efi64,ipxe.efi\n"
+        "dhcp-boot=tag:pxe,tag:!ipxe,tag:!efi64,undionly.kpxe\n"
+    )
+
+
+def test_dnsmasq_proxy_dhcp() -> None:
+    opts = DnsmasqOptions(MASTER, proxy_subnet="192.0.2.0/24")
+    assert check_options(opts) == []
+    text = render_dnsmasq_config(opts)
+    assert "interface=" not in text
+    assert text.endswith(
+        "dhcp-range=192.0.2.0,proxy,255.255.255.0\n"
+        'pxe-prompt="livestrap",0\n'
+        'pxe-service=tag:!ipxe,x86PC,"livestrap: iPXE (BIOS)",undionly\n'
+        'pxe-service=tag:!ipxe,X86-64_EFI,"livestrap: iPXE (UEFI)",ipxe.efi\n'
+        "dhcp-boot=tag:ipxe,http://192.0.2.10:8080/boot/ipxe?mac=${net0/mac}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("opts", "problem"),
+    [
+        (DnsmasqOptions(MASTER), "choose one of"),
+        (DnsmasqOptions(MASTER, dhcp_range=("1.2.3.4", "x"), proxy_subnet="1.2.3.0/24"), "one of"),
+        (DnsmasqOptions(MASTER, dhcp_range=("1.2.3.4", "nope")), "'nope' is not an IPv4"),
+        (DnsmasqOptions(MASTER, proxy_subnet="1.2.3.0/40"), "not an IPv4 subnet"),
+        (DnsmasqOptions("https://m:8443", proxy_subnet="1.2.3.0/24"), "needs an http://"),
+    ],
+)
+def test_dnsmasq_bad_options(opts: DnsmasqOptions, problem: str) -> None:
+    assert any(problem in p for p in check_options(opts))
+
+
+def test_tftp_script() -> None:
+    assert render_tftp_script() == "#!ipxe\nchain http://10.0.2.100/boot/ipxe?mac=${net0/mac}\n"
+
+
+def test_node_identity_is_stable() -> None:
+    a, b = NodeSpec(name="n1"), NodeSpec(name="n1")
+    assert a.mac(0) == b.mac(0) and a.mac(0) != a.mac(1) and a.mac(0).startswith("52:54:00:")
+    assert a.system_uuid == b.system_uuid != NodeSpec(name="n2").system_uuid
+    assert a.smbios_serial == "LS-n1" and NodeSpec(name="x", serial="S1").smbios_serial == "S1"
+    assert len(a.disk_serial(3)) <= 20
+
+
+def test_qemu_argv_bios() -> None:
+    spec = NodeSpec(name="n1", master_port=9000, disks_gib=(2,), nics=2, serial="S1")
+    argv = qemu_argv(spec, Path("/w"), Path("/w/tftp"))
+    assert argv[:6] == ["qemu-system-x86_64", "-name", "n1", "-accel", "tcg", "-cpu"]
+    assert argv[6] == "qemu64" and "-nodefaults" in argv and "-no-reboot" in argv
+    assert "file:/w/console.log" in argv
+    smbios = argv[argv.index("-smbios") + 1]
+    assert smbios == (
+        f"type=1,manufacturer=livestrap,product=virtual node,serial=S1,uuid={spec.system_uuid}"
+    )
+    netdevs = [argv[i + 1] for i, a in enumerate(argv) if a == "-netdev"]
+    assert netdevs == [
+        "user,id=net0,restrict=on,ipv6=off,tftp=/w/tftp,bootfile=boot.ipxe,"
+        "guestfwd=tcp:10.0.2.100:80-cmd:socat STDIO TCP4:127.0.0.1:9000",
+        "user,id=net1,restrict=on,ipv6=off",
+    ]
+    devices = [argv[i + 1] for i, a in enumerate(argv) if a == "-device"]
+    assert devices == [
+        f"virtio-net-pci,netdev=net0,mac={spec.mac(0)},bootindex=1",
+        f"virtio-net-pci,netdev=net1,mac={spec.mac(1)},romfile=",
+        f"virtio-blk-pci,drive=disk0,serial={spec.disk_serial(0)}",
+    ]
+    assert "pflash" not in " ".join(argv)
+
+
+def test_qemu_argv_uefi() -> None:
+    argv = qemu_argv(NodeSpec(name="u", firmware="uefi"), Path("/w"), Path("/w/tftp"))
+    drives = [argv[i + 1] for i, a in enumerate(argv) if a == "-drive"]
+    assert drives == [
+        "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+        "if=pflash,format=raw,unit=1,file=/w/OVMF_VARS.fd",
+    ]
+    assert argv[argv.index("-machine") + 1] == "q35"
+
+
+def test_kvm_probe_pieces(tmp_path: Path) -> None:
+    assert len(PROBE_MBR) == 512 and PROBE_MBR.endswith(b"\x55\xaa")
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu vme hypervisor lahf_lm\n")
+    assert running_nested(cpuinfo)
+    cpuinfo.write_text("flags\t\t: fpu vme lahf_lm\n")
+    assert not running_nested(cpuinfo)
