@@ -12,7 +12,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import shutil
-import signal
 import subprocess
 import time
 import uuid
@@ -22,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from livestrap.run import stop_process_group
 
 BRIDGE = "br0"
 TAP = "tap0"
@@ -62,19 +63,7 @@ class Netns:
 
     def stop(self, proc: subprocess.Popen[bytes], grace_s: float = 15) -> None:
         """SIGTERM to the process's group, SIGKILL after `grace_s`."""
-        for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
-            if proc.poll() is not None:
-                break
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=wait_s)
-            except subprocess.TimeoutExpired:
-                continue
-        if proc.poll() is None:  # not even SIGKILL helped: say so rather than hang
-            raise RuntimeError(f"process {proc.pid} ({proc.args!r}) would not stop")
+        stop_process_group(proc, grace_s=grace_s)
 
     def stop_all(self) -> None:
         errors = []

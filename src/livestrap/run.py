@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from livestrap.errors import BuildCancelled, CommandError
 
@@ -121,11 +121,11 @@ def run(
     return list(tail)
 
 
-def stop_process_group(proc: subprocess.Popen[str]) -> None:
+def stop_process_group(proc: subprocess.Popen[Any], grace_s: float = TERM_GRACE_S) -> None:
     """SIGTERM the group we started, then SIGKILL it if it lingers; always reap."""
     if proc.poll() is not None:
         return
-    for sig, wait_s in ((signal.SIGTERM, TERM_GRACE_S), (signal.SIGKILL, 5.0)):
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:

@@ -20,6 +20,7 @@ from livestrap.netboot.qemu import (
     qemu_argv,
     render_tftp_script,
 )
+from livestrap.run import stop_process_group
 
 KVM_PROBE_S = 5.0
 
@@ -124,18 +125,8 @@ class VirtualNode:
 
     def stop(self) -> None:
         """Stop the QEMU process we started (its process group only), then reap it."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                self.proc.wait(timeout=wait_s)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        if self.proc is not None:
+            stop_process_group(self.proc, grace_s=5.0)
 
     def console(self) -> str:
         return self.console_log.read_text(errors="replace") if self.console_log.exists() else ""
