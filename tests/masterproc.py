@@ -110,6 +110,7 @@ def master_process(
     public_url: str | None = None,
     heartbeat_s: int = 30,
     port: int | None = None,
+    cache_dir: Path | None = None,
 ) -> Iterator[Master]:
     """A master on 127.0.0.1 serving `data_dir`; stopped (SIGTERM, then kill) afterwards."""
     if database_url is None and PG_ADMIN_URL:
@@ -123,6 +124,8 @@ def master_process(
         argv += ["--database-url", database_url]
     if public_url:
         argv += ["--public-url", public_url]
+    if cache_dir:
+        argv += ["--cache-dir", str(cache_dir)]
     proc = subprocess.Popen(argv)
     url = f"http://127.0.0.1:{port}"
     try:

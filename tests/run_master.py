@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument("--public-url")
     parser.add_argument("--heartbeat-s", type=int, default=30)
+    parser.add_argument("--cache-dir", type=Path)
     args = parser.parse_args()
     settings = MasterSettings(
         data_dir=args.data_dir,
@@ -33,6 +34,7 @@ def main() -> None:
         database_url=args.database_url,
         public_url=args.public_url,
         heartbeat_s=args.heartbeat_s,
+        cache_dir=args.cache_dir,
     )
     app = create_app(settings, build_stages=FAKE_STAGES if args.fake_builds else None)
     uvicorn.run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -38,11 +39,24 @@ def serve(
         str | None,
         typer.Option("--public-url", help="URL nodes use to reach the master [default: Host]."),
     ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-dir",
+            envvar="LIVESTRAP_CACHE_DIR",
+            help="Package cache shared by builds [default: DATA_DIR/cache].",
+        ),
+    ] = None,
 ) -> None:
     """Run the master: REST API, netboot files, discovery and build jobs."""
     host, port = parse_listen(listen)
     settings = MasterSettings(
-        data_dir=data_dir, host=host, port=port, database_url=database_url, public_url=public_url
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        database_url=database_url,
+        public_url=public_url,
+        cache_dir=cache_dir,
     )
     for name, path in (("admin", settings.admin_token_file),
                        ("discovery", settings.discovery_token_file)):  # fmt: skip

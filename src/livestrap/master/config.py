@@ -16,6 +16,7 @@ class MasterSettings:
     heartbeat_s: int = 30
     offline_after: int = 3  # heartbeat intervals without news before a node shows offline
     boot_retry_s: int = 30  # how long iPXE waits before asking again when no image is active
+    cache_dir: Path | None = None  # package cache of builds (default: <data-dir>/cache)
 
     @property
     def db_url(self) -> str:

@@ -260,6 +260,7 @@ class BuildQueue:
                 cancel=job.cancel,
                 stages=self.stages,
                 force=job.force,
+                cache_dir=self.settings.cache_dir,
             )
         except BuildCancelled as err:
             with self._lock:
