@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -13,7 +12,7 @@ import typer
 from rich.console import Console
 
 from livestrap.build.pipeline import build as run_build
-from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir, JsonFlag
+from livestrap.cli.options import DEFAULT_DATA_DIR, CacheDir, DataDir, JsonFlag
 from livestrap.cli.progress import JsonProgress, RichProgress
 from livestrap.cli.spec_cmd import SpecArg, effective_spec
 from livestrap.errors import BuildError
@@ -33,14 +32,7 @@ def build(
     force: Annotated[
         bool, typer.Option("--force", help="Rebuild even if nothing changed since an image.")
     ] = False,
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--cache-dir",
-            envvar="LIVESTRAP_CACHE_DIR",
-            help="Package cache shared by builds [default: DATA_DIR/cache].",
-        ),
-    ] = None,
+    cache_dir: CacheDir = None,
 ) -> None:
     """Build an image from SPEC (or the default spec) into the store."""
     spec = effective_spec(spec_path)

@@ -19,3 +19,11 @@ DataDir = Annotated[
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+CacheDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir",
+        envvar="LIVESTRAP_CACHE_DIR",
+        help="Package cache shared by builds [default: DATA_DIR/cache].",
+    ),
+]

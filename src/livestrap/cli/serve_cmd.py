@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 import uvicorn
 
-from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir
+from livestrap.cli.options import DEFAULT_DATA_DIR, CacheDir, DataDir
 from livestrap.errors import SpecError
 from livestrap.master.app import create_app
 from livestrap.master.config import MasterSettings
@@ -39,14 +38,7 @@ def serve(
         str | None,
         typer.Option("--public-url", help="URL nodes use to reach the master [default: Host]."),
     ] = None,
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--cache-dir",
-            envvar="LIVESTRAP_CACHE_DIR",
-            help="Package cache shared by builds [default: DATA_DIR/cache].",
-        ),
-    ] = None,
+    cache_dir: CacheDir = None,
 ) -> None:
     """Run the master: REST API, netboot files, discovery and build jobs."""
     host, port = parse_listen(listen)
