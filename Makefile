@@ -13,7 +13,7 @@ APT_PACKAGES := mmdebstrap squashfs-tools dpkg-dev apt-utils gnupg debian-archiv
 # PostgreSQL for the API tests' second pass: a local server on 127.0.0.1 only.
 PG_URL := postgresql://livestrap:livestrap@127.0.0.1:5432/postgres
 
-.PHONY: all deps system-deps venv lint unit integration e2e test test-postgres postgres demo demo-stop bench clean
+.PHONY: all deps system-deps venv lint unit integration e2e test test-postgres postgres demo demo-stop bench bench-smoke clean
 
 all: test
 
@@ -52,6 +52,7 @@ e2e: deps
 test: deps lint
 	$(BIN)/pytest -m "unit or integration or e2e" --durations=15
 	$(MAKE) --no-print-directory test-postgres
+	$(MAKE) --no-print-directory bench-smoke
 
 # The master's API tests again, on PostgreSQL (skipped, saying why, if it cannot start).
 test-postgres: postgres
@@ -72,9 +73,17 @@ demo-stop: venv
 	-$(BIN)/livestrap vm stop
 	-@if [ -f $(LIVESTRAP_DATA_DIR)/master.pid ]; then kill $$(cat $(LIVESTRAP_DATA_DIR)/master.pid) && rm -f $(LIVESTRAP_DATA_DIR)/master.pid && echo "master stopped"; fi
 
+# The whole benchmark (~40 min, root): writes bench/results.json and docs/benchmarks.md.
+BENCH_SCRIPTS := build_bench boot_bench serve_bench discovery_bench peer_bench
 bench: deps
-	$(BIN)/python bench/build_bench.py
-	$(BIN)/python bench/boot_bench.py
+	set -e; for b in $(BENCH_SCRIPTS); do $(BIN)/python bench/$$b.py; done
+
+# The same harness with tiny sizes and no peer build, into a temporary folder: CI runs it.
+BENCH_SMOKE := serve_bench discovery_bench
+bench-smoke: deps
+	set -e; out=$$(mktemp -d /tmp/livestrap-bench-smoke.XXXXXX); export LIVESTRAP_BENCH_OUT=$$out; \
+	for b in $(BENCH_SMOKE); do $(BIN)/python bench/$$b.py --smoke; done; \
+	cat $$out/benchmarks.md; rm -rf $$out
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

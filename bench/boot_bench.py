@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from report import load_results, save_results  # noqa: E402
+from report import load_results, machine_line, save_results  # noqa: E402
 
 from livestrap.netboot.qemu import NodeSpec  # noqa: E402
 from livestrap.netboot.vm import VirtualNode, kvm_usable  # noqa: E402
@@ -82,6 +82,34 @@ def main() -> None:
             boot["smallest_memory_mib"] = smallest
     results["boot"] = boot
     save_results(results)
+
+
+def render(r: dict[str, Any]) -> list[str]:
+    runs = r["runs"]
+    out = [
+        f"## Boot: PXE power-on → registered ({r['accel'].upper()})",
+        "",
+        machine_line(r.get("machine")),
+        "Reproduce: `.venv/bin/python bench/boot_bench.py` (as root; QEMU virtual nodes,",
+        "user-mode networking, the master on 127.0.0.1; `-cpu qemu64` under TCG).",
+        "",
+        "| run | registered after (s) | iPXE script → kernel → initrd → squashfs start → "
+        "squashfs end → report (s) |",
+        "|---|---|---|",
+    ]
+    for name, run in runs.items():
+        t = run.get("timeline", {})
+        steps = " / ".join(
+            str(t.get(k, "–"))
+            for k in ("kernel", "initrd", "squashfs-start", "squashfs-end", "report")
+        )
+        out.append(f"| {name} | {run.get('registered_s') or 'did not register'} | {steps} |")
+    out += [
+        "",
+        f"Smallest memory that still registered: **{r.get('smallest_memory_mib')} MiB**.",
+        "",
+    ]
+    return out
 
 
 if __name__ == "__main__":

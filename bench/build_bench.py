@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -19,7 +17,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from report import load_results, save_results
+from report import MB, load_results, machine, machine_line, save_results
 
 from livestrap.build.events import BuildEvent
 from livestrap.build.pipeline import build
@@ -51,15 +49,6 @@ def timed_build(
     }
 
 
-def machine() -> dict[str, Any]:
-    return {
-        "cores": os.cpu_count(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spec", type=Path, help="spec to build (default spec if left out)")
@@ -87,6 +76,37 @@ def main() -> None:
     everything["build"] = results
     save_results(everything)
     print(json.dumps(results, indent=2))
+
+
+def render(r: dict[str, Any]) -> list[str]:
+    stages = list(r["cold"]["stages"])
+
+    def row(name: str, b: dict[str, Any]) -> str:
+        cells = " | ".join(f"{b['stages'].get(s, 0):.1f}" for s in stages)
+        return f"| {name} | **{b['seconds']:.1f}** | {cells} |"
+
+    sizes = r["cold"]["sizes"]
+    return [
+        "## Build time (seconds)",
+        "",
+        machine_line(r.get("machine")),
+        "Reproduce: `.venv/bin/python bench/build_bench.py` (as root: the default",
+        "spec from the host mirror, with the agent from the master's repository).",
+        "",
+        f"| build | total | {' | '.join(stages)} |",
+        f"|---|---|{'---|' * len(stages)}",
+        row("cold (empty package cache)", r["cold"]),
+        row("warm (nothing changed: image reused)", r["warm"]),
+        row("rebuild (--force, package cache kept)", r["rebuild"]),
+        "",
+        "## Image size (default spec, zstd level 18)",
+        "",
+        "| artifact | MB |",
+        "|---|---|",
+        *[f"| {name} | {size / MB:.1f} |" for name, size in sizes.items()],
+        f"| **total a node downloads** | **{sum(sizes.values()) / MB:.1f}** |",
+        "",
+    ]
 
 
 if __name__ == "__main__":
