@@ -104,7 +104,7 @@ EXCLUDES = ["-wildcards", "-e", "boot", "proc/*", "sys/*", "dev/*", "run/*", "tm
 @pytest.mark.parametrize(
     ("compression", "options"),
     [
-        ("zstd", ["-comp", "zstd", "-Xcompression-level", "18"]),
+        ("zstd", ["-comp", "zstd", "-Xcompression-level", "17"]),
         ("xz", ["-comp", "xz", "-Xbcj", "x86"]),
         ("lz4", ["-comp", "lz4", "-Xhc"]),
     ],

@@ -294,3 +294,14 @@ def test_needed_trees_are_never_dropped() -> None:
         assert tree not in slim.DROPPED_MODULE_TREES
         assert tree not in slim.INITRAMFS_DROPPED_TREES
     assert len(set(slim.DROPPED_MODULE_TREES)) == len(slim.DROPPED_MODULE_TREES)
+
+
+def test_dpkg_excludes_cover_every_dropped_tree_in_both_layouts() -> None:
+    excludes = slim.dpkg_excludes()
+    for tree in slim.DROPPED_MODULE_TREES:
+        assert f"path-exclude=/lib/modules/*/{tree}/*" in excludes
+        assert f"path-exclude=/usr/lib/modules/*/{tree}/*" in excludes
+    assert "path-exclude=/usr/lib/udev/hwdb.d/20-*" in excludes
+    # storage and wired network drivers are never excluded
+    for kept in ("kernel/drivers/net/ethernet", "kernel/drivers/scsi", "kernel/drivers/nvme"):
+        assert not any(kept in opt for opt in excludes)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from livestrap.build import rootfs
+from livestrap.build import rootfs, slim
 from livestrap.errors import BuildError
 
 pytestmark = pytest.mark.unit
@@ -77,6 +77,7 @@ def test_mmdebstrap_argv_exact(no_merged_usr_hooks: None) -> None:
         '--aptopt=Acquire::Languages "none"',
         '--aptopt=APT::Install-Recommends "false"',
         '--aptopt=APT::Install-Suggests "false"',
+        "--dpkgopt=force-unsafe-io",
         "--dpkgopt=path-exclude=/usr/share/doc/*",
         "--dpkgopt=path-include=/usr/share/doc/*/copyright",
         "--dpkgopt=path-exclude=/usr/share/man/*",
@@ -84,6 +85,7 @@ def test_mmdebstrap_argv_exact(no_merged_usr_hooks: None) -> None:
         "--dpkgopt=path-exclude=/usr/share/locale/*",
         "--dpkgopt=path-include=/usr/share/locale/locale.alias",
         "--dpkgopt=path-exclude=/usr/share/lintian/*",
+        *[f"--dpkgopt={opt}" for opt in slim.dpkg_excludes()],
         CACHE_HOOK_IN,
         '--setup-hook=cp -a /b/config/. "$1/"',
         "--extract-hook=/usr/bin/python3 -m livestrap.build.pkgcheck /b/missing-packages "

@@ -160,8 +160,9 @@ def stage_bootfiles(ctx: BuildContext) -> None:
     if problems:
         raise BuildError("bootfiles", f"initramfs lacks what fetch= needs: {', '.join(problems)}")
     dropped = slim.drop_module_trees(ctx.rootfs, ctx.kernel_version)
-    ctx.log.write(f"dropped module trees: {', '.join(dropped) or 'none'}")
-    ctx.run(["depmod", "-b", str(ctx.rootfs), ctx.kernel_version], "bootfiles")
+    if dropped:  # usually none: dpkg never unpacked them (slim.dpkg_excludes)
+        ctx.log.write(f"dropped module trees: {', '.join(dropped)}")
+        ctx.run(["depmod", "-b", str(ctx.rootfs), ctx.kernel_version], "bootfiles")
 
 
 def stage_squashfs(ctx: BuildContext) -> None:

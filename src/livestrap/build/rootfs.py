@@ -11,7 +11,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from livestrap.build import initramfs
+from livestrap.build import initramfs, slim
 from livestrap.errors import BuildError
 
 MERGED_USR_HOOKS = Path("/usr/share/mmdebstrap/hooks/merged-usr")
@@ -26,6 +26,10 @@ DPKG_EXCLUDES = (
     "path-include=/usr/share/locale/locale.alias",
     "path-exclude=/usr/share/lintian/*",
 )
+
+# dpkg: no fsync per unpacked file (the tree is squashed afterwards, never booted from
+# disk), and nothing unpacked that the image would only delete again.
+DPKG_OPTIONS = ("force-unsafe-io", *DPKG_EXCLUDES, *slim.dpkg_excludes())
 
 APT_OPTIONS = (
     'Acquire::Languages "none"',
@@ -102,7 +106,7 @@ def mmdebstrap_argv(
     if MERGED_USR_HOOKS.is_dir():
         argv.append(f"--hook-dir={MERGED_USR_HOOKS}")
     argv += [f"--aptopt={opt}" for opt in APT_OPTIONS]
-    argv += [f"--dpkgopt={opt}" for opt in DPKG_EXCLUDES]
+    argv += [f"--dpkgopt={opt}" for opt in DPKG_OPTIONS]
     argv += hooks
     argv += [suite, str(rootfs), str(sources_file)]
     return argv

@@ -52,8 +52,32 @@ INITRAMFS_DROPPED_TREES = (
 )  # fmt: skip
 
 
+# Files a discovery node never reads, left out at unpack time (dpkg path-exclude): udev's
+# vendor/model name databases (hwdb.bin is compiled from them, 13 MB; the agent names
+# PCI devices from pci.ids), glibc's iconv charset modules, and the kernel's self-tests.
+UNUSED_FILES = (
+    "/usr/lib/udev/hwdb.d/20-*",
+    "/lib/udev/hwdb.d/20-*",
+    "/usr/lib/x86_64-linux-gnu/gconv/*.so",
+    "/lib/modules/*/kernel/lib/test_*",
+    "/usr/lib/modules/*/kernel/lib/test_*",
+)
+
+
+def dpkg_excludes() -> list[str]:
+    """dpkg options that keep dropped module trees and unused files from ever being
+    unpacked: cheaper than unpacking ~100 MB of modules only to delete them."""
+    patterns = [
+        f"{prefix}/*/{tree}/*"
+        for tree in DROPPED_MODULE_TREES
+        for prefix in ("/lib/modules", "/usr/lib/modules")
+    ]
+    return [f"path-exclude={pattern}" for pattern in (*patterns, *UNUSED_FILES)]
+
+
 def drop_module_trees(rootfs: Path, kernel_version: str) -> list[str]:
-    """Remove module trees listed in DROPPED_MODULE_TREES; returns what was removed."""
+    """Remove module trees listed in DROPPED_MODULE_TREES that dpkg still unpacked
+    (a package outside the excludes' paths); returns what was removed."""
     base = rootfs / "usr/lib/modules" / kernel_version
     if not base.is_dir():
         base = rootfs / "lib/modules" / kernel_version

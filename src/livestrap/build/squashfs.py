@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# zstd 17: measured on the default image, 76.0 MB vs 73.8 MB at 18 for ~25% less squash
+# time (the +1 package rebuild goal); 16 saves little more time for another 1.6 MB.
 COMPRESSOR_OPTIONS = {
-    "zstd": ["-comp", "zstd", "-Xcompression-level", "18"],
+    "zstd": ["-comp", "zstd", "-Xcompression-level", "17"],
     "xz": ["-comp", "xz", "-Xbcj", "x86"],
     "lz4": ["-comp", "lz4", "-Xhc"],
 }
