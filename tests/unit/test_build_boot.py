@@ -86,6 +86,28 @@ def test_divert_and_make_once_hooks_are_valid_sh() -> None:
         assert proc.returncode == 0, proc.stderr
 
 
+def test_live_hook_wrapper_answers_prereqs_and_runs_the_original(tmp_path: Path) -> None:
+    original = tmp_path / "live~livestrap"
+    original.write_text('#!/bin/sh\necho "ran with $*"\n')
+    original.chmod(0o755)
+    wrapper = tmp_path / "live"
+    wrapper.write_text(initramfs.render_live_hook_wrapper(str(original)))
+    wrapper.chmod(0o755)
+    prereqs = subprocess.run([str(wrapper), "prereqs"], capture_output=True, text=True, timeout=5)
+    assert (prereqs.returncode, prereqs.stdout) == (0, "\n")
+    run = subprocess.run([str(wrapper)], capture_output=True, text=True, timeout=5)
+    assert (run.returncode, run.stdout) == (0, "ran with \n")
+
+
+def test_live_hook_wrapper_exact_text() -> None:
+    assert initramfs.render_live_hook_wrapper("/x/live~livestrap") == (
+        "#!/bin/sh\n"
+        "# livestrap: answer prereqs here; live-boot's own hook does its whole work instead\n"
+        'case "$1" in prereqs) echo; exit 0;; esac\n'
+        'exec /x/live~livestrap "$@"\n'
+    )
+
+
 def test_divert_hook_writes_the_stub(tmp_path: Path) -> None:
     # everything after the dpkg-divert call, run against a scratch root
     script = initramfs.divert_hook().split(" && ", 1)[1]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from livestrap.build import rootfs, slim
+from livestrap.build import initramfs, rootfs, slim
 from livestrap.errors import BuildError
 
 pytestmark = pytest.mark.unit
@@ -40,6 +40,8 @@ MAKE_ONCE_HOOK = (
     "--customize-hook="
     'rm -f "$1/usr/sbin/update-initramfs" && '
     'chroot "$1" dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs && '
+    + initramfs.wrap_live_hook()
+    + " && "
     'for k in "$1"/usr/lib/modules/*; do [ -d "$k" ] || continue; '
     'chroot "$1" update-initramfs -c -k "$(basename "$k")" || exit 1; done'
 )
