@@ -79,7 +79,7 @@ bench: deps
 	set -e; for b in $(BENCH_SCRIPTS); do $(BIN)/python bench/$$b.py; done
 
 # The same harness with tiny sizes and no peer build, into a temporary folder: CI runs it.
-BENCH_SMOKE := serve_bench discovery_bench
+BENCH_SMOKE := size_bench serve_bench discovery_bench
 bench-smoke: deps
 	set -e; out=$$(mktemp -d /tmp/livestrap-bench-smoke.XXXXXX); export LIVESTRAP_BENCH_OUT=$$out; \
 	for b in $(BENCH_SMOKE); do $(BIN)/python bench/$$b.py --smoke; done; \

@@ -94,12 +94,30 @@ def render(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def tiny_image(image_dir: Path) -> Path:
+    """A made-up image of a few files (smoke mode): the same code path in a second."""
+    tree = image_dir / "tree"
+    (tree / "usr/bin").mkdir(parents=True)
+    for i in range(20):
+        (tree / "usr/bin" / f"tool{i}").write_bytes(bytes(range(256)) * 64 * (i + 1))
+    subprocess.run(mksquashfs_argv(tree, image_dir / "root.squashfs", "zstd"), check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+    (image_dir / "vmlinuz").write_bytes(b"k" * 4096)
+    (image_dir / "initrd.img").write_bytes(b"i" * 4096)
+    shutil.rmtree(tree)
+    return image_dir
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("image_dir", type=Path)
+    parser.add_argument("image_dir", type=Path, nargs="?")
+    parser.add_argument("--smoke", action="store_true", help="a made-up tiny image")
     args = parser.parse_args()
+    if not args.smoke and args.image_dir is None:
+        parser.error("IMAGE_DIR is needed (or --smoke)")
     with tempfile.TemporaryDirectory(prefix="livestrap-sizebench-", dir="/var/tmp") as tmp:
-        measure(args.image_dir, Path(tmp))
+        image_dir = tiny_image(Path(tmp) / "image") if args.smoke else args.image_dir
+        measure(image_dir, Path(tmp) / "work")
 
 
 if __name__ == "__main__":
