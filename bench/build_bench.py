@@ -21,7 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import size_bench
-from report import MB, machine_line, save_part
+from report import MB, Goal, machine_line, save_part
 from tools import build_lock
 
 from livestrap.build.events import BuildEvent
@@ -124,6 +124,18 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def goals(r: dict[str, Any]) -> list[Goal]:
+    out: list[Goal] = [
+        ("cold build", "≤ 90 s", f"{r['cold']['seconds']:.0f} s", r["cold"]["seconds"] <= 90),
+        ("warm build (no upstream change)", "≤ 20 s", f"{r['warm']['seconds']:.1f} s",
+         r["warm"]["seconds"] <= 20),
+    ]  # fmt: skip
+    if "plus_one" in r:
+        s = r["plus_one"]["seconds"]
+        out.append(("build after adding one package", "≤ 45 s", f"{s:.0f} s", s <= 45))
+    return out
 
 
 def render(r: dict[str, Any]) -> list[str]:

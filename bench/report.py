@@ -71,6 +71,7 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "accel": "kvm" if kvm_usable() else "tcg",
+        "load_1min": round(os.getloadavg()[0], 2),  # other work on the machine skews figures
     }
 
 
@@ -78,10 +79,37 @@ def machine_line(m: dict[str, Any] | None) -> str:
     if not m:
         return ""
     accel = m.get("accel", "?").upper()
+    load = f", load average {m['load_1min']} when saved" if "load_1min" in m else ""
     return (
         f"Measured on {m['cores']} cores, {m['mem_gib']} GiB, Linux {m['kernel']}, "
-        f"Python {m['python']}, virtual nodes with {accel}."
+        f"Python {m['python']}, virtual nodes with {accel}{load}."
     )
+
+
+Goal = tuple[str, str, str, bool | None]  # what, target, measured, met (None: not measured)
+
+
+def render_goals(results: dict[str, Any]) -> list[str]:
+    """One table of every goal the issue sets, from the sections that define `goals`."""
+    rows: list[Goal] = []
+    for key, module in SECTIONS:
+        if key in results:
+            section = importlib.import_module(module)
+            if hasattr(section, "goals"):
+                rows += section.goals(results[key])
+    if not rows:
+        return []
+    mark = {True: "met", False: "**missed**", None: "not measured"}
+    return [
+        "## Goals at a glance",
+        "",
+        "| goal | target | measured | |",
+        "|---|---|---|---|",
+        *[f"| {what} | {target} | {got} | {mark[met]} |" for what, target, got, met in rows],
+        "",
+        "Each missed goal has its cause and the measured limit in its section below.",
+        "",
+    ]
 
 
 def render(results: dict[str, Any]) -> str:
@@ -93,6 +121,7 @@ def render(results: dict[str, Any]) -> str:
         "same harness with tiny sizes into a temporary folder (CI does, so it cannot rot).",
         "",
     ]
+    lines += render_goals(results)
     for key, module in SECTIONS:
         if key in results:
             section = importlib.import_module(module)

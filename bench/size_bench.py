@@ -19,7 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from report import MB, machine_line, save_part
+from report import MB, Goal, machine_line, save_part
 
 from livestrap.build.squashfs import COMPRESSOR_OPTIONS, mksquashfs_argv
 
@@ -60,6 +60,15 @@ def measure(image_dir: Path, work: Path) -> dict[str, Any]:
     }
     save_part("size", part)
     return part
+
+
+def goals(r: dict[str, Any]) -> list[Goal]:
+    squashfs, initrd = r["squashfs_bytes"] / MB, r["boot_files"]["initrd.img"] / MB
+    return [
+        ("root.squashfs, every storage and network driver kept", "≤ 80 MB",
+         f"{squashfs:.1f} MB", squashfs <= 80),
+        ("initrd.img", "≤ 20 MB", f"{initrd:.1f} MB", initrd <= 20),
+    ]  # fmt: skip
 
 
 def render(r: dict[str, Any]) -> list[str]:
