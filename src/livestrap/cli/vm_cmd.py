@@ -1,4 +1,4 @@
-"""`livestrap vm boot` and `livestrap netboot dnsmasq-config`."""
+"""`livestrap vm boot` and `livestrap netboot dnsmasq-config|nginx-config`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import typer
 from rich.console import Console
 
 from livestrap.cli.client import ClientDataDir, MasterUrl, Token, call, make_client
-from livestrap.cli.options import DEFAULT_DATA_DIR
+from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir
 from livestrap.errors import SpecError
+from livestrap.netboot import nginx
 from livestrap.netboot.dnsmasq import DnsmasqOptions, check_options, render_dnsmasq_config
 from livestrap.netboot.qemu import NodeSpec
 from livestrap.netboot.vm import VirtualNode, kvm_usable, stop_recorded
@@ -171,3 +172,24 @@ def dnsmasq_config(
     if problems:
         raise SpecError("dnsmasq-config: " + "; ".join(problems))
     typer.echo(render_dnsmasq_config(opts), nl=False)
+
+
+@netboot_app.command("nginx-config")
+def nginx_config(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    master: Annotated[
+        str, typer.Option("--master", help="URL nginx reaches the master at.")
+    ] = "http://127.0.0.1:8080",
+    listen: Annotated[str, typer.Option(help="nginx's listen: PORT or ADDRESS:PORT.")] = "80",
+    server_name: Annotated[str, typer.Option(help="nginx's server_name.")] = "_",
+) -> None:
+    """Print an nginx site for nginx in front of the master: nginx sends the image files
+    (sendfile) straight from DATA_DIR/images, the master keeps the boot timeline."""
+    opts = nginx.NginxOptions(
+        images_dir=str((data_dir / "images").absolute()), master=master, listen=listen,
+        server_name=server_name,
+    )  # fmt: skip
+    problems = nginx.check_options(opts)
+    if problems:
+        raise SpecError("nginx-config: " + "; ".join(problems))
+    typer.echo(nginx.render_nginx_config(opts), nl=False)

@@ -8,13 +8,20 @@ a failing event write is logged and the boot goes on.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from livestrap.errors import LivestrapError
+from livestrap.errors import ImageNotFound, LivestrapError
+from livestrap.master.accel import (
+    ACCEL_HEADER,
+    SENT_PATH,
+    accel_prefix,
+    accel_response,
+    parse_original_uri,
+)
 from livestrap.master.artifacts import (
     ArtifactFile,
     ArtifactResponse,
@@ -24,7 +31,9 @@ from livestrap.master.artifacts import (
     choose_range,
     etag_matches,
     find_artifact,
+    image_metadata,
     not_modified,
+    parse_range,
     range_not_satisfiable,
 )
 from livestrap.master.deps import StateDep, client_ip
@@ -71,7 +80,7 @@ def _script(state: AppState, base: str) -> tuple[str | None, str]:
         image_id = state.store.active_id()
         if image_id is None:
             return None, render_no_image_script(retry_s, base)
-        meta = state.store.get(image_id)
+        meta = image_metadata(state.store, image_id)
         script = render_boot_script(
             base, image_id, state.discovery_token, meta.kernel_cmdline, retry_s=retry_s
         )
@@ -94,6 +103,9 @@ def _serve(
     state: AppState, request: Request, image_id: str, name: str, mac: str | None
 ) -> Response:
     art = find_artifact(state.store, image_id, name)
+    prefix = accel_prefix(request.headers.get(ACCEL_HEADER))
+    if prefix is not None:
+        return _hand_off(state, request, art, prefix, mac)
     if etag_matches(request.headers.get("if-none-match"), art.etag):
         return not_modified(art)
     try:
@@ -103,6 +115,21 @@ def _serve(
     if request.method == "HEAD":  # no download starts: nothing for the timeline
         return ArtifactResponse(art, byte_range)
     return ArtifactResponse(art, byte_range, _record_download(state, request, art, byte_range, mac))
+
+
+def _hand_off(
+    state: AppState, request: Request, art: ArtifactFile, prefix: str, mac: str | None
+) -> Response:
+    """nginx in front sends the file: record the start here (unless nginx will answer
+    416, or it is a HEAD), the end comes from nginx afterwards (see master/accel.py)."""
+    if request.method != "HEAD":
+        try:
+            byte_range = parse_range(request.headers.get("range"), art.size)
+        except RangeNotSatisfiable:
+            pass
+        else:
+            _record_download(state, request, art, byte_range, mac)
+    return accel_response(art, prefix)
 
 
 def _record_download(
@@ -146,3 +173,35 @@ def artifact_for_mac(
 ) -> Response:
     """The same files, the node's MAC in the path: live-boot's fetch= allows no query."""
     return _serve(state, request, image_id, name, node_mac)
+
+
+@router.post(SENT_PATH, status_code=204, response_class=Response, include_in_schema=False)
+def nginx_sent(
+    request: Request,
+    state: StateDep,
+    x_original_uri: Annotated[str, Header()],
+    x_bytes_sent: Annotated[int, Header(ge=0)],
+    x_request_time: Annotated[float, Header(ge=0)] = 0.0,
+    x_request_completion: Annotated[str, Header()] = "",
+) -> Response:
+    """nginx's post_action after it sent an artifact: the squashfs-end event."""
+    original = parse_original_uri(x_original_uri)
+    if original is None:
+        raise ImageNotFound(f"not an artifact URL: {x_original_uri!r}")
+    art = find_artifact(state.store, original.image_id, original.name)
+    if art.name == "root.squashfs":
+        detail: dict[str, Any] = {}
+        expected = art.size
+        try:
+            byte_range = parse_range(request.headers.get("range"), art.size)
+        except RangeNotSatisfiable:
+            byte_range = None
+        if byte_range is not None:
+            detail["range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
+            expected = byte_range[1] - byte_range[0] + 1
+        complete = x_request_completion == "OK" and x_bytes_sent == expected
+        detail |= {"bytes": x_bytes_sent, "seconds": round(x_request_time, 3),
+                   "complete": complete, "via": "nginx"}  # fmt: skip
+        _record(state, "squashfs-end", mac=original.mac, ip=client_ip(request),
+                image_id=art.image_id, detail=detail)  # fmt: skip
+    return Response(status_code=204)

@@ -1,0 +1,73 @@
+"""nginx in front of the master (`livestrap netboot nginx-config`): the master keeps every
+decision about an artifact request and writes the boot timeline, nginx sends the bytes.
+
+A Python server copies each byte through user space; nginx hands file pages to the
+socket (sendfile). So for /boot artifact requests nginx adds the header `X-Livestrap-Accel:
+<internal prefix>`; the master validates the request as usual, records the start event
+and answers with `X-Accel-Redirect: <prefix><image id>/<name>` and no body; nginx then
+serves that file from the image store (ranges, conditionals included). When the transfer
+is over, nginx's `post_action` tells the master how it went (`POST /boot/nginx/sent`),
+which becomes the squashfs-end event, as when the master sends the file itself.
+
+Anyone may send these headers to the master directly; all they get is an empty answer
+naming a file they could download anyway, or a timeline entry — /boot is open by design.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from fastapi import Response
+
+from livestrap.master.artifacts import ArtifactFile
+
+ACCEL_HEADER = "x-livestrap-accel"
+SENT_PATH = "/nginx/sent"  # under /boot
+_PREFIX_RE = re.compile(r"^/[A-Za-z0-9_./-]*/$")
+_ARTIFACT_URI_RE = re.compile(
+    r"^/boot/(?:m/(?P<mac>[^/]+)/)?images/(?P<image_id>[^/]+)/(?P<name>[^/]+)$"
+)
+
+
+def accel_prefix(value: str | None) -> str | None:
+    """The internal location nginx serves the store's images/ under, if it asked for a
+    hand-off; a malformed prefix is ignored (the master then sends the file itself)."""
+    if not value or ".." in value or not _PREFIX_RE.match(value):
+        return None
+    return value
+
+
+def accel_response(art: ArtifactFile, prefix: str) -> Response:
+    """No body: nginx sends images/<id>/<name> itself."""
+    return Response(
+        status_code=200,
+        headers={
+            "x-accel-redirect": f"{prefix}{art.image_id}/{art.name}",
+            "cache-control": "no-store",
+        },
+    )
+
+
+@dataclass(frozen=True)
+class OriginalRequest:
+    """Which artifact a request nginx finished was for, and the node's MAC if it said."""
+
+    image_id: str
+    name: str
+    mac: str | None
+
+
+def parse_original_uri(uri: str) -> OriginalRequest | None:
+    """/boot/images/<id>/<name>?mac=M or /boot/m/<mac>/images/<id>/<name>; None otherwise."""
+    parts = urlsplit(uri)
+    m = _ARTIFACT_URI_RE.match(parts.path)
+    if m is None:
+        return None
+    mac = m.group("mac")
+    if mac is None:
+        mac = parse_qs(parts.query).get("mac", [""])[0] or None
+    return OriginalRequest(
+        unquote(m.group("image_id")), unquote(m.group("name")), unquote(mac) if mac else None
+    )

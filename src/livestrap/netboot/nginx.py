@@ -1,0 +1,127 @@
+"""nginx in front of the master: nginx sends the image files straight from the store
+(sendfile, no copy through user space) and proxies everything else to the master.
+
+The master still answers every /boot request first — it validates the MAC, image and
+file, records the start on the boot timeline and hands the sending over with
+X-Accel-Redirect — and nginx's post_action reports the end of each transfer back, so
+the timeline is the same as without nginx (see master/accel.py). post_action is an old
+core directive that nginx's documentation does not list; Debian's nginx 1.22 has it, and
+tests/api/test_boot_nginx.py runs the rendered config in a real nginx.
+Pure renderer: `render_nginx_config` returns the text; the CLI prints it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+INTERNAL = "/_livestrap/images/"  # internal location: the store's images/ directory
+SENT = "/_livestrap/sent"  # internal location: post_action -> the master
+_LISTEN_RE = re.compile(r"^(\S+:)?\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.*-]+( [A-Za-z0-9_.*-]+)*$")
+
+
+# what nginx tells the master after a transfer (master/routes/boot.py: nginx_sent)
+SENT_HEADERS = [
+    '        proxy_set_header Content-Length "";',
+    "        proxy_set_header X-Original-URI $request_uri;",
+    "        proxy_set_header X-Bytes-Sent $body_bytes_sent;",
+    "        proxy_set_header X-Request-Time $request_time;",
+    "        proxy_set_header X-Request-Completion $request_completion;",
+]
+
+
+@dataclass(frozen=True)
+class NginxOptions:
+    images_dir: str  # absolute: <data-dir>/images
+    master: str = "http://127.0.0.1:8080"  # where nginx reaches the master
+    listen: str = "80"  # nginx `listen`: PORT or ADDRESS:PORT
+    server_name: str = "_"
+
+
+def check_options(opts: NginxOptions) -> list[str]:
+    """Problems with the options (empty when they can be rendered)."""
+    problems = []
+    if not opts.images_dir.startswith("/") or any(c in opts.images_dir for c in " ;{}\"'\n"):
+        problems.append(f"{opts.images_dir!r}: the images directory must be an absolute path "
+                        "without spaces, quotes, braces or semicolons")  # fmt: skip
+    parts = urlsplit(opts.master)
+    if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/"):
+        problems.append(f"{opts.master!r}: expected the master as http://HOST:PORT")
+    if not _LISTEN_RE.match(opts.listen):
+        problems.append(f"{opts.listen!r}: expected PORT or ADDRESS:PORT for nginx's listen")
+    if not _NAME_RE.match(opts.server_name):
+        problems.append(f"{opts.server_name!r}: not a server_name")
+    return problems
+
+
+def _proxy(master_headers: list[str]) -> list[str]:
+    """What every proxied location shares: HTTP/1.1 keep-alive to the master, the
+    client's address (uvicorn trusts X-Forwarded-For from 127.0.0.1 by default)."""
+    return [
+        "        proxy_http_version 1.1;",
+        '        proxy_set_header Connection "";',
+        "        proxy_set_header Host $http_host;",
+        "        proxy_set_header X-Forwarded-For $remote_addr;",
+        "        proxy_set_header X-Forwarded-Proto $scheme;",
+        *master_headers,
+    ]
+
+
+def render_nginx_config(opts: NginxOptions) -> str:
+    """A conf.d file (upstream + server, inside nginx's http block)."""
+    parts = urlsplit(opts.master)
+    upstream = f"{parts.hostname}:{parts.port or 80}"
+    if parts.hostname and ":" in parts.hostname:
+        upstream = f"[{parts.hostname}]:{parts.port or 80}"
+    images = opts.images_dir.rstrip("/") + "/"
+    lines = [
+        "# livestrap: nginx in front of the master (generated: livestrap netboot nginx-config).",
+        "# nginx sends the image files itself; the master checks each request, keeps the boot",
+        "# timeline and serves everything else. Goes inside nginx's http block, e.g. as",
+        "# /etc/nginx/conf.d/livestrap.conf; nginx's workers must be able to read the images.",
+        "upstream livestrap_master {",
+        f"    server {upstream};",
+        "    keepalive 16;",
+        "}",
+        "",
+        "server {",
+        f"    listen {opts.listen};",
+        f"    server_name {opts.server_name};",
+        "    client_max_body_size 0;  # image bundles are uploaded through the API",
+        "",
+        "    location / {",
+        "        proxy_pass http://livestrap_master;",
+        *_proxy([]),
+        "        proxy_buffering off;  # build logs are streamed live",
+        "        proxy_request_buffering off;",
+        "        proxy_read_timeout 1h;",
+        "    }",
+        "",
+        "    # The master answers /boot; for image files with X-Accel-Redirect to the files.",
+        "    location /boot/ {",
+        "        proxy_pass http://livestrap_master;",
+        *_proxy([f"        proxy_set_header X-Livestrap-Accel {INTERNAL};"]),
+        "    }",
+        "",
+        f"    location {INTERNAL} {{",
+        "        internal;",
+        f"        alias {images};",
+        "        default_type application/octet-stream;",
+        "        sendfile on;",
+        "        tcp_nopush on;",
+        "        sendfile_max_chunk 2m;  # one fast client cannot hold a worker",
+        f"        post_action {SENT};  # the end of the transfer, for the timeline",
+        "    }",
+        "",
+        f"    location = {SENT} {{",
+        "        internal;",
+        "        proxy_pass http://livestrap_master/boot/nginx/sent;",
+        "        proxy_method POST;",
+        "        proxy_pass_request_body off;",
+        *_proxy(SENT_HEADERS),
+        "    }",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
