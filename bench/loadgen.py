@@ -32,6 +32,7 @@ class Download:
     body: int = 0  # body bytes received
     head: bytearray = field(default_factory=bytearray)
     seconds: float | None = None  # from the common start until the last byte
+    first_byte: float | None = None  # from the common start until the response head
     error: str | None = None
 
     @property
@@ -46,6 +47,7 @@ class LoadResult:
     ok: int
     bytes: int  # body bytes received by all clients
     seconds: list[float]  # per completed download
+    first_byte: list[float]  # per completed download: when its response head came
     errors: list[str]
     client_cpu_s: float  # CPU time the generator itself used
 
@@ -119,6 +121,7 @@ def fetch_all(
         ok=sum(d.ok for d in done),
         bytes=sum(d.body for d in done),
         seconds=sorted(d.seconds for d in done if d.ok and d.seconds is not None),
+        first_byte=sorted(d.first_byte for d in done if d.ok and d.first_byte is not None),
         errors=[_failure(d) for d in done if not d.ok],
         client_cpu_s=_cpu() - cpu0,
     )
@@ -142,6 +145,8 @@ def _receive(dl: Download, buf: bytearray, flags: int, start: float) -> None:
         if dl.status is None:
             got = dl.sock.recv_into(buf, 65536)
             body = _on_head(dl, bytes(buf[:got])) if got else -1
+            if body >= 0:
+                dl.first_byte = time.monotonic() - start
             if body > 0:
                 dl.body += body
         else:
@@ -176,6 +181,7 @@ def fetch_split(
         ok=sum(p.ok for p in parts),
         bytes=sum(p.bytes for p in parts),
         seconds=sorted(s for p in parts for s in p.seconds),
+        first_byte=sorted(s for p in parts for s in p.first_byte),
         errors=[e for p in parts for e in p.errors],
         client_cpu_s=sum(p.client_cpu_s for p in parts),
     )

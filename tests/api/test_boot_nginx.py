@@ -45,13 +45,16 @@ def client(master: Master) -> Iterator[httpx.Client]:
 
 
 def events(master: Master, mac: str, count: int) -> list[BootEvent]:
-    """The MAC's events once there are `count` (end events are written after the body)."""
+    """The MAC's events once there are `count`, in timeline order: the start of a
+    hand-off is written after the answer (stamped with its arrival), the end after the
+    body, so for small files they may be written in either order."""
     db = master.database()
     deadline = time.monotonic() + 5
     try:
         while True:
             with Session(db.engine) as session:
-                query = select(BootEvent).where(BootEvent.mac == mac).order_by(BootEvent.id)
+                query = (select(BootEvent).where(BootEvent.mac == mac)
+                         .order_by(BootEvent.at, BootEvent.id))  # as the timeline  # fmt: skip
                 found = list(session.scalars(query))
             if len(found) >= count or time.monotonic() > deadline:
                 return found

@@ -8,11 +8,13 @@ a failing event write is logged and the boot goes on.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.background import BackgroundTask
 
 from livestrap.errors import ImageNotFound, LivestrapError
 from livestrap.master.accel import (
@@ -120,16 +122,20 @@ def _serve(
 def _hand_off(
     state: AppState, request: Request, art: ArtifactFile, prefix: str, mac: str | None
 ) -> Response:
-    """nginx in front sends the file: record the start here (unless nginx will answer
-    416, or it is a HEAD), the end comes from nginx afterwards (see master/accel.py)."""
+    """nginx in front sends the file. The start is recorded (unless nginx will answer
+    416, or it is a HEAD) after the answer went out, stamped with the time it came in:
+    when a fleet boots at once, every download waits for this answer, not for the event
+    write. The end comes from nginx afterwards (see master/accel.py)."""
+    response = accel_response(art, prefix)
     if request.method != "HEAD":
         try:
             byte_range = parse_range(request.headers.get("range"), art.size)
         except RangeNotSatisfiable:
-            pass
-        else:
-            _record_download(state, request, art, byte_range, mac)
-    return accel_response(art, prefix)
+            return response
+        response.background = BackgroundTask(
+            _record_download, state, request, art, byte_range, mac, time.time()
+        )
+    return response
 
 
 def _record_download(
@@ -138,6 +144,7 @@ def _record_download(
     art: ArtifactFile,
     byte_range: ByteRange | None,
     mac: str | None,
+    at: float | None = None,
 ) -> SentCallback | None:
     """Record the start now; for the squashfs return the callback that records its end."""
     fields: dict[str, Any] = {"mac": mac, "ip": client_ip(request), "image_id": art.image_id}
@@ -146,7 +153,7 @@ def _record_download(
     if byte_range is not None:
         detail["range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
         expected = byte_range[1] - byte_range[0] + 1
-    _record(state, START_KIND[art.name], detail=detail, **fields)
+    _record(state, START_KIND[art.name], detail=detail, at=at, **fields)
     if art.name != "root.squashfs":
         return None
 
