@@ -13,6 +13,7 @@ from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database, migrate
 from livestrap.master.errors import install_error_handlers
 from livestrap.master.jobs import BuildQueue
+from livestrap.master.report_writer import ReportWriter
 from livestrap.master.routes import boot, builds, discovery, images, nodes, repo, settings
 from livestrap.master.state import AppState
 from livestrap.master.tokens import ensure_token
@@ -34,6 +35,7 @@ def make_state(
         jobs=BuildQueue(db, store, cfg, build_stages),
         admin_token=ensure_token(cfg.admin_token_file)[0],
         discovery_token=ensure_token(cfg.discovery_token_file)[0],
+        reports=ReportWriter(db, discovery.report_applier(cfg)),
     )
 
 
@@ -51,6 +53,7 @@ def create_app(
             yield
         finally:
             state.jobs.stop()
+            state.reports.stop()
             state.db.dispose()
 
     app = FastAPI(

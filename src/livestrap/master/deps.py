@@ -12,7 +12,9 @@ from livestrap.master.state import AppState
 from livestrap.master.tokens import bearer, token_matches
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    """`async` because FastAPI runs a plain `def` dependency in a worker thread: a thread
+    hop per request for one attribute lookup."""
     state: AppState = request.app.state.livestrap
     return state
 
@@ -31,7 +33,10 @@ def get_session(state: StateDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def require_admin(state: StateDep, authorization: Annotated[str | None, Header()] = None) -> None:
+async def require_admin(
+    state: StateDep, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    """`async` for the same reason as get_state: it only compares two strings."""
     if not token_matches(bearer(authorization), state.admin_token):
         raise HTTPException(
             status_code=401,

@@ -229,16 +229,30 @@ def heartbeat(
     now = time.time() if now is None else now
     if report.node_id is None:
         return Outcome("", created=False, facts_required=True)
+    values: dict[str, Any] = {"last_seen_at": now, "last_ip": ip, "heartbeat_s": heartbeat_s}
+    if report.image_id is not None:
+        values["image_id"] = report.image_id
+    cutoff = online_cutoff(now, heartbeat_s, offline_after)
+    # The usual heartbeat, of a node that is online, is this one statement.
+    online = session.execute(
+        update(Node)
+        .where(Node.id == report.node_id, Node.last_seen_at >= cutoff)
+        .values(**values)
+        .returning(Node.facts_hash),
+        execution_options={"synchronize_session": False},
+    ).first()
+    if online is not None:
+        return Outcome(report.node_id, created=False, facts_required=_stale(report, online[0]))
     row = session.execute(
         select(Node.facts_hash, Node.last_seen_at).where(Node.id == report.node_id)
     ).first()
     if row is None:  # deleted, or another master's id: the facts will make a node again
         return Outcome(report.node_id, created=False, facts_required=True)
-    values: dict[str, Any] = {"last_seen_at": now, "last_ip": ip, "heartbeat_s": heartbeat_s}
-    if report.image_id is not None:
-        values["image_id"] = report.image_id
-    session.execute(update(Node).where(Node.id == report.node_id).values(**values))
-    if row.last_seen_at < online_cutoff(now, heartbeat_s, offline_after):
+    session.execute(
+        update(Node).where(Node.id == report.node_id).values(**values),
+        execution_options={"synchronize_session": False},
+    )
+    if row.last_seen_at < cutoff:
         record_event(
             session,
             "heartbeat-resumed",
@@ -249,8 +263,12 @@ def heartbeat(
             detail={"silent_s": round(now - row.last_seen_at, 1)},
             at=now,
         )
-    stale = report.facts_hash is not None and report.facts_hash != row.facts_hash
-    return Outcome(report.node_id, created=False, facts_required=stale)
+    return Outcome(report.node_id, created=False, facts_required=_stale(report, row.facts_hash))
+
+
+def _stale(report: Report, stored_hash: str | None) -> bool:
+    """Whether the agent's facts differ from the ones the master keeps."""
+    return report.facts_hash is not None and report.facts_hash != stored_hash
 
 
 def node_query(cutoff: float, status: str | None = None, mac: str | None = None) -> Select[Any]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database
 from livestrap.master.jobs import BuildQueue
+from livestrap.master.report_writer import ReportWriter
 from livestrap.packaging.master_repo import MasterRepo
 from livestrap.store.images import ImageStore
 
@@ -20,3 +21,4 @@ class AppState:
     jobs: BuildQueue
     admin_token: str
     discovery_token: str
+    reports: ReportWriter

@@ -2,8 +2,9 @@
 
 Not an admin route: the token is the one on the nodes' kernel command line. A refused
 report is answered 401 and kept as a `refused` boot event, so an operator can see a
-node booting with a stale token. One short transaction per report (it must keep up
-with thousands of agents a minute on SQLite); see master.inventory for the rules.
+node booting with a stale token. Reports are applied by one writer thread in
+batched transactions, so the master keeps up with thousands of agents a minute on
+SQLite (master.report_writer); see master.inventory for the rules.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from livestrap.master.config import MasterSettings
 from livestrap.master.deps import StateDep, client_ip
 from livestrap.master.events import normalize_mac, record_event
 from livestrap.master.inventory import Outcome, Report, heartbeat, register
@@ -99,24 +102,15 @@ async def require_discovery_token(
     )
 
 
-def apply_report(state: AppState, report: Report, ip: str | None) -> Outcome:
-    """Run the report in one transaction; a lost race for a new node's MAC/UUID retries once.
+def report_applier(cfg: MasterSettings) -> Callable[[Session, Report, str | None], Outcome]:
+    """What the report writer does with one report (see master.inventory for the rules)."""
 
-    Two first reports of one machine can both find no node and both insert one: the
-    loser hits the unique MAC or UUID, rolls back, and its retry finds the winner's node.
-    """
-    cfg = state.settings
-    for attempt in (1, 2):
-        try:
-            with state.db.session() as session:
-                if report.facts is None:
-                    return heartbeat(session, report, ip, cfg.heartbeat_s, cfg.offline_after)
-                return register(session, report, ip, cfg.heartbeat_s)
-        except IntegrityError:
-            if attempt == 2:
-                raise
-            log.debug("discovery race for node %s; retrying", report.boot_mac)
-    raise AssertionError("unreachable")
+    def apply(session: Session, report: Report, ip: str | None) -> Outcome:
+        if report.facts is None:
+            return heartbeat(session, report, ip, cfg.heartbeat_s, cfg.offline_after)
+        return register(session, report, ip, cfg.heartbeat_s)
+
+    return apply
 
 
 @router.post(
@@ -133,9 +127,11 @@ def apply_report(state: AppState, report: Report, ip: str | None) -> Outcome:
     },
     summary="Agent report: register a node (with facts) or heartbeat (without)",
 )
-def discovery(
+async def discovery(
     body: DiscoveryReport, request: Request, response: Response, state: StateDep
 ) -> ReportAnswer:
+    """Validated here on the event loop; applied by the report writer (one thread,
+    batched transactions: master.report_writer)."""
     report = Report(
         agent_version=body.agent_version,
         image_id=body.image_id,
@@ -146,7 +142,7 @@ def discovery(
         failures=[failure.model_dump() for failure in body.failures],
         uptime_s=body.uptime_s,
     )
-    outcome = apply_report(state, report, client_ip(request))
+    outcome = await state.reports.submit(report, client_ip(request))
     if outcome.created:
         response.status_code = 201
     return ReportAnswer(
