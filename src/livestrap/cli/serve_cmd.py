@@ -39,6 +39,14 @@ def serve(
         typer.Option("--public-url", help="URL nodes use to reach the master [default: Host]."),
     ] = None,
     cache_dir: CacheDir = None,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log every HTTP request (off: at fleet scale it costs the master CPU; "
+            "each node's boot timeline already records what it fetched).",
+        ),
+    ] = False,
 ) -> None:
     """Run the master: REST API, netboot files, discovery and build jobs."""
     host, port = parse_listen(listen)
@@ -58,5 +66,10 @@ def serve(
     typer.echo(f"livestrap master on http://{host}:{port} (API docs: /docs), data in {data_dir}",
                err=True)  # fmt: skip
     uvicorn.run(
-        create_app(settings), host=host, port=port, log_level="info", timeout_graceful_shutdown=5
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=access_log,
+        timeout_graceful_shutdown=5,
     )
