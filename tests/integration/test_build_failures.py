@@ -25,6 +25,9 @@ def livestrap(*args: str, data_dir: Path) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
+        # a test run started in the background (`make test &`) inherits SIGINT ignored;
+        # the build under test must see Ctrl-C as an operator's terminal sends it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
