@@ -322,7 +322,9 @@ def main() -> None:
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("peer_bench: live-build needs root")
-    # make SIGTERM (make being stopped) unwind like Ctrl-C, so cleanup runs
+    # Ctrl-C and SIGTERM (make being stopped) unwind, so cleanup runs; SIGINT even when
+    # inherited ignored (a background job of a non-interactive shell)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ensure_debs({"live-build": "lb"})
     inp = peer_inputs(resolve_spec(BuildSpec()))
