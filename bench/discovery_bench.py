@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from discovery_agents import SimAgent, make_agents  # noqa: E402
 from discovery_load import Client, Phase, burst, steady, timed  # noqa: E402
-from discovery_report import render  # noqa: E402
+from discovery_report import goals, render  # noqa: E402, F401
 from report import save_part  # noqa: E402
 from tools import cpu_seconds  # noqa: E402
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from report import machine_line
+from report import Goal, machine_line
 
 GOAL_REGISTER_S = 60.0
 GOAL_STEADY_P99_MS = 100.0
@@ -115,6 +115,26 @@ def _goals(part: dict[str, Any]) -> list[str]:
             good = p99 is not None and p99 < GOAL_STEADY_P99_MS
             line += f"; steady p99 {p99} ms → {'met' if good else '**missed**'}"
         out.append(line + ".")
+    return out
+
+
+def goals(part: dict[str, Any]) -> list[Goal]:
+    """Rows for the goals table at the top of the page (largest agent count only)."""
+    out: list[Goal] = []
+    for name, backend in part["backends"].items():
+        runs = backend["runs"]
+        big = runs[max(runs, key=int)]
+        agents = int(big["agents"])
+        reg_s, ok = big["register"]["wall_s"], big["check"]["exactly_once"]
+        out.append((f"{agents:,} agents register, none lost ({name})", "≤ 60 s",
+                    f"{reg_s} s, {'exactly once' if ok else 'NOT exactly once'}",
+                    reg_s <= GOAL_REGISTER_S and ok))  # fmt: skip
+        steady = big.get("steady")
+        if steady:
+            p99 = steady["p99_ms"]
+            every = steady.get("interval_s", 30)
+            out.append((f"{agents:,} nodes heartbeating every {every:g} s ({name})", "p99 < 100 ms",
+                        f"p99 {p99} ms", p99 is not None and p99 < GOAL_STEADY_P99_MS))  # fmt: skip
     return out
 
 
