@@ -25,6 +25,9 @@ from livestrap.netboot.vm import VirtualNode
 from masterproc import Master, free_port, master_process
 
 E2E_DATA = TEST_CACHE / "e2e-data"
+# Held around every image build on this machine (bench/tools.py takes the same lock):
+# two builds at once on 2 cores would slow and measure each other.
+BUILD_LOCK = Path("/run/lock/livestrap-build.lock")
 REGISTER_TIMEOUT_S = float(os.environ.get("LIVESTRAP_E2E_TIMEOUT", "420"))
 
 
@@ -40,8 +43,8 @@ def e2e_data_dir() -> Path:
     require_build_tools()
     require_qemu()
     subprocess.run(
-        [sys.executable, "-m", "livestrap", "build", "--activate", "--data-dir", str(E2E_DATA),
-         "--cache-dir", str(TEST_CACHE)],
+        ["flock", str(BUILD_LOCK), sys.executable, "-m", "livestrap", "build", "--activate",
+         "--data-dir", str(E2E_DATA), "--cache-dir", str(TEST_CACHE)],
         check=True,
     )  # fmt: skip
     return E2E_DATA

@@ -305,3 +305,33 @@ def test_dpkg_excludes_cover_every_dropped_tree_in_both_layouts() -> None:
     # storage and wired network drivers are never excluded
     for kept in ("kernel/drivers/net/ethernet", "kernel/drivers/scsi", "kernel/drivers/nvme"):
         assert not any(kept in opt for opt in excludes)
+
+
+# -- masked units ---------------------------------------------------------------------------
+
+
+def test_mask_units_masks_only_present_units(tmp_path: Path) -> None:
+    units = tmp_path / "usr/lib/systemd/system"
+    units.mkdir(parents=True)
+    for name in ("fstrim.timer", "getty-static.service"):
+        (units / name).write_text("[Unit]\n")
+    masked = customize.mask_units(tmp_path, ("fstrim.timer", "getty-static.service", "nope.timer"))
+    assert masked == ["fstrim.timer", "getty-static.service"]
+    for name in masked:
+        assert os.readlink(tmp_path / "etc/systemd/system" / name) == "/dev/null"
+    assert not (tmp_path / "etc/systemd/system/nope.timer").exists()
+
+
+def test_mask_units_leaves_the_operators_units_alone(tmp_path: Path) -> None:
+    (tmp_path / "lib/systemd/system").mkdir(parents=True)
+    (tmp_path / "lib/systemd/system/fstrim.timer").write_text("[Unit]\n")
+    own = tmp_path / "etc/systemd/system/fstrim.timer"
+    own.parent.mkdir(parents=True)
+    own.write_text("[Timer]\nOnCalendar=daily\n")
+    assert customize.mask_units(tmp_path, ("fstrim.timer",)) == []
+    assert own.read_text() == "[Timer]\nOnCalendar=daily\n"
+
+
+def test_masked_units_keep_the_consoles() -> None:
+    kept = {"getty@.service", "serial-getty@.service", "ssh.service", "livestrap-agent.service"}
+    assert not kept & set(customize.MASKED_UNITS)

@@ -90,9 +90,9 @@ def test_qemu_argv_bios() -> None:
     )
     netdevs = [argv[i + 1] for i, a in enumerate(argv) if a == "-netdev"]
     assert netdevs == [
-        "user,id=net0,restrict=on,ipv6=off,tftp=/w/tftp,bootfile=boot.ipxe,"
+        "user,id=net0,restrict=on,tftp=/w/tftp,bootfile=boot.ipxe,"
         "guestfwd=tcp:10.0.2.100:80-cmd:socat STDIO TCP4:127.0.0.1:9000",
-        "user,id=net1,restrict=on,ipv6=off",
+        "user,id=net1,restrict=on",
     ]
     devices = [argv[i + 1] for i, a in enumerate(argv) if a == "-device"]
     assert devices == [

@@ -86,6 +86,39 @@ def write_root_access(rootfs: Path, spec: BuildSpec) -> None:
             key.unlink()
 
 
+# Units a discovery node, booted into RAM and never kept, has no use for: maintenance of
+# a persistent system (apt-daily would even fetch indexes from every node), ext4 snapshot
+# clean-up, gettys on tty2-6. They ran beside the agent's first report and slowed it.
+# tty1, the serial console and ssh are left alone.
+MASKED_UNITS = (
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "dpkg-db-backup.timer",
+    "e2scrub_all.timer",
+    "e2scrub_reap.service",
+    "fstrim.timer",
+    "getty-static.service",
+)
+UNIT_DIRS = ("usr/lib/systemd/system", "lib/systemd/system")
+
+
+def mask_units(rootfs: Path, units: tuple[str, ...] = MASKED_UNITS) -> list[str]:
+    """Mask the units the image has, as `systemctl mask` would; returns those masked.
+    A unit the operator's extra dirs put in /etc/systemd/system is theirs: left alone."""
+    etc = rootfs / "etc/systemd/system"
+    masked = []
+    for unit in units:
+        link = etc / unit
+        if link.is_symlink() or link.exists():
+            continue
+        if not any((rootfs / d / unit).exists() for d in UNIT_DIRS):
+            continue
+        etc.mkdir(parents=True, exist_ok=True)
+        link.symlink_to("/dev/null")
+        masked.append(unit)
+    return masked
+
+
 def run_scripts(
     rootfs: Path, scripts: list[Path], run_in_chroot: Callable[[list[str]], object]
 ) -> None:

@@ -12,6 +12,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from livestrap import __version__
@@ -50,11 +51,20 @@ def upstream_state(sources: list[AptSource], fetch: Fetch = fetch_url) -> dict[s
     return state
 
 
+def builder_sha256() -> str:
+    """The build code itself: an edited stage (a new hook, a masked unit) must not reuse
+    an image the old code made, even though the version number did not change."""
+    digest = hashlib.sha256(__version__.encode())
+    for py in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(py.name.encode() + b"\0" + py.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def inputs_sha256(spec: BuildSpec, upstream: dict[str, str]) -> str:
     """One hash over everything that decides what a build produces."""
     blob = json.dumps(
         {
-            "builder": __version__,
+            "builder": builder_sha256(),
             "spec": spec.sha256(),
             "files": local_inputs(spec),
             "upstream": upstream,

@@ -21,6 +21,7 @@ from livestrap.build import (
     customize,
     fingerprint,
     initramfs,
+    livenet,
     rootfs,
     slim,
     squashfs,
@@ -88,6 +89,8 @@ def stage_prepare(ctx: BuildContext) -> None:
     hook.parent.mkdir(parents=True)
     hook.write_text(initramfs.render_slim_hook())
     hook.chmod(0o755)
+    (config / livenet.HOOK).write_text(livenet.render_hook())
+    (config / livenet.HOOK).chmod(0o755)
     apt_sources = spec_sources(ctx.spec, lambda p: Path(p).read_bytes())
     sources = render_sources(apt_sources)
     (ctx.workdir / "livestrap.sources").write_text(sources)
@@ -140,6 +143,7 @@ def stage_customize(ctx: BuildContext) -> None:
     """Extra dirs, root access, scripts, then per-machine state and caches removed."""
     customize.copy_extra_dirs(ctx.rootfs, ctx.spec.extra_dirs)
     customize.write_root_access(ctx.rootfs, ctx.spec)
+    ctx.log.write(f"masked units: {', '.join(customize.mask_units(ctx.rootfs)) or 'none'}")
     customize.run_scripts(
         ctx.rootfs,
         ctx.spec.scripts,

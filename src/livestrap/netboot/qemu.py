@@ -84,7 +84,9 @@ def qemu_argv(spec: NodeSpec, workdir: Path, tftp_dir: Path) -> list[str]:
         argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"]
         argv += ["-drive", f"if=pflash,format=raw,unit=1,file={workdir / 'OVMF_VARS.fd'}"]
     for i in range(spec.nics):
-        netdev = f"user,id=net{i},restrict=on,ipv6=off"
+        # IPv6 stays on: without a router advertisement the iPXE in QEMU's ROMs waits
+        # ~13 s for IPv6 autoconfiguration before it uses its DHCPv4 lease.
+        netdev = f"user,id=net{i},restrict=on"
         if i == 0:
             netdev += f",tftp={tftp_dir},bootfile={BOOT_SCRIPT},{guestfwd(spec)}"
         argv += ["-netdev", netdev]

@@ -27,6 +27,8 @@ def agent_version(source: Path | None = None) -> str:
     digest = hashlib.sha256()
     for py in sorted((source or agent_source_dir()).glob("*.py")):
         digest.update(py.name.encode() + b"\0" + py.read_bytes() + b"\0")
+    for name, text in packaging_files().items():  # a changed unit or script is a new version too
+        digest.update(name.encode() + b"\0" + text.encode() + b"\0")
     return f"{__version__}+src{digest.hexdigest()[:10]}"
 
 
@@ -56,6 +58,10 @@ LAUNCHER = '#!/bin/sh\nexec /usr/bin/python3 -m livestrap.agent "$@"\n'
 POSTINST = f"""#!/bin/sh
 set -e
 if [ "$1" = configure ]; then
+    # byte-compiled now, so no node compiles the agent at every boot (seconds under TCG)
+    if command -v py3compile >/dev/null 2>&1; then
+        py3compile -p {PACKAGE}
+    fi
     if command -v deb-systemd-helper >/dev/null 2>&1; then
         deb-systemd-helper enable {UNIT_NAME} >/dev/null || true
     else
@@ -63,6 +69,13 @@ if [ "$1" = configure ]; then
         mkdir -p "$wants"
         ln -sf /lib/systemd/system/{UNIT_NAME} "$wants/{UNIT_NAME}"
     fi
+fi
+"""
+
+PRERM = f"""#!/bin/sh
+set -e
+if command -v py3clean >/dev/null 2>&1; then
+    py3clean -p {PACKAGE}
 fi
 """
 
@@ -100,9 +113,15 @@ def stage_agent_tree(dest: Path, source: Path | None = None) -> None:
     unit.write_text(render_unit())
     debian = dest / "DEBIAN"
     debian.mkdir()
-    for name, text in (("postinst", POSTINST), ("postrm", POSTRM)):
+    for name, text in (("postinst", POSTINST), ("prerm", PRERM), ("postrm", POSTRM)):
         (debian / name).write_text(text)
         (debian / name).chmod(0o755)
+
+
+def packaging_files() -> dict[str, str]:
+    """Everything the package ships besides the agent's sources, by name."""
+    return {"unit": render_unit(), "launcher": LAUNCHER, "postinst": POSTINST,
+            "prerm": PRERM, "postrm": POSTRM}  # fmt: skip
 
 
 def build_agent_deb(out_dir: Path, *, log: LineSink, version: str | None = None) -> Path:
