@@ -13,7 +13,7 @@ APT_PACKAGES := mmdebstrap squashfs-tools dpkg-dev apt-utils gnupg debian-archiv
 # PostgreSQL for the API tests' second pass: a local server on 127.0.0.1 only.
 PG_URL := postgresql://livestrap:livestrap@127.0.0.1:5432/postgres
 
-.PHONY: all deps system-deps venv lint unit integration e2e test test-postgres postgres demo demo-stop bench bench-smoke clean
+.PHONY: all deps system-deps venv lint unit integration e2e test test-postgres postgres demo demo-stop bench bench-page bench-smoke clean
 
 all: test
 
@@ -77,6 +77,10 @@ demo-stop: venv
 BENCH_SCRIPTS := build_bench boot_bench serve_bench discovery_bench peer_bench
 bench: deps
 	set -e; for b in $(BENCH_SCRIPTS); do $(BIN)/python bench/$$b.py; done
+
+# Re-render docs/benchmarks.md from bench/results.json (after editing a section's text).
+bench-page: venv
+	cd bench && ../$(BIN)/python -c 'import report; report.save_results(report.load_results())'
 
 # The same harness with tiny sizes and no peer build, into a temporary folder: CI runs it.
 BENCH_SMOKE := size_bench serve_bench discovery_bench
