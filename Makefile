@@ -73,7 +73,7 @@ demo-stop: venv
 	-$(BIN)/livestrap vm stop
 	-@if [ -f $(LIVESTRAP_DATA_DIR)/master.pid ]; then kill $$(cat $(LIVESTRAP_DATA_DIR)/master.pid) && rm -f $(LIVESTRAP_DATA_DIR)/master.pid && echo "master stopped"; fi
 
-# The whole benchmark (~40 min, root): writes bench/results.json and docs/benchmarks.md.
+# The whole benchmark (~20 min, root): writes bench/results.json and docs/benchmarks.md.
 BENCH_SCRIPTS := build_bench boot_bench serve_bench discovery_bench peer_bench
 bench: deps
 	set -e; for b in $(BENCH_SCRIPTS); do $(BIN)/python bench/$$b.py; done

@@ -379,6 +379,12 @@ CAUSE = [
     "per request, serialized by the GIL: with 200 requests at once, the first-byte p99",
     "column shows the queue, and on 2 cores the master's CPU competes with nginx's. The",
     "bytes themselves go the same way as plain nginx (strace: sendfile in both).",
+    "Not explained yet: at N = 200 the first-byte queue (p99 ~0.45 s) accounts for only",
+    "part of the gap to plain nginx (p50 4.4 s vs 1.6 s). In that run the load generator",
+    "itself used more than twice the CPU it used against plain nginx for the same bytes,",
+    "and the master's CPU came on top, so on 2 cores the run is CPU-bound on the client",
+    "side; a machine with cores to spare (or the load generator on another host) is",
+    "needed to tell whether nginx in front reaches 0.8 × there. At N = 50 it does.",
 ]
 
 
