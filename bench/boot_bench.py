@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from report import Goal, machine_line, save_part  # noqa: E402
+from report import Goal, accel, machine_line, save_part  # noqa: E402
 
 from livestrap.netboot.qemu import NodeSpec  # noqa: E402
-from livestrap.netboot.vm import VirtualNode, kvm_usable  # noqa: E402
+from livestrap.netboot.vm import VirtualNode  # noqa: E402
 from masterproc import Master, master_process  # noqa: E402
 
 TIMEOUT_S = 420
@@ -121,7 +121,7 @@ def main() -> None:
         work = Path(tmp)
         with master_process(args.data_dir, fake_builds=False,
                             database_url=f"sqlite:///{work / 'db.sqlite'}") as master:  # fmt: skip
-            part: dict[str, Any] = {"accel": "kvm" if kvm_usable() else "tcg", "runs": {}}
+            part: dict[str, Any] = {"accel": accel(), "runs": {}}
             repeats: dict[str, list[float | None]] = {}
             for fw in ("bios", "uefi"):
                 runs = []

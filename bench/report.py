@@ -8,6 +8,7 @@ never touches the committed figures.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
@@ -61,16 +62,23 @@ def save_results(results: dict[str, Any]) -> None:
     page.write_text(render(results))
 
 
-def machine() -> dict[str, Any]:
-    """Where a figure was measured: cores, memory, kernel, and whether VMs had KVM."""
+@functools.cache
+def accel() -> str:
+    """KVM or TCG for virtual nodes, probed once per process: where KVM may work the probe
+    boots a VM for a few seconds, and every section saves the machine it ran on."""
     from livestrap.netboot.vm import kvm_usable
 
+    return "kvm" if kvm_usable() else "tcg"
+
+
+def machine() -> dict[str, Any]:
+    """Where a figure was measured: cores, memory, kernel, and whether VMs had KVM."""
     return {
         "cores": os.cpu_count(),
         "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "accel": "kvm" if kvm_usable() else "tcg",
+        "accel": accel(),
         "load_1min": round(os.getloadavg()[0], 2),  # other work on the machine skews figures
     }
 
