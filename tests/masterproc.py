@@ -31,7 +31,8 @@ def postgres_database(data_dir: Path) -> str:
     import atexit
 
     import psycopg
-    import pytest
+
+    from helpers import skip_missing
 
     assert PG_ADMIN_URL
     name = "livestrap_test_" + hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:12]
@@ -41,7 +42,7 @@ def postgres_database(data_dir: Path) -> str:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 admin.execute(f'CREATE DATABASE "{name}"')
         except psycopg.OperationalError as err:
-            pytest.skip(f"PostgreSQL at {PG_ADMIN_URL} is not reachable: {err}")
+            skip_missing(f"a PostgreSQL server at {PG_ADMIN_URL} ({err})")
         if not _PG_CREATED:
             atexit.register(_drop_pg_databases)
         _PG_CREATED.add(name)

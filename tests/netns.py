@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import require_commands
 from livestrap.run import stop_process_group
 
 BRIDGE = "br0"
@@ -104,8 +104,7 @@ def network_namespace(address: str = "10.213.7.1/24") -> Iterator[Netns]:
     Skips the test (with the reason) where namespaces cannot be made here."""
     if os.geteuid() != 0:
         pytest.skip("a network namespace with a bridge and a tap needs root")
-    if not shutil.which("ip"):
-        pytest.skip("missing: ip (apt-get install iproute2)")
+    require_commands("ip")
     if not Path("/dev/net/tun").exists():
         pytest.skip("/dev/net/tun is missing: no tap devices on this machine")
     ns = Netns(f"ls{uuid.uuid4().hex[:10]}", ipaddress.IPv4Interface(address))

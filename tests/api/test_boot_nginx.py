@@ -3,7 +3,6 @@ notice (POST /boot/nginx/sent), and the whole chain through a real nginx if inst
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from helpers import require_commands
 from masterproc import Master, free_port, master_process
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "unit"))
@@ -134,9 +134,9 @@ def test_sent_needs_its_headers(client: httpx.Client) -> None:
     assert sent(client, uri, -1).status_code == 422
 
 
-@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
 def test_through_real_nginx(master: Master, tmp_path: Path) -> None:
     """The rendered config in a real nginx: files come from nginx, the timeline is whole."""
+    require_commands("nginx")
     from nginxproc import nginx_process
 
     tmp_path.chmod(0o755)  # nginx's workers run as nobody

@@ -8,7 +8,6 @@ a machine (or after an upstream change) pays for a build.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import TEST_CACHE, require_build_tools
+from helpers import TEST_CACHE, require_build_tools, require_commands
 from livestrap.netboot.qemu import NodeSpec
 from livestrap.netboot.vm import VirtualNode
 from masterproc import Master, free_port, master_process
@@ -32,9 +31,7 @@ REGISTER_TIMEOUT_S = float(os.environ.get("LIVESTRAP_E2E_TIMEOUT", "420"))
 
 
 def require_qemu() -> None:
-    missing = [t for t in ("qemu-system-x86_64", "socat") if not shutil.which(t)]
-    if missing:
-        pytest.skip(f"missing: {', '.join(missing)} (run `make deps`)")
+    require_commands("qemu-system-x86_64", "socat")
 
 
 @pytest.fixture(scope="session")

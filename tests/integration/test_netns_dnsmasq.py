@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from helpers import TEST_CACHE
+from helpers import TEST_CACHE, skip_missing
 from livestrap.netboot.dnsmasq import (
     BIOS_IPXE,
     EFI_IPXE,
@@ -67,7 +67,7 @@ def require_tools(firmware: Firmware) -> None:
     if firmware == "uefi" and not (OVMF_CODE.is_file() and OVMF_VARS.is_file()):
         missing.append(f"{OVMF_CODE} (apt-get install ovmf)")
     if missing:
-        pytest.skip("missing: " + ", ".join(missing))
+        skip_missing(", ".join(missing))
     if not (E2E_DATA / "active").exists():
         pytest.skip(f"no active image in {E2E_DATA}: run the e2e tier once (it builds one)")
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from helpers import require_commands
 from livestrap.apt import (
     ARMOR_BEGIN,
     ARMOR_END,
@@ -103,9 +103,9 @@ def test_armor_matches_gpg_export() -> None:
     assert armor_key(binary) == (KEYS / "gpg-generated.asc").read_text()
 
 
-@pytest.mark.skipif(shutil.which("gpg") is None, reason="gpg is not installed")
 def test_gpg_dearmors_our_block(tmp_path: Path) -> None:
     """gpg checks the CRC-24 line when it dearmors; it must get the original bytes back."""
+    require_commands("gpg")
     proc = subprocess.run(
         ["gpg", "--homedir", str(tmp_path), "--batch", "--dearmor"],
         input=armor_key(BINARY_KEY).encode(),
