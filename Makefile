@@ -74,9 +74,15 @@ postgres: system-deps
 demo: deps
 	scripts/demo.sh
 
+# Stops the demo's virtual nodes and its master (by the PID demo.sh wrote), and waits for them.
 demo-stop: venv
 	-$(BIN)/livestrap vm stop
-	-@if [ -f $(LIVESTRAP_DATA_DIR)/master.pid ]; then kill $$(cat $(LIVESTRAP_DATA_DIR)/master.pid) && rm -f $(LIVESTRAP_DATA_DIR)/master.pid && echo "master stopped"; fi
+	@pidfile=$(LIVESTRAP_DATA_DIR)/master.pid; [ -f $$pidfile ] || exit 0; pid=$$(cat $$pidfile); \
+	if kill $$pid 2>/dev/null; then \
+		for i in $$(seq 1 60); do kill -0 $$pid 2>/dev/null || break; sleep 0.25; done; \
+		echo "master stopped (pid $$pid)"; \
+	else echo "no master running (stale $$pidfile)"; fi; \
+	rm -f $$pidfile
 
 # The whole benchmark (~20 min, root): writes bench/results.json and docs/benchmarks.md.
 BENCH_SCRIPTS := build_bench boot_bench serve_bench discovery_bench peer_bench
