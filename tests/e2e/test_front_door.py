@@ -57,7 +57,7 @@ class Place:
     def make(self, target: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
         argv = ["make", "--no-print-directory", "-C", str(REPO), target]
         if target == "demo":  # it may build: never beside another build on this machine
-            argv = ["flock", str(BUILD_LOCK), *argv]
+            argv = ["flock", "--close", str(BUILD_LOCK), *argv]
         return subprocess.run(
             argv, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, timeout=timeout_s, stdin=subprocess.DEVNULL,
@@ -171,7 +171,7 @@ def test_readme_walk(place: Place, tmp_path: Path) -> None:
     work.mkdir()
     env = dict(place.env(), LIVESTRAP_MASTER=place.url)
     proc = subprocess.Popen(
-        ["flock", str(BUILD_LOCK), "bash", "-x", str(script)], cwd=work, env=env,
+        ["flock", "--close", str(BUILD_LOCK), "bash", "-x", str(script)], cwd=work, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         stdin=subprocess.DEVNULL,
     )  # fmt: skip

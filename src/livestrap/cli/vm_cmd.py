@@ -123,8 +123,7 @@ def boot(
             console.print(f"{node.spec.name}: {firmware} PXE, MAC {node.spec.mac(0)}, "
                           f"console {node.console_log}")  # fmt: skip
         if client is not None:
-            with client:
-                found = wait_registered(nodes, client, timeout, console, before)
+            found = wait_registered(nodes, client, timeout, console, before)
             if len(found) < len(nodes):
                 raise SpecError(
                     f"{len(nodes) - len(found)} node(s) did not register in {timeout} s"
@@ -139,6 +138,8 @@ def boot(
         while time.monotonic() < deadline and any(n.running() for n in nodes):
             time.sleep(1)
     finally:
+        if client is not None:
+            client.close()
         if not detached:
             for node in nodes:
                 node.stop()
