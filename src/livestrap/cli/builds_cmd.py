@@ -12,6 +12,7 @@ import httpx
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from livestrap.cli.client import (
@@ -75,12 +76,12 @@ def list_builds(
     table = Table("id", "state", "stage", "done", "image", "created", "finished")
     for b in builds:
         style = STYLE.get(b["state"], "dim")
-        table.add_row(
-            b["id"],
+        table.add_row(  # strings from the master are data, not rich markup
+            escape(b["id"]),
             f"[{style}]{b['state']}[/]",
-            b["stage"] or "-",
+            escape(b["stage"] or "-"),
             f"{b['progress']:.0%}",
-            b["image_id"] or "-",
+            escape(b["image_id"] or "-"),
             _when(b["created"]),
             _when(b["finished"]),
         )

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir, JsonFlag
@@ -44,8 +45,8 @@ def list_images(data_dir: DataDir = DEFAULT_DATA_DIR, json_out: JsonFlag = False
     for i in infos:
         table.add_row(
             "*" if i.active else "",
-            i.id,
-            i.label,
+            escape(i.id),
+            escape(i.label),
             f"{i.created:%Y-%m-%d %H:%M}",
             _human(i.total_size),
         )

@@ -1,0 +1,69 @@
+"""Mistakes an operator makes get one line on stderr and exit 1 (2: usage), never a traceback.
+
+These run `main()` itself, as the `livestrap` script does, so what is checked is what gets
+printed (rich must not read paths or YAML messages as markup).
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from livestrap.build.events import BuildEvent
+from livestrap.cli import main
+from livestrap.cli.progress import RichProgress
+
+pytestmark = pytest.mark.unit
+
+KEYS = Path(__file__).resolve().parents[1] / "fixtures" / "keys"
+
+
+def run_main(
+    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr of `livestrap ARGV`."""
+    monkeypatch.setattr(sys, "argv", ["livestrap", *argv])
+    monkeypatch.setenv("LIVESTRAP_MIRROR", "http://mirror.example.test/debian")
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        main()
+    out, err = capsys.readouterr()
+    code = exited.value.code
+    return code if isinstance(code, int) else 1, out, err
+
+
+def one_error_line(err: str) -> str:
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def test_missing_spec_path_with_brackets_is_printed_as_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "x[dim]" / "spec.yaml"
+    code, _, err = run_main(["spec", "check", str(path)], capsys, monkeypatch)
+    assert code == 1
+    assert one_error_line(err) == f"error: cannot read spec {path}: No such file or directory"
+
+
+def test_long_messages_are_not_wrapped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / ("a-rather-long-directory-name-[bold]-" * 4) / "spec.yaml"
+    code, _, err = run_main(["spec", "check", str(path)], capsys, monkeypatch)
+    assert code == 1
+    assert str(path) in one_error_line(err)
+
+
+def test_build_progress_prints_paths_as_is() -> None:
+    out = io.StringIO()
+    view = RichProgress(Console(file=out, width=200))
+    view(BuildEvent(kind="build-start", message="/srv/[dim]/logs/build.log"))
+    assert "build log: /srv/[dim]/logs/build.log" in out.getvalue()
