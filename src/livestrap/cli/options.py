@@ -24,6 +24,6 @@ CacheDir = Annotated[
     typer.Option(
         "--cache-dir",
         envvar="LIVESTRAP_CACHE_DIR",
-        help="Package cache shared by builds [default: DATA_DIR/cache].",
+        help=r"Package cache shared by builds \[default: DATA_DIR/cache].",
     ),
 ]

@@ -31,12 +31,12 @@ def serve(
         typer.Option(
             "--database-url",
             envvar="LIVESTRAP_DATABASE_URL",
-            help="SQLAlchemy URL, e.g. postgresql://user@host/db [default: SQLite in DATA_DIR].",
+            help=r"SQLAlchemy URL, e.g. postgresql://user@host/db \[default: SQLite in DATA_DIR].",
         ),
     ] = None,
     public_url: Annotated[
         str | None,
-        typer.Option("--public-url", help="URL nodes use to reach the master [default: Host]."),
+        typer.Option("--public-url", help=r"URL nodes use to reach the master \[default: Host]."),
     ] = None,
     cache_dir: CacheDir = None,
     access_log: Annotated[
