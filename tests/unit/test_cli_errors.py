@@ -67,3 +67,58 @@ def test_build_progress_prints_paths_as_is() -> None:
     view = RichProgress(Console(file=out, width=200))
     view(BuildEvent(kind="build-start", message="/srv/[dim]/logs/build.log"))
     assert "build log: /srv/[dim]/logs/build.log" in out.getvalue()
+
+
+def write_spec(tmp_path: Path, body: str, name: str = "spec.yaml") -> Path:
+    (tmp_path / "archive.asc").write_bytes((KEYS / "archive-test.asc").read_bytes())
+    path = tmp_path / name
+    path.write_text("suite: bookworm\nmirror_key: archive.asc\n" + body)
+    return path
+
+
+def test_yaml_syntax_error_names_line_and_column_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_spec(tmp_path, "packages: [curl, jq\nlabel: x\n", name="[dim]spec.yaml")
+    code, _, err = run_main(["spec", "check", str(path)], capsys, monkeypatch)
+    assert code == 1
+    assert one_error_line(err) == (
+        f"error: {path} is not valid YAML at line 4, column 6: expected ',' or ']', but got ':'"
+        " (while parsing a flow sequence at line 3, column 11)"
+    )
+
+
+def test_unquoted_no_is_explained(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_spec(tmp_path, "label: no\n")
+    code, _, err = run_main(["spec", "check", str(path)], capsys, monkeypatch)
+    assert code == 1
+    assert "Traceback" not in err
+    assert err.splitlines() == [
+        f"error: {path} is invalid:",
+        "  label: got the boolean false (YAML reads unquoted no/yes/on/off as booleans); "
+        'quote it: label: "no" (line 3)',
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["settings", "set", "{path}"], ["builds", "start", "--overrides", "{path}"]],
+    ids=["settings set", "builds start"],
+)
+def test_client_commands_report_yaml_errors_before_calling_the_master(
+    argv: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = tmp_path / "in[b].yaml"
+    path.write_text("label: x\n  packages: [a]\n")
+    argv = [a.format(path=path) for a in argv]
+    argv += ["--master", "http://127.0.0.1:9", "--token", "t"]
+    code, _, err = run_main(argv, capsys, monkeypatch)
+    assert code == 1
+    assert one_error_line(err) == (
+        f"error: {path} is not valid YAML at line 2, column 11: mapping values are not allowed here"
+    )

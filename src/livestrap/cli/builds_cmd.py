@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -27,6 +26,7 @@ from livestrap.cli.client import (
 )
 from livestrap.cli.options import DEFAULT_DATA_DIR, JsonFlag
 from livestrap.errors import SpecError
+from livestrap.yamlfile import read_yaml
 
 app = typer.Typer(help="Build jobs on a running master.", no_args_is_help=True)
 BuildId = Annotated[str, typer.Argument(help="Build id (see `livestrap builds list`).")]
@@ -118,12 +118,7 @@ def log(
 def _overrides(path: Path | None) -> dict[str, Any] | None:
     if path is None:
         return None
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise SpecError(f"cannot read {path}: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise SpecError(f"{path} is not valid YAML: {err}") from None
+    data = read_yaml(path)
     if data is not None and not isinstance(data, dict):
         raise SpecError(f"{path} must be a mapping of spec keys to values")
     return data
