@@ -122,3 +122,38 @@ def test_client_commands_report_yaml_errors_before_calling_the_master(
     assert one_error_line(err) == (
         f"error: {path} is not valid YAML at line 2, column 11: mapping values are not allowed here"
     )
+
+
+@pytest.mark.parametrize(
+    "argv", [["images", "list"], ["images", "show", "x"], ["images", "diff", "a", "b"]]
+)
+def test_store_commands_refuse_a_missing_data_dir(
+    argv: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    missing = tmp_path / "no" / "such[dim]"
+    code, out, err = run_main([*argv, "--data-dir", str(missing)], capsys, monkeypatch)
+    assert code == 1
+    assert one_error_line(err).startswith(f"error: data dir {missing} does not exist; pass")
+    assert out == ""
+    assert not missing.exists()
+
+
+def test_store_commands_refuse_a_file_as_data_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "f").write_text("")
+    monkeypatch.setenv("LIVESTRAP_DATA_DIR", str(tmp_path / "f"))
+    code, _, err = run_main(["images", "list"], capsys, monkeypatch)
+    assert code == 1
+    assert "is not a directory" in one_error_line(err)
+
+
+def test_an_empty_data_dir_is_an_empty_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, _ = run_main(["images", "list", "--data-dir", str(tmp_path)], capsys, monkeypatch)
+    assert code == 0
+    assert f"no images in {tmp_path}" in out

@@ -7,15 +7,38 @@ from typing import Annotated
 
 import typer
 
+from livestrap.errors import StoreError
+
 DEFAULT_DATA_DIR = Path("/var/lib/livestrap")
+DATA_DIR_HELP = "Where images, caches and logs live."
 
 DataDir = Annotated[
+    Path,
+    typer.Option("--data-dir", envvar="LIVESTRAP_DATA_DIR", help=DATA_DIR_HELP, show_default=True),
+]
+
+
+def existing_data_dir(path: Path) -> Path:
+    """For commands that only use a data dir: a missing one is a typo or the wrong machine,
+    not an empty store (commands that create one use `DataDir`)."""
+    if not path.exists():
+        raise StoreError(
+            f"data dir {path} does not exist; pass the master's data dir with --data-dir "
+            "or LIVESTRAP_DATA_DIR (`livestrap serve` or `livestrap build` creates one)"
+        )
+    if not path.is_dir():
+        raise StoreError(f"data dir {path} is not a directory; pass the master's data dir")
+    return path
+
+
+ExistingDataDir = Annotated[
     Path,
     typer.Option(
         "--data-dir",
         envvar="LIVESTRAP_DATA_DIR",
-        help="Where images, caches and logs live.",
+        help=DATA_DIR_HELP,
         show_default=True,
+        callback=existing_data_dir,
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
