@@ -10,11 +10,24 @@ import typer
 from livestrap.errors import StoreError
 
 DEFAULT_DATA_DIR = Path("/var/lib/livestrap")
-DATA_DIR_HELP = "Where images, caches and logs live."
 
 DataDir = Annotated[
     Path,
-    typer.Option("--data-dir", envvar="LIVESTRAP_DATA_DIR", help=DATA_DIR_HELP, show_default=True),
+    typer.Option(
+        "--data-dir",
+        envvar="LIVESTRAP_DATA_DIR",
+        help="Where images, caches and logs live.",
+        show_default=True,
+    ),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+CacheDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir",
+        envvar="LIVESTRAP_CACHE_DIR",
+        help=r"Package cache shared by builds \[default: DATA_DIR/cache].",
+    ),
 ]
 
 
@@ -36,17 +49,8 @@ ExistingDataDir = Annotated[
     typer.Option(
         "--data-dir",
         envvar="LIVESTRAP_DATA_DIR",
-        help=DATA_DIR_HELP,
+        help="Where images, caches and logs live.",
         show_default=True,
         callback=existing_data_dir,
-    ),
-]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-CacheDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--cache-dir",
-        envvar="LIVESTRAP_CACHE_DIR",
-        help=r"Package cache shared by builds \[default: DATA_DIR/cache].",
     ),
 ]
