@@ -6,6 +6,19 @@ from __future__ import annotations
 class LivestrapError(Exception):
     """Base of every error livestrap raises on purpose; its text is shown to the operator."""
 
+    exit_code = 1  # what the CLI exits with after printing the message
+
+
+class OptionError(LivestrapError):
+    """A flag (or its environment variable) has a value that cannot work; the CLI exits 2,
+    as click does for bad options."""
+
+    exit_code = 2
+
+
+class StartupError(LivestrapError):
+    """The master cannot start: its database, data dir or listen address is unusable."""
+
 
 class SpecError(LivestrapError):
     """The build spec is invalid; raised before any download or long work starts."""

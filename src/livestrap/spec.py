@@ -28,6 +28,7 @@ from pydantic import (
 
 from livestrap.errors import SpecError
 from livestrap.mirror import SourceEntry, find_distro_source, host_sources
+from livestrap.yamlfile import node_at, not_a_string, parse_yaml, read_text
 
 Distro = Literal["debian", "ubuntu"]
 Compression = Literal["zstd", "xz", "lz4"]
@@ -298,22 +299,34 @@ def spec_warnings(spec: BuildSpec) -> list[str]:
     ]
 
 
-def format_validation_error(err: ValidationError, source: str = "spec") -> str:
-    """One line per problem, each naming the field path ('repos[0].priority: ...')."""
+def format_validation_error(
+    err: ValidationError, source: str = "spec", text: str | None = None
+) -> str:
+    """One line per problem, each naming the field path ('repos[0].priority: ...'); with
+    the YAML `text` it came from, also the line, and what was written where it matters."""
     lines = [f"{source} is invalid:"]
     for e in err.errors():
         path = ""
         for part in e["loc"]:
             path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        node = node_at(text, e["loc"]) if text and e["loc"] else None
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
-        lines.append(f"  {path or '(top level)'}: {msg}")
+        elif e["type"] == "string_type":
+            key = e["loc"][-1] if e["loc"] and isinstance(e["loc"][-1], str) else None
+            written = node.value if isinstance(node, yaml.ScalarNode) else None
+            msg = not_a_string(e["input"], key, written) or msg
+        line = f" (line {node.start_mark.line + 1})" if node else ""
+        lines.append(f"  {path or '(top level)'}: {msg}{line}")
     return "\n".join(lines)
 
 
-def parse_spec(data: Any, base_dir: Path | None = None, source: str = "spec") -> BuildSpec:
-    """Validate a spec mapping; relative paths are taken from `base_dir`."""
+def parse_spec(
+    data: Any, base_dir: Path | None = None, source: str = "spec", text: str | None = None
+) -> BuildSpec:
+    """Validate a spec mapping; relative paths are taken from `base_dir`. `text`: the YAML
+    it was read from, for line numbers in the errors."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -321,20 +334,14 @@ def parse_spec(data: Any, base_dir: Path | None = None, source: str = "spec") ->
     try:
         return BuildSpec.model_validate(data, context={"base_dir": base_dir or Path.cwd()})
     except ValidationError as err:
-        raise SpecError(format_validation_error(err, source)) from None
+        raise SpecError(format_validation_error(err, source, text)) from None
 
 
 def load_spec(path: Path) -> BuildSpec:
     """Read and validate a YAML spec file; paths in it are relative to its folder."""
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise SpecError(f"cannot read spec {path}: {err.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise SpecError(f"{path} is not valid YAML: {err}") from None
-    return parse_spec(data, base_dir=path.resolve().parent, source=str(path))
+    text = read_text(path, "spec ")
+    data = parse_yaml(text, str(path))
+    return parse_spec(data, base_dir=path.resolve().parent, source=str(path), text=text)
 
 
 def resolve_spec(

@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from livestrap.cli import (
     build_cmd,
@@ -44,5 +45,8 @@ def main() -> None:
     try:
         app()
     except LivestrapError as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False)
-        sys.exit(1)
+        # The message is plain text (paths, YAML snippets), never markup; soft_wrap keeps
+        # one line one line whatever the terminal's width.
+        message = Text.assemble(("error:", "bold red"), " ", str(err))
+        Console(stderr=True).print(message, highlight=False, soft_wrap=True)
+        sys.exit(err.exit_code)

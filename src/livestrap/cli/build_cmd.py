@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from livestrap.build.pipeline import build as run_build
 from livestrap.cli.options import DEFAULT_DATA_DIR, CacheDir, DataDir, JsonFlag
@@ -39,7 +40,9 @@ def build(
     console = Console(stderr=True)
     repo = MasterRepo(data_dir)
     if spec.agent and not repo.is_published():
-        console.print(f"publishing the agent to the master's repository {repo.root} (first use)")
+        console.print(
+            f"publishing the agent to the master's repository {escape(str(repo.root))} (first use)"
+        )
         repo.ensure_published(log=lambda line: None)
     spec = with_master_repo(spec, repo)
     store = ImageStore(data_dir)
@@ -55,10 +58,11 @@ def build(
             )
     except BuildError as err:
         if not json_out:
-            console.print(f"[bold red]build failed[/] in stage [bold]{err.stage}[/]: {err.message}")
+            stage, message = escape(err.stage), escape(err.message)
+            console.print(f"[bold red]build failed[/] in stage [bold]{stage}[/]: {message}")
             if err.log_tail:
                 console.print(err.log_tail, highlight=False, markup=False)
-            console.print(f"full log: {log_path}")
+            console.print(f"full log: {escape(str(log_path))}")
         sys.exit(1)
     if activate:
         store.activate(meta.id)
@@ -67,7 +71,8 @@ def build(
     size_mb = meta.total_size() / 1e6
     verb = "up to date, reused" if meta.id in before else "built"
     console.print(
-        f"[green]{verb}[/] {meta.id} ({size_mb:.1f} MB, kernel {meta.kernel_version},"
-        f" agent {meta.agent_version or 'none'})" + (" [bold]active[/]" if activate else "")
+        f"[green]{verb}[/] {escape(meta.id)} ({size_mb:.1f} MB, kernel"
+        f" {escape(meta.kernel_version)}, agent {escape(meta.agent_version or 'none')})"
+        + (" [bold]active[/]" if activate else "")
     )
     typer.echo(meta.id)

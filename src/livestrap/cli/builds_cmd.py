@@ -10,8 +10,8 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from livestrap.cli.client import (
@@ -26,6 +26,7 @@ from livestrap.cli.client import (
 )
 from livestrap.cli.options import DEFAULT_DATA_DIR, JsonFlag
 from livestrap.errors import SpecError
+from livestrap.yamlfile import read_yaml
 
 app = typer.Typer(help="Build jobs on a running master.", no_args_is_help=True)
 BuildId = Annotated[str, typer.Argument(help="Build id (see `livestrap builds list`).")]
@@ -75,12 +76,12 @@ def list_builds(
     table = Table("id", "state", "stage", "done", "image", "created", "finished")
     for b in builds:
         style = STYLE.get(b["state"], "dim")
-        table.add_row(
-            b["id"],
+        table.add_row(  # strings from the master are data, not rich markup
+            escape(b["id"]),
             f"[{style}]{b['state']}[/]",
-            b["stage"] or "-",
+            escape(b["stage"] or "-"),
             f"{b['progress']:.0%}",
-            b["image_id"] or "-",
+            escape(b["image_id"] or "-"),
             _when(b["created"]),
             _when(b["finished"]),
         )
@@ -117,12 +118,7 @@ def log(
 def _overrides(path: Path | None) -> dict[str, Any] | None:
     if path is None:
         return None
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise SpecError(f"cannot read {path}: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise SpecError(f"{path} is not valid YAML: {err}") from None
+    data = read_yaml(path)
     if data is not None and not isinstance(data, dict):
         raise SpecError(f"{path} must be a mapping of spec keys to values")
     return data

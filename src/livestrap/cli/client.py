@@ -21,7 +21,7 @@ Token = Annotated[
     typer.Option(
         "--token",
         envvar="LIVESTRAP_TOKEN",
-        help="Admin token [default: read from DATA_DIR/admin.token].",
+        help=r"Admin token \[default: read from DATA_DIR/admin.token].",
     ),
 ]
 ClientDataDir = Annotated[

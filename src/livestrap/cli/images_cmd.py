@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir, JsonFlag
+from livestrap.cli.options import DEFAULT_DATA_DIR, ExistingDataDir, JsonFlag
 from livestrap.store.bundle import export_image, import_image
 from livestrap.store.images import ImageStore
 from livestrap.store.manifest import dump_metadata
@@ -24,7 +25,7 @@ def _human(size: int) -> str:
 
 
 @app.command("list")
-def list_images(data_dir: DataDir = DEFAULT_DATA_DIR, json_out: JsonFlag = False) -> None:
+def list_images(data_dir: ExistingDataDir = DEFAULT_DATA_DIR, json_out: JsonFlag = False) -> None:
     """Show every image: id, label, created, total size, and which is active."""
     infos = ImageStore(data_dir).list()
     if json_out:
@@ -44,8 +45,8 @@ def list_images(data_dir: DataDir = DEFAULT_DATA_DIR, json_out: JsonFlag = False
     for i in infos:
         table.add_row(
             "*" if i.active else "",
-            i.id,
-            i.label,
+            escape(i.id),
+            escape(i.label),
             f"{i.created:%Y-%m-%d %H:%M}",
             _human(i.total_size),
         )
@@ -55,14 +56,14 @@ def list_images(data_dir: DataDir = DEFAULT_DATA_DIR, json_out: JsonFlag = False
 
 
 @app.command("show")
-def show(image_id: ImageId, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+def show(image_id: ImageId, data_dir: ExistingDataDir = DEFAULT_DATA_DIR) -> None:
     """Print an image's metadata."""
     typer.echo(dump_metadata(ImageStore(data_dir).get(image_id)), nl=False)
 
 
 @app.command("diff")
 def diff(
-    a: ImageId, b: ImageId, data_dir: DataDir = DEFAULT_DATA_DIR, json_out: JsonFlag = False
+    a: ImageId, b: ImageId, data_dir: ExistingDataDir = DEFAULT_DATA_DIR, json_out: JsonFlag = False
 ) -> None:
     """Packages added, removed and changed in version from A to B."""
     d = ImageStore(data_dir).diff(a, b)
@@ -92,7 +93,7 @@ def diff(
 def export(
     image_id: ImageId,
     dest: Annotated[Path, typer.Argument(help="Bundle file: .tar, .tar.gz, .tar.xz or .tar.zst")],
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: ExistingDataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Write an image as a bundle (a tar of its directory)."""
     export_image(ImageStore(data_dir), image_id, dest)
@@ -102,7 +103,7 @@ def export(
 @app.command("import")
 def import_(
     bundle: Annotated[Path, typer.Argument(help="Bundle made by `images export`.")],
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: ExistingDataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Verify a bundle against its metadata and add it to the store."""
     meta = import_image(ImageStore(data_dir), bundle)
@@ -110,14 +111,14 @@ def import_(
 
 
 @app.command("activate")
-def activate(image_id: ImageId, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+def activate(image_id: ImageId, data_dir: ExistingDataDir = DEFAULT_DATA_DIR) -> None:
     """Make an image the one nodes boot."""
     ImageStore(data_dir).activate(image_id)
     typer.echo(f"active: {image_id}")
 
 
 @app.command("delete")
-def delete(image_id: ImageId, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+def delete(image_id: ImageId, data_dir: ExistingDataDir = DEFAULT_DATA_DIR) -> None:
     """Delete an image (never the active one)."""
     ImageStore(data_dir).delete(image_id)
     typer.echo(f"deleted {image_id}")

@@ -73,7 +73,7 @@ def list_nodes(
         style = "green" if n["status"] == "online" else "red"
         cells = [_model(n), n.get("serial") or "-", n.get("boot_mac") or "-", n.get("last_ip")]
         table.add_row(  # node-reported strings are data, not rich markup
-            n["id"],
+            escape(n["id"]),
             f"[{style}]{n['status']}[/]",
             *(escape(c or "-") for c in cells),
             _ago(n["last_seen_at"]),

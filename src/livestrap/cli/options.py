@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from livestrap.errors import StoreError
+
 DEFAULT_DATA_DIR = Path("/var/lib/livestrap")
 
 DataDir = Annotated[
@@ -24,6 +26,31 @@ CacheDir = Annotated[
     typer.Option(
         "--cache-dir",
         envvar="LIVESTRAP_CACHE_DIR",
-        help="Package cache shared by builds [default: DATA_DIR/cache].",
+        help=r"Package cache shared by builds \[default: DATA_DIR/cache].",
+    ),
+]
+
+
+def existing_data_dir(path: Path) -> Path:
+    """For commands that only use a data dir: a missing one is a typo or the wrong machine,
+    not an empty store (commands that create one use `DataDir`)."""
+    if not path.exists():
+        raise StoreError(
+            f"data dir {path} does not exist; pass the master's data dir with --data-dir "
+            "or LIVESTRAP_DATA_DIR (`livestrap serve` or `livestrap build` creates one)"
+        )
+    if not path.is_dir():
+        raise StoreError(f"data dir {path} is not a directory; pass the master's data dir")
+    return path
+
+
+ExistingDataDir = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir",
+        envvar="LIVESTRAP_DATA_DIR",
+        help="Where images, caches and logs live.",
+        show_default=True,
+        callback=existing_data_dir,
     ),
 ]

@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from livestrap.build.events import BuildEvent
@@ -30,7 +31,7 @@ class RichProgress:
         self.console = console or Console(stderr=True)
         self.progress = Progress(
             SpinnerColumn(finished_text="[green]✓"),
-            TextColumn("{task.description:<10}"),
+            TextColumn("{task.description:<10}", markup=False),
             TimeElapsedColumn(),
             TextColumn("{task.fields[note]}"),
             console=self.console,
@@ -48,7 +49,7 @@ class RichProgress:
 
     def __call__(self, event: BuildEvent) -> None:
         if event.kind == "build-start":
-            self.console.print(f"build log: {event.message}")
+            self.console.print(f"build log: {escape(event.message)}")
         elif event.kind == "stage-start" and event.stage:
             self.tasks[event.stage] = self.progress.add_task(event.stage, total=1, note="")
         elif event.kind == "stage-done" and event.stage in self.tasks:

@@ -8,16 +8,17 @@ import typer
 import uvicorn
 
 from livestrap.cli.options import DEFAULT_DATA_DIR, CacheDir, DataDir
-from livestrap.errors import SpecError
+from livestrap.errors import OptionError
 from livestrap.master.app import create_app
 from livestrap.master.config import MasterSettings
+from livestrap.master.preflight import preflight
 from livestrap.master.tokens import ensure_token
 
 
 def parse_listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise SpecError(f"--listen {value!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
+        raise OptionError(f"--listen {value!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
@@ -31,12 +32,12 @@ def serve(
         typer.Option(
             "--database-url",
             envvar="LIVESTRAP_DATABASE_URL",
-            help="SQLAlchemy URL, e.g. postgresql://user@host/db [default: SQLite in DATA_DIR].",
+            help=r"SQLAlchemy URL, e.g. postgresql://user@host/db \[default: SQLite in DATA_DIR].",
         ),
     ] = None,
     public_url: Annotated[
         str | None,
-        typer.Option("--public-url", help="URL nodes use to reach the master [default: Host]."),
+        typer.Option("--public-url", help=r"URL nodes use to reach the master \[default: Host]."),
     ] = None,
     cache_dir: CacheDir = None,
     access_log: Annotated[
@@ -58,6 +59,7 @@ def serve(
         public_url=public_url,
         cache_dir=cache_dir,
     )
+    preflight(settings)  # one line per problem here; uvicorn's startup would print tracebacks
     for name, path in (("admin", settings.admin_token_file),
                        ("discovery", settings.discovery_token_file)):  # fmt: skip
         token, made = ensure_token(path)

@@ -18,7 +18,7 @@ from livestrap.cli.client import (
     print_json,
 )
 from livestrap.cli.options import DEFAULT_DATA_DIR, JsonFlag
-from livestrap.errors import SpecError
+from livestrap.yamlfile import read_yaml
 
 app = typer.Typer(
     help="Show and change the build settings of a running master.", no_args_is_help=True
@@ -57,12 +57,7 @@ def set_(
     The master checks it as `livestrap spec check` would; paths in it (keys, scripts,
     extra dirs) are paths on the master, relative ones taken from its data dir.
     """
-    try:
-        data = yaml.safe_load(spec_file.read_text())
-    except OSError as err:
-        raise SpecError(f"cannot read {spec_file}: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise SpecError(f"{spec_file} is not valid YAML: {err}") from None
+    data = read_yaml(spec_file)
     with make_client(master, token, data_dir) as client:
         call(client, "PUT", "/api/v1/settings", json={} if data is None else data)
     typer.echo(f"settings saved from {spec_file}")

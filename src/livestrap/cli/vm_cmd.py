@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from livestrap.cli.client import ClientDataDir, MasterUrl, Token, call, make_client
 from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir
@@ -64,8 +65,8 @@ def wait_registered(
                 if listed and int(listed[0]["boots"]) > before.get(node.spec.name, 0):
                     elapsed = time.monotonic() - node.started_at
                     found[node.spec.name] = listed[0]
-                    console.print(f"{node.spec.name}: registered as {listed[0]['id']} "
-                                  f"after {elapsed:.0f} s")  # fmt: skip
+                    console.print(f"{escape(node.spec.name)}: registered as "
+                                  f"{escape(listed[0]['id'])} after {elapsed:.0f} s")  # fmt: skip
             status.update(f"waiting for {len(nodes) - len(found)} node(s) to register "
                           f"({timeout_s - (deadline - time.monotonic()):.0f} s)")  # fmt: skip
             time.sleep(2)
@@ -120,8 +121,8 @@ def boot(
     try:
         for node in nodes:
             node.start(max_s=timeout)
-            console.print(f"{node.spec.name}: {firmware} PXE, MAC {node.spec.mac(0)}, "
-                          f"console {node.console_log}")  # fmt: skip
+            console.print(f"{escape(node.spec.name)}: {firmware} PXE, MAC {node.spec.mac(0)}, "
+                          f"console {escape(str(node.console_log))}")  # fmt: skip
         if client is not None:
             found = wait_registered(nodes, client, timeout, console, before)
             if len(found) < len(nodes):
@@ -130,8 +131,9 @@ def boot(
                 )
             if detach:
                 detached = True
+                stop_cmd = escape(f"livestrap vm stop --data-dir {data_dir}")
                 console.print(f"nodes left running for up to {timeout} s; stop them with "
-                              f"`livestrap vm stop --data-dir {data_dir}`")  # fmt: skip
+                              f"`{stop_cmd}`")  # fmt: skip
                 return
             console.print("stop the nodes with Ctrl-C (they stop by themselves after --timeout)")
         deadline = max(n.started_at for n in nodes) + timeout

@@ -9,16 +9,50 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+from livestrap.errors import OptionError
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+# What each supported URL scheme connects with (psycopg 3 is the PostgreSQL driver we ship).
+DRIVERS = {
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+}
+URL_FORMS = "sqlite:///PATH or postgresql://USER:PASSWORD@HOST[:PORT]/DATABASE"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine tuned per backend: SQLite in WAL mode with a busy timeout."""
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+def database_url(url: str) -> URL:
+    """`url` parsed, with the driver we connect with; only SQLite and PostgreSQL are
+    supported, so anything else is refused here rather than failing on a missing driver."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise OptionError(f"database URL {url!r} is not a URL; expected {URL_FORMS}") from None
+    driver = DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise OptionError(
+            f"database URL {shown(parsed)}: {parsed.drivername} is not supported; "
+            f"livestrap keeps its data in SQLite or PostgreSQL: {URL_FORMS}"
+        )
+    return parsed.set(drivername=driver)
+
+
+def shown(url: URL) -> str:
+    """The URL for messages: the password is never printed."""
+    return url.render_as_string(hide_password=True)
+
+
+def make_engine(url: str, connect_timeout_s: int | None = None) -> Engine:
+    """An engine tuned per backend: SQLite in WAL mode with a busy timeout.
+    `connect_timeout_s` bounds each PostgreSQL connection attempt (libpq: no limit)."""
+    parsed = database_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
@@ -29,9 +63,10 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    connect_args = {} if connect_timeout_s is None else {"connect_timeout": connect_timeout_s}
+    return create_engine(
+        parsed, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args
+    )
 
 
 def migrate(engine: Engine) -> None:

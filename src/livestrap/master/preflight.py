@@ -1,0 +1,112 @@
+"""What `livestrap serve` checks before it hands the app to uvicorn.
+
+A problem found later, in uvicorn's startup, is printed as a traceback and exits 3; found
+here it is one line that says what to change. Each check raises OptionError (the value
+cannot work anywhere) or StartupError (it cannot work on this machine, now).
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import tempfile
+from pathlib import Path
+
+from alembic.util import CommandError
+from sqlalchemy import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from livestrap.errors import StartupError
+from livestrap.master.config import MasterSettings
+from livestrap.master.db import database_url, make_engine, migrate, shown
+
+CONNECT_TIMEOUT_S = 5  # per attempt; a refused port fails at once, a silent host takes this
+
+LISTEN_HINTS = {
+    errno.EADDRINUSE: "another program (another master?) listens there; stop it or pick "
+    "another port with --listen",
+    errno.EACCES: "ports below 1024 need root (or CAP_NET_BIND_SERVICE); pick another port "
+    "with --listen",
+    errno.EADDRNOTAVAIL: "this machine has no such address; use one of its addresses, or "
+    "0.0.0.0 for all of them",
+}
+
+
+def check_listen(host: str, port: int) -> None:
+    """Bind (and release) what uvicorn will bind: the address resolves, is this machine's,
+    and is free. Options as asyncio's create_server sets them."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as err:
+        raise StartupError(
+            f"--listen {host}:{port}: cannot resolve {host!r} ({err.strerror}); use an address "
+            "of this machine, e.g. 127.0.0.1, or 0.0.0.0 for all of them"
+        ) from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as err:
+                hint = LISTEN_HINTS.get(err.errno or 0, "pick another address with --listen")
+                raise StartupError(
+                    f"cannot listen on {host}:{port}: {err.strerror}; {hint}"
+                ) from None
+
+
+def check_dir(path: Path, what: str, flag: str) -> None:
+    """`path` exists (made if need be) and takes new files."""
+    fix = f"pass a writable directory with {flag}"
+    if path.exists() and not path.is_dir():
+        raise StartupError(f"{what} {path} is not a directory; {fix}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StartupError(f"cannot create {what} {path}: {err.strerror}; {fix}") from None
+    try:
+        with tempfile.TemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        raise StartupError(f"{what} {path} is not writable: {err.strerror}; {fix}") from None
+
+
+def first_line(err: SQLAlchemyError) -> str:
+    """The driver's own reason, without SQLAlchemy's wrapping and background link."""
+    reason = str(getattr(err, "orig", None) or err).strip()
+    reason = reason.splitlines()[0] if reason else type(err).__name__
+    return reason.removeprefix("connection failed: ")
+
+
+def check_database(url: str) -> None:
+    """Connect and bring the schema up to date: an unreachable server, a refused login or a
+    database from a newer livestrap shows here, not in uvicorn's startup."""
+    parsed = database_url(url)  # the scheme first: no connection for an unsupported URL
+    name = shown(make_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        fix = "check the file, its directory and --database-url"
+    else:
+        fix = "check that the server runs there and --database-url (or LIVESTRAP_DATABASE_URL)"
+    engine = make_engine(url, connect_timeout_s=CONNECT_TIMEOUT_S)
+    try:
+        migrate(engine)
+    except SQLAlchemyError as err:
+        raise StartupError(f"cannot use the database {name}: {first_line(err)}; {fix}") from None
+    except CommandError as err:
+        raise StartupError(
+            f"cannot use the database {name}: {err}; was it made by a newer livestrap?"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def preflight(cfg: MasterSettings) -> None:
+    """Every check, cheapest first; nothing is written before the listen address is known
+    to be free."""
+    database_url(cfg.db_url)
+    check_listen(cfg.host, cfg.port)
+    check_dir(cfg.data_dir, "data dir", "--data-dir")
+    if cfg.cache_dir is not None:
+        check_dir(cfg.cache_dir, "cache dir", "--cache-dir")
+    check_database(cfg.db_url)

@@ -1,0 +1,89 @@
+"""Reading YAML that people write: errors say where (line, column) and what to change.
+
+One place for every YAML file the CLI reads (specs, `settings set`, `builds start
+--overrides`), so each of them reports a syntax error or a YAML 1.1 surprise (unquoted
+`no` is the boolean false) the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from livestrap.errors import SpecError
+
+
+def read_text(path: Path, what: str = "") -> str:
+    """The file's text; `what` ("spec ") names it in the error when it cannot be read."""
+    try:
+        return path.read_text()
+    except OSError as err:
+        raise SpecError(f"cannot read {what}{path}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise SpecError(f"cannot read {what}{path}: not UTF-8 text (byte {err.start})") from None
+
+
+def where(mark: yaml.Mark | None) -> str:
+    return f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+
+
+def describe(err: yaml.YAMLError) -> str:
+    """pyyaml's message on one line: where, the problem, and what it was parsing."""
+    if not isinstance(err, yaml.MarkedYAMLError):
+        return ": " + " ".join(str(err).split())
+    problem = err.problem or err.context or "syntax error"
+    text = f"{where(err.problem_mark or err.context_mark)}: {problem}"
+    if err.problem and err.context:
+        text += f" ({err.context}{where(err.context_mark)})"
+    if "'\\t'" in problem:
+        text += "; indent with spaces, YAML does not allow tabs there"
+    return text
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """The document in `text`; a syntax error becomes a SpecError naming `source` and where."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise SpecError(f"{source} is not valid YAML{describe(err)}") from None
+
+
+def read_yaml(path: Path, what: str = "") -> Any:
+    return parse_yaml(read_text(path, what), str(path))
+
+
+def node_at(text: str, loc: tuple[int | str, ...]) -> yaml.Node | None:
+    """The node a validation error's location (("repos", 0, "name")) points to, if the
+    text has one there: it holds what was written, and on which line."""
+    try:
+        node: yaml.Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            node = node.value[part] if part < len(node.value) else None
+        else:
+            return None
+    return node
+
+
+def not_a_string(value: Any, key: str | None, written: str | None = None) -> str | None:
+    """Why a string field got a boolean or a number, and how to quote it (None: neither).
+    `written` is the text as it stands in the file, when known."""
+    if isinstance(value, bool):
+        spelled = written or ("yes" if value else "no")
+        got = f"the boolean {str(value).lower()}"
+        if spelled.lower() not in ("true", "false"):
+            got += " (YAML reads unquoted no/yes/on/off as booleans)"
+    elif isinstance(value, int | float):
+        spelled = written or str(value)
+        got = f"the number {spelled}"
+    else:
+        return None
+    quoted = json.dumps(spelled)
+    return f"got {got}; quote it: " + (f"{key}: {quoted}" if key else quoted)
