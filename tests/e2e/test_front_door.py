@@ -7,6 +7,7 @@ One data dir for the whole module: the first `make demo` builds the default imag
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -19,10 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import BUILD_LOCK, REGISTER_TIMEOUT_S, require_qemu
-from readme import README, blocks
 
 from helpers import TEST_CACHE, mounts_below, require_build_tools
 from masterproc import free_port
+from readme import README, blocks
 
 pytestmark = pytest.mark.e2e
 
@@ -181,10 +182,8 @@ def test_readme_walk(place: Place, tmp_path: Path) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)  # a `serve &` the script left behind
-        except ProcessLookupError:
-            pass
+        with contextlib.suppress(ProcessLookupError):  # a `serve &` the script left behind
+            os.killpg(proc.pid, signal.SIGTERM)
     at = re.findall(r"=== (README\.md:\d+)", out)
     assert proc.returncode == 0, f"failed in the block at {at[-1] if at else '?'}:\n{out[-6000:]}"
     assert "Traceback" not in out, out

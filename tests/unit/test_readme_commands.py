@@ -4,6 +4,7 @@ command the CLI has is in the README: a rename on one side only fails here."""
 from __future__ import annotations
 
 import pytest
+
 from readme import README, Mention, blocks, check_mention, cli_root, leaf_paths, mentions
 
 pytestmark = pytest.mark.unit
@@ -37,6 +38,7 @@ def test_a_renamed_command_or_option_is_caught() -> None:
 
 
 def test_blocks_marked_not_run_are_skipped() -> None:
-    text = "x\n\n<!-- not run: why -->\n```sh\nmake demo\n```\n\n```sh\nlivestrap images list\n```\n"
+    text = "x\n\n<!-- not run: why -->\n```sh\nmake demo\n```\n\n"
+    text += "```sh\nlivestrap images list\n```\n"
     found = blocks(text)
     assert [(b.lang, b.line, b.run) for b in found] == [("sh", 5, False), ("sh", 9, True)]
