@@ -112,3 +112,14 @@ def test_tampered_release_is_refused(chroot: Path, tmp_path: Path) -> None:
     text = update.stdout + update.stderr
     assert update.returncode != 0 or "W:" in text or "E:" in text, text
     assert "signature" in text.lower() or "not signed" in text.lower(), text
+
+
+def test_publishing_the_same_package_again_changes_nothing(tmp_path: Path) -> None:
+    """Same bytes, same signed InRelease: every build fingerprint that names it still holds."""
+    repo = MasterRepo(tmp_path / "data")
+    deb = build_agent_deb(tmp_path / "debs", log=lambda _: None)
+    repo.publish([deb], log=lambda _: None)
+    in_release = repo.root / "dists" / IDENTITY.suite / "InRelease"
+    first = in_release.read_bytes()
+    repo.publish([deb], log=lambda _: None)
+    assert in_release.read_bytes() == first

@@ -8,6 +8,7 @@ them (<root>/key.asc) for `signed-by`.
 from __future__ import annotations
 
 import contextlib
+import filecmp
 import lzma
 import os
 import shutil
@@ -95,15 +96,24 @@ def publish(
     key_fpr: str,
     log: LineSink,
 ) -> Path:
-    """Add `debs` to the pool, regenerate the indexes and sign them; returns the key file."""
+    """Add `debs` to the pool, regenerate the indexes and sign them; returns the key file.
+
+    Publishing packages the pool already holds byte for byte changes nothing: a new
+    signature would change `InRelease`, and with it every build's fingerprint."""
     pool = root / "pool" / identity.component
+    suite_dir = root / "dists" / identity.suite
+    key = root / KEY_FILE
+    held = [(deb, pool / deb.name) for deb in debs]
+    same = all(h.is_file() and filecmp.cmp(deb, h, shallow=False) for deb, h in held)
+    if same and (suite_dir / "InRelease").is_file() and key.is_file():
+        log(f"=== already published, unchanged: {', '.join(d.name for d in debs)}")
+        return key
     pool.mkdir(parents=True, exist_ok=True)
     for deb in debs:
         # one version per package: the newest publish replaces the older ones
         for old in pool.glob(f"{deb.name.split('_', 1)[0]}_*.deb"):
             old.unlink()
         shutil.copy2(deb, pool / deb.name)
-    suite_dir = root / "dists" / identity.suite
     binary = suite_dir / identity.component / f"binary-{identity.arch}"
     binary.mkdir(parents=True, exist_ok=True)
     packages = query(
@@ -124,7 +134,6 @@ def publish(
         stage="repo", log=log)  # fmt: skip
     run([*sign, "--detach-sign", "-o", str(suite_dir / "Release.gpg"), str(suite_dir / "Release")],
         stage="repo", log=log)  # fmt: skip
-    key = root / KEY_FILE
     lines = query(gpg_argv(gnupg_home, "--armor", "--export", key_fpr), stage="repo", log=log)
     key.write_text("\n".join(lines) + "\n")
     return key
