@@ -170,6 +170,49 @@ def test_delete_forgets_the_node_and_its_macs(master: Master, admin: httpx.Clien
     assert kinds == ["report", "report"]
 
 
+def add_rows(master: Master, node_ids: list[str]) -> None:
+    """Nodes written straight into the master's database: ids chosen to share a prefix."""
+    from livestrap.master.models import Node
+
+    db = master.database()
+    with db.session() as session:
+        session.add_all(
+            Node(id=i, heartbeat_s=1, first_seen_at=time.time(), last_seen_at=time.time(),
+                 facts={}, failures=[], boots=1)
+            for i in node_ids
+        )  # fmt: skip
+    db.dispose()
+
+
+def test_unique_id_prefix_names_a_node(master: Master, admin: httpx.Client) -> None:
+    node_id = report(master, machine())
+    for ref in (node_id, node_id[:13]):
+        assert admin.get(f"/api/v1/nodes/{ref}").json()["id"] == node_id
+        kinds = [e["kind"] for e in admin.get(f"/api/v1/nodes/{ref}/timeline").json()]
+        assert kinds == ["report"]
+    assert admin.delete(f"/api/v1/nodes/{node_id[:13]}").status_code == 204
+    assert admin.get(f"/api/v1/nodes/{node_id}").status_code == 404
+
+
+def test_ambiguous_node_prefix_is_409_listing_the_candidates(
+    master: Master, admin: httpx.Client
+) -> None:
+    first, second = "feedface-0000-4000-8000-000000000001", "feedface-0000-4000-8000-000000000002"
+    add_rows(master, [first, second])
+    for method, path in [("GET", ""), ("GET", "/timeline"), ("DELETE", "")]:
+        resp = admin.request(method, f"/api/v1/nodes/feedface{path}")
+        assert resp.status_code == 409, resp.text
+        assert resp.json() == {
+            "detail": f"node id prefix 'feedface' is ambiguous: {first}, {second}"
+        }
+    assert admin.get(f"/api/v1/nodes/{first[:-1]}").status_code == 409
+    assert admin.get(f"/api/v1/nodes/{second[:-1]}2").json()["id"] == second
+    assert admin.get("/api/v1/nodes/feedfacf").status_code == 404
+    assert admin.get("/api/v1/nodes/feedface%25").status_code == 404  # % is no wildcard
+    for node_id in (first, second):
+        assert admin.delete(f"/api/v1/nodes/{node_id}").status_code == 204
+
+
 def cli(master: Master, *args: str) -> str:
     argv = [*args, "--master", master.url, "--token", master.admin_token]
     result = CliRunner().invoke(cli_app, argv, env={"COLUMNS": "80"})  # ids stay whole at 80
