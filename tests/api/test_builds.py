@@ -238,11 +238,17 @@ def test_cli_start_follow_list_show_log_cancel(master: Master) -> None:
     assert result.exit_code == 0, result.output
     build_id = result.output.splitlines()[0]
     assert "=== built image" in result.output
-    result = runner.invoke(cli_app, ["builds", "list", "--json"], env=env)
-    assert json.loads(result.output)[0]["id"] == build_id
-    result = runner.invoke(cli_app, ["builds", "show", build_id], env=env)
-    assert json.loads(result.output)["state"] == "succeeded"
-    result = runner.invoke(cli_app, ["builds", "log", build_id], env=env)
+    result = runner.invoke(cli_app, ["builds", "list", "-o", "json"], env=env)
+    assert json.loads(result.stdout)[0]["id"] == build_id
+    result = runner.invoke(cli_app, ["builds", "list", "--json"], env=env)  # deprecated
+    assert json.loads(result.stdout)[0]["id"] == build_id
+    result = runner.invoke(cli_app, ["builds", "list", "-q"], env=env)
+    assert result.stdout.splitlines()[0] == build_id
+    result = runner.invoke(cli_app, ["builds", "show", build_id[:8], "-o", "json"], env=env)
+    assert json.loads(result.stdout)["state"] == "succeeded"
+    result = runner.invoke(cli_app, ["builds", "show", build_id[:8]], env=env)
+    assert f"ID:        {build_id}" in result.stdout and "State:     succeeded" in result.stdout
+    result = runner.invoke(cli_app, ["builds", "log", build_id[:8]], env=env)
     assert "=== stage commit" in result.output
     result = runner.invoke(cli_app, ["builds", "cancel", build_id], env=env)
     assert "409" in str(result.exception)

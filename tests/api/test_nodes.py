@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 
 from livestrap.agent.report import facts_hash
 from livestrap.cli.nodes_cmd import app as cli_app
-from livestrap.cli.nodes_cmd import timeline_lines
 from masterproc import Master, master_process
 
 pytestmark = pytest.mark.integration
@@ -217,46 +216,39 @@ def cli(master: Master, *args: str) -> str:
     argv = [*args, "--master", master.url, "--token", master.admin_token]
     result = CliRunner().invoke(cli_app, argv, env={"COLUMNS": "80"})  # ids stay whole at 80
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout
 
 
 def test_cli(master: Master) -> None:
     facts = machine()
     node_id = report(master, facts)
-    listed = json.loads(cli(master, "list", "--json", "--mac", facts["nics"][0]["mac"]))
+    mac = facts["nics"][0]["mac"]
+    listed = json.loads(cli(master, "list", "-o", "json", "--mac", mac))
     assert [n["id"] for n in listed] == [node_id]
+    assert cli(master, "list", "--mac", mac, "-q") == f"{node_id}\n"
     table = cli(master, "list", "--status", "online")
-    assert node_id in table and facts["system"]["serial"] in table
-    assert json.loads(cli(master, "show", node_id))["facts"] == facts
-    assert "report" in cli(master, "timeline", node_id)
-    assert [e["kind"] for e in json.loads(cli(master, "timeline", node_id, "--json"))] == ["report"]
-    assert "deleted" in cli(master, "delete", node_id)
+    assert node_id in table and f"{node_id}  online" in table  # piped: whole, no markup
+    assert facts["system"]["serial"] in cli(master, "list", "-o", "wide")
+    assert json.loads(cli(master, "show", node_id, "-o", "json"))["facts"] == facts
+    described = cli(master, "show", node_id[:8])
+    assert f"ID:          {node_id}" in described and facts["system"]["serial"] in described
+    assert "report" in cli(master, "timeline", node_id[:8])
+    events = json.loads(cli(master, "timeline", node_id, "-o", "json"))
+    assert [e["kind"] for e in events] == ["report"]
+    assert f"deleted node {node_id}" in cli(master, "delete", node_id[:8])
     gone = CliRunner().invoke(
-        cli_app, ["show", node_id, "--master", master.url, "--token", master.admin_token]
+        cli_app, ["--master", master.url, "--token", master.admin_token, "show", node_id]
     )
     assert gone.exit_code != 0
 
 
-def test_timeline_lines_show_offsets_from_the_first_event() -> None:
-    events = [
-        {
-            "kind": "script",
-            "at": "2024-05-01T12:00:00Z",
-            "ip": "10.0.2.15",
-            "mac": "aa:bb:cc:dd:ee:ff",
-            "image_id": "img",
-            "detail": {},
-        },
-        {
-            "kind": "report",
-            "at": "2024-05-01T12:00:12.34Z",
-            "ip": "10.0.2.15",
-            "mac": None,
-            "image_id": None,
-            "detail": {"boot": 1},
-        },
-    ]
-    lines = timeline_lines(events)
-    assert lines[0].split()[:2] == ["+0.0s", "script"]
-    assert lines[1].split()[:2] == ["+12.3s", "report"] and lines[1].endswith("boot=1")
-    assert timeline_lines([]) == []
+def test_cli_json_flag_still_works(master: Master) -> None:
+    facts = machine()
+    node_id = report(master, facts)
+    argv = ["list", "--mac", facts["nics"][0]["mac"], "--json"]
+    result = CliRunner().invoke(
+        cli_app, argv, env={"LIVESTRAP_MASTER": master.url, "LIVESTRAP_TOKEN": master.admin_token}
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["id"] == node_id
+    assert "deprecated" in result.stderr
