@@ -10,16 +10,19 @@ from urllib.parse import urlsplit
 import typer
 from rich.console import Console
 
-from livestrap.cli.client import ClientDataDir, MasterUrl, Token, call, make_client
+from livestrap.cli import tables
 from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir
+from livestrap.cli.output import ListOutput, Quiet, chosen_format, print_rows
+from livestrap.cli.remote import Remote, remote_app, remote_of
 from livestrap.errors import SpecError
 from livestrap.netboot import nginx
 from livestrap.netboot.dnsmasq import DnsmasqOptions, check_options, render_dnsmasq_config
 from livestrap.netboot.qemu import NodeSpec
 from livestrap.netboot.vm import VirtualNode, kvm_usable, stop_recorded
 
-vm_app = typer.Typer(help="Virtual nodes that PXE-boot from the master.", no_args_is_help=True)
+vm_app = remote_app("Virtual nodes that PXE-boot from the master.")
 netboot_app = typer.Typer(help="Network boot on real networks.", no_args_is_help=True)
+POLL_S = 2.0  # how often `vm boot` asks the master whether its nodes registered
 
 
 def parse_sizes(value: str) -> tuple[float, ...]:
@@ -36,15 +39,15 @@ def parse_sizes(value: str) -> tuple[float, ...]:
     return tuple(sizes)
 
 
-def boots_so_far(client: Any, mac: str) -> int:
+def boots_so_far(remote: Remote, mac: str) -> int:
     """How many boots the inventory has seen for this MAC (0: not known yet)."""
-    listed = call(client, "GET", "/api/v1/nodes", params={"mac": mac})
+    listed = remote.call("GET", "/api/v1/nodes", params={"mac": mac})
     return int(listed[0]["boots"]) if listed else 0
 
 
 def wait_registered(
     nodes: list[VirtualNode],
-    client: Any,
+    remote: Remote,
     timeout_s: float,
     console: Console,
     before: dict[str, int],
@@ -60,23 +63,45 @@ def wait_registered(
                     continue
                 if not node.running():
                     raise SpecError(f"{node.spec.name}: QEMU exited; see {node.workdir}")
-                listed = call(client, "GET", "/api/v1/nodes", params={"mac": node.spec.mac(0)})
+                listed = remote.call("GET", "/api/v1/nodes", params={"mac": node.spec.mac(0)})
                 if listed and int(listed[0]["boots"]) > before.get(node.spec.name, 0):
                     elapsed = time.monotonic() - node.started_at
                     found[node.spec.name] = listed[0]
                     console.print(f"{node.spec.name}: registered as {listed[0]['id']} "
-                                  f"after {elapsed:.0f} s")  # fmt: skip
-            status.update(f"waiting for {len(nodes) - len(found)} node(s) to register "
-                          f"({timeout_s - (deadline - time.monotonic()):.0f} s)")  # fmt: skip
-            time.sleep(2)
+                                  f"after {elapsed:.0f} s", highlight=False)  # fmt: skip
+            if len(found) < len(nodes):
+                status.update(f"waiting for {len(nodes) - len(found)} node(s) to register "
+                              f"({timeout_s - (deadline - time.monotonic()):.0f} s)")  # fmt: skip
+                time.sleep(POLL_S)
     return found
+
+
+def master_address(master: str) -> tuple[str, int]:
+    """HOST and PORT nodes reach the master at (QEMU forwards them there)."""
+    parts = urlsplit(master)
+    if parts.scheme != "http" or not parts.hostname:
+        raise SpecError(f"--master {master!r}: expected http://HOST:PORT")
+    return parts.hostname, parts.port or 80
+
+
+def make_nodes(
+    remote: Remote, count: int, name: str, serial: str | None, **spec: Any
+) -> list[VirtualNode]:
+    """The VirtualNodes to boot: named NAME or NAME1..NAMEn, serials numbered the same way."""
+    host, port = master_address(remote.master)
+    nodes = []
+    for i in range(count):
+        node_name = name if count == 1 else f"{name}{i + 1}"
+        node_serial = serial if count == 1 else (f"{serial}-{i + 1}" if serial else None)
+        node_spec = NodeSpec(name=node_name, master_host=host, master_port=port,
+                             serial=node_serial, **spec)  # fmt: skip
+        nodes.append(VirtualNode(node_spec, remote.data_dir / "vms" / node_name))
+    return nodes
 
 
 @vm_app.command("boot")
 def boot(
-    master: MasterUrl = "http://127.0.0.1:8080",
-    token: Token = None,
-    data_dir: ClientDataDir = DEFAULT_DATA_DIR,
+    ctx: typer.Context,
     firmware: Annotated[Literal["bios", "uefi"], typer.Option(help="Node firmware.")] = "bios",
     memory: Annotated[int, typer.Option(help="Memory in MiB.")] = 1024,
     cpus: Annotated[int, typer.Option(help="Virtual CPUs.")] = 1,
@@ -92,49 +117,53 @@ def boot(
     timeout: Annotated[int, typer.Option(help="Stop the nodes after this many seconds.")] = 900,
     wait: Annotated[bool, typer.Option(help="Wait until the nodes register.")] = True,
     detach: Annotated[
-        bool, typer.Option(help="Leave the nodes running (still bounded by --timeout).")
+        bool,
+        typer.Option(
+            help="Return once they registered (at once with --no-wait), leaving the nodes "
+            "running (still bounded by --timeout)."
+        ),
     ] = False,
+    output: ListOutput = None,
+    quiet: Quiet = False,
 ) -> None:
-    """Boot QEMU nodes that PXE-boot from the master; console logs go to DATA_DIR/vms."""
-    parts = urlsplit(master)
-    if parts.scheme != "http" or not parts.hostname:
-        raise SpecError(f"--master {master!r}: expected http://HOST:PORT")
+    """Boot QEMU nodes that PXE-boot from the master; console logs go to DATA_DIR/vms.
+
+    Progress goes to stderr; stdout gets the registered nodes (as `nodes list` prints them;
+    -q: their ids), so `id=$(livestrap vm boot --detach -q)` works.
+    """
+    fmt = chosen_format(output, "table", quiet=quiet)
+    remote = remote_of(ctx)
+    master_address(remote.master)  # before the KVM probe, which takes a few seconds
     chosen: Literal["tcg", "kvm"] = "tcg"
     if accel == "kvm" or (accel == "auto" and kvm_usable()):
         chosen = "kvm"
+    nodes = make_nodes(
+        remote, count, name, serial, firmware=firmware, memory_mib=memory, cpus=cpus,
+        disks_gib=parse_sizes(disks), nics=nics, accel=chosen,
+    )  # fmt: skip
     console = Console(stderr=True)
     console.print(f"accelerator: {chosen}")
-    nodes = []
-    for i in range(count):
-        node_name = name if count == 1 else f"{name}{i + 1}"
-        spec = NodeSpec(
-            name=node_name, master_host=parts.hostname, master_port=parts.port or 80,
-            firmware=firmware, memory_mib=memory, cpus=cpus, disks_gib=parse_sizes(disks),
-            nics=nics, serial=serial if count == 1 else (f"{serial}-{i + 1}" if serial else None),
-            accel=chosen,
-        )  # fmt: skip
-        nodes.append(VirtualNode(spec, data_dir / "vms" / node_name))
+    before = {n.spec.name: boots_so_far(remote, n.spec.mac(0)) for n in nodes} if wait else {}
     detached = False
-    client = make_client(master, token, data_dir) if wait else None
-    before = {n.spec.name: boots_so_far(client, n.spec.mac(0)) for n in nodes} if client else {}
     try:
         for node in nodes:
             node.start(max_s=timeout)
             console.print(f"{node.spec.name}: {firmware} PXE, MAC {node.spec.mac(0)}, "
-                          f"console {node.console_log}")  # fmt: skip
-        if client is not None:
-            with client:
-                found = wait_registered(nodes, client, timeout, console, before)
+                          f"console {node.console_log}", highlight=False)  # fmt: skip
+        if wait:
+            found = wait_registered(nodes, remote, timeout, console, before)
             if len(found) < len(nodes):
                 raise SpecError(
                     f"{len(nodes) - len(found)} node(s) did not register in {timeout} s"
                 )
-            if detach:
-                detached = True
-                console.print(f"nodes left running for up to {timeout} s; stop them with "
-                              f"`livestrap vm stop --data-dir {data_dir}`")  # fmt: skip
-                return
-            console.print("stop the nodes with Ctrl-C (they stop by themselves after --timeout)")
+            print_rows(fmt, [found[n.spec.name] for n in nodes], tables.NODES)
+        if detach:
+            detached = True
+            console.print(f"nodes left running for up to {timeout} s; stop them with "
+                          f"`livestrap vm stop --data-dir {remote.data_dir}`",
+                          highlight=False, markup=False)  # fmt: skip
+            return
+        console.print("stop the nodes with Ctrl-C (they stop by themselves after --timeout)")
         deadline = max(n.started_at for n in nodes) + timeout
         while time.monotonic() < deadline and any(n.running() for n in nodes):
             time.sleep(1)
@@ -145,9 +174,9 @@ def boot(
 
 
 @vm_app.command("stop")
-def stop(data_dir: ClientDataDir = DEFAULT_DATA_DIR) -> None:
-    """Stop the nodes `vm boot --detach` left running."""
-    stopped = stop_recorded(data_dir / "vms")
+def stop(ctx: typer.Context) -> None:
+    """Stop the nodes `vm boot --detach` left running (in DATA_DIR/vms)."""
+    stopped = stop_recorded(remote_of(ctx).data_dir / "vms")
     typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "no running nodes")
 
 
