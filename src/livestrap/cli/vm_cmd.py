@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from livestrap.cli import tables
-from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir
+from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir, renamed
 from livestrap.cli.output import ListOutput, Quiet, chosen_format, print_rows
 from livestrap.cli.remote import Remote, remote_app, remote_of
 from livestrap.errors import SpecError
@@ -180,20 +180,36 @@ def stop(ctx: typer.Context) -> None:
     typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "no running nodes")
 
 
+def _old_name(name: str) -> Any:
+    """A renamed option's old spelling: still accepted (with a warning), not in --help."""
+    return typer.Option(name, hidden=True, help="Deprecated spelling; see --help.")
+
+
 @netboot_app.command("dnsmasq-config")
 def dnsmasq_config(
-    master: Annotated[str, typer.Option("--master", help="URL nodes use to reach the master.")],
+    boot_url: Annotated[
+        str | None,
+        typer.Option("--boot-url", help="URL nodes use to reach the master.", show_default=False),
+    ] = None,
     interface: Annotated[str | None, typer.Option(help="Interface to serve on.")] = None,
     dhcp_range: Annotated[str | None, typer.Option(help="FIRST,LAST: full DHCP.")] = None,
     proxy_dhcp: Annotated[str | None, typer.Option(help="SUBNET: proxy-DHCP.")] = None,
     tftp_root: Annotated[Path, typer.Option(help="Where Debian's iPXE binaries are.")] = Path(
         "/usr/lib/ipxe"
     ),
+    old_master: Annotated[str | None, _old_name("--master")] = None,
 ) -> None:
-    """Print a dnsmasq configuration: DHCP or proxy-DHCP, TFTP of iPXE, chain to the master."""
+    """Print a dnsmasq configuration: DHCP or proxy-DHCP, TFTP of iPXE, chain to the master
+    at --boot-url (required)."""
+    url = renamed(boot_url or "", old_master, "dnsmasq-config --master", "--boot-url")
+    if not url:
+        raise typer.BadParameter(
+            "missing: give the URL nodes reach the master at, e.g. http://MASTER:8080",
+            param_hint="--boot-url",
+        )
     first, _, last = (dhcp_range or "").partition(",")
     opts = DnsmasqOptions(
-        master_url=master, interface=interface,
+        master_url=url, interface=interface,
         dhcp_range=(first, last) if dhcp_range else None, proxy_subnet=proxy_dhcp,
         tftp_root=str(tftp_root),
     )  # fmt: skip
@@ -206,18 +222,24 @@ def dnsmasq_config(
 @netboot_app.command("nginx-config")
 def nginx_config(
     data_dir: DataDir = DEFAULT_DATA_DIR,
-    master: Annotated[
-        str, typer.Option("--master", help="URL nginx reaches the master at.")
+    upstream: Annotated[
+        str, typer.Option("--upstream", help="URL nginx reaches the master at.")
     ] = "http://127.0.0.1:8080",
-    listen: Annotated[str, typer.Option(help="nginx's listen: PORT or ADDRESS:PORT.")] = "80",
+    nginx_listen: Annotated[
+        str, typer.Option("--nginx-listen", help="nginx's listen: PORT or ADDRESS:PORT.")
+    ] = "80",
     server_name: Annotated[str, typer.Option(help="nginx's server_name.")] = "_",
+    old_master: Annotated[str | None, _old_name("--master")] = None,
+    old_listen: Annotated[str | None, _old_name("--listen")] = None,
 ) -> None:
     """Print an nginx site for nginx in front of the master: nginx sends the image files
     (sendfile) straight from DATA_DIR/images, the master keeps the boot timeline."""
     opts = nginx.NginxOptions(
-        images_dir=str((data_dir / "images").absolute()), master=master, listen=listen,
+        images_dir=str((data_dir / "images").absolute()),
+        master=renamed(upstream, old_master, "nginx-config --master", "--upstream"),
+        listen=renamed(nginx_listen, old_listen, "nginx-config --listen", "--nginx-listen"),
         server_name=server_name,
-    )  # fmt: skip
+    )
     problems = nginx.check_options(opts)
     if problems:
         raise SpecError("nginx-config: " + "; ".join(problems))
