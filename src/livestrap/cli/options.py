@@ -18,7 +18,6 @@ DataDir = Annotated[
         show_default=True,
     ),
 ]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 CacheDir = Annotated[
     Path | None,
     typer.Option(

@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
+from livestrap.cli import tables
 from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir
+from livestrap.cli.output import ListOutput, Quiet, chosen_format, print_rows
 from livestrap.packaging.agent_deb import build_agent_deb
 from livestrap.packaging.master_repo import MasterRepo
 
@@ -37,9 +39,14 @@ def publish(
         list[Path] | None, typer.Argument(help=".deb files (default: the agent, built now)")
     ] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
+    output: ListOutput = None,
+    quiet: Quiet = False,
 ) -> None:
-    """Add packages to the master's repository, re-index it and sign it."""
+    """Add packages to the master's repository, re-index it and sign it; prints what it
+    published (-q: the package names)."""
+    fmt = chosen_format(output, "table", quiet=quiet)
     repo = MasterRepo(data_dir)
-    for item in repo.publish(debs or None, log=_log):
-        typer.echo(f"published {item.package} {item.version}")
-    typer.echo(f"repository: {repo.root} (key: {repo.key_file})")
+    published = repo.publish(debs or None, log=_log)
+    rows = [{"package": p.package, "version": p.version, "file": p.file.name} for p in published]
+    typer.echo(f"repository: {repo.root} (key: {repo.key_file})", err=True)
+    print_rows(fmt, rows, tables.PUBLISHED)
