@@ -13,8 +13,10 @@ from livestrap.cli.output import (
     DocumentOutput,
     JsonAlias,
     Quiet,
+    ShortListFormat,
     ShortListOutput,
     chosen_format,
+    output_option,
     print_document,
     print_rows,
 )
@@ -23,6 +25,10 @@ from livestrap.store.bundle import export_image, import_image
 from livestrap.store.images import ImageStore
 
 app = typer.Typer(help="List and manage stored images.", no_args_is_help=True)
+DiffOutput = Annotated[
+    ShortListFormat | None,
+    output_option(("table", "json", "yaml", "value"), value="the package names, one per line"),
+]
 ImageId = Annotated[
     str, typer.Argument(help="Image id or a unique prefix of one (see `livestrap images list`).")
 ]
@@ -70,7 +76,7 @@ def diff(
     a: ImageId,
     b: ImageId,
     data_dir: DataDir = DEFAULT_DATA_DIR,
-    output: ShortListOutput = None,
+    output: DiffOutput = None,
     json_alias: JsonAlias = False,
 ) -> None:
     """Packages added (+), removed (-) and changed in version (~) from A to B."""

@@ -32,27 +32,30 @@ DocumentFormat = Literal["yaml", "json"]
 _FORMATS = {
     "table": "columns that fit the terminal",
     "wide": "every column",
-    "json": "the data as the master gives it",
+    "json": "the data, as the API gives it",
     "yaml": "the same as YAML",
     "value": "the ids alone, one per line",
     "describe": "a summary to read",
 }
 
 
-def _output(formats: tuple[str, ...], **meaning: str) -> Any:
+def output_option(formats: tuple[str, ...], **meaning: str) -> Any:
     """-o FORMAT, its help naming each format (the first is the default)."""
     said = {**_FORMATS, **meaning}
     text = "; ".join(f"{f}: {said[f]}" for f in formats) + f" (default: {formats[0]})."
     return typer.Option("--output", "-o", help=text, show_default=False)
 
 
-ListOutput = Annotated[ListFormat | None, _output(("table", "wide", "json", "yaml", "value"))]
-ShortListOutput = Annotated[ShortListFormat | None, _output(("table", "json", "yaml", "value"))]
-EventsOutput = Annotated[EventsFormat | None, _output(("table", "wide", "json", "yaml"))]
-ShowOutput = Annotated[
-    ShowFormat | None, _output(("describe", "json", "yaml", "value"), value="the full id alone")
+ListOutput = Annotated[ListFormat | None, output_option(("table", "wide", "json", "yaml", "value"))]
+ShortListOutput = Annotated[
+    ShortListFormat | None, output_option(("table", "json", "yaml", "value"))
 ]
-DocumentOutput = Annotated[DocumentFormat | None, _output(("yaml", "json"))]
+EventsOutput = Annotated[EventsFormat | None, output_option(("table", "wide", "json", "yaml"))]
+ShowOutput = Annotated[
+    ShowFormat | None,
+    output_option(("describe", "json", "yaml", "value"), value="the full id alone"),
+]
+DocumentOutput = Annotated[DocumentFormat | None, output_option(("yaml", "json"))]
 Quiet = Annotated[
     bool, typer.Option("--quiet", "-q", help="Only the ids, one per line (same as -o value).")
 ]

@@ -9,12 +9,21 @@ import typer
 
 from livestrap.cli import tables
 from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir
-from livestrap.cli.output import ListOutput, Quiet, chosen_format, print_rows
+from livestrap.cli.output import ListFormat, chosen_format, output_option, print_rows
 from livestrap.packaging.agent_deb import build_agent_deb
 from livestrap.packaging.master_repo import MasterRepo
 
 agent_app = typer.Typer(help="The discovery agent's package.", no_args_is_help=True)
 repo_app = typer.Typer(help="The master's signed APT repository.", no_args_is_help=True)
+PackagesOutput = Annotated[
+    ListFormat | None,
+    output_option(
+        ("table", "wide", "json", "yaml", "value"), value="the package names, one per line"
+    ),
+]
+PackageNames = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Only the package names (same as -o value).")
+]
 
 
 def _log(line: str) -> None:
@@ -39,8 +48,8 @@ def publish(
         list[Path] | None, typer.Argument(help=".deb files (default: the agent, built now)")
     ] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
-    output: ListOutput = None,
-    quiet: Quiet = False,
+    output: PackagesOutput = None,
+    quiet: PackageNames = False,
 ) -> None:
     """Add packages to the master's repository, re-index it and sign it; prints what it
     published (-q: the package names)."""
