@@ -37,8 +37,9 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 def _row(state: AppState, ref: str) -> Build:
     """The build `ref` names: its id or a unique id prefix (409 when several match)."""
     with state.db.session() as session:
-        build_id = full_id(session, Build.id, "build", ref)
-        row = None if build_id is None else session.get(Build, build_id)
+        row = session.get(Build, ref)  # a full id: one lookup, as before prefixes
+        if row is None and (build_id := full_id(session, Build.id, "build", ref)) is not None:
+            row = session.get(Build, build_id)
         if row is None:
             raise NotFoundError(f"no build {ref}")
         return row

@@ -57,7 +57,7 @@ def _node_id(session: Session, ref: str) -> str:
 
 
 def _get(session: Session, ref: str) -> Node:
-    node = session.get(Node, _node_id(session, ref))
+    node = session.get(Node, ref) or session.get(Node, _node_id(session, ref))
     if node is None:  # deleted in between
         raise NotFoundError(f"no node {ref!r}")
     return node
