@@ -98,18 +98,17 @@ def check_mention(root: Any, mention: Mention) -> list[str]:
     """What is wrong with one README command line ([] when the CLI has all it names)."""
     command, path, known = root, ["livestrap"], _options(root)
     words = list(mention.words)
-    while _children(command) and words and not words[0].startswith("-"):
+    while _children(command) and words and re.fullmatch(r"[a-z][a-z0-9-]*", words[0]):
         name = words.pop(0)
         child = _children(command).get(name)
         if child is None:
-            if re.fullmatch(r"[a-z][a-z0-9-]*", name):
-                return [f"{mention}: no command `{' '.join([*path, name])}`"]
-            return [f"{mention}: `{' '.join(path)}` needs a subcommand, got {name!r}"]
+            return [f"{mention}: no command `{' '.join([*path, name])}`"]
         command, path = child, [*path, name]
         known |= _options(command)
-    while _children(command) and words and words[0].startswith("-"):
-        words.pop(0)  # a group's own option before the subcommand (e.g. `--help`)
-    if _children(command) and "--help" not in mention.words and "--version" not in mention.words:
+    # A group alone is a mistake, unless the line is about the group itself: its --help,
+    # --version, or its own options before a COMMAND placeholder.
+    about_group = {"--help", "--version", "COMMAND"} & set(mention.words)
+    if _children(command) and not about_group:
         return [f"{mention}: `{' '.join(path)}` is a group; name one of its commands"]
     known |= {"--help"}
     problems = []

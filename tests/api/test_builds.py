@@ -93,6 +93,39 @@ def test_unknown_build_is_404(client: httpx.Client) -> None:
         assert client.request(method, f"/api/v1/builds{path}").status_code == 404
 
 
+def test_unique_id_prefix_names_a_build(master: Master, client: httpx.Client) -> None:
+    build_id = wait_for(client, submit(client)["id"])["id"]
+    prefix = build_id[:13]
+    assert client.get(f"/api/v1/builds/{prefix}").json()["id"] == build_id
+    assert "=== stage commit" in client.get(f"/api/v1/builds/{prefix}/log").text
+    assert client.delete(f"/api/v1/builds/{prefix}").status_code == 409  # finished
+    slow = submit(client, overrides={"packages": ["slow-me"]})["id"]
+    resp = client.delete(f"/api/v1/builds/{slow[:13]}")
+    assert resp.status_code == 202 and resp.json()["id"] == slow
+    assert wait_for(client, slow)["state"] == "cancelled"
+
+
+def test_ambiguous_build_prefix_is_409(master: Master, client: httpx.Client) -> None:
+    from livestrap.master.models import Build
+
+    ids = ["cafe0000-0000-4000-8000-000000000001", "cafe0000-0000-4000-8000-000000000002"]
+    db = master.database()
+    with db.session() as session:
+        session.add_all(
+            Build(id=i, seq=-n, state="failed", spec={}, log_path=str(master.data_dir / "x.log"),
+                  created_at=time.time(), progress=0.0, activate=False, force=False,
+                  reused=False)
+            for n, i in enumerate(ids)
+        )  # fmt: skip
+    db.dispose()
+    for method, path in [("GET", ""), ("GET", "/log"), ("DELETE", "")]:
+        resp = client.request(method, f"/api/v1/builds/cafe{path}")
+        assert resp.status_code == 409, resp.text
+        assert resp.json()["detail"] == f"build id prefix 'cafe' is ambiguous: {', '.join(ids)}"
+    assert client.get(f"/api/v1/builds/{ids[1][:-1]}2").json()["id"] == ids[1]
+    assert client.get("/api/v1/builds/cafe1").status_code == 404
+
+
 def test_build_succeeds_and_activates(master: Master, client: httpx.Client) -> None:
     started = submit(client, activate=True)
     assert started["state"] in ("queued", "running") and started["activate"] is True
@@ -205,11 +238,17 @@ def test_cli_start_follow_list_show_log_cancel(master: Master) -> None:
     assert result.exit_code == 0, result.output
     build_id = result.output.splitlines()[0]
     assert "=== built image" in result.output
-    result = runner.invoke(cli_app, ["builds", "list", "--json"], env=env)
-    assert json.loads(result.output)[0]["id"] == build_id
-    result = runner.invoke(cli_app, ["builds", "show", build_id], env=env)
-    assert json.loads(result.output)["state"] == "succeeded"
-    result = runner.invoke(cli_app, ["builds", "log", build_id], env=env)
+    result = runner.invoke(cli_app, ["builds", "list", "-o", "json"], env=env)
+    assert json.loads(result.stdout)[0]["id"] == build_id
+    result = runner.invoke(cli_app, ["builds", "list", "--json"], env=env)  # deprecated
+    assert json.loads(result.stdout)[0]["id"] == build_id
+    result = runner.invoke(cli_app, ["builds", "list", "-q"], env=env)
+    assert result.stdout.splitlines()[0] == build_id
+    result = runner.invoke(cli_app, ["builds", "show", build_id[:8], "-o", "json"], env=env)
+    assert json.loads(result.stdout)["state"] == "succeeded"
+    result = runner.invoke(cli_app, ["builds", "show", build_id[:8]], env=env)
+    assert f"ID:        {build_id}" in result.stdout and "State:     succeeded" in result.stdout
+    result = runner.invoke(cli_app, ["builds", "log", build_id[:8]], env=env)
     assert "=== stage commit" in result.output
     result = runner.invoke(cli_app, ["builds", "cancel", build_id], env=env)
     assert "409" in str(result.exception)

@@ -125,6 +125,31 @@ def test_activate_and_delete(tmp_path: Path) -> None:
         assert ImageStore(data).active_id() == "b"
 
 
+def test_unique_id_prefixes(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_image_dir(data / "images", "rack-1", packages={"bash": "5.2"})
+    write_image_dir(data / "images", "rack-2", packages={"bash": "5.3"})
+    write_image_dir(data / "images", "lab-1", created=BASE_TIME + timedelta(minutes=1))
+    with master_process(data) as m, m.admin() as c:
+        assert c.get("/api/v1/images/lab").json()["id"] == "lab-1"
+        assert c.get("/api/v1/images/rack-1/diff/rack-2").json()["changed"] == {
+            "bash": ["5.2", "5.3"]
+        }
+        assert c.get("/api/v1/images/lab/diff/rack-2").json()["a"] == "lab-1"
+        r = c.get("/api/v1/images/rack")
+        assert r.status_code == 409
+        assert r.json() == {"detail": "image id prefix 'rack' is ambiguous: rack-1, rack-2"}
+        assert c.get("/api/v1/images/rack/export").status_code == 409
+        assert c.get("/api/v1/images/web").status_code == 404
+        assert c.post("/api/v1/images/lab/activate").json() == {"active": "lab-1"}
+        exported = c.get("/api/v1/images/rack-2/export", params={"compression": "none"})
+        assert exported.status_code == 200
+        assert c.delete("/api/v1/images/rack-").status_code == 409
+        assert c.delete("/api/v1/images/rack-1").status_code == 204
+        assert c.delete("/api/v1/images/rack").status_code == 204  # unique now: rack-2
+        assert [i["id"] for i in c.get("/api/v1/images").json()] == ["lab-1"]
+
+
 def no_bundles_left(data_dir: Path) -> bool:
     tmp = data_dir / "tmp"
     return not tmp.exists() or not any(p.name.startswith("api-") for p in tmp.iterdir())

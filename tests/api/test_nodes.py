@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 
 from livestrap.agent.report import facts_hash
 from livestrap.cli.nodes_cmd import app as cli_app
-from livestrap.cli.nodes_cmd import timeline_lines
 from masterproc import Master, master_process
 
 pytestmark = pytest.mark.integration
@@ -170,50 +169,86 @@ def test_delete_forgets_the_node_and_its_macs(master: Master, admin: httpx.Clien
     assert kinds == ["report", "report"]
 
 
+def add_rows(master: Master, node_ids: list[str]) -> None:
+    """Nodes written straight into the master's database: ids chosen to share a prefix."""
+    from livestrap.master.models import Node
+
+    db = master.database()
+    with db.session() as session:
+        session.add_all(
+            Node(id=i, heartbeat_s=1, first_seen_at=time.time(), last_seen_at=time.time(),
+                 facts={}, failures=[], boots=1)
+            for i in node_ids
+        )  # fmt: skip
+    db.dispose()
+
+
+def test_unique_id_prefix_names_a_node(master: Master, admin: httpx.Client) -> None:
+    node_id = report(master, machine())
+    for ref in (node_id, node_id[:13]):
+        assert admin.get(f"/api/v1/nodes/{ref}").json()["id"] == node_id
+        kinds = [e["kind"] for e in admin.get(f"/api/v1/nodes/{ref}/timeline").json()]
+        assert kinds == ["report"]
+    assert admin.delete(f"/api/v1/nodes/{node_id[:13]}").status_code == 204
+    assert admin.get(f"/api/v1/nodes/{node_id}").status_code == 404
+
+
+def test_ambiguous_node_prefix_is_409_listing_the_candidates(
+    master: Master, admin: httpx.Client
+) -> None:
+    first, second = "feedface-0000-4000-8000-000000000001", "feedface-0000-4000-8000-000000000002"
+    add_rows(master, [first, second])
+    for method, path in [("GET", ""), ("GET", "/timeline"), ("DELETE", "")]:
+        resp = admin.request(method, f"/api/v1/nodes/feedface{path}")
+        assert resp.status_code == 409, resp.text
+        assert resp.json() == {
+            "detail": f"node id prefix 'feedface' is ambiguous: {first}, {second}"
+        }
+    assert admin.get(f"/api/v1/nodes/{first[:-1]}").status_code == 409
+    assert admin.get(f"/api/v1/nodes/{second[:-1]}2").json()["id"] == second
+    assert admin.get("/api/v1/nodes/feedfacf").status_code == 404
+    assert admin.get("/api/v1/nodes/feedface%25").status_code == 404  # % is no wildcard
+    for node_id in (first, second):
+        assert admin.delete(f"/api/v1/nodes/{node_id}").status_code == 204
+
+
 def cli(master: Master, *args: str) -> str:
     argv = [*args, "--master", master.url, "--token", master.admin_token]
     result = CliRunner().invoke(cli_app, argv, env={"COLUMNS": "80"})  # ids stay whole at 80
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout
 
 
 def test_cli(master: Master) -> None:
     facts = machine()
     node_id = report(master, facts)
-    listed = json.loads(cli(master, "list", "--json", "--mac", facts["nics"][0]["mac"]))
+    mac = facts["nics"][0]["mac"]
+    listed = json.loads(cli(master, "list", "-o", "json", "--mac", mac))
     assert [n["id"] for n in listed] == [node_id]
+    assert cli(master, "list", "--mac", mac, "-q") == f"{node_id}\n"
     table = cli(master, "list", "--status", "online")
-    assert node_id in table and facts["system"]["serial"] in table
-    assert json.loads(cli(master, "show", node_id))["facts"] == facts
-    assert "report" in cli(master, "timeline", node_id)
-    assert [e["kind"] for e in json.loads(cli(master, "timeline", node_id, "--json"))] == ["report"]
-    assert "deleted" in cli(master, "delete", node_id)
+    assert node_id in table and f"{node_id}  online" in table  # piped: whole, no markup
+    assert facts["system"]["serial"] in cli(master, "list", "-o", "wide")
+    assert json.loads(cli(master, "show", node_id, "-o", "json"))["facts"] == facts
+    described = cli(master, "show", node_id[:8])
+    assert f"ID:          {node_id}" in described and facts["system"]["serial"] in described
+    assert "report" in cli(master, "timeline", node_id[:8])
+    events = json.loads(cli(master, "timeline", node_id, "-o", "json"))
+    assert [e["kind"] for e in events] == ["report"]
+    assert f"deleted node {node_id}" in cli(master, "delete", node_id[:8])
     gone = CliRunner().invoke(
-        cli_app, ["show", node_id, "--master", master.url, "--token", master.admin_token]
+        cli_app, ["--master", master.url, "--token", master.admin_token, "show", node_id]
     )
     assert gone.exit_code != 0
 
 
-def test_timeline_lines_show_offsets_from_the_first_event() -> None:
-    events = [
-        {
-            "kind": "script",
-            "at": "2024-05-01T12:00:00Z",
-            "ip": "10.0.2.15",
-            "mac": "aa:bb:cc:dd:ee:ff",
-            "image_id": "img",
-            "detail": {},
-        },
-        {
-            "kind": "report",
-            "at": "2024-05-01T12:00:12.34Z",
-            "ip": "10.0.2.15",
-            "mac": None,
-            "image_id": None,
-            "detail": {"boot": 1},
-        },
-    ]
-    lines = timeline_lines(events)
-    assert lines[0].split()[:2] == ["+0.0s", "script"]
-    assert lines[1].split()[:2] == ["+12.3s", "report"] and lines[1].endswith("boot=1")
-    assert timeline_lines([]) == []
+def test_cli_json_flag_still_works(master: Master) -> None:
+    facts = machine()
+    node_id = report(master, facts)
+    argv = ["list", "--mac", facts["nics"][0]["mac"], "--json"]
+    result = CliRunner().invoke(
+        cli_app, argv, env={"LIVESTRAP_MASTER": master.url, "LIVESTRAP_TOKEN": master.admin_token}
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["id"] == node_id
+    assert "deprecated" in result.stderr

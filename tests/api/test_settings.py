@@ -139,8 +139,10 @@ def test_cli_set_and_show(master: Master, tmp_path: Path) -> None:
     result = runner.invoke(cli_app, ["settings", "show"], env=env)
     shown = yaml.safe_load(result.output)
     assert shown["label"] == "from-cli" and shown["packages"] == ["htop"]
+    result = runner.invoke(cli_app, ["settings", "show", "--effective", "-o", "json"], env=env)
+    assert '"suite": "' in result.stdout
     result = runner.invoke(cli_app, ["settings", "show", "--effective", "--json"], env=env)
-    assert '"suite": "' in result.output
+    assert '"suite": "' in result.stdout and "deprecated" in result.stderr
     spec_file.write_text(yaml.safe_dump({"repos": [{**REPO, "priority": 1001}]}))
     result = runner.invoke(cli_app, ["settings", "set", str(spec_file)], env=env)
     assert isinstance(result.exception, MasterError)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
+import livestrap
 from livestrap.cli import (
     build_cmd,
     builds_cmd,
@@ -25,7 +27,6 @@ app = typer.Typer(
     name="livestrap",
     help="Build, store and serve live discovery images.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 app.add_typer(spec_cmd.app, name="spec")
@@ -39,6 +40,24 @@ app.add_typer(vm_cmd.vm_app, name="vm")
 app.add_typer(vm_cmd.netboot_app, name="netboot")
 app.command("build")(build_cmd.build)
 app.command("serve")(serve_cmd.serve)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"livestrap {livestrap.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version_flag: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Build, store and serve live discovery images."""
 
 
 def main() -> None:

@@ -13,12 +13,20 @@ from rich.console import Console
 from rich.markup import escape
 
 from livestrap.build.pipeline import build as run_build
-from livestrap.cli.options import DEFAULT_DATA_DIR, CacheDir, DataDir, JsonFlag
+from livestrap.cli.options import DEFAULT_DATA_DIR, CacheDir, DataDir
 from livestrap.cli.progress import JsonProgress, RichProgress
 from livestrap.cli.spec_cmd import SpecArg, effective_spec
 from livestrap.errors import BuildError
 from livestrap.packaging.master_repo import MasterRepo, with_master_repo
 from livestrap.store.images import ImageStore
+
+JsonEvents = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print the progress as JSON events, one per line (a stream, so not an -o format).",
+    ),
+]
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -29,7 +37,7 @@ def build(
     spec_path: SpecArg = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     activate: Annotated[bool, typer.Option("--activate", help="Activate the new image.")] = False,
-    json_out: JsonFlag = False,
+    json_out: JsonEvents = False,
     force: Annotated[
         bool, typer.Option("--force", help="Rebuild even if nothing changed since an image.")
     ] = False,

@@ -4,38 +4,42 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import httpx
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from livestrap.cli.client import (
-    DEFAULT_URL,
-    ClientDataDir,
-    MasterError,
-    MasterUrl,
-    Token,
-    call,
-    make_client,
-    print_json,
+from livestrap.cli import tables
+from livestrap.cli.client import MasterError
+from livestrap.cli.describe import describe_build
+from livestrap.cli.output import (
+    JsonAlias,
+    ListOutput,
+    Quiet,
+    ShowOutput,
+    chosen_format,
+    print_one,
+    print_rows,
 )
-from livestrap.cli.options import DEFAULT_DATA_DIR, JsonFlag
+from livestrap.cli.remote import remote_app, remote_of
 from livestrap.errors import SpecError
 from livestrap.yamlfile import read_yaml
 
-app = typer.Typer(help="Build jobs on a running master.", no_args_is_help=True)
-BuildId = Annotated[str, typer.Argument(help="Build id (see `livestrap builds list`).")]
+app = remote_app("Build jobs on a running master.")
+BuildId = Annotated[
+    str, typer.Argument(help="Build id or a unique prefix of one (see `livestrap builds list`).")
+]
 Follow = Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until it ends.")]
-STYLE = {"succeeded": "green", "failed": "red", "running": "cyan", "queued": "yellow"}
-
-
-def _when(iso: str | None) -> str:
-    return "-" if not iso else f"{datetime.fromisoformat(iso).astimezone():%Y-%m-%d %H:%M:%S}"
+StartOutput = Annotated[
+    Literal["value", "json", "yaml"] | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="value: the new build's id; json, yaml: the build (default: value).",
+        show_default=False,
+    ),
+]
 
 
 def stream_log(client: httpx.Client, build_id: str, follow: bool) -> None:
@@ -62,57 +66,27 @@ def stream_log(client: httpx.Client, build_id: str, follow: bool) -> None:
 
 @app.command("list")
 def list_builds(
-    json_out: JsonFlag = False,
-    master: MasterUrl = DEFAULT_URL,
-    token: Token = None,
-    data_dir: ClientDataDir = DEFAULT_DATA_DIR,
+    ctx: typer.Context,
+    output: ListOutput = None,
+    quiet: Quiet = False,
+    json_alias: JsonAlias = False,
 ) -> None:
-    """Builds, newest first: state, stage, progress, image and times."""
-    with make_client(master, token, data_dir) as client:
-        builds = call(client, "GET", "/api/v1/builds")
-    if json_out:
-        print_json(builds)
-        return
-    table = Table("id", "state", "stage", "done", "image", "created", "finished")
-    for b in builds:
-        style = STYLE.get(b["state"], "dim")
-        table.add_row(  # strings from the master are data, not rich markup
-            escape(b["id"]),
-            f"[{style}]{b['state']}[/]",
-            escape(b["stage"] or "-"),
-            f"{b['progress']:.0%}",
-            escape(b["image_id"] or "-"),
-            _when(b["created"]),
-            _when(b["finished"]),
-        )
-    Console().print(table)
-    if not builds:
-        typer.echo("no builds")
+    """Builds, newest first: state, stage, progress, image and age."""
+    fmt = chosen_format(output, "table", json_alias=json_alias, quiet=quiet)
+    print_rows(fmt, remote_of(ctx).call("GET", "/api/v1/builds"), tables.BUILDS)
 
 
 @app.command("show")
-def show(
-    build_id: BuildId,
-    master: MasterUrl = DEFAULT_URL,
-    token: Token = None,
-    data_dir: ClientDataDir = DEFAULT_DATA_DIR,
-) -> None:
-    """Print one build (JSON), with the full effective spec it builds."""
-    with make_client(master, token, data_dir) as client:
-        print_json(call(client, "GET", f"/api/v1/builds/{build_id}"))
+def show(ctx: typer.Context, build_id: BuildId, output: ShowOutput = None) -> None:
+    """One build: state, stage, image, times, error and what it builds (-o yaml: its spec)."""
+    build = remote_of(ctx).call("GET", f"/api/v1/builds/{build_id}")
+    print_one(chosen_format(output, "describe"), build, describe_build)
 
 
 @app.command("log")
-def log(
-    build_id: BuildId,
-    follow: Follow = False,
-    master: MasterUrl = DEFAULT_URL,
-    token: Token = None,
-    data_dir: ClientDataDir = DEFAULT_DATA_DIR,
-) -> None:
+def log(ctx: typer.Context, build_id: BuildId, follow: Follow = False) -> None:
     """Print a build's log; with --follow, live until the build ends."""
-    with make_client(master, token, data_dir) as client:
-        stream_log(client, build_id, follow)
+    stream_log(remote_of(ctx).client, build_id, follow)
 
 
 def _overrides(path: Path | None) -> dict[str, Any] | None:
@@ -126,6 +100,7 @@ def _overrides(path: Path | None) -> dict[str, Any] | None:
 
 @app.command("start")
 def start(
+    ctx: typer.Context,
     activate: Annotated[bool, typer.Option("--activate", help="Activate the new image.")] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Rebuild even if nothing changed since an image.")
@@ -137,23 +112,19 @@ def start(
         ),
     ] = None,
     follow: Follow = False,
-    json_out: JsonFlag = False,
-    master: MasterUrl = DEFAULT_URL,
-    token: Token = None,
-    data_dir: ClientDataDir = DEFAULT_DATA_DIR,
+    output: StartOutput = None,
+    json_alias: JsonAlias = False,
 ) -> None:
     """Queue a build of the master's settings; prints its id (or follows its log)."""
+    fmt = chosen_format(output, "value", json_alias=json_alias)
     body = {"overrides": _overrides(overrides), "activate": activate, "force": force}
-    with make_client(master, token, data_dir) as client:
-        started = call(client, "POST", "/api/v1/builds", json=body)
-        if json_out:
-            print_json(started)
-        else:
-            typer.echo(started["id"])
-        if not follow:
-            return
-        stream_log(client, started["id"], follow=True)
-        ended = call(client, "GET", f"/api/v1/builds/{started['id']}")
+    remote = remote_of(ctx)
+    started = remote.call("POST", "/api/v1/builds", json=body)
+    print_one(fmt, started, describe_build)
+    if not follow:
+        return
+    stream_log(remote.client, started["id"], follow=True)
+    ended = remote.call("GET", f"/api/v1/builds/{started['id']}")
     summary = {k: ended[k] for k in ("state", "image_id", "error")}
     typer.echo(json.dumps(summary), err=True)
     if ended["state"] != "succeeded":
@@ -161,13 +132,7 @@ def start(
 
 
 @app.command("cancel")
-def cancel(
-    build_id: BuildId,
-    master: MasterUrl = DEFAULT_URL,
-    token: Token = None,
-    data_dir: ClientDataDir = DEFAULT_DATA_DIR,
-) -> None:
+def cancel(ctx: typer.Context, build_id: BuildId) -> None:
     """Cancel a queued or running build (its commands are stopped, its tree removed)."""
-    with make_client(master, token, data_dir) as client:
-        b = call(client, "DELETE", f"/api/v1/builds/{build_id}")
-    typer.echo(f"{build_id}: {'cancelled' if b['state'] == 'cancelled' else 'cancelling'}")
+    b = remote_of(ctx).call("DELETE", f"/api/v1/builds/{build_id}")
+    typer.echo(f"{b['id']}: {'cancelled' if b['state'] == 'cancelled' else 'cancelling'}")

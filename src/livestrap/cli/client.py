@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,7 +25,11 @@ Token = Annotated[
 ]
 ClientDataDir = Annotated[
     Path,
-    typer.Option("--data-dir", envvar="LIVESTRAP_DATA_DIR", help="Where to find admin.token."),
+    typer.Option(
+        "--data-dir",
+        envvar="LIVESTRAP_DATA_DIR",
+        help="Where to find admin.token (and, for vm, the nodes' files: DATA_DIR/vms).",
+    ),
 ]
 
 
@@ -65,8 +68,3 @@ def call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
     if resp.headers.get("content-type", "").startswith("application/json"):
         return resp.json()
     return resp.text
-
-
-def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, sort_keys=False)
-    sys.stdout.write("\n")

@@ -2,91 +2,89 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from livestrap.cli.options import DEFAULT_DATA_DIR, ExistingDataDir, JsonFlag
+from livestrap.cli import tables
+from livestrap.cli.options import DEFAULT_DATA_DIR, ExistingDataDir
+from livestrap.cli.output import (
+    DocumentOutput,
+    JsonAlias,
+    Quiet,
+    ShortListFormat,
+    ShortListOutput,
+    chosen_format,
+    output_option,
+    print_document,
+    print_rows,
+)
+from livestrap.master.schemas.images import ImageDetail, ImageDiff, ImageSummary
 from livestrap.store.bundle import export_image, import_image
 from livestrap.store.images import ImageStore
-from livestrap.store.manifest import dump_metadata
 
 app = typer.Typer(help="List and manage stored images.", no_args_is_help=True)
-ImageId = Annotated[str, typer.Argument(help="Image id (see `livestrap images list`).")]
-
-
-def _human(size: int) -> str:
-    return f"{size / 1e6:.1f} MB"
+DiffOutput = Annotated[
+    ShortListFormat | None,
+    output_option(("table", "json", "yaml", "value"), value="the package names, one per line"),
+]
+ImageId = Annotated[
+    str, typer.Argument(help="Image id or a unique prefix of one (see `livestrap images list`).")
+]
 
 
 @app.command("list")
-def list_images(data_dir: ExistingDataDir = DEFAULT_DATA_DIR, json_out: JsonFlag = False) -> None:
+def list_images(
+    data_dir: ExistingDataDir = DEFAULT_DATA_DIR,
+    output: ShortListOutput = None,
+    quiet: Quiet = False,
+    json_alias: JsonAlias = False,
+) -> None:
     """Show every image: id, label, created, total size, and which is active."""
-    infos = ImageStore(data_dir).list()
-    if json_out:
-        rows = [
-            {
-                "id": i.id,
-                "label": i.label,
-                "created": i.created.isoformat(),
-                "total_size": i.total_size,
-                "active": i.active,
-            }
-            for i in infos
-        ]
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    table = Table("", "id", "label", "created", "size", box=None)
-    for i in infos:
-        table.add_row(
-            "*" if i.active else "",
-            escape(i.id),
-            escape(i.label),
-            f"{i.created:%Y-%m-%d %H:%M}",
-            _human(i.total_size),
-        )
-    Console().print(table)
-    if not infos:
-        typer.echo(f"no images in {data_dir}")
+    fmt = chosen_format(output, "table", json_alias=json_alias, quiet=quiet)
+    rows = [ImageSummary.of(i).model_dump(mode="json") for i in ImageStore(data_dir).list()]
+    print_rows(fmt, rows, tables.IMAGES)
 
 
 @app.command("show")
-def show(image_id: ImageId, data_dir: ExistingDataDir = DEFAULT_DATA_DIR) -> None:
-    """Print an image's metadata."""
-    typer.echo(dump_metadata(ImageStore(data_dir).get(image_id)), nl=False)
+def show(
+    image_id: ImageId, data_dir: ExistingDataDir = DEFAULT_DATA_DIR, output: DocumentOutput = None
+) -> None:
+    """Print an image's metadata (metadata.yaml, and whether it is active)."""
+    store = ImageStore(data_dir)
+    meta = store.get(store.resolve(image_id))
+    print_document(
+        chosen_format(output, "yaml"),
+        ImageDetail.of(meta, store.active_id()).model_dump(mode="json"),
+    )
+
+
+def package_changes(diff: ImageDiff) -> list[dict[str, Any]]:
+    """One row per package that differs: + added, - removed, ~ another version."""
+    rows = [{"change": "+", "package": n, "from": None, "to": v} for n, v in diff.added.items()]
+    rows += [{"change": "-", "package": n, "from": v, "to": None} for n, v in diff.removed.items()]
+    rows += [
+        {"change": "~", "package": n, "from": old, "to": new}
+        for n, (old, new) in diff.changed.items()
+    ]
+    return sorted(rows, key=lambda r: ("+-~".index(r["change"]), r["package"]))
 
 
 @app.command("diff")
 def diff(
-    a: ImageId, b: ImageId, data_dir: ExistingDataDir = DEFAULT_DATA_DIR, json_out: JsonFlag = False
+    a: ImageId,
+    b: ImageId,
+    data_dir: ExistingDataDir = DEFAULT_DATA_DIR,
+    output: DiffOutput = None,
+    json_alias: JsonAlias = False,
 ) -> None:
-    """Packages added, removed and changed in version from A to B."""
-    d = ImageStore(data_dir).diff(a, b)
-    if json_out:
-        typer.echo(
-            json.dumps(
-                {
-                    "added": d.added,
-                    "removed": d.removed,
-                    "changed": {k: list(v) for k, v in d.changed.items()},
-                },
-                indent=2,
-            )
-        )
-        return
-    for name, version in sorted(d.added.items()):
-        typer.echo(f"+ {name} {version}")
-    for name, version in sorted(d.removed.items()):
-        typer.echo(f"- {name} {version}")
-    for name, (old, new) in sorted(d.changed.items()):
-        typer.echo(f"~ {name} {old} -> {new}")
-    if not (d.added or d.removed or d.changed):
-        typer.echo("same packages")
+    """Packages added (+), removed (-) and changed in version (~) from A to B."""
+    fmt = chosen_format(output, "table", json_alias=json_alias)
+    store = ImageStore(data_dir)
+    a, b = store.resolve(a), store.resolve(b)
+    d = ImageDiff.of(a, b, store.diff(a, b))
+    print_rows(fmt, package_changes(d), tables.PACKAGE_CHANGES, data=d.model_dump(mode="json"))
 
 
 @app.command("export")
@@ -96,7 +94,9 @@ def export(
     data_dir: ExistingDataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Write an image as a bundle (a tar of its directory)."""
-    export_image(ImageStore(data_dir), image_id, dest)
+    store = ImageStore(data_dir)
+    image_id = store.resolve(image_id)
+    export_image(store, image_id, dest)
     typer.echo(f"exported {image_id} to {dest}")
 
 
@@ -113,12 +113,16 @@ def import_(
 @app.command("activate")
 def activate(image_id: ImageId, data_dir: ExistingDataDir = DEFAULT_DATA_DIR) -> None:
     """Make an image the one nodes boot."""
-    ImageStore(data_dir).activate(image_id)
+    store = ImageStore(data_dir)
+    image_id = store.resolve(image_id)
+    store.activate(image_id)
     typer.echo(f"active: {image_id}")
 
 
 @app.command("delete")
 def delete(image_id: ImageId, data_dir: ExistingDataDir = DEFAULT_DATA_DIR) -> None:
     """Delete an image (never the active one)."""
-    ImageStore(data_dir).delete(image_id)
+    store = ImageStore(data_dir)
+    image_id = store.resolve(image_id)
+    store.delete(image_id)
     typer.echo(f"deleted {image_id}")

@@ -20,7 +20,6 @@ DataDir = Annotated[
         show_default=True,
     ),
 ]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 CacheDir = Annotated[
     Path | None,
     typer.Option(
@@ -54,3 +53,16 @@ ExistingDataDir = Annotated[
         callback=existing_data_dir,
     ),
 ]
+
+
+def warn_deprecated(old: str, new: str) -> None:
+    """Scripts keep working; their authors learn the new spelling on stderr."""
+    typer.echo(f"warning: {old} is deprecated; use {new}", err=True)
+
+
+def renamed(value: str, old_value: str | None, old: str, new: str) -> str:
+    """The value of a renamed option: the old name still works, with a warning."""
+    if old_value is None:
+        return value
+    warn_deprecated(old, new)
+    return old_value

@@ -7,12 +7,23 @@ from typing import Annotated
 
 import typer
 
+from livestrap.cli import tables
 from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir
+from livestrap.cli.output import ListFormat, chosen_format, output_option, print_rows
 from livestrap.packaging.agent_deb import build_agent_deb
 from livestrap.packaging.master_repo import MasterRepo
 
 agent_app = typer.Typer(help="The discovery agent's package.", no_args_is_help=True)
 repo_app = typer.Typer(help="The master's signed APT repository.", no_args_is_help=True)
+PackagesOutput = Annotated[
+    ListFormat | None,
+    output_option(
+        ("table", "wide", "json", "yaml", "value"), value="the package names, one per line"
+    ),
+]
+PackageNames = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Only the package names (same as -o value).")
+]
 
 
 def _log(line: str) -> None:
@@ -37,9 +48,14 @@ def publish(
         list[Path] | None, typer.Argument(help=".deb files (default: the agent, built now)")
     ] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
+    output: PackagesOutput = None,
+    quiet: PackageNames = False,
 ) -> None:
-    """Add packages to the master's repository, re-index it and sign it."""
+    """Add packages to the master's repository, re-index it and sign it; prints what it
+    published (-q: the package names)."""
+    fmt = chosen_format(output, "table", quiet=quiet)
     repo = MasterRepo(data_dir)
-    for item in repo.publish(debs or None, log=_log):
-        typer.echo(f"published {item.package} {item.version}")
-    typer.echo(f"repository: {repo.root} (key: {repo.key_file})")
+    published = repo.publish(debs or None, log=_log)
+    rows = [{"package": p.package, "version": p.version, "file": p.file.name} for p in published]
+    typer.echo(f"repository: {repo.root} (key: {repo.key_file})", err=True)
+    print_rows(fmt, rows, tables.PUBLISHED)

@@ -6,51 +6,33 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 
-from livestrap.cli.client import (
-    DEFAULT_URL,
-    ClientDataDir,
-    MasterUrl,
-    Token,
-    call,
-    make_client,
-    print_json,
-)
-from livestrap.cli.options import DEFAULT_DATA_DIR, JsonFlag
+from livestrap.cli.output import DocumentOutput, JsonAlias, chosen_format, print_document
+from livestrap.cli.remote import remote_app, remote_of
 from livestrap.yamlfile import read_yaml
 
-app = typer.Typer(
-    help="Show and change the build settings of a running master.", no_args_is_help=True
-)
+app = remote_app("Show and change the build settings of a running master.")
 
 
 @app.command("show")
 def show(
+    ctx: typer.Context,
     effective: Annotated[
         bool, typer.Option("--effective", help="Every default filled in (mirror, suite, ...).")
     ] = False,
-    json_out: JsonFlag = False,
-    master: MasterUrl = DEFAULT_URL,
-    token: Token = None,
-    data_dir: ClientDataDir = DEFAULT_DATA_DIR,
+    output: DocumentOutput = None,
+    json_alias: JsonAlias = False,
 ) -> None:
-    """Print the stored build spec (YAML)."""
+    """Print the stored build spec (YAML, or -o json)."""
+    fmt = chosen_format(output, "yaml", json_alias=json_alias)
     path = "/api/v1/settings/effective" if effective else "/api/v1/settings"
-    with make_client(master, token, data_dir) as client:
-        spec = call(client, "GET", path)
-    if json_out:
-        print_json(spec)
-    else:
-        typer.echo(yaml.safe_dump(spec, sort_keys=False), nl=False)
+    print_document(fmt, remote_of(ctx).call("GET", path))
 
 
 @app.command("set")
 def set_(
+    ctx: typer.Context,
     spec_file: Annotated[Path, typer.Argument(help="Build spec (YAML), as for `livestrap build`.")],
-    master: MasterUrl = DEFAULT_URL,
-    token: Token = None,
-    data_dir: ClientDataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Replace the master's build spec with SPEC_FILE.
 
@@ -58,6 +40,5 @@ def set_(
     extra dirs) are paths on the master, relative ones taken from its data dir.
     """
     data = read_yaml(spec_file)
-    with make_client(master, token, data_dir) as client:
-        call(client, "PUT", "/api/v1/settings", json={} if data is None else data)
+    remote_of(ctx).call("PUT", "/api/v1/settings", json={} if data is None else data)
     typer.echo(f"settings saved from {spec_file}")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from livestrap.apt import pin_conflicts
+from livestrap.cli.output import DocumentOutput, chosen_format, print_json
 from livestrap.errors import SpecError
 from livestrap.spec import BuildSpec, load_spec, resolve_spec, spec_to_yaml, spec_warnings
 
@@ -30,9 +31,13 @@ def effective_spec(path: Path | None) -> BuildSpec:
 
 
 @app.command("show")
-def show(path: SpecArg = None) -> None:
-    """Print the effective spec, every default filled in."""
-    typer.echo(spec_to_yaml(effective_spec(path)), nl=False)
+def show(path: SpecArg = None, output: DocumentOutput = None) -> None:
+    """Print the effective spec, every default filled in (YAML, or -o json)."""
+    spec = effective_spec(path)
+    if chosen_format(output, "yaml") == "json":
+        print_json(spec.model_dump(mode="json"))
+    else:
+        typer.echo(spec_to_yaml(spec), nl=False)
 
 
 @app.command("check")

@@ -11,16 +11,19 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from livestrap.cli.client import ClientDataDir, MasterUrl, Token, call, make_client
-from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir
+from livestrap.cli import tables
+from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir, renamed
+from livestrap.cli.output import ListOutput, Quiet, chosen_format, print_rows
+from livestrap.cli.remote import Remote, remote_app, remote_of
 from livestrap.errors import SpecError
 from livestrap.netboot import nginx
 from livestrap.netboot.dnsmasq import DnsmasqOptions, check_options, render_dnsmasq_config
 from livestrap.netboot.qemu import NodeSpec
 from livestrap.netboot.vm import VirtualNode, kvm_usable, stop_recorded
 
-vm_app = typer.Typer(help="Virtual nodes that PXE-boot from the master.", no_args_is_help=True)
+vm_app = remote_app("Virtual nodes that PXE-boot from the master.")
 netboot_app = typer.Typer(help="Network boot on real networks.", no_args_is_help=True)
+POLL_S = 2.0  # how often `vm boot` asks the master whether its nodes registered
 
 
 def parse_sizes(value: str) -> tuple[float, ...]:
@@ -37,15 +40,15 @@ def parse_sizes(value: str) -> tuple[float, ...]:
     return tuple(sizes)
 
 
-def boots_so_far(client: Any, mac: str) -> int:
+def boots_so_far(remote: Remote, mac: str) -> int:
     """How many boots the inventory has seen for this MAC (0: not known yet)."""
-    listed = call(client, "GET", "/api/v1/nodes", params={"mac": mac})
+    listed = remote.call("GET", "/api/v1/nodes", params={"mac": mac})
     return int(listed[0]["boots"]) if listed else 0
 
 
 def wait_registered(
     nodes: list[VirtualNode],
-    client: Any,
+    remote: Remote,
     timeout_s: float,
     console: Console,
     before: dict[str, int],
@@ -61,23 +64,46 @@ def wait_registered(
                     continue
                 if not node.running():
                     raise SpecError(f"{node.spec.name}: QEMU exited; see {node.workdir}")
-                listed = call(client, "GET", "/api/v1/nodes", params={"mac": node.spec.mac(0)})
+                listed = remote.call("GET", "/api/v1/nodes", params={"mac": node.spec.mac(0)})
                 if listed and int(listed[0]["boots"]) > before.get(node.spec.name, 0):
                     elapsed = time.monotonic() - node.started_at
                     found[node.spec.name] = listed[0]
                     console.print(f"{escape(node.spec.name)}: registered as "
-                                  f"{escape(listed[0]['id'])} after {elapsed:.0f} s")  # fmt: skip
-            status.update(f"waiting for {len(nodes) - len(found)} node(s) to register "
-                          f"({timeout_s - (deadline - time.monotonic()):.0f} s)")  # fmt: skip
-            time.sleep(2)
+                                  f"{escape(listed[0]['id'])} after {elapsed:.0f} s",
+                                  highlight=False)  # fmt: skip
+            if len(found) < len(nodes):
+                status.update(f"waiting for {len(nodes) - len(found)} node(s) to register "
+                              f"({timeout_s - (deadline - time.monotonic()):.0f} s)")  # fmt: skip
+                time.sleep(POLL_S)
     return found
+
+
+def master_address(master: str) -> tuple[str, int]:
+    """HOST and PORT nodes reach the master at (QEMU forwards them there)."""
+    parts = urlsplit(master)
+    if parts.scheme != "http" or not parts.hostname:
+        raise SpecError(f"--master {master!r}: expected http://HOST:PORT")
+    return parts.hostname, parts.port or 80
+
+
+def make_nodes(
+    remote: Remote, count: int, name: str, serial: str | None, **spec: Any
+) -> list[VirtualNode]:
+    """The VirtualNodes to boot: named NAME or NAME1..NAMEn, serials numbered the same way."""
+    host, port = master_address(remote.master)
+    nodes = []
+    for i in range(count):
+        node_name = name if count == 1 else f"{name}{i + 1}"
+        node_serial = serial if count == 1 else (f"{serial}-{i + 1}" if serial else None)
+        node_spec = NodeSpec(name=node_name, master_host=host, master_port=port,
+                             serial=node_serial, **spec)  # fmt: skip
+        nodes.append(VirtualNode(node_spec, remote.data_dir / "vms" / node_name))
+    return nodes
 
 
 @vm_app.command("boot")
 def boot(
-    master: MasterUrl = "http://127.0.0.1:8080",
-    token: Token = None,
-    data_dir: ClientDataDir = DEFAULT_DATA_DIR,
+    ctx: typer.Context,
     firmware: Annotated[Literal["bios", "uefi"], typer.Option(help="Node firmware.")] = "bios",
     memory: Annotated[int, typer.Option(help="Memory in MiB.")] = 1024,
     cpus: Annotated[int, typer.Option(help="Virtual CPUs.")] = 1,
@@ -93,81 +119,99 @@ def boot(
     timeout: Annotated[int, typer.Option(help="Stop the nodes after this many seconds.")] = 900,
     wait: Annotated[bool, typer.Option(help="Wait until the nodes register.")] = True,
     detach: Annotated[
-        bool, typer.Option(help="Leave the nodes running (still bounded by --timeout).")
+        bool,
+        typer.Option(
+            help="Return once they registered (at once with --no-wait), leaving the nodes "
+            "running (still bounded by --timeout)."
+        ),
     ] = False,
+    output: ListOutput = None,
+    quiet: Quiet = False,
 ) -> None:
-    """Boot QEMU nodes that PXE-boot from the master; console logs go to DATA_DIR/vms."""
-    parts = urlsplit(master)
-    if parts.scheme != "http" or not parts.hostname:
-        raise SpecError(f"--master {master!r}: expected http://HOST:PORT")
+    """Boot QEMU nodes that PXE-boot from the master; console logs go to DATA_DIR/vms.
+
+    Progress goes to stderr; stdout gets the registered nodes (as `nodes list` prints them;
+    -q: their ids), so `id=$(livestrap vm boot --detach -q)` works.
+    """
+    fmt = chosen_format(output, "table", quiet=quiet)
+    remote = remote_of(ctx)
+    master_address(remote.master)  # before the KVM probe, which takes a few seconds
     chosen: Literal["tcg", "kvm"] = "tcg"
     if accel == "kvm" or (accel == "auto" and kvm_usable()):
         chosen = "kvm"
+    nodes = make_nodes(
+        remote, count, name, serial, firmware=firmware, memory_mib=memory, cpus=cpus,
+        disks_gib=parse_sizes(disks), nics=nics, accel=chosen,
+    )  # fmt: skip
     console = Console(stderr=True)
     console.print(f"accelerator: {chosen}")
-    nodes = []
-    for i in range(count):
-        node_name = name if count == 1 else f"{name}{i + 1}"
-        spec = NodeSpec(
-            name=node_name, master_host=parts.hostname, master_port=parts.port or 80,
-            firmware=firmware, memory_mib=memory, cpus=cpus, disks_gib=parse_sizes(disks),
-            nics=nics, serial=serial if count == 1 else (f"{serial}-{i + 1}" if serial else None),
-            accel=chosen,
-        )  # fmt: skip
-        nodes.append(VirtualNode(spec, data_dir / "vms" / node_name))
+    before = {n.spec.name: boots_so_far(remote, n.spec.mac(0)) for n in nodes} if wait else {}
     detached = False
-    client = make_client(master, token, data_dir) if wait else None
-    before = {n.spec.name: boots_so_far(client, n.spec.mac(0)) for n in nodes} if client else {}
     try:
         for node in nodes:
             node.start(max_s=timeout)
             console.print(f"{escape(node.spec.name)}: {firmware} PXE, MAC {node.spec.mac(0)}, "
-                          f"console {escape(str(node.console_log))}")  # fmt: skip
-        if client is not None:
-            found = wait_registered(nodes, client, timeout, console, before)
+                          f"console {escape(str(node.console_log))}", highlight=False)  # fmt: skip
+        if wait:
+            found = wait_registered(nodes, remote, timeout, console, before)
             if len(found) < len(nodes):
                 raise SpecError(
                     f"{len(nodes) - len(found)} node(s) did not register in {timeout} s"
                 )
-            if detach:
-                detached = True
-                stop_cmd = escape(f"livestrap vm stop --data-dir {data_dir}")
-                console.print(f"nodes left running for up to {timeout} s; stop them with "
-                              f"`{stop_cmd}`")  # fmt: skip
-                return
-            console.print("stop the nodes with Ctrl-C (they stop by themselves after --timeout)")
+            print_rows(fmt, [found[n.spec.name] for n in nodes], tables.NODES)
+        if detach:
+            detached = True
+            console.print(f"nodes left running for up to {timeout} s; stop them with "
+                          f"`livestrap vm stop --data-dir {remote.data_dir}`",
+                          highlight=False, markup=False)  # fmt: skip
+            return
+        console.print("stop the nodes with Ctrl-C (they stop by themselves after --timeout)")
         deadline = max(n.started_at for n in nodes) + timeout
         while time.monotonic() < deadline and any(n.running() for n in nodes):
             time.sleep(1)
     finally:
-        if client is not None:
-            client.close()
         if not detached:
             for node in nodes:
                 node.stop()
 
 
 @vm_app.command("stop")
-def stop(data_dir: ClientDataDir = DEFAULT_DATA_DIR) -> None:
-    """Stop the nodes `vm boot --detach` left running."""
-    stopped = stop_recorded(data_dir / "vms")
+def stop(ctx: typer.Context) -> None:
+    """Stop the nodes `vm boot --detach` left running (in DATA_DIR/vms)."""
+    stopped = stop_recorded(remote_of(ctx).data_dir / "vms")
     typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "no running nodes")
+
+
+def _old_name(name: str) -> Any:
+    """A renamed option's old spelling: still accepted (with a warning), not in --help."""
+    return typer.Option(name, hidden=True, help="Deprecated spelling; see --help.")
 
 
 @netboot_app.command("dnsmasq-config")
 def dnsmasq_config(
-    master: Annotated[str, typer.Option("--master", help="URL nodes use to reach the master.")],
+    boot_url: Annotated[
+        str | None,
+        typer.Option("--boot-url", help="URL nodes use to reach the master.", show_default=False),
+    ] = None,
     interface: Annotated[str | None, typer.Option(help="Interface to serve on.")] = None,
     dhcp_range: Annotated[str | None, typer.Option(help="FIRST,LAST: full DHCP.")] = None,
     proxy_dhcp: Annotated[str | None, typer.Option(help="SUBNET: proxy-DHCP.")] = None,
     tftp_root: Annotated[Path, typer.Option(help="Where Debian's iPXE binaries are.")] = Path(
         "/usr/lib/ipxe"
     ),
+    old_master: Annotated[str | None, _old_name("--master")] = None,
 ) -> None:
-    """Print a dnsmasq configuration: DHCP or proxy-DHCP, TFTP of iPXE, chain to the master."""
+    """Print a dnsmasq configuration: DHCP or proxy-DHCP, TFTP of iPXE, chain to the master
+    at --boot-url (required)."""
+    url = renamed(boot_url or "", old_master, "dnsmasq-config --master", "--boot-url")
+    if not url:
+        raise typer.BadParameter(
+            "missing: give the URL nodes reach the master at, e.g. http://MASTER:8080",
+            param_hint="--boot-url",
+        )
     first, _, last = (dhcp_range or "").partition(",")
     opts = DnsmasqOptions(
-        master_url=master, interface=interface,
+        master_url=url, interface=interface,
         dhcp_range=(first, last) if dhcp_range else None, proxy_subnet=proxy_dhcp,
         tftp_root=str(tftp_root),
     )  # fmt: skip
@@ -180,18 +224,24 @@ def dnsmasq_config(
 @netboot_app.command("nginx-config")
 def nginx_config(
     data_dir: DataDir = DEFAULT_DATA_DIR,
-    master: Annotated[
-        str, typer.Option("--master", help="URL nginx reaches the master at.")
+    upstream: Annotated[
+        str, typer.Option("--upstream", help="URL nginx reaches the master at.")
     ] = "http://127.0.0.1:8080",
-    listen: Annotated[str, typer.Option(help="nginx's listen: PORT or ADDRESS:PORT.")] = "80",
+    nginx_listen: Annotated[
+        str, typer.Option("--nginx-listen", help="nginx's listen: PORT or ADDRESS:PORT.")
+    ] = "80",
     server_name: Annotated[str, typer.Option(help="nginx's server_name.")] = "_",
+    old_master: Annotated[str | None, _old_name("--master")] = None,
+    old_listen: Annotated[str | None, _old_name("--listen")] = None,
 ) -> None:
     """Print an nginx site for nginx in front of the master: nginx sends the image files
     (sendfile) straight from DATA_DIR/images, the master keeps the boot timeline."""
     opts = nginx.NginxOptions(
-        images_dir=str((data_dir / "images").absolute()), master=master, listen=listen,
+        images_dir=str((data_dir / "images").absolute()),
+        master=renamed(upstream, old_master, "nginx-config --master", "--upstream"),
+        listen=renamed(nginx_listen, old_listen, "nginx-config --listen", "--nginx-listen"),
         server_name=server_name,
-    )  # fmt: skip
+    )
     problems = nginx.check_options(opts)
     if problems:
         raise SpecError("nginx-config: " + "; ".join(problems))

@@ -18,8 +18,10 @@ from datetime import datetime
 from pathlib import Path
 
 from livestrap.errors import ImageNotFound, StoreError
+from livestrap.ids import unique_match
 from livestrap.store.manifest import (
     IMAGE_FILES,
+    IMAGE_ID_RE,
     ImageMetadata,
     check_image_id,
     read_metadata,
@@ -95,6 +97,21 @@ class ImageStore:
                 ImageInfo(meta.id, meta.label, meta.created, meta.total_size(), meta.id == active)
             )
         return sorted(infos, key=lambda i: (i.created, i.id))
+
+    def resolve(self, ref: str) -> str:
+        """The id of the image `ref` names: its full id or a unique prefix of it (as git takes
+        commit prefixes). Several matches raise AmbiguousIdError listing them."""
+        if self._is_image_dir(check_image_id(ref)):
+            return ref
+        names = [e.name for e in self.images_dir.iterdir()] if self.images_dir.is_dir() else []
+        found = unique_match("image", ref, [n for n in names if self._is_image_dir(n)])
+        if found is None:
+            raise ImageNotFound(f"no image {ref}")
+        return found
+
+    def _is_image_dir(self, name: str) -> bool:
+        entry = self.images_dir / name
+        return bool(IMAGE_ID_RE.match(name)) and entry.is_dir() and not entry.is_symlink()
 
     def path(self, image_id: str) -> Path:
         """Directory of an existing image; refuses ids that are not plain names."""

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
+from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +16,7 @@ from livestrap.errors import NotFoundError
 from livestrap.master.deps import AdminOnly, SessionDep, StateDep
 from livestrap.master.joblog import sse_lines, tail_log
 from livestrap.master.jobs import BuildQueue
+from livestrap.master.lookup import full_id
 from livestrap.master.models import Build
 from livestrap.master.schemas.builds import (
     BuildDetail,
@@ -26,14 +28,20 @@ from livestrap.master.schemas.builds import (
 from livestrap.master.state import AppState
 
 router = APIRouter(prefix="/builds", tags=["builds"], dependencies=[AdminOnly])
+BuildRef = Annotated[
+    str, PathParam(description="A build id, or a unique prefix of one (as git takes commits).")
+]
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def _row(state: AppState, build_id: str) -> Build:
+def _row(state: AppState, ref: str) -> Build:
+    """The build `ref` names: its id or a unique id prefix (409 when several match)."""
     with state.db.session() as session:
-        row = session.get(Build, build_id)
+        row = session.get(Build, ref)  # a full id: one lookup, as before prefixes
+        if row is None and (build_id := full_id(session, Build.id, "build", ref)) is not None:
+            row = session.get(Build, build_id)
         if row is None:
-            raise NotFoundError(f"no build {build_id}")
+            raise NotFoundError(f"no build {ref}")
         return row
 
 
@@ -55,14 +63,15 @@ def list_builds(
 
 
 @router.get("/{build_id}", response_model=BuildDetail)
-def get_build(build_id: str, state: StateDep) -> BuildDetail:
+def get_build(build_id: BuildRef, state: StateDep) -> BuildDetail:
     return build_detail(_row(state, build_id))
 
 
 @router.delete("/{build_id}", status_code=202, response_model=BuildDetail)
-def cancel_build(build_id: str, state: StateDep) -> BuildDetail:
+def cancel_build(build_id: BuildRef, state: StateDep) -> BuildDetail:
     """Cancel: a queued build at once; a running one stops its commands and cleans up,
     then shows `cancelled`. 409 when the build has already finished."""
+    build_id = _row(state, build_id).id
     state.jobs.cancel(build_id)
     return build_detail(_row(state, build_id))
 
@@ -78,7 +87,7 @@ def cancel_build(build_id: str, state: StateDep) -> BuildDetail:
     },
 )
 async def build_log(
-    build_id: str,
+    build_id: BuildRef,
     state: StateDep,
     follow: Annotated[
         bool, Query(description="Keep streaming until the build ends (false: what is there now).")
@@ -87,6 +96,7 @@ async def build_log(
 ) -> StreamingResponse:
     """The build's log; `Accept: text/event-stream` gives Server-Sent Events instead."""
     row = await run_in_threadpool(_row, state, build_id)
+    build_id = row.id
     jobs: BuildQueue = state.jobs
 
     async def finished() -> bool:

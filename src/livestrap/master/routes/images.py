@@ -75,6 +75,11 @@ def _sweep_stale(tmp_dir: Path) -> None:
             pass  # another request's sweep got there first
 
 
+def _resolve(store: ImageStore, ref: str) -> str:
+    """An image id or a unique prefix of one -> the id (404 none, 409 several)."""
+    return store.resolve(valid_image_id(ref))
+
+
 @router.get("/images", response_model=list[ImageSummary])
 def list_images(state: StateDep) -> list[ImageSummary]:
     """Every image, oldest first, and which one is active."""
@@ -84,27 +89,29 @@ def list_images(state: StateDep) -> list[ImageSummary]:
 @router.get("/images/{image_id}", response_model=ImageDetail)
 def show_image(image_id: str, state: StateDep) -> ImageDetail:
     """An image's full metadata (spec, packages, artifact checksums, ...)."""
-    meta = state.store.get(valid_image_id(image_id))
+    meta = state.store.get(_resolve(state.store, image_id))
     return ImageDetail.of(meta, state.store.active_id())
 
 
 @router.get("/images/{a}/diff/{b}", response_model=ImageDiff)
 def diff_images(a: str, b: str, state: StateDep) -> ImageDiff:
     """Packages added, removed and changed in version going from image a to image b."""
-    return ImageDiff.of(a, b, state.store.diff(valid_image_id(a), valid_image_id(b)))
+    a, b = _resolve(state.store, a), _resolve(state.store, b)
+    return ImageDiff.of(a, b, state.store.diff(a, b))
 
 
 @router.post("/images/{image_id}/activate", response_model=Activated)
 def activate_image(image_id: str, state: StateDep) -> Activated:
     """Make the image the one nodes boot from their next /boot/ipxe on."""
-    state.store.activate(valid_image_id(image_id))
+    image_id = _resolve(state.store, image_id)
+    state.store.activate(image_id)
     return Activated(active=image_id)
 
 
 @router.delete("/images/{image_id}", status_code=204, responses={409: {"description": "Active."}})
 def delete_image(image_id: str, state: StateDep) -> Response:
     """Delete an image; the active one is refused (409): activate another first."""
-    state.store.delete(valid_image_id(image_id))
+    state.store.delete(_resolve(state.store, image_id))
     return Response(status_code=204)
 
 
@@ -116,7 +123,8 @@ def delete_image(image_id: str, state: StateDep) -> Response:
 def export_bundle(image_id: str, state: StateDep, compression: Compression = "zst") -> FileResponse:
     """Download the image as a bundle (tar of its directory) for `images import` elsewhere."""
     store = state.store
-    store.get(valid_image_id(image_id))  # 404 before any temp file exists
+    image_id = _resolve(store, image_id)
+    store.get(image_id)  # 404 before any temp file exists
     fh, path = _temp_file(store, EXPORT_PREFIX, SUFFIX[compression])
     fh.close()
     try:

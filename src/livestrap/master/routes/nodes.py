@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response
-from sqlalchemy import select
+from fastapi import Path as PathParam
 from sqlalchemy.orm import Session
 
 from livestrap.errors import NotFoundError
 from livestrap.master import inventory
 from livestrap.master.deps import AdminOnly, SessionDep, StateDep
 from livestrap.master.events import normalize_mac
+from livestrap.master.lookup import full_id
 from livestrap.master.models import Node
 from livestrap.master.schemas.nodes import (
     ErrorDetail,
@@ -24,8 +25,11 @@ from livestrap.master.schemas.nodes import (
 )
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorDetail, "description": "No node with that id."}
+    404: {"model": ErrorDetail, "description": "No node with that id (or id prefix)."},
+    409: {"model": ErrorDetail, "description": "The id prefix matches several nodes."},
 }
+NODE_ID = "A node id, or a unique prefix of one (as git takes commit prefixes)."
+NodeRef = Annotated[str, PathParam(description=NODE_ID)]
 router = APIRouter(
     prefix="/nodes",
     tags=["nodes"],
@@ -44,10 +48,18 @@ def _cutoff(state: StateDep) -> float:
     return inventory.online_cutoff(time.time(), cfg.heartbeat_s, cfg.offline_after)
 
 
-def _get(session: Session, node_id: str) -> Node:
-    node = session.get(Node, node_id)
-    if node is None:
-        raise NotFoundError(f"no node {node_id!r}")
+def _node_id(session: Session, ref: str) -> str:
+    """The node's full id from an id or a unique id prefix (409 when several match)."""
+    node_id = full_id(session, Node.id, "node", ref)
+    if node_id is None:
+        raise NotFoundError(f"no node {ref!r}")
+    return node_id
+
+
+def _get(session: Session, ref: str) -> Node:
+    node = session.get(Node, ref) or session.get(Node, _node_id(session, ref))
+    if node is None:  # deleted in between
+        raise NotFoundError(f"no node {ref!r}")
     return node
 
 
@@ -86,7 +98,7 @@ def list_nodes(
 
 
 @router.get("/{node_id}", response_model=NodeDetail, responses=NOT_FOUND, summary="One node")
-def show_node(node_id: str, session: SessionDep, state: StateDep) -> NodeDetail:
+def show_node(node_id: NodeRef, session: SessionDep, state: StateDep) -> NodeDetail:
     node = _get(session, node_id)
     facts = node.facts if isinstance(node.facts, dict) else {}
     system = facts.get("system")
@@ -119,9 +131,8 @@ def show_node(node_id: str, session: SessionDep, state: StateDep) -> NodeDetail:
     responses=NOT_FOUND,
     summary="The node's boot events, oldest first",
 )
-def node_timeline(node_id: str, session: SessionDep) -> list[TimelineEvent]:
-    if session.scalar(select(Node.id).where(Node.id == node_id)) is None:
-        raise NotFoundError(f"no node {node_id!r}")
+def node_timeline(node_id: NodeRef, session: SessionDep) -> list[TimelineEvent]:
+    node_id = _node_id(session, node_id)
     events = inventory.timeline(session, node_id, inventory.node_macs(session, node_id))
     return [
         TimelineEvent(
@@ -139,7 +150,7 @@ def node_timeline(node_id: str, session: SessionDep) -> list[TimelineEvent]:
 @router.delete(
     "/{node_id}", status_code=204, response_class=Response, responses=NOT_FOUND, summary="Forget"
 )
-def delete_node(node_id: str, state: StateDep) -> Response:
+def delete_node(node_id: NodeRef, state: StateDep) -> Response:
     """Forget a node and its MACs; its boot events stay, unattached. It re-registers on boot.
 
     Its own transaction, committed before the 204 leaves: SessionDep commits only after

@@ -1,0 +1,43 @@
+"""Rows by full id or unique id prefix, without scanning a table: 10,000 nodes stay fast."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from livestrap.ids import MAX_LISTED, one_of
+
+
+def _prefix_range(column: InstrumentedAttribute[str], prefix: str) -> list[ColumnElement[bool]]:
+    """`column` starts with `prefix`, written so the primary-key index serves it.
+
+    LIKE 'p%' alone uses no index on SQLite (LIKE ignores case there) nor on PostgreSQL
+    outside the C collation; a range `p <= id < p'` (p' = p with its last character
+    incremented) does on both. The LIKE (wildcards escaped) keeps the answer exact.
+    """
+    bounds = [column >= prefix]
+    last = ord(prefix[-1])
+    if last < 0x10FFFF:
+        bounds.append(column < prefix[:-1] + chr(last + 1))
+    return [*bounds, column.startswith(prefix, autoescape=True)]
+
+
+def full_id(
+    session: Session, column: InstrumentedAttribute[str], kind: str, ref: str
+) -> str | None:
+    """`ref` itself when it is an id, else the one id it is a prefix of; None when there is
+    none. Several raise AmbiguousIdError (409) naming them."""
+    if not ref:
+        return None
+    if session.scalar(select(column).where(column == ref)) is not None:
+        return ref
+    return one_of(kind, ref, list(session.scalars(prefix_query(column, ref))))
+
+
+def prefix_query(column: InstrumentedAttribute[str], prefix: str) -> Select[Any]:
+    """The first MAX_LISTED + 1 ids starting with `prefix`, in order."""
+    return (
+        select(column).where(*_prefix_range(column, prefix)).order_by(column).limit(MAX_LISTED + 1)
+    )
