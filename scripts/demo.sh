@@ -26,13 +26,14 @@ fi
 
 step "3/4 boot a virtual node (PXE, BIOS) and wait until it registers"
 $BIN/livestrap vm stop >/dev/null
-$BIN/livestrap vm boot --name demo-node --serial DEMO-0001 --disks 4G,2G --detach --timeout 1800
+# stdout: the registered node's id (progress goes to stderr)
+node=$($BIN/livestrap vm boot --name demo-node --serial DEMO-0001 --disks 4G,2G --detach \
+    --timeout 1800 -q)
 
 step "4/4 the inventory"
 $BIN/livestrap nodes list
-node=$($BIN/livestrap nodes list --mac "$($BIN/python -c 'from livestrap.netboot.qemu import NodeSpec; print(NodeSpec(name="demo-node").mac(0))')" --json | $BIN/python -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
 echo; echo "facts of $node:"
-$BIN/livestrap nodes show "$node" | $BIN/python scripts/node_summary.py
+$BIN/livestrap nodes show "$node"
 echo; echo "boot timeline:"
 $BIN/livestrap nodes timeline "$node"
 cat <<MSG
