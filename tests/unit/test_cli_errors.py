@@ -157,3 +157,33 @@ def test_an_empty_data_dir_is_an_empty_store(
     code, out, err = run_main(["images", "list", "--data-dir", str(tmp_path)], capsys, monkeypatch)
     assert (code, out) == (0, "")  # nothing to pipe on
     assert "no images" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "what"),
+    [
+        (["build", "--data-dir", "/proc/livestrap"], "cannot create data dir /proc/livestrap"),
+        (["repo", "publish", "--data-dir", "/proc/livestrap"], "cannot create data dir"),
+        (["build", "--cache-dir", "/proc/cache"], "cannot create cache dir /proc/cache"),
+    ],
+)
+def test_commands_that_write_refuse_an_unusable_dir(
+    argv: list[str],
+    what: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LIVESTRAP_DATA_DIR", str(tmp_path / "data"))
+    code, out, err = run_main(argv, capsys, monkeypatch)
+    assert code == 1
+    assert what in one_error_line(err)
+
+
+def test_an_os_error_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the machine refuses (here: a folder under /proc) is said in its own words."""
+    code, _, err = run_main(["agent", "build-deb", "--out-dir", "/proc/x"], capsys, monkeypatch)
+    assert code == 1
+    assert "/proc/x" in one_error_line(err)

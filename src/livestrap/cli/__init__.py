@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
@@ -60,12 +61,22 @@ def root(
     """Build, store and serve live discovery images."""
 
 
+def _print_error(text: str) -> None:
+    # The message is plain text (paths, YAML snippets), never markup; soft_wrap keeps
+    # one line one line whatever the terminal's width.
+    message = Text.assemble(("error:", "bold red"), " ", text)
+    Console(stderr=True).print(message, highlight=False, soft_wrap=True)
+
+
 def main() -> None:
     try:
         app()
     except LivestrapError as err:
-        # The message is plain text (paths, YAML snippets), never markup; soft_wrap keeps
-        # one line one line whatever the terminal's width.
-        message = Text.assemble(("error:", "bold red"), " ", str(err))
-        Console(stderr=True).print(message, highlight=False, soft_wrap=True)
+        _print_error(str(err))
         sys.exit(err.exit_code)
+    except OSError as err:  # a file or socket the machine refused: its own words, one line
+        if os.environ.get("LIVESTRAP_DEBUG"):
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        _print_error(f"{where}{err.strerror or err} (LIVESTRAP_DEBUG=1 shows where it happened)")
+        sys.exit(1)

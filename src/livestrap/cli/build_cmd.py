@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from livestrap.build.pipeline import build as run_build
-from livestrap.cli.options import DEFAULT_DATA_DIR, CacheDir, DataDir
+from livestrap.cli.options import DEFAULT_DATA_DIR, WritableCacheDir, WritableDataDir
 from livestrap.cli.progress import JsonProgress, RichProgress
 from livestrap.cli.spec_cmd import SpecArg, effective_spec
 from livestrap.errors import BuildError
@@ -35,13 +35,13 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def build(
     spec_path: SpecArg = None,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: WritableDataDir = DEFAULT_DATA_DIR,
     activate: Annotated[bool, typer.Option("--activate", help="Activate the new image.")] = False,
     json_out: JsonEvents = False,
     force: Annotated[
         bool, typer.Option("--force", help="Rebuild even if nothing changed since an image.")
     ] = False,
-    cache_dir: CacheDir = None,
+    cache_dir: WritableCacheDir = None,
 ) -> None:
     """Build an image from SPEC (or the default spec) into the store."""
     spec = effective_spec(spec_path)

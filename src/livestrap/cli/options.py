@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from livestrap.errors import StoreError
+from livestrap.workdirs import ensure_writable_dir
 
 DEFAULT_DATA_DIR = Path("/var/lib/livestrap")
 
@@ -26,6 +27,38 @@ CacheDir = Annotated[
         "--cache-dir",
         envvar="LIVESTRAP_CACHE_DIR",
         help=r"Package cache shared by builds \[default: DATA_DIR/cache].",
+    ),
+]
+
+
+def _writable_data_dir(path: Path) -> Path:
+    return ensure_writable_dir(path, "data dir", "--data-dir or LIVESTRAP_DATA_DIR")
+
+
+def _writable_cache_dir(path: Path | None) -> Path | None:
+    if path is None:
+        return None
+    return ensure_writable_dir(path, "cache dir", "--cache-dir or LIVESTRAP_CACHE_DIR")
+
+
+# For commands that write into the data dir, and may create it (build, repo publish).
+WritableDataDir = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir",
+        envvar="LIVESTRAP_DATA_DIR",
+        help="Where images, caches and logs live (made if missing).",
+        show_default=True,
+        callback=_writable_data_dir,
+    ),
+]
+WritableCacheDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir",
+        envvar="LIVESTRAP_CACHE_DIR",
+        help=r"Package cache shared by builds \[default: DATA_DIR/cache].",
+        callback=_writable_cache_dir,
     ),
 ]
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from livestrap.cli import tables
-from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir
+from livestrap.cli.options import DEFAULT_DATA_DIR, WritableDataDir
 from livestrap.cli.output import ListFormat, chosen_format, output_option, print_rows
 from livestrap.packaging.agent_deb import build_agent_deb
 from livestrap.packaging.master_repo import MasterRepo
@@ -47,7 +47,7 @@ def publish(
     debs: Annotated[
         list[Path] | None, typer.Argument(help=".deb files (default: the agent, built now)")
     ] = None,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: WritableDataDir = DEFAULT_DATA_DIR,
     output: PackagesOutput = None,
     quiet: PackageNames = False,
 ) -> None:

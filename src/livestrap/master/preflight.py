@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import errno
 import socket
-import tempfile
-from pathlib import Path
 
 from alembic.util import CommandError
 from sqlalchemy import make_url
@@ -19,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from livestrap.errors import StartupError
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import database_url, make_engine, migrate, shown
+from livestrap.workdirs import ensure_writable_dir
 
 CONNECT_TIMEOUT_S = 5  # per attempt; a refused port fails at once, a silent host takes this
 
@@ -56,22 +55,6 @@ def check_listen(host: str, port: int) -> None:
                 ) from None
 
 
-def check_dir(path: Path, what: str, flag: str) -> None:
-    """`path` exists (made if need be) and takes new files."""
-    fix = f"pass a writable directory with {flag}"
-    if path.exists() and not path.is_dir():
-        raise StartupError(f"{what} {path} is not a directory; {fix}")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise StartupError(f"cannot create {what} {path}: {err.strerror}; {fix}") from None
-    try:
-        with tempfile.TemporaryFile(dir=path, prefix=".write-test-"):
-            pass
-    except OSError as err:
-        raise StartupError(f"{what} {path} is not writable: {err.strerror}; {fix}") from None
-
-
 def first_line(err: SQLAlchemyError) -> str:
     """The driver's own reason, without SQLAlchemy's wrapping and background link."""
     reason = str(getattr(err, "orig", None) or err).strip()
@@ -106,7 +89,7 @@ def preflight(cfg: MasterSettings) -> None:
     to be free."""
     database_url(cfg.db_url)
     check_listen(cfg.host, cfg.port)
-    check_dir(cfg.data_dir, "data dir", "--data-dir")
+    ensure_writable_dir(cfg.data_dir, "data dir", "--data-dir")
     if cfg.cache_dir is not None:
-        check_dir(cfg.cache_dir, "cache dir", "--cache-dir")
+        ensure_writable_dir(cfg.cache_dir, "cache dir", "--cache-dir")
     check_database(cfg.db_url)
