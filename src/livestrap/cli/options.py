@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -11,61 +12,13 @@ from livestrap.errors import StoreError
 from livestrap.workdirs import ensure_writable_dir
 
 DEFAULT_DATA_DIR = Path("/var/lib/livestrap")
-
-DataDir = Annotated[
-    Path,
-    typer.Option(
-        "--data-dir",
-        envvar="LIVESTRAP_DATA_DIR",
-        help="Where images, caches and logs live.",
-        show_default=True,
-    ),
-]
-CacheDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--cache-dir",
-        envvar="LIVESTRAP_CACHE_DIR",
-        help=r"Package cache shared by builds \[default: DATA_DIR/cache].",
-    ),
-]
-
-
-def _writable_data_dir(path: Path) -> Path:
-    return ensure_writable_dir(path, "data dir", "--data-dir or LIVESTRAP_DATA_DIR")
-
-
-def _writable_cache_dir(path: Path | None) -> Path | None:
-    if path is None:
-        return None
-    return ensure_writable_dir(path, "cache dir", "--cache-dir or LIVESTRAP_CACHE_DIR")
-
-
-# For commands that write into the data dir, and may create it (build, repo publish).
-WritableDataDir = Annotated[
-    Path,
-    typer.Option(
-        "--data-dir",
-        envvar="LIVESTRAP_DATA_DIR",
-        help="Where images, caches and logs live (made if missing).",
-        show_default=True,
-        callback=_writable_data_dir,
-    ),
-]
-WritableCacheDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--cache-dir",
-        envvar="LIVESTRAP_CACHE_DIR",
-        help=r"Package cache shared by builds \[default: DATA_DIR/cache].",
-        callback=_writable_cache_dir,
-    ),
-]
+DATA_DIR_HELP = "Where images, caches and logs live."
+CACHE_DIR_HELP = r"Package cache shared by builds \[default: DATA_DIR/cache]."
 
 
 def existing_data_dir(path: Path) -> Path:
     """For commands that only use a data dir: a missing one is a typo or the wrong machine,
-    not an empty store (commands that create one use `DataDir`)."""
+    not an empty store (commands that create one use `WritableDataDir`)."""
     if not path.exists():
         raise StoreError(
             f"data dir {path} does not exist; pass the master's data dir with --data-dir "
@@ -76,16 +29,37 @@ def existing_data_dir(path: Path) -> Path:
     return path
 
 
-ExistingDataDir = Annotated[
-    Path,
-    typer.Option(
-        "--data-dir",
-        envvar="LIVESTRAP_DATA_DIR",
-        help="Where images, caches and logs live.",
-        show_default=True,
-        callback=existing_data_dir,
-    ),
+def writable_data_dir(path: Path) -> Path:
+    return ensure_writable_dir(path, "data dir", "--data-dir or LIVESTRAP_DATA_DIR")
+
+
+def writable_cache_dir(path: Path | None) -> Path | None:
+    if path is None:
+        return None
+    return ensure_writable_dir(path, "cache dir", "--cache-dir or LIVESTRAP_CACHE_DIR")
+
+
+def _data_dir(help: str, check: Callable[[Path], Path] | None = None) -> Any:
+    return typer.Option(
+        "--data-dir", envvar="LIVESTRAP_DATA_DIR", help=help, show_default=True, callback=check
+    )
+
+
+def _cache_dir(check: Callable[[Path | None], Path | None] | None = None) -> Any:
+    return typer.Option("--cache-dir", envvar="LIVESTRAP_CACHE_DIR", help=CACHE_DIR_HELP,
+                        callback=check)  # fmt: skip
+
+
+# The data dir as is (serve checks it itself; netboot only names paths in it) ...
+DataDir = Annotated[Path, _data_dir(DATA_DIR_HELP)]
+# ... that must exist (commands that only read a store) ...
+ExistingDataDir = Annotated[Path, _data_dir(DATA_DIR_HELP, existing_data_dir)]
+# ... or is made if missing and must take files (build, repo publish).
+WritableDataDir = Annotated[
+    Path, _data_dir("Where images, caches and logs live (made if missing).", writable_data_dir)
 ]
+CacheDir = Annotated[Path | None, _cache_dir()]
+WritableCacheDir = Annotated[Path | None, _cache_dir(writable_cache_dir)]
 
 
 def warn_deprecated(old: str, new: str) -> None:
