@@ -175,7 +175,7 @@ def test_commands_that_write_refuse_an_unusable_dir(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("LIVESTRAP_DATA_DIR", str(tmp_path / "data"))
-    code, out, err = run_main(argv, capsys, monkeypatch)
+    code, _, err = run_main(argv, capsys, monkeypatch)
     assert code == 1
     assert what in one_error_line(err)
 
