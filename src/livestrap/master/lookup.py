@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select
@@ -16,12 +17,19 @@ def _prefix_range(column: InstrumentedAttribute[str], prefix: str) -> list[Colum
     LIKE 'p%' alone uses no index on SQLite (LIKE ignores case there) nor on PostgreSQL
     outside the C collation; a range `p <= id < p'` (p' = p with its last character
     incremented) does on both. The LIKE (wildcards escaped) keeps the answer exact.
+    The range is taken on the prefix without its trailing punctuation: a collation that
+    ignores punctuation at first (glibc's en_US.UTF-8 may) would put the upper bound of
+    `p-`, `p.`, below every id that starts with `p-`.
     """
-    bounds = [column >= prefix]
-    last = ord(prefix[-1])
+    like = column.startswith(prefix, autoescape=True)
+    stem = prefix.rstrip(string.punctuation)
+    if not stem:
+        return [like]
+    bounds = [column >= stem]
+    last = ord(stem[-1])
     if last < 0x10FFFF:
-        bounds.append(column < prefix[:-1] + chr(last + 1))
-    return [*bounds, column.startswith(prefix, autoescape=True)]
+        bounds.append(column < stem[:-1] + chr(last + 1))
+    return [*bounds, like]
 
 
 def full_id(
