@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import livestrap
+from livestrap import workdirs
 from livestrap.errors import OptionError, StartupError
 from livestrap.master import preflight as pf
 from livestrap.master.db import database_url
@@ -115,9 +116,9 @@ def test_unwritable_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     def refuse(**_: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(pf.tempfile, "TemporaryFile", refuse)
+    monkeypatch.setattr(workdirs.tempfile, "TemporaryFile", refuse)
     with pytest.raises(StartupError) as exc:
-        pf.check_dir(tmp_path, "data dir", "--data-dir")
+        workdirs.ensure_writable_dir(tmp_path, "data dir", "--data-dir")
     assert str(exc.value) == (
         f"data dir {tmp_path} is not writable: Permission denied; "
         "pass a writable directory with --data-dir"
