@@ -91,7 +91,9 @@ def _children(command: Any) -> dict[str, Any]:
 
 
 def _options(command: Any) -> set[str]:
-    return {opt for p in command.params for opt in (*p.opts, *p.secondary_opts)}
+    """The options --help shows: a hidden (deprecated) spelling in the README is stale."""
+    shown = [p for p in command.params if not getattr(p, "hidden", False)]
+    return {opt for p in shown for opt in (*p.opts, *p.secondary_opts)}
 
 
 def check_mention(root: Any, mention: Mention) -> list[str]:

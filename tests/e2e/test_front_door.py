@@ -165,7 +165,10 @@ def walk_script(place: Place) -> str:
 
 def test_readme_walk(place: Place, tmp_path: Path) -> None:
     """Every README example, in order, in one shell in a scratch folder: the way a reader
-    who copies them would run them."""
+    who copies them would run them, after `make demo` as the README's first step."""
+    if not (place.data_dir / "active").exists():  # run alone (-k walk): the demo first
+        assert place.make("demo", timeout_s=DEMO_TIMEOUT_S).returncode == 0
+        assert place.make("demo-stop").returncode == 0
     script = tmp_path / "walk.sh"
     script.write_text(walk_script(place))
     work = tmp_path / "work"

@@ -35,6 +35,8 @@ def test_a_renamed_command_or_option_is_caught() -> None:
     assert check_mention(root, Mention(1, ["images", "lst"]))
     assert check_mention(root, Mention(1, ["images", "list", "--no-such-flag"]))
     assert check_mention(root, Mention(1, ["images"]))  # a group alone does nothing
+    # a deprecated spelling still works, but the README must show the current one
+    assert check_mention(root, Mention(1, ["netboot", "nginx-config", "--master", "x"]))
 
 
 def test_blocks_marked_not_run_are_skipped() -> None:

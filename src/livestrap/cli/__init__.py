@@ -22,6 +22,7 @@ from livestrap.cli import (
     spec_cmd,
     vm_cmd,
 )
+from livestrap.cli.output import printable
 from livestrap.errors import LivestrapError
 
 app = typer.Typer(
@@ -64,7 +65,8 @@ def root(
 def _print_error(text: str) -> None:
     # The message is plain text (paths, YAML snippets), never markup; soft_wrap keeps
     # one line one line whatever the terminal's width.
-    message = Text.assemble(("error:", "bold red"), " ", text)
+    safe = "\n".join(printable(line) for line in text.split("\n"))
+    message = Text.assemble(("error:", "bold red"), " ", safe)
     Console(stderr=True).print(message, highlight=False, soft_wrap=True)
 
 

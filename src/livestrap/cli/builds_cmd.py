@@ -13,6 +13,7 @@ import typer
 from livestrap.cli import tables
 from livestrap.cli.client import MasterError
 from livestrap.cli.describe import describe_build
+from livestrap.cli.options import id_ref
 from livestrap.cli.output import (
     JsonAlias,
     ListOutput,
@@ -28,7 +29,10 @@ from livestrap.yamlfile import read_yaml
 
 app = remote_app("Build jobs on a running master.")
 BuildId = Annotated[
-    str, typer.Argument(help="Build id or a unique prefix of one (see `livestrap builds list`).")
+    str,
+    typer.Argument(
+        help="Build id or a unique prefix of one (see `livestrap builds list`).", callback=id_ref
+    ),
 ]
 Follow = Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until it ends.")]
 StartOutput = Annotated[

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import httpx
 import typer
 
 from livestrap.cli.options import DEFAULT_DATA_DIR
-from livestrap.errors import LivestrapError
+from livestrap.errors import LivestrapError, OptionError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -37,15 +38,38 @@ class MasterError(LivestrapError):
     """The master refused a request or could not be reached."""
 
 
+def check_master_url(master: str) -> str:
+    """--master is http(s)://HOST[:PORT]; anything else is a usage error, said as one."""
+    hint = "expected http://HOST:PORT, e.g. http://127.0.0.1:8080 (--master or LIVESTRAP_MASTER)"
+    try:
+        parts = urlsplit(master)
+        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number
+    except ValueError:
+        raise OptionError(f"--master {master!r}: {hint}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise OptionError(f"--master {master!r}: {hint}")
+    return master
+
+
+def check_token(token: str, source: str) -> str:
+    """A token goes into an HTTP header: printable ASCII only."""
+    if not token or not (token.isascii() and token.isprintable()):
+        raise OptionError(f"the admin token from {source} is not printable ASCII; check it")
+    return token
+
+
 def make_client(master: str, token: str | None, data_dir: Path = DEFAULT_DATA_DIR) -> httpx.Client:
+    check_master_url(master)
     if token is None:
         token_file = data_dir / "admin.token"
         try:
-            token = token_file.read_text().strip()
+            token = check_token(token_file.read_text().strip(), str(token_file))
         except OSError:
             raise MasterError(
                 f"no admin token: pass --token, set LIVESTRAP_TOKEN, or make {token_file} readable"
             ) from None
+    else:
+        check_token(token, "--token or LIVESTRAP_TOKEN")
     return httpx.Client(
         base_url=master.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=60
     )

@@ -10,6 +10,7 @@ import typer
 from livestrap.cli import tables
 from livestrap.cli.describe import describe_node
 from livestrap.cli.humanize import local_time
+from livestrap.cli.options import id_ref
 from livestrap.cli.output import (
     EventsOutput,
     JsonAlias,
@@ -24,7 +25,10 @@ from livestrap.cli.remote import remote_app, remote_of
 
 app = remote_app("Nodes known to a running master.")
 NodeId = Annotated[
-    str, typer.Argument(help="Node id or a unique prefix of one (see `livestrap nodes list`).")
+    str,
+    typer.Argument(
+        help="Node id or a unique prefix of one (see `livestrap nodes list`).", callback=id_ref
+    ),
 ]
 
 
@@ -64,7 +68,7 @@ def timeline(
     fmt = chosen_format(output, "table", json_alias=json_alias)
     events = remote_of(ctx).call("GET", f"/api/v1/nodes/{node_id}/timeline")
     if fmt in ("table", "wide") and events:
-        typer.echo(f"first event {local_time(events[0]['at'])}")
+        typer.echo(f"first event {local_time(events[0]['at'])}", err=True)  # not a row
     print_rows(fmt, tables.timeline_rows(events), tables.TIMELINE, data=events)
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from livestrap.errors import StoreError
+from livestrap.errors import OptionError, StoreError
 from livestrap.workdirs import ensure_writable_dir
 
 DEFAULT_DATA_DIR = Path("/var/lib/livestrap")
@@ -62,14 +63,28 @@ CacheDir = Annotated[Path | None, _cache_dir()]
 WritableCacheDir = Annotated[Path | None, _cache_dir(writable_cache_dir)]
 
 
+ID_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+def id_ref(value: str) -> str:
+    """A node or build id (or a prefix of one) as it goes into a URL path: letters, digits,
+    `-` and `_` only, so no `/`, `..`, `?` or `%` can aim the request somewhere else."""
+    if not ID_REF.fullmatch(value):
+        raise OptionError(f"{value!r} is not an id: ids are letters, digits, '-' and '_'")
+    return value
+
+
 def warn_deprecated(old: str, new: str) -> None:
     """Scripts keep working; their authors learn the new spelling on stderr."""
     typer.echo(f"warning: {old} is deprecated; use {new}", err=True)
 
 
-def renamed(value: str, old_value: str | None, old: str, new: str) -> str:
-    """The value of a renamed option: the old name still works, with a warning."""
+def renamed(value: str, old_value: str | None, old: str, new: str, default: str = "") -> str:
+    """The value of a renamed option: the old name still works, with a warning; both at
+    once (the new one not at its `default`) is a usage error, not a silent pick."""
     if old_value is None:
         return value
+    if value != default:
+        raise OptionError(f"give {new} or its old name {old.split()[-1]}, not both")
     warn_deprecated(old, new)
     return old_value

@@ -133,8 +133,15 @@ def plain_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[s
     return lines
 
 
+def printable(text: str) -> str:
+    """Text made safe for a terminal: what nodes report is hostile, and an ESC or BEL in a
+    vendor string would otherwise drive the operator's terminal (colours, title, links).
+    Every character that is not printable becomes U+FFFD."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else "\ufffd" for c in text)
+
+
 def _cells(rows: Sequence[Mapping[str, Any]], view: TableView, wide: bool) -> list[list[str]]:
-    return [[c.cell(r) for c in view.columns if wide or not c.wide_only] for r in rows]
+    return [[printable(c.cell(r)) for c in view.columns if wide or not c.wide_only] for r in rows]
 
 
 def terminal_table(
@@ -237,4 +244,4 @@ def print_one(
         typer.echo(str(item[key]))
     else:
         for line in describe(item):
-            typer.echo(line)
+            typer.echo(printable(line))

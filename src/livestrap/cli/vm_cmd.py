@@ -12,10 +12,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from livestrap.cli import tables
+from livestrap.cli.client import check_master_url
 from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir, renamed
 from livestrap.cli.output import ListOutput, Quiet, chosen_format, print_rows
 from livestrap.cli.remote import Remote, remote_app, remote_of
-from livestrap.errors import SpecError
+from livestrap.errors import OptionError, SpecError
 from livestrap.netboot import nginx
 from livestrap.netboot.dnsmasq import DnsmasqOptions, check_options, render_dnsmasq_config
 from livestrap.netboot.qemu import NodeSpec
@@ -80,9 +81,9 @@ def wait_registered(
 
 def master_address(master: str) -> tuple[str, int]:
     """HOST and PORT nodes reach the master at (QEMU forwards them there)."""
-    parts = urlsplit(master)
+    parts = urlsplit(check_master_url(master))
     if parts.scheme != "http" or not parts.hostname:
-        raise SpecError(f"--master {master!r}: expected http://HOST:PORT")
+        raise OptionError(f"--master {master!r}: expected http://HOST:PORT (nodes boot over HTTP)")
     return parts.hostname, parts.port or 80
 
 
@@ -179,7 +180,10 @@ def boot(
 def stop(ctx: typer.Context) -> None:
     """Stop the nodes `vm boot --detach` left running (in DATA_DIR/vms)."""
     stopped = stop_recorded(remote_of(ctx).data_dir / "vms")
-    typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "no running nodes")
+    if stopped:
+        typer.echo(f"stopped: {', '.join(stopped)}")
+    else:
+        typer.echo("no running nodes", err=True)
 
 
 def _old_name(name: str) -> Any:
@@ -221,12 +225,15 @@ def dnsmasq_config(
     typer.echo(render_dnsmasq_config(opts), nl=False)
 
 
+UPSTREAM = "http://127.0.0.1:8080"
+
+
 @netboot_app.command("nginx-config")
 def nginx_config(
     data_dir: DataDir = DEFAULT_DATA_DIR,
     upstream: Annotated[
         str, typer.Option("--upstream", help="URL nginx reaches the master at.")
-    ] = "http://127.0.0.1:8080",
+    ] = UPSTREAM,
     nginx_listen: Annotated[
         str, typer.Option("--nginx-listen", help="nginx's listen: PORT or ADDRESS:PORT.")
     ] = "80",
@@ -238,8 +245,8 @@ def nginx_config(
     (sendfile) straight from DATA_DIR/images, the master keeps the boot timeline."""
     opts = nginx.NginxOptions(
         images_dir=str((data_dir / "images").absolute()),
-        master=renamed(upstream, old_master, "nginx-config --master", "--upstream"),
-        listen=renamed(nginx_listen, old_listen, "nginx-config --listen", "--nginx-listen"),
+        master=renamed(upstream, old_master, "nginx-config --master", "--upstream", UPSTREAM),
+        listen=renamed(nginx_listen, old_listen, "nginx-config --listen", "--nginx-listen", "80"),
         server_name=server_name,
     )
     problems = nginx.check_options(opts)

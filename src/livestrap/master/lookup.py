@@ -26,10 +26,19 @@ def _prefix_range(column: InstrumentedAttribute[str], prefix: str) -> list[Colum
     if not stem:
         return [like]
     bounds = [column >= stem]
-    last = ord(stem[-1])
-    if last < 0x10FFFF:
-        bounds.append(column < stem[:-1] + chr(last + 1))
+    after = _next_alnum(stem[-1])
+    if after is not None:  # an upper bound that is itself no punctuation ('9' -> 'a')
+        bounds.append(column < stem[:-1] + after)
     return [*bounds, like]
+
+
+def _next_alnum(char: str) -> str | None:
+    """The smallest letter or digit above `char` in code-point order (None for 'z', 'Z'
+    and beyond: the lower bound and the LIKE then do it alone)."""
+    for code in range(ord(char) + 1, ord("z") + 1):
+        if chr(code).isalnum():
+            return chr(code)
+    return None
 
 
 def full_id(

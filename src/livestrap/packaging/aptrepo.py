@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import filecmp
+import hashlib
 import lzma
 import os
 import shutil
@@ -87,6 +88,22 @@ def release_argv(identity: RepoIdentity, dists_suite: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def _already_indexed(debs: list[Path], pool: Path, suite_dir: Path, identity: RepoIdentity) -> bool:
+    """Every .deb is in the pool byte for byte and in the signed index (a publish that died
+    between copying and signing is done again)."""
+    packages = suite_dir / identity.component / f"binary-{identity.arch}" / "Packages"
+    if not (suite_dir / "InRelease").is_file() or not packages.is_file():
+        return False
+    index = packages.read_text(errors="replace")
+    for deb in debs:
+        held = pool / deb.name
+        if not (held.is_file() and filecmp.cmp(deb, held, shallow=False)):
+            return False
+        if f"SHA256: {hashlib.sha256(deb.read_bytes()).hexdigest()}\n" not in index:
+            return False
+    return True
+
+
 def publish(
     root: Path,
     debs: list[Path],
@@ -103,9 +120,7 @@ def publish(
     pool = root / "pool" / identity.component
     suite_dir = root / "dists" / identity.suite
     key = root / KEY_FILE
-    held = [(deb, pool / deb.name) for deb in debs]
-    same = all(h.is_file() and filecmp.cmp(deb, h, shallow=False) for deb, h in held)
-    if same and (suite_dir / "InRelease").is_file() and key.is_file():
+    if debs and _already_indexed(debs, pool, suite_dir, identity) and key.is_file():
         log(f"=== already published, unchanged: {', '.join(d.name for d in debs)}")
         return key
     pool.mkdir(parents=True, exist_ok=True)
