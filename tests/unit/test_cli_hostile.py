@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from fake_master import FakeMaster, node_summary
 from fake_master import fake_master as fake_master
@@ -71,3 +72,20 @@ def test_a_renamed_flag_and_its_old_name_together_are_refused() -> None:
 
 def test_prefix_upper_bounds_are_no_punctuation() -> None:
     assert [_next_alnum(c) for c in "09afzZ"] == ["1", "A", "b", "g", None, "a"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        (httpx.Response(404, json={"detail": "no build 'b1'"}), "404: no build 'b1'"),
+        (httpx.Response(422, json=[{"loc": ["x"]}]), "422: [{"),  # a list: its text
+        (httpx.Response(500, text="<html>oops</html>"), "500: <html>oops</html>"),
+    ],
+)
+def test_a_refused_build_log_says_why(
+    fake_master: FakeMaster, answer: httpx.Response, said: str
+) -> None:
+    fake_master.routes["GET /api/v1/builds/b1/log"] = lambda request: answer
+    result = CliRunner().invoke(app, ["builds", "log", "b1"])
+    assert result.exit_code != 0
+    assert said in str(result.exception)

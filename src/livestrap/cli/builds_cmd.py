@@ -11,7 +11,7 @@ import httpx
 import typer
 
 from livestrap.cli import tables
-from livestrap.cli.client import MasterError
+from livestrap.cli.client import MasterError, raise_for_refusal
 from livestrap.cli.describe import describe_build
 from livestrap.cli.options import id_ref
 from livestrap.cli.output import (
@@ -56,11 +56,7 @@ def stream_log(client: httpx.Client, build_id: str, follow: bool) -> None:
         ) as resp:
             if resp.status_code >= 400:
                 resp.read()
-                try:
-                    detail = resp.json().get("detail", resp.text)
-                except ValueError:
-                    detail = resp.text
-                raise MasterError(f"GET {path}: {resp.status_code}: {detail}")
+                raise_for_refusal(resp, "GET", path)
             for line in resp.iter_lines():
                 sys.stdout.write(line + "\n")
                 sys.stdout.flush()

@@ -75,20 +75,26 @@ def make_client(master: str, token: str | None, data_dir: Path = DEFAULT_DATA_DI
     )
 
 
+def raise_for_refusal(resp: httpx.Response, method: str, path: str) -> None:
+    """A 4xx/5xx answer becomes a MasterError carrying the master's `detail` as text."""
+    if resp.status_code < 400:
+        return
+    try:
+        detail = resp.json().get("detail", resp.text)
+    except (ValueError, AttributeError):
+        detail = resp.text
+    if not isinstance(detail, str):
+        detail = json.dumps(detail)
+    raise MasterError(f"{method} {path}: {resp.status_code}: {detail}")
+
+
 def call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
     """One request; a refusal or a connection problem becomes a MasterError with the reason."""
     try:
         resp = client.request(method, path, **kwargs)
     except httpx.TransportError as err:
         raise MasterError(f"cannot reach the master at {client.base_url}: {err}") from None
-    if resp.status_code >= 400:
-        try:
-            detail = resp.json().get("detail", resp.text)
-        except (ValueError, AttributeError):
-            detail = resp.text
-        if not isinstance(detail, str):
-            detail = json.dumps(detail)
-        raise MasterError(f"{method} {path}: {resp.status_code}: {detail}")
+    raise_for_refusal(resp, method, path)
     if resp.headers.get("content-type", "").startswith("application/json"):
         return resp.json()
     return resp.text
