@@ -32,7 +32,7 @@ from discovery_report import goals, render  # noqa: E402, F401
 from report import save_part  # noqa: E402
 from tools import cpu_seconds  # noqa: E402
 
-from masterproc import Master, master_process  # noqa: E402
+from masterproc import NO_LIMITS, Master, master_process  # noqa: E402
 
 DEFAULT_PG = "postgresql://livestrap:livestrap@127.0.0.1:5432/postgres"
 BURST_MAX_S = 300.0
@@ -185,7 +185,9 @@ def run_backend(
             if pg_admin:
                 db_url = stack.enter_context(pg_database(pg_admin, f"livestrap_discbench_{k}"))
             m = stack.enter_context(
-                master_process(Path(tmp) / "data", database_url=db_url, heartbeat_s=30)
+                master_process(
+                    Path(tmp) / "data", database_url=db_url, heartbeat_s=30, env=NO_LIMITS
+                )
             )
             run = asyncio.run(one_size(m, agents, args, steady_too=k == max(sizes)))
         out["runs"][str(k)] = run

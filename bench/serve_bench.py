@@ -37,7 +37,7 @@ from livestrap.netboot.nginx import NginxOptions, render_nginx_config  # noqa: E
 from livestrap.store.images import ImageStore  # noqa: E402
 from livestrap.store.manifest import ARTIFACTS, METADATA, Artifact, ImageMetadata  # noqa: E402
 from livestrap.store.manifest import dump_metadata as dump_meta  # noqa: E402
-from masterproc import Master, free_port, master_process  # noqa: E402
+from masterproc import NO_LIMITS, Master, free_port, master_process  # noqa: E402
 
 DEFAULT_DATA = Path("/var/cache/livestrap-test/e2e-data")
 SERVERS = ("nginx", "master", "nginx-front")
@@ -117,7 +117,7 @@ def servers(data_dir: Path, work: Path) -> Iterator[tuple[Master, dict[str, Targ
     """The master, plain nginx on the same files, and nginx in front of the master."""
     images = ImageStore(data_dir).images_dir.resolve()
     db = f"sqlite:///{work / 'db.sqlite'}"
-    with master_process(data_dir, fake_builds=False, database_url=db) as master:
+    with master_process(data_dir, fake_builds=False, database_url=db, env=NO_LIMITS) as master:
         pid = master.proc.pid
         p_plain, p_front = free_port(), free_port()
         opts = NginxOptions(images_dir=str(images), master=master.url,

@@ -148,7 +148,8 @@ def test_macs_identify_a_node_without_a_sane_uuid(db: Database) -> None:
 def test_a_nic_moved_to_another_machine_goes_with_it(db: Database) -> None:
     a, _ = reg(db, report(macs=("aa:bb:cc:00:00:01", "aa:bb:cc:00:00:02")), 1000)
     other = "4c4c4544-0042-3510-8052-b2c04f4d4e99"
-    b, created = reg(db, report(uuid=other, macs=("aa:bb:cc:00:00:02",)), 1010)
+    # 1100: the old box is offline (no news for 3 heartbeats of 30 s), so the NIC may move
+    b, created = reg(db, report(uuid=other, macs=("aa:bb:cc:00:00:02",)), 1100)
     assert created and a != b
     with db.session() as s:
         assert s.get(NodeMac, "aa:bb:cc:00:00:02").node_id == b  # type: ignore[union-attr]

@@ -14,6 +14,7 @@ from livestrap.cli.options import DEFAULT_DATA_DIR
 from livestrap.errors import LivestrapError, OptionError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+MAX_PAGES = 100_000  # a master that never stops handing out cursors is a bug, not a list
 
 MasterUrl = Annotated[str, typer.Option("--master", envvar="LIVESTRAP_MASTER", help="Master URL.")]
 Token = Annotated[
@@ -98,3 +99,25 @@ def call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
     if resp.headers.get("content-type", "").startswith("application/json"):
         return resp.json()
     return resp.text
+
+
+def call_pages(client: httpx.Client, path: str, params: dict[str, str] | None = None) -> list[Any]:
+    """Every row of a paged list (GET /api/v1/nodes, timelines): the pages are followed
+    through the master's X-Next-Cursor header until there is none."""
+    rows: list[Any] = []
+    query = dict(params or {})
+    for _ in range(MAX_PAGES):
+        try:
+            resp = client.request("GET", path, params=query)
+        except httpx.TransportError as err:
+            raise MasterError(f"cannot reach the master at {client.base_url}: {err}") from None
+        raise_for_refusal(resp, "GET", path)
+        page = resp.json()
+        if not isinstance(page, list):
+            raise MasterError(f"GET {path}: expected a JSON list, got {type(page).__name__}")
+        rows += page
+        next_cursor = resp.headers.get("x-next-cursor")
+        if not next_cursor or not page:
+            return rows
+        query["after"] = next_cursor
+    raise MasterError(f"GET {path}: more than {MAX_PAGES} pages; giving up")

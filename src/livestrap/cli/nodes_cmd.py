@@ -49,7 +49,7 @@ def list_nodes(
     """Every node: status, model, boot MAC, IP and when it was last heard from."""
     fmt = chosen_format(output, "table", json_alias=json_alias, quiet=quiet)
     params = {k: str(v) for k, v in (("status", status), ("mac", mac)) if v is not None}
-    nodes = remote_of(ctx).call("GET", "/api/v1/nodes", params=params)
+    nodes = remote_of(ctx).call_pages("/api/v1/nodes", params)
     print_rows(fmt, nodes, tables.NODES)
 
 
@@ -66,7 +66,7 @@ def timeline(
 ) -> None:
     """The node's boot events (iPXE script, kernel, initrd, squashfs, report), oldest first."""
     fmt = chosen_format(output, "table", json_alias=json_alias)
-    events = remote_of(ctx).call("GET", f"/api/v1/nodes/{node_id}/timeline")
+    events = remote_of(ctx).call_pages(f"/api/v1/nodes/{node_id}/timeline")
     if fmt in ("table", "wide") and events:
         typer.echo(f"first event {local_time(events[0]['at'])}", err=True)  # not a row
     print_rows(fmt, tables.timeline_rows(events), tables.TIMELINE, data=events)

@@ -18,7 +18,15 @@ import httpx
 import typer
 from typer.core import TyperGroup
 
-from livestrap.cli.client import DEFAULT_URL, ClientDataDir, MasterUrl, Token, call, make_client
+from livestrap.cli.client import (
+    DEFAULT_URL,
+    ClientDataDir,
+    MasterUrl,
+    Token,
+    call,
+    call_pages,
+    make_client,
+)
 from livestrap.cli.options import DEFAULT_DATA_DIR
 
 CLIENT_OPTIONS = ("--master", "--token", "--data-dir")  # each takes a value
@@ -48,6 +56,9 @@ class Remote:
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         return call(self.client, method, path, **kwargs)
+
+    def call_pages(self, path: str, params: dict[str, str] | None = None) -> list[Any]:
+        return call_pages(self.client, path, params)
 
     def close(self) -> None:
         if self._client is not None:

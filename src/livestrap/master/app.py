@@ -12,6 +12,7 @@ from livestrap.build.pipeline import Stage
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database, migrate
 from livestrap.master.errors import install_error_handlers
+from livestrap.master.guards import Guards
 from livestrap.master.jobs import BuildQueue
 from livestrap.master.report_writer import ReportWriter
 from livestrap.master.routes import boot, builds, discovery, images, nodes, repo, settings
@@ -27,6 +28,7 @@ def make_state(
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(cfg.db_url)
     store = ImageStore(cfg.data_dir)
+    guards = Guards.from_settings(cfg, db)
     return AppState(
         settings=cfg,
         db=db,
@@ -35,7 +37,8 @@ def make_state(
         jobs=BuildQueue(db, store, cfg, build_stages),
         admin_token=ensure_token(cfg.admin_token_file)[0],
         discovery_token=ensure_token(cfg.discovery_token_file)[0],
-        reports=ReportWriter(db, discovery.report_applier(cfg)),
+        reports=ReportWriter(db, discovery.report_applier(cfg, guards)),
+        guards=guards,
     )
 
 

@@ -2,8 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
+
+
+def env_number(name: str, default: float) -> float:
+    """A limit from the environment (LIVESTRAP_...); 0 turns that limit off."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r}: expected a number (0 turns the limit off)") from None
+    if value < 0 or value != value or value == float("inf"):
+        raise ValueError(f"{name}={text!r}: expected a number >= 0 (0 turns the limit off)")
+    return value
+
+
+def _env(name: str, default: float) -> float:
+    return field(default_factory=lambda: env_number(name, default))
+
+
+def _env_int(name: str, default: int) -> int:
+    return field(default_factory=lambda: int(env_number(name, default)))
 
 
 @dataclass(frozen=True)
@@ -17,6 +40,19 @@ class MasterSettings:
     offline_after: int = 3  # heartbeat intervals without news before a node shows offline
     boot_retry_s: int = 30  # how long iPXE waits before asking again when no image is active
     cache_dir: Path | None = None  # package cache of builds (default: <data-dir>/cache)
+    # Abuse limits of the unauthenticated routes, per client address (docs/security.md).
+    # Sized for a rack behind one NAT address; 0 turns a limit off.
+    discovery_rate: float = _env("LIVESTRAP_DISCOVERY_RATE", 100)  # reports/s per address
+    discovery_burst: float = _env("LIVESTRAP_DISCOVERY_BURST", 2000)
+    new_nodes_per_window: int = _env_int("LIVESTRAP_NEW_NODES_PER_ADDRESS", 1000)
+    new_nodes_window_s: float = _env("LIVESTRAP_NEW_NODES_WINDOW_S", 3600)
+    boot_rate: float = _env("LIVESTRAP_BOOT_RATE", 50)  # /boot requests/s per address
+    boot_burst: float = _env("LIVESTRAP_BOOT_BURST", 1000)
+    mac_event_rate: float = _env("LIVESTRAP_MAC_EVENT_RATE", 0.5)  # /boot events/s per MAC
+    mac_event_burst: float = _env("LIVESTRAP_MAC_EVENT_BURST", 60)
+    refused_window_s: float = _env("LIVESTRAP_REFUSED_WINDOW_S", 300)  # refusals coalesce
+    events_per_node: int = _env_int("LIVESTRAP_EVENTS_PER_NODE", 500)  # per node, per MAC
+    unattached_events: int = _env_int("LIVESTRAP_UNATTACHED_EVENTS", 50_000)  # with no node
 
     @property
     def db_url(self) -> str:

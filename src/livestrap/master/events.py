@@ -2,7 +2,10 @@
 
 Kinds, in the order a boot produces them: `script` (GET /boot/ipxe), `kernel`, `initrd`,
 `squashfs-start`, `squashfs-end` (artifact downloads), `report` (first discovery report
-of a boot), `heartbeat-resumed`, `refused` (a discovery report with a wrong token).
+of a boot), `heartbeat-resumed`, `refused` (discovery reports with a wrong token from one
+address, coalesced: see master.refusals), `mac-moved` (a MAC went to another node; on both
+nodes' timelines) and `mac-conflict` (a report claimed a MAC an online node owns; it stayed).
+History is bounded per node and per MAC (master.history).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from livestrap.master.history import History
 from livestrap.master.models import BootEvent, NodeMac
 
 MAC_RE = re.compile(r"^[0-9a-f]{2}([:-]?[0-9a-f]{2}){5}$")
@@ -26,6 +30,8 @@ KINDS = (
     "report",
     "heartbeat-resumed",
     "refused",
+    "mac-moved",
+    "mac-conflict",
 )
 
 
@@ -58,8 +64,10 @@ def record_event(
     image_id: str | None = None,
     detail: dict[str, Any] | None = None,
     at: float | None = None,
+    history: History | None = None,
 ) -> BootEvent:
-    """Add one event; the node is found from the MAC when not given."""
+    """Add one event; the node is found from the MAC when not given. With `history`,
+    the node's (or MAC's) older events are pruned when due."""
     assert kind in KINDS, kind
     mac = normalize_mac(mac)
     event = BootEvent(
@@ -72,4 +80,6 @@ def record_event(
         detail=detail or {},
     )
     session.add(event)
+    if history is not None:
+        history.recorded(session, event)
     return event

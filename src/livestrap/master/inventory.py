@@ -8,6 +8,13 @@ New boot rule: a report *with facts* starts a boot when the node is new, has no
 its last `report` event by more than BOOT_SLACK_S (+0.1 % of the time since that
 event, for clock drift). A restarted agent or re-sent facts keep the same boot time,
 so they do not count; a reboot moves it by at least the previous boot's uptime.
+
+Takeover rules (the discovery token is public, so a report may lie): a report is
+matched by its sane UUID; failing that, by its MACs or its node_id, but an *online*
+node (heard from within offline_after heartbeats) is matched that way only when the
+report has the same system serial. A MAC another node owns moves to the reporting node
+only when that node is offline; then `mac-moved` goes on both timelines. When it is
+online the MAC stays and both get `mac-conflict`.
 """
 
 from __future__ import annotations
@@ -16,15 +23,19 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from livestrap.master.events import normalize_mac, record_event
+from livestrap.master.history import History
 from livestrap.master.models import BootEvent, Node, NodeMac
+from livestrap.master.queries import node_macs, node_query, timeline
+
+__all__ = ["node_macs", "node_query", "timeline"]  # the views live in master.queries
 from livestrap.master.schemas.nodes import NodeStatus
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -100,6 +111,7 @@ class Outcome:
     node_id: str
     created: bool
     facts_required: bool
+    retry_after_s: float = 0.0  # > 0: refused, the address made too many nodes lately
 
 
 @dataclass(frozen=True)
@@ -116,18 +128,43 @@ class Report:
     uptime_s: int | None
 
 
+@dataclass(frozen=True)
+class Guard:
+    """What register checks besides identity: when a node counts as online, the new-node
+    quota of an address (ip -> seconds to wait, 0 = allowed), the per-MAC event budget of
+    `mac-conflict` events, and the bounded history."""
+
+    offline_after: int = 3
+    new_node_wait: Callable[[str | None], float] | None = None
+    event_allowed: Callable[[str], bool] | None = None
+    history: History | None = None
+
+
+def serial_of(facts: Mapping[str, Any] | None) -> str:
+    """The system serial as compared by the takeover rule ("" when none)."""
+    system = facts.get("system") if facts else None
+    serial = system.get("serial") if isinstance(system, dict) else None
+    return serial.strip().lower() if isinstance(serial, str) else ""
+
+
+def is_online(node: Node, now: float, offline_after: int) -> bool:
+    return node.last_seen_at >= online_cutoff(now, node.heartbeat_s, offline_after)
+
+
 def find_node(
     session: Session,
     system_uuid: str | None,
     macs: set[str],
     boot_mac: str | None = None,
     hint: str | None = None,
+    may_take: Callable[[Node], bool] | None = None,
 ) -> tuple[Node | None, dict[str, str]]:
     """The node this hardware is, and who owns each of its MACs now (mac -> node id).
 
     UUID first; then the owners of its MACs (the boot MAC's owner, then the one with
     most MACs), skipping nodes that have another sane UUID (a NIC moved to a new box);
-    then `hint`, the agent's node_id, only when no MAC is known.
+    then `hint`, the agent's node_id, only when no MAC is known. A node found by MAC or
+    hint is skipped unless `may_take(node)` (the takeover rule).
     """
     owners: dict[str, str] = {}
     if macs:
@@ -144,21 +181,58 @@ def find_node(
         candidates = [hint]
     for node_id in candidates:
         node = session.get(Node, node_id)
-        if node is not None and (system_uuid is None or node.system_uuid is None):
+        if node is None or (system_uuid is not None and node.system_uuid is not None):
+            continue
+        if may_take is None or may_take(node):
             return node, owners
     return None, owners
 
 
 def _claim_macs(
-    session: Session, node_id: str, macs: Iterable[str], owners: dict[str, str]
+    session: Session,
+    node_id: str,
+    macs: set[str],
+    owners: dict[str, str],
+    now: float,
+    ip: str | None,
+    guard: Guard,
 ) -> None:
-    """Attach MACs to the node; a MAC seen on another node moves (one owner per MAC)."""
+    """Attach MACs to the node (one owner per MAC). A MAC of another node moves only when
+    that node is offline (`mac-moved` on both timelines); else it stays (`mac-conflict`)."""
     for mac in sorted(macs):
         owner = owners.get(mac)
         if owner is None:
             session.add(NodeMac(mac=mac, node_id=node_id))
-        elif owner != node_id:
-            session.execute(update(NodeMac).where(NodeMac.mac == mac).values(node_id=node_id))
+            continue
+        if owner == node_id:
+            continue
+        other = session.get(Node, owner)
+        if other is not None and is_online(other, now, guard.offline_after):
+            if guard.event_allowed is None or guard.event_allowed(mac):
+                _on_both(session, "mac-conflict", mac, ip, owner, node_id, now, guard)
+            continue
+        session.execute(update(NodeMac).where(NodeMac.mac == mac).values(node_id=node_id))
+        _on_both(session, "mac-moved", mac, ip, owner, node_id, now, guard)
+
+
+def _on_both(
+    session: Session,
+    kind: str,
+    mac: str,
+    ip: str | None,
+    owner: str,
+    claimer: str,
+    now: float,
+    guard: Guard,
+) -> None:
+    detail = {"mac": mac, "owner": owner, "claimed_by": claimer}
+    if kind == "mac-moved":
+        detail = {"mac": mac, "from": owner, "to": claimer}
+    for node_id in (owner, claimer):
+        record_event(
+            session, kind, mac=mac, ip=ip, node_id=node_id, detail=detail, at=now,
+            history=guard.history,
+        )  # fmt: skip
 
 
 def _last_report(session: Session, node_id: str) -> tuple[float, float] | None:
@@ -175,14 +249,30 @@ def _last_report(session: Session, node_id: str) -> tuple[float, float] | None:
 
 
 def register(
-    session: Session, report: Report, ip: str | None, heartbeat_s: int, now: float | None = None
+    session: Session,
+    report: Report,
+    ip: str | None,
+    heartbeat_s: int,
+    now: float | None = None,
+    guard: Guard | None = None,
 ) -> Outcome:
     """Create or update the node a report with facts comes from; record a new boot."""
     now = time.time() if now is None else now
+    guard = guard or Guard()
     system_uuid = system_uuid_of(report.facts)
     macs = identity_macs(report.facts, report.boot_mac)
-    node, owners = find_node(session, system_uuid, macs, report.boot_mac, report.node_id)
+    serial = serial_of(report.facts)
+
+    def may_take(found: Node) -> bool:
+        online = is_online(found, now, guard.offline_after)
+        return not online or serial_of(found.facts) == serial
+
+    node, owners = find_node(session, system_uuid, macs, report.boot_mac, report.node_id, may_take)
     created = node is None
+    if node is None and guard.new_node_wait is not None:
+        wait = guard.new_node_wait(ip)
+        if wait > 0:
+            return Outcome("", created=False, facts_required=True, retry_after_s=wait)
     if node is None:
         node = Node(id=str(uuid.uuid4()), first_seen_at=now, boots=0, system_uuid=system_uuid)
         session.add(node)
@@ -201,7 +291,7 @@ def register(
     if new_boot:
         node.boots += 1
     session.flush()  # the node row must exist before its MACs and events point at it
-    _claim_macs(session, node.id, macs, owners)
+    _claim_macs(session, node.id, macs, owners, now, ip, guard)
     if new_boot:
         record_event(
             session,
@@ -212,6 +302,7 @@ def register(
             image_id=report.image_id,
             detail={"uptime_s": report.uptime_s, "boot": node.boots, "new_node": created},
             at=now,
+            history=guard.history,
         )
     session.flush()
     return Outcome(node.id, created, facts_required=False)
@@ -224,6 +315,7 @@ def heartbeat(
     heartbeat_s: int,
     offline_after: int,
     now: float | None = None,
+    history: History | None = None,
 ) -> Outcome:
     """A report without facts: note that the node is alive; ask for facts if needed."""
     now = time.time() if now is None else now
@@ -262,6 +354,7 @@ def heartbeat(
             image_id=report.image_id,
             detail={"silent_s": round(now - row.last_seen_at, 1)},
             at=now,
+            history=history,
         )
     return Outcome(report.node_id, created=False, facts_required=_stale(report, row.facts_hash))
 
@@ -269,41 +362,3 @@ def heartbeat(
 def _stale(report: Report, stored_hash: str | None) -> bool:
     """Whether the agent's facts differ from the ones the master keeps."""
     return report.facts_hash is not None and report.facts_hash != stored_hash
-
-
-def node_query(cutoff: float, status: str | None = None, mac: str | None = None) -> Select[Any]:
-    """Rows for the node list; vendor/product/serial come out of the JSON in SQL."""
-    query = select(
-        Node.id,
-        Node.system_uuid,
-        Node.facts[("system", "vendor")].as_string().label("vendor"),
-        Node.facts[("system", "product")].as_string().label("product"),
-        Node.facts[("system", "serial")].as_string().label("serial"),
-        Node.boot_mac,
-        Node.last_ip,
-        Node.image_id,
-        Node.agent_version,
-        Node.boots,
-        Node.first_seen_at,
-        Node.last_seen_at,
-    ).order_by(Node.first_seen_at, Node.id)
-    if status == "online":
-        query = query.where(Node.last_seen_at >= cutoff)
-    elif status == "offline":
-        query = query.where(Node.last_seen_at < cutoff)
-    if mac is not None:
-        query = query.where(Node.id.in_(select(NodeMac.node_id).where(NodeMac.mac == mac)))
-    return query
-
-
-def node_macs(session: Session, node_id: str) -> list[str]:
-    return list(session.scalars(select(NodeMac.mac).where(NodeMac.node_id == node_id)))
-
-
-def timeline(session: Session, node_id: str, macs: Sequence[str]) -> list[BootEvent]:
-    """The node's boot events, plus those of its MACs from before it was a node."""
-    owned = BootEvent.node_id == node_id
-    if macs:
-        owned = owned | (BootEvent.node_id.is_(None) & BootEvent.mac.in_(macs))
-    query = select(BootEvent).where(owned).order_by(BootEvent.at, BootEvent.id)
-    return list(session.scalars(query))

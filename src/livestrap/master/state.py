@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database
+from livestrap.master.guards import Guards
 from livestrap.master.jobs import BuildQueue
 from livestrap.master.report_writer import ReportWriter
 from livestrap.packaging.master_repo import MasterRepo
@@ -22,3 +23,4 @@ class AppState:
     admin_token: str
     discovery_token: str
     reports: ReportWriter
+    guards: Guards

@@ -2,7 +2,10 @@
 
 Every request that starts a step of a boot is written to the boot timeline against the
 node's MAC (from the query or the path) and its IP, in one short transaction of its own:
-a failing event write is logged and the boot goes on.
+a failing event write is logged and the boot goes on. Open means abusable: each client
+address has a request budget (429 + Retry-After beyond it), each MAC an event budget
+(events beyond it are not recorded; the file is still served), and history is bounded
+per node and MAC (master.guards, master.history).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import logging
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.background import BackgroundTask
@@ -39,8 +42,10 @@ from livestrap.master.artifacts import (
     range_not_satisfiable,
 )
 from livestrap.master.deps import StateDep, client_ip
-from livestrap.master.events import record_event
+from livestrap.master.events import normalize_mac, record_event
+from livestrap.master.guards import too_many
 from livestrap.master.ipxe import check_base_url, render_boot_script, render_no_image_script
+from livestrap.master.ratelimit import address_key
 from livestrap.master.state import AppState
 
 log = logging.getLogger(__name__)
@@ -56,13 +61,27 @@ ARTIFACT_RESPONSES: dict[int | str, dict[str, Any]] = {
     304: {"description": "If-None-Match matched the file's ETag (its sha256)."},
     404: {"description": "No such image or file."},
     416: {"description": "The range lies outside the file."},
+    429: {"description": "Too many /boot requests from this address (Retry-After)."},
 }
 
 
+async def limit_boot(request: Request, state: StateDep) -> None:
+    """429 when this address sent more /boot requests than its bucket holds."""
+    wait = state.guards.boot.take(address_key(client_ip(request)))
+    if wait > 0:
+        raise too_many(wait, "/boot requests")
+
+
+BootLimited = [Depends(limit_boot)]
+
+
 def _record(state: AppState, kind: str, **fields: Any) -> None:
+    mac = normalize_mac(fields.get("mac"))
+    if mac is not None and not state.guards.event_allowed(mac):
+        return  # this MAC's event budget is spent: the boot goes on, unrecorded
     try:
         with state.db.session() as session:
-            record_event(session, kind, **fields)
+            record_event(session, kind, history=state.guards.history, **fields)
     except SQLAlchemyError:
         log.exception("could not record boot event %s %s", kind, fields)
 
@@ -92,7 +111,12 @@ def _script(state: AppState, base: str) -> tuple[str | None, str]:
     return image_id, script
 
 
-@router.get("/ipxe", response_class=PlainTextResponse)
+@router.get(
+    "/ipxe",
+    response_class=PlainTextResponse,
+    dependencies=BootLimited,
+    responses={429: ARTIFACT_RESPONSES[429]},
+)
 def boot_script(request: Request, state: StateDep, mac: str | None = None) -> PlainTextResponse:
     """The iPXE script for the active image, or one that waits and asks again."""
     image_id, script = _script(state, _base_url(state, request))
@@ -164,8 +188,8 @@ def _record_download(
     return on_sent
 
 
-@router.get(ARTIFACT_PATH, responses=ARTIFACT_RESPONSES)
-@router.head(ARTIFACT_PATH, responses=ARTIFACT_RESPONSES)
+@router.get(ARTIFACT_PATH, responses=ARTIFACT_RESPONSES, dependencies=BootLimited)
+@router.head(ARTIFACT_PATH, responses=ARTIFACT_RESPONSES, dependencies=BootLimited)
 def artifact(
     image_id: str, name: str, request: Request, state: StateDep, mac: str | None = None
 ) -> Response:
@@ -173,8 +197,8 @@ def artifact(
     return _serve(state, request, image_id, name, mac)
 
 
-@router.get(MAC_ARTIFACT_PATH, responses=ARTIFACT_RESPONSES)
-@router.head(MAC_ARTIFACT_PATH, responses=ARTIFACT_RESPONSES)
+@router.get(MAC_ARTIFACT_PATH, responses=ARTIFACT_RESPONSES, dependencies=BootLimited)
+@router.head(MAC_ARTIFACT_PATH, responses=ARTIFACT_RESPONSES, dependencies=BootLimited)
 def artifact_for_mac(
     node_mac: str, image_id: str, name: str, request: Request, state: StateDep
 ) -> Response:

@@ -1,7 +1,10 @@
 """POST /api/v1/discovery: agents register and heartbeat here with the discovery token.
 
-Not an admin route: the token is the one on the nodes' kernel command line. A refused
-report is answered 401 and kept as a `refused` boot event, so an operator can see a
+Not an admin route: the token is the one on the nodes' kernel command line, so it is
+public (GET /boot/ipxe prints it); it stops accidents, not attackers. Each client
+address gets a rate limit (429 + Retry-After, checked before anything else) and a quota
+of new nodes. A refused report is answered 401 and counted in a `refused` boot event
+(one per address, reason and MAC per window: master.refusals), so an operator can see a
 node booting with a stale token. Reports are applied by one writer thread in
 batched transactions, so the master keeps up with thousands of agents a minute on
 SQLite (master.report_writer); see master.inventory for the rules.
@@ -25,8 +28,10 @@ from starlette.concurrency import run_in_threadpool
 
 from livestrap.master.config import MasterSettings
 from livestrap.master.deps import StateDep, client_ip
-from livestrap.master.events import normalize_mac, record_event
-from livestrap.master.inventory import Outcome, Report, heartbeat, register
+from livestrap.master.events import normalize_mac
+from livestrap.master.guards import Guards, too_many
+from livestrap.master.inventory import Guard, Outcome, Report, heartbeat, register
+from livestrap.master.ratelimit import address_key
 from livestrap.master.schemas.nodes import (
     DiscoveryReport,
     ErrorDetail,
@@ -77,12 +82,16 @@ def _record_refusal(
     state: AppState, reason: str, ip: str | None, mac: str | None, image: str | None
 ) -> None:
     try:
-        with state.db.session() as session:
-            record_event(
-                session, "refused", mac=mac, ip=ip, image_id=image, detail={"reason": reason}
-            )
+        state.guards.refusals.record(reason, ip, mac, image)
     except SQLAlchemyError:  # the 401 matters more than its record
         log.exception("could not record a refused discovery report from %s", ip)
+
+
+async def limit_discovery(request: Request, state: StateDep) -> None:
+    """429 when this address sent more reports than its bucket holds (nothing stored)."""
+    wait = state.guards.discovery.take(address_key(client_ip(request)))
+    if wait > 0:
+        raise too_many(wait, "discovery reports")
 
 
 async def require_discovery_token(
@@ -102,13 +111,25 @@ async def require_discovery_token(
     )
 
 
-def report_applier(cfg: MasterSettings) -> Callable[[Session, Report, str | None], Outcome]:
+def report_applier(
+    cfg: MasterSettings, guards: Guards | None = None
+) -> Callable[[Session, Report, str | None], Outcome]:
     """What the report writer does with one report (see master.inventory for the rules)."""
+    guard = Guard(offline_after=cfg.offline_after)
+    if guards is not None:
+        guard = Guard(
+            offline_after=cfg.offline_after,
+            new_node_wait=guards.new_node_wait,
+            event_allowed=guards.event_allowed,
+            history=guards.history,
+        )
 
     def apply(session: Session, report: Report, ip: str | None) -> Outcome:
         if report.facts is None:
-            return heartbeat(session, report, ip, cfg.heartbeat_s, cfg.offline_after)
-        return register(session, report, ip, cfg.heartbeat_s)
+            return heartbeat(
+                session, report, ip, cfg.heartbeat_s, cfg.offline_after, history=guard.history
+            )
+        return register(session, report, ip, cfg.heartbeat_s, guard=guard)
 
     return apply
 
@@ -116,13 +137,17 @@ def report_applier(cfg: MasterSettings) -> Callable[[Session, Report, str | None
 @router.post(
     "/discovery",
     response_model=ReportAnswer,
-    dependencies=[Depends(require_discovery_token)],
+    dependencies=[Depends(limit_discovery), Depends(require_discovery_token)],
     status_code=200,
     responses={
         201: {"model": ReportAnswer, "description": "A new node was registered."},
         401: {
             "model": ErrorDetail,
             "description": "Missing or wrong discovery token (recorded as `refused`).",
+        },
+        429: {
+            "model": ErrorDetail,
+            "description": "Too many reports, or new nodes, from this address (Retry-After).",
         },
     },
     summary="Agent report: register a node (with facts) or heartbeat (without)",
@@ -143,6 +168,8 @@ async def discovery(
         uptime_s=body.uptime_s,
     )
     outcome = await state.reports.submit(report, client_ip(request))
+    if outcome.retry_after_s > 0:
+        raise too_many(outcome.retry_after_s, "new nodes")
     if outcome.created:
         response.status_code = 201
     return ReportAnswer(

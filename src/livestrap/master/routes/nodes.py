@@ -1,4 +1,9 @@
-"""/api/v1/nodes: the inventory as operators see it (admin token)."""
+"""/api/v1/nodes: the inventory as operators see it (admin token).
+
+The node list and timelines come a page at a time (`limit`, at most MAX_PAGE, and
+`after`); when there is more, the answer carries `X-Next-Cursor` (the `after` of the next
+page) and a `Link: <...>; rel="next"` header. The body stays a plain JSON list.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from sqlalchemy.orm import Session
 
@@ -16,6 +21,7 @@ from livestrap.master.deps import AdminOnly, SessionDep, StateDep
 from livestrap.master.events import normalize_mac
 from livestrap.master.lookup import full_id
 from livestrap.master.models import Node
+from livestrap.master.queries import MAX_PAGE, BadCursor, cursor, parse_cursor
 from livestrap.master.schemas.nodes import (
     ErrorDetail,
     NodeDetail,
@@ -30,6 +36,17 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 NODE_ID = "A node id, or a unique prefix of one (as git takes commit prefixes)."
 NodeRef = Annotated[str, PathParam(description=NODE_ID)]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Rows per page (at most {MAX_PAGE}).")]
+After = Annotated[
+    str | None,
+    Query(max_length=100, description="The X-Next-Cursor of the previous page."),
+]
+PAGED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "One page; X-Next-Cursor and Link (rel=next) when there is more.",
+        "headers": {"X-Next-Cursor": {"schema": {"type": "string"}}},
+    }
+}
 router = APIRouter(
     prefix="/nodes",
     tags=["nodes"],
@@ -56,6 +73,23 @@ def _node_id(session: Session, ref: str) -> str:
     return node_id
 
 
+def _after(after: str | None, int_id: bool = False) -> tuple[float, Any] | None:
+    if after is None:
+        return None
+    try:
+        return parse_cursor(after, int_id)
+    except BadCursor as err:
+        raise HTTPException(status_code=422, detail=str(err)) from None
+
+
+def _next_page(request: Request, response: Response, next_cursor: str | None) -> None:
+    if next_cursor is not None:
+        response.headers["X-Next-Cursor"] = next_cursor
+        response.headers["Link"] = (
+            f'<{request.url.include_query_params(after=next_cursor)}>; rel="next"'
+        )
+
+
 def _get(session: Session, ref: str) -> Node:
     node = session.get(Node, ref) or session.get(Node, _node_id(session, ref))
     if node is None:  # deleted in between
@@ -63,12 +97,16 @@ def _get(session: Session, ref: str) -> Node:
     return node
 
 
-@router.get("", response_model=list[NodeSummary], summary="List nodes")
+@router.get("", response_model=list[NodeSummary], responses=PAGED, summary="List nodes")
 def list_nodes(
     session: SessionDep,
     state: StateDep,
+    request: Request,
+    response: Response,
     status: Annotated[NodeStatus | None, Query(description="Only online or offline nodes.")] = None,
     mac: Annotated[str | None, Query(description="Only the node owning this MAC.")] = None,
+    limit: Limit = MAX_PAGE,
+    after: After = None,
 ) -> list[NodeSummary]:
     wanted = None
     if mac is not None:
@@ -76,7 +114,11 @@ def list_nodes(
         if wanted is None:
             raise HTTPException(status_code=422, detail=f"not a MAC address: {mac!r}")
     cutoff = _cutoff(state)
-    rows = session.execute(inventory.node_query(cutoff, status, wanted))
+    query = inventory.node_query(cutoff, status, wanted, _after(after)).limit(limit + 1)
+    rows = list(session.execute(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    _next_page(request, response, cursor(rows[-1].first_seen_at, rows[-1].id) if more else None)
     return [
         NodeSummary(
             id=row.id,
@@ -128,12 +170,23 @@ def show_node(node_id: NodeRef, session: SessionDep, state: StateDep) -> NodeDet
 @router.get(
     "/{node_id}/timeline",
     response_model=list[TimelineEvent],
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, **PAGED},
     summary="The node's boot events, oldest first",
 )
-def node_timeline(node_id: NodeRef, session: SessionDep) -> list[TimelineEvent]:
+def node_timeline(
+    node_id: NodeRef,
+    session: SessionDep,
+    request: Request,
+    response: Response,
+    limit: Limit = MAX_PAGE,
+    after: After = None,
+) -> list[TimelineEvent]:
     node_id = _node_id(session, node_id)
-    events = inventory.timeline(session, node_id, inventory.node_macs(session, node_id))
+    macs = inventory.node_macs(session, node_id)
+    events = inventory.timeline(session, node_id, macs, _after(after, int_id=True), limit + 1)
+    more = len(events) > limit
+    events = events[:limit]
+    _next_page(request, response, cursor(events[-1].at, events[-1].id) if more else None)
     return [
         TimelineEvent(
             kind=e.kind,
