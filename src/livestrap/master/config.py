@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from livestrap.errors import OptionError
+
 
 def env_number(name: str, default: float) -> float:
     """A limit from the environment (LIVESTRAP_...); 0 turns that limit off."""
@@ -15,9 +17,9 @@ def env_number(name: str, default: float) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"{name}={text!r}: expected a number (0 turns the limit off)") from None
+        raise OptionError(f"{name}={text!r}: expected a number (0 turns the limit off)") from None
     if value < 0 or value != value or value == float("inf"):
-        raise ValueError(f"{name}={text!r}: expected a number >= 0 (0 turns the limit off)")
+        raise OptionError(f"{name}={text!r}: expected a number >= 0 (0 turns the limit off)")
     return value
 
 
