@@ -96,9 +96,7 @@ def test_retry_after_is_whole_seconds_at_least_one() -> None:
     assert [retry_after(w) for w in (0.01, 1.0, 1.2, 59.9)] == ["1", "1", "2", "60"]
 
 
-def test_limits_come_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     defaults = MasterSettings(data_dir=tmp_path)
     assert defaults.discovery_rate == 100 and defaults.events_per_node == 500
     monkeypatch.setenv("LIVESTRAP_DISCOVERY_RATE", "0")
