@@ -17,6 +17,8 @@ class MasterSettings:
     offline_after: int = 3  # heartbeat intervals without news before a node shows offline
     boot_retry_s: int = 30  # how long iPXE waits before asking again when no image is active
     cache_dir: Path | None = None  # package cache of builds (default: <data-dir>/cache)
+    tls_cert: Path | None = None  # PEM certificate (chain) for HTTPS; with tls_key
+    tls_key: Path | None = None
 
     @property
     def db_url(self) -> str:
