@@ -9,7 +9,6 @@ from pathlib import Path
 
 from livestrap.errors import StartupError
 
-
 # The data dir holds the database (settings, the root password hash) and the tokens: local
 # users may not list or read it (nginx's workers, which read DATA_DIR/images, get in by
 # group or an ACL: see docs/security.md).

@@ -45,8 +45,8 @@ def test_https_master(tmp_path: Path) -> None:
         pytest.skip("serve's TLS runs once, in the SQLite pass")
     cert, key = self_signed(tmp_path)
     data, port = tmp_path / "data", free_port()
-    argv = [sys.executable, "-m", "livestrap", "serve", "--data-dir", str(data),
-            "--listen", f"127.0.0.1:{port}", "--tls-cert", str(cert), "--tls-key", str(key)]  # fmt: skip
+    argv = [sys.executable, "-m", "livestrap", "serve", "--data-dir", str(data), "--listen",
+            f"127.0.0.1:{port}", "--tls-cert", str(cert), "--tls-key", str(key)]  # fmt: skip
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,

@@ -107,8 +107,10 @@ def test_tls_files_must_be_readable_pem(tmp_path: Path) -> None:
 
 def test_serve_refuses_half_tls_in_one_line(tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "livestrap", "serve", "--data-dir", str(tmp_path / "d"),
-            "--listen", f"127.0.0.1:{free_port()}", "--tls-cert", str(tmp_path / "c.pem")]  # fmt: skip
+            "--listen", f"127.0.0.1:{free_port()}",
+            "--tls-cert", str(tmp_path / "c.pem")]  # fmt: skip
     env = {"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"}
     done = subprocess.run(argv, capture_output=True, text=True, timeout=20, env=env)
     assert done.returncode == 2
-    assert done.stderr.strip() == "error: --tls-cert and --tls-key go together: pass both, or neither"
+    expected = "error: --tls-cert and --tls-key go together: pass both, or neither"
+    assert done.stderr.strip() == expected
