@@ -10,10 +10,13 @@ export LIVESTRAP_DATA_DIR
 # policy-rc.d that refuses every start: no packaged daemon (nginx on :80, PostgreSQL)
 # starts by itself; the tests start their own on 127.0.0.1.
 APT_PACKAGES := mmdebstrap squashfs-tools dpkg-dev apt-utils gnupg debian-archive-keyring \
-	initramfs-tools-core zstd xz-utils lz4 kmod util-linux ca-certificates curl \
+	initramfs-tools-core zstd xz-utils lz4 kmod util-linux ca-certificates openssl curl \
 	qemu-system-x86 ipxe-qemu ipxe ovmf socat dnsmasq-base iproute2 postgresql nginx-light
-# PostgreSQL for the API tests' second pass: a local server on 127.0.0.1 only.
-PG_URL := postgresql://livestrap:livestrap@127.0.0.1:5432/postgres
+# PostgreSQL for the API tests' second pass and the discovery benchmark: a local server on
+# 127.0.0.1; scripts/test-postgres.sh runs a command with LIVESTRAP_TEST_POSTGRES set to a
+# throwaway role (random password, no superuser) that owns one database; both are dropped
+# when the command ends.
+WITH_PG := scripts/test-postgres.sh
 
 .PHONY: all deps system-deps venv lint unit integration e2e test test-postgres postgres demo demo-stop bench bench-page bench-smoke clean
 
@@ -61,16 +64,12 @@ test: deps lint
 
 # The master's API tests again, on PostgreSQL (skipped, saying why, if it cannot start;
 # in CI, CI=true, that fails instead).
-test-postgres: postgres
-	LIVESTRAP_TEST_POSTGRES=$(PG_URL) $(BIN)/pytest tests/api -q
+test-postgres: system-deps
+	$(WITH_PG) $(BIN)/pytest tests/api -q
 
+# Starts the local cluster (and drops the superuser `livestrap` older runs left).
 postgres: system-deps
-	@ver=$$(ls /etc/postgresql 2>/dev/null | sort -n | tail -1); \
-	if [ -z "$$ver" ]; then echo "postgres: no cluster; the PostgreSQL pass will skip"; exit 0; fi; \
-	pg_ctlcluster $$ver main status >/dev/null 2>&1 || pg_ctlcluster $$ver main start || true; \
-	for i in $$(seq 1 20); do pg_isready -q -h 127.0.0.1 && break; sleep 0.5; done; \
-	su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname='livestrap'\"" | grep -q 1 || \
-	su postgres -c "psql -qc \"CREATE ROLE livestrap LOGIN SUPERUSER PASSWORD 'livestrap'\"" || true
+	$(WITH_PG) true
 
 demo: deps
 	scripts/demo.sh
@@ -88,7 +87,7 @@ demo-stop: venv
 # The whole benchmark (~20 min, root): writes bench/results.json and docs/benchmarks.md.
 BENCH_SCRIPTS := build_bench boot_bench serve_bench discovery_bench peer_bench
 bench: deps
-	set -e; for b in $(BENCH_SCRIPTS); do $(BIN)/python bench/$$b.py; done
+	set -e; for b in $(BENCH_SCRIPTS); do $(WITH_PG) $(BIN)/python bench/$$b.py; done
 
 # Re-render docs/benchmarks.md from bench/results.json (after editing a section's text).
 bench-page: venv
@@ -98,7 +97,7 @@ bench-page: venv
 BENCH_SMOKE := size_bench serve_bench discovery_bench
 bench-smoke: deps
 	set -e; out=$$(mktemp -d /tmp/livestrap-bench-smoke.XXXXXX); export LIVESTRAP_BENCH_OUT=$$out; \
-	for b in $(BENCH_SMOKE); do $(BIN)/python bench/$$b.py --smoke; done; \
+	for b in $(BENCH_SMOKE); do $(WITH_PG) $(BIN)/python bench/$$b.py --smoke; done; \
 	cat $$out/benchmarks.md; rm -rf $$out
 
 clean:

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -32,9 +33,10 @@ from discovery_report import goals, render  # noqa: E402, F401
 from report import save_part  # noqa: E402
 from tools import cpu_seconds  # noqa: E402
 
-from masterproc import NO_LIMITS, Master, master_process  # noqa: E402
+from masterproc import NO_LIMITS, Master, drop_pg_schemas, make_pg_schema, master_process  # noqa: E402
 
-DEFAULT_PG = "postgresql://livestrap:livestrap@127.0.0.1:5432/postgres"
+# make bench sets it (scripts/test-postgres.sh: a throwaway role owning one database)
+DEFAULT_PG = os.environ.get("LIVESTRAP_TEST_POSTGRES")
 BURST_MAX_S = 300.0
 DUP_EVERY = 50  # every 50th agent sends its first report twice at once (a retry race)
 
@@ -53,18 +55,14 @@ def pg_reachable(url: str) -> str | None:
 
 
 @contextmanager
-def pg_database(admin_url: str, name: str) -> Iterator[str]:
-    """A throwaway database on the PostgreSQL server of `admin_url`."""
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
+def pg_database(url: str, name: str) -> Iterator[str]:
+    """A throwaway schema in the PostgreSQL database of `url` (the role needs no right to
+    create databases); the master's URL."""
+    made = make_pg_schema(url, name)
     try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+        yield made
     finally:
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_pg_schemas(url, [name])
 
 
 async def register_all(client: Client, agents: list[SimAgent], concurrency: int) -> Phase:
@@ -150,11 +148,10 @@ def server_cpu(master: Master) -> dict[str, float]:
     if master.database_url.startswith("postgresql"):
         import psycopg
 
-        name = master.database_url.rsplit("/", 1)[1]
         with psycopg.connect(master.database_url, autocommit=True) as conn:
             rows = conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
             ).fetchall()
         for (pid,) in rows:
             with contextlib.suppress(OSError):  # ended meanwhile
@@ -219,7 +216,9 @@ def main() -> None:
     parser.add_argument("--steady-s", type=float, default=90.0, help="steady-state duration")
     parser.add_argument("--interval-s", type=float, default=30.0, help="heartbeat interval")
     parser.add_argument("--concurrency", type=int, default=64, help="reports in flight (bursts)")
-    parser.add_argument("--postgres", help=f"PostgreSQL admin URL (default: {DEFAULT_PG})")
+    parser.add_argument(
+        "--postgres", help="PostgreSQL URL (default: $LIVESTRAP_TEST_POSTGRES, as make bench sets)"
+    )
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--only-postgres", action="store_true", help="skip SQLite")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
@@ -231,7 +230,9 @@ def main() -> None:
     if not args.only_postgres:
         part["backends"]["sqlite"] = run_backend("sqlite", None, sizes, args)
     pg_url = None if args.no_postgres else (args.postgres or DEFAULT_PG)
-    why = pg_reachable(pg_url) if pg_url else "disabled (--no-postgres)"
+    why = pg_reachable(pg_url) if pg_url else "no --postgres or LIVESTRAP_TEST_POSTGRES"
+    if args.no_postgres:
+        why = "disabled (--no-postgres)"
     if pg_url and why is None:
         part["backends"]["postgresql"] = run_backend("postgresql", pg_url, sizes, args)
     else:

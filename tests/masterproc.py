@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,45 +17,61 @@ from typing import Any
 import httpx
 
 HERE = Path(__file__).parent
-# Set to a PostgreSQL admin URL (make test-postgres does) to run the API tests on PostgreSQL:
-# each master then gets a database of its own, dropped afterwards.
+# Set to a PostgreSQL URL (make test-postgres sets one, from scripts/test-postgres.sh: a
+# throwaway role that owns one database) to run the API tests on PostgreSQL: each master
+# then gets a schema of its own in that database, dropped afterwards.
 PG_ADMIN_URL = os.environ.get("LIVESTRAP_TEST_POSTGRES")
 
 
 _PG_CREATED: set[str] = set()
 
 
-def postgres_database(data_dir: Path) -> str:
-    """The PostgreSQL database for a data dir (made on first use, so a restarted master
-    finds its data again; dropped when the test process exits). Skips when PG is down."""
-    import atexit
+def pg_schema_url(url: str, schema: str) -> str:
+    """`url` with `schema` first on the search path: the master's tables and Alembic's
+    version table go there."""
+    from sqlalchemy import make_url
 
+    parsed = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_pg_schema(url: str, schema: str) -> str:
+    """A fresh, empty schema in the database of `url`; its URL. Skips when PG is down."""
     import psycopg
 
     from helpers import skip_missing
 
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+    except psycopg.OperationalError as err:
+        skip_missing(f"a PostgreSQL server at {url.rsplit('@', 1)[-1]} ({err})")
+    return pg_schema_url(url, schema)
+
+
+def drop_pg_schemas(url: str, schemas: Iterable[str]) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        for schema in schemas:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def postgres_database(data_dir: Path) -> str:
+    """The PostgreSQL schema for a data dir (made on first use, so a restarted master
+    finds its data again; dropped when the test process exits). Skips when PG is down."""
+    import atexit
+
     assert PG_ADMIN_URL
     name = "livestrap_test_" + hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:12]
     if name not in _PG_CREATED:
-        try:
-            with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                admin.execute(f'CREATE DATABASE "{name}"')
-        except psycopg.OperationalError as err:
-            skip_missing(f"a PostgreSQL server at {PG_ADMIN_URL} ({err})")
+        url = make_pg_schema(PG_ADMIN_URL, name)
         if not _PG_CREATED:
-            atexit.register(_drop_pg_databases)
+            atexit.register(drop_pg_schemas, PG_ADMIN_URL, _PG_CREATED)
         _PG_CREATED.add(name)
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-
-
-def _drop_pg_databases() -> None:
-    import psycopg
-
-    assert PG_ADMIN_URL
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
-        for name in _PG_CREATED:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return url
+    return pg_schema_url(PG_ADMIN_URL, name)
 
 
 # The abuse limits off (master.config): benchmarks send tens of thousands of requests

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,9 @@ def test_wrong_discovery_token_is_refused(master: Master, boot_node: Any, tmp_pa
     port = int(master.url.rsplit(":", 1)[1])
     master.proc.terminate()
     master.proc.wait(timeout=20)
-    (master.data_dir / "discovery.token").write_text("rotated-token\n")
+    rotated = master.data_dir / "discovery.token"
+    rotated.write_text(secrets.token_urlsafe(32) + "\n")  # >= 32 bytes, 0600: else refused
+    rotated.chmod(0o600)
     try:
         with master_process(master.data_dir, fake_builds=False, database_url=db_url,
                             port=port) as m2:  # fmt: skip

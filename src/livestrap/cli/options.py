@@ -31,7 +31,7 @@ def existing_data_dir(path: Path) -> Path:
 
 
 def writable_data_dir(path: Path) -> Path:
-    return ensure_writable_dir(path, "data dir", "--data-dir or LIVESTRAP_DATA_DIR")
+    return ensure_writable_dir(path, "data dir", "--data-dir or LIVESTRAP_DATA_DIR", private=True)
 
 
 def writable_cache_dir(path: Path | None) -> Path | None:

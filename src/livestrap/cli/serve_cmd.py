@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,7 +12,7 @@ from livestrap.cli.options import DEFAULT_DATA_DIR, CacheDir, DataDir
 from livestrap.errors import OptionError
 from livestrap.master.app import create_app
 from livestrap.master.config import MasterSettings
-from livestrap.master.preflight import preflight
+from livestrap.master.preflight import plain_http_warning, preflight
 from livestrap.master.tokens import ensure_token
 
 
@@ -48,6 +49,13 @@ def serve(
             "each node's boot timeline already records what it fetched).",
         ),
     ] = False,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option("--tls-cert", help="PEM certificate (chain): serve HTTPS (with --tls-key)."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")
+    ] = None,
 ) -> None:
     """Run the master: REST API, netboot files, discovery and build jobs."""
     host, port = parse_listen(listen)
@@ -58,15 +66,20 @@ def serve(
         database_url=database_url,
         public_url=public_url,
         cache_dir=cache_dir,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     preflight(settings)  # one line per problem here; uvicorn's startup would print tracebacks
     for name, path in (("admin", settings.admin_token_file),
                        ("discovery", settings.discovery_token_file)):  # fmt: skip
-        token, made = ensure_token(path)
-        if made:
-            typer.echo(f"{name} token (also in {path}, mode 0600): {token}", err=True)
-    typer.echo(f"livestrap master on http://{host}:{port} (API docs: /docs), data in {data_dir}",
-               err=True)  # fmt: skip
+        if ensure_token(path)[1]:  # the path only: stderr ends up in logs
+            typer.echo(f"{name} token made: {path} (mode 0600)", err=True)
+    warning = plain_http_warning(settings)
+    if warning:
+        typer.echo(warning, err=True)
+    scheme = "https" if tls_cert else "http"
+    typer.echo(f"livestrap master on {scheme}://{host}:{port} (API docs: /docs), data in "
+               f"{data_dir}", err=True)  # fmt: skip
     uvicorn.run(
         create_app(settings),
         host=host,
@@ -74,4 +87,6 @@ def serve(
         log_level="info",
         access_log=access_log,
         timeout_graceful_shutdown=5,
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
     )

@@ -20,12 +20,14 @@ from livestrap.master.state import AppState
 from livestrap.master.tokens import ensure_token
 from livestrap.packaging.master_repo import MasterRepo
 from livestrap.store.images import ImageStore
+from livestrap.workdirs import PRIVATE_DIR_MODE, restrict_dir
 
 
 def make_state(
     cfg: MasterSettings, build_stages: list[tuple[str, Stage]] | None = None
 ) -> AppState:
-    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    cfg.data_dir.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    restrict_dir(cfg.data_dir)  # 0750: the database and the tokens are in there
     db = Database(cfg.db_url)
     store = ImageStore(cfg.data_dir)
     guards = Guards.from_settings(cfg, db)

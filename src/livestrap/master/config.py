@@ -55,6 +55,8 @@ class MasterSettings:
     refused_window_s: float = _env("LIVESTRAP_REFUSED_WINDOW_S", 300)  # refusals coalesce
     events_per_node: int = _env_int("LIVESTRAP_EVENTS_PER_NODE", 500)  # per node, per MAC
     unattached_events: int = _env_int("LIVESTRAP_UNATTACHED_EVENTS", 50_000)  # with no node
+    tls_cert: Path | None = None  # PEM certificate (chain) for HTTPS; with tls_key
+    tls_key: Path | None = None
 
     @property
     def db_url(self) -> str:

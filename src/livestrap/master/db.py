@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,11 +50,35 @@ def shown(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
+# The database holds the settings (with the root password hash): not for
+# other local users. SQLite gives its -wal and -shm files the database file's mode.
+SQLITE_FILE_MODE = 0o640
+
+
+def private_sqlite_file(url: URL) -> None:
+    """Make the SQLite file of `url` (0640) before SQLite does (0644 under the usual umask),
+    and narrow an existing one and its -wal, -shm and -journal files to 0640."""
+    name = url.database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    path = Path(name)
+    if not path.parent.is_dir():
+        return  # SQLite says what is wrong when it connects
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SQLITE_FILE_MODE))
+    for file in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal"))):
+        with contextlib.suppress(FileNotFoundError):
+            mode = stat.S_IMODE(file.stat().st_mode)
+            if mode & ~SQLITE_FILE_MODE:
+                file.chmod(mode & SQLITE_FILE_MODE)
+
+
 def make_engine(url: str, connect_timeout_s: int | None = None) -> Engine:
     """An engine tuned per backend: SQLite in WAL mode with a busy timeout.
     `connect_timeout_s` bounds each PostgreSQL connection attempt (libpq: no limit)."""
     parsed = database_url(url)
     if parsed.get_backend_name() == "sqlite":
+        private_sqlite_file(parsed)
         engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")

@@ -8,13 +8,16 @@ cannot work anywhere) or StartupError (it cannot work on this machine, now).
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
+import ssl
+from pathlib import Path
 
 from alembic.util import CommandError
 from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from livestrap.errors import StartupError
+from livestrap.errors import OptionError, StartupError
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import database_url, make_engine, migrate, shown
 from livestrap.workdirs import ensure_writable_dir
@@ -84,12 +87,61 @@ def check_database(url: str) -> None:
         engine.dispose()
 
 
+def check_tls(cert: Path | None, key: Path | None) -> None:
+    """Both files or neither; readable, PEM, and the key belongs to the certificate (what
+    uvicorn would otherwise report as a traceback when it starts)."""
+    if cert is None and key is None:
+        return
+    if cert is None or key is None:
+        raise OptionError("--tls-cert and --tls-key go together: pass both, or neither")
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as err:
+            raise StartupError(f"{flag} {path}: cannot read it: {err.strerror}") from None
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except ssl.SSLError as err:
+        raise StartupError(
+            f"--tls-cert {cert} / --tls-key {key}: not a PEM certificate and its key "
+            f"({err.reason or err}); check both files"
+        ) from None
+
+
+def is_loopback(host: str) -> bool:
+    """True if every address `host` names is this machine's loopback (127/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+
+
+def plain_http_warning(cfg: MasterSettings) -> str | None:
+    """The startup warning for a master reachable from the network without TLS."""
+    if cfg.tls_cert is not None or is_loopback(cfg.host):
+        return None
+    return (
+        f"warning: listening on {cfg.host}:{cfg.port} without TLS: the admin token crosses "
+        "the network in clear; pass --tls-cert/--tls-key, or listen on 127.0.0.1 behind "
+        "nginx with TLS (docs/security.md)"
+    )
+
+
 def preflight(cfg: MasterSettings) -> None:
     """Every check, cheapest first; nothing is written before the listen address is known
     to be free."""
     database_url(cfg.db_url)
+    check_tls(cfg.tls_cert, cfg.tls_key)
     check_listen(cfg.host, cfg.port)
-    ensure_writable_dir(cfg.data_dir, "data dir", "--data-dir")
+    ensure_writable_dir(cfg.data_dir, "data dir", "--data-dir", private=True)
     if cfg.cache_dir is not None:
         ensure_writable_dir(cfg.cache_dir, "cache dir", "--cache-dir")
     check_database(cfg.db_url)

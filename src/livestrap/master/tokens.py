@@ -1,25 +1,78 @@
-"""Bearer tokens kept in files of the data dir (0600), made on first start."""
+"""Bearer tokens kept in files of the data dir (0600), made on first start.
+
+A token file that other local users can read, or a symlink (which could point anywhere, and
+be swapped), is refused: the master will not start on a token others may know. A short
+token (hand-written, say) is refused too: 32 bytes is what the master makes.
+"""
 
 from __future__ import annotations
 
+import errno
 import hmac
 import os
 import secrets
+import stat
 from pathlib import Path
+
+from livestrap.errors import StartupError
+
+MIN_TOKEN_BYTES = 32
+TOKEN_FILE_MODE = 0o600
+MAX_TOKEN_FILE_BYTES = 4096  # a token file is one line; anything bigger is not one
+
+
+def read_token(path: Path) -> str | None:
+    """The token in `path`; None if the file is absent or blank. StartupError if the file
+    is a symlink, not a regular file, open to group or others, or holds a short token."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise StartupError(
+                f"token file {path} is a symlink; replace it with a regular file "
+                f"(rm {path}; a new token is made on start)"
+            ) from None
+        raise StartupError(f"cannot read token file {path}: {err.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise StartupError(f"token file {path} is not a regular file; remove it")
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077:
+            raise StartupError(
+                f"token file {path} has mode {mode:04o}: other users can read or change it; "
+                f"run: chmod 600 {path} (and make a new token if it may have leaked)"
+            )
+        raw = os.read(fd, MAX_TOKEN_FILE_BYTES + 1)
+    finally:
+        os.close(fd)
+    token = raw.decode("utf-8", errors="replace").strip()
+    if not token:
+        return None
+    if len(raw) > MAX_TOKEN_FILE_BYTES or len(token.encode()) < MIN_TOKEN_BYTES:
+        raise StartupError(
+            f"token in {path} is {len(token.encode())} bytes; a token is one line of "
+            f"{MIN_TOKEN_BYTES} to {MAX_TOKEN_FILE_BYTES} bytes: remove the file to have a new "
+            "one made on start, or write one, e.g. "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return token
 
 
 def ensure_token(path: Path) -> tuple[str, bool]:
     """Return the token in `path`, making it (mode 0600) if absent; bool: newly made."""
-    if path.is_file():
-        token = path.read_text().strip()
-        if token:
-            return token, False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    token = read_token(path)
+    if token is not None:
+        return token, False
+    path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(MIN_TOKEN_BYTES)  # 43 characters
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+    fd = os.open(path, flags, TOKEN_FILE_MODE)
     with os.fdopen(fd, "w") as fh:
+        os.fchmod(fh.fileno(), TOKEN_FILE_MODE)
         fh.write(token + "\n")
-    os.chmod(path, 0o600)
     return token, True
 
 
