@@ -112,6 +112,7 @@ def master_process(
     heartbeat_s: int = 30,
     port: int | None = None,
     cache_dir: Path | None = None,
+    file_mirror_roots: tuple[Path, ...] = (),
 ) -> Iterator[Master]:
     """A master on 127.0.0.1 serving `data_dir`; stopped (SIGTERM, then kill) afterwards."""
     if database_url is None and PG_ADMIN_URL:
@@ -127,6 +128,8 @@ def master_process(
         argv += ["--public-url", public_url]
     if cache_dir:
         argv += ["--cache-dir", str(cache_dir)]
+    for root in file_mirror_roots:
+        argv += ["--file-mirror-root", str(root)]
     proc = subprocess.Popen(argv)
     url = f"http://127.0.0.1:{port}"
     try:

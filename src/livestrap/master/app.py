@@ -25,6 +25,7 @@ def make_state(
     cfg: MasterSettings, build_stages: list[tuple[str, Stage]] | None = None
 ) -> AppState:
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    cfg.spec_dir.mkdir(exist_ok=True)  # the only folder API specs may name files in
     db = Database(cfg.db_url)
     store = ImageStore(cfg.data_dir)
     return AppState(

@@ -17,10 +17,17 @@ class MasterSettings:
     offline_after: int = 3  # heartbeat intervals without news before a node shows offline
     boot_retry_s: int = 30  # how long iPXE waits before asking again when no image is active
     cache_dir: Path | None = None  # package cache of builds (default: <data-dir>/cache)
+    # where file:// and copy:// URLs of API specs may point, besides <data-dir>/spec
+    file_mirror_roots: tuple[Path, ...] = ()
 
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'livestrap.db'}"
+
+    @property
+    def spec_dir(self) -> Path:
+        """The one folder specs sent through the API may name files in."""
+        return self.data_dir / "spec"
 
     @property
     def admin_token_file(self) -> Path:

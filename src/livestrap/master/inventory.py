@@ -27,7 +27,7 @@ from livestrap.master.events import normalize_mac, record_event
 from livestrap.master.models import BootEvent, Node, NodeMac
 from livestrap.master.schemas.nodes import NodeStatus
 
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 # Firmware that never had a UUID programmed ships one of these on every board.
 PLACEHOLDER_UUIDS = frozenset(
     {
