@@ -14,7 +14,16 @@ from livestrap.master.db import Database, migrate
 from livestrap.master.errors import install_error_handlers
 from livestrap.master.jobs import BuildQueue
 from livestrap.master.report_writer import ReportWriter
-from livestrap.master.routes import boot, builds, discovery, images, nodes, repo, settings
+from livestrap.master.routes import (
+    boot,
+    builds,
+    discovery,
+    images,
+    nodes,
+    repo,
+    settings,
+    specfiles,
+)
 from livestrap.master.state import AppState
 from livestrap.master.tokens import ensure_token
 from livestrap.packaging.master_repo import MasterRepo
@@ -65,7 +74,7 @@ def create_app(
     )
     app.state.livestrap = state
     install_error_handlers(app)
-    for module in (settings, builds, images, nodes, discovery):
+    for module in (specfiles, settings, builds, images, nodes, discovery):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(boot.router)
     repo.mount(app, state)
