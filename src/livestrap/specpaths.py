@@ -47,13 +47,18 @@ def refusal(path: Path, rules: PathRules) -> str | None:
     """Why `path` (absolute, symlinks resolved) may not be used, or None when it may."""
     if path == Path("/"):
         return "is the root directory /"
+    if rules.data_dir is not None:
+        reason = _secret(path, rules.data_dir.resolve(), rules.protected_files)
+        if reason:
+            return reason
     if rules.confine is not None:
         confine = rules.confine.resolve()
         if not _inside(path, confine):
             return f"{path} is outside {confine}, the only folder API specs may name"
-    if rules.data_dir is None:
-        return None
-    data_dir = rules.data_dir.resolve()
+    return None
+
+
+def _secret(path: Path, data_dir: Path, extra_files: tuple[Path, ...]) -> str | None:
     if _inside(data_dir, path):
         return f"{path} is or contains the master's data dir {data_dir}"
     for name in PROTECTED_DIRS:
@@ -61,7 +66,7 @@ def refusal(path: Path, rules: PathRules) -> str | None:
         if _inside(path, top) or _inside(top, path):
             return f"{path} is, holds or sits in the master's {name}/ ({top})"
     files = [data_dir / name for name in PROTECTED_FILES]
-    for top in [*files, *(p.resolve() for p in rules.protected_files)]:
+    for top in [*files, *(p.resolve() for p in extra_files)]:
         if _inside(top, path):
             return f"{path} is or holds the master's {top.name} ({top})"
     return None
