@@ -94,7 +94,8 @@ def _link_ok(rel: str, target: str) -> bool:
 
 
 def unpack_tree(data: IO[bytes], root: Path) -> int:
-    """Unpack a plain tar into `root` (empty); returns the number of members taken."""
+    """Unpack a plain tar into `root` (made, or empty); returns the number of members taken."""
+    root.mkdir(mode=0o755, exist_ok=True)
     count = 0
     try:
         with tarfile.open(fileobj=data, mode="r:") as tar:

@@ -67,7 +67,6 @@ def _store(staging: Path, body: Path, dest: Path, tree: bool) -> int:
     staged, members = body, 1
     if tree:
         staged = staging / "tree"
-        staged.mkdir(mode=0o755)
         with body.open("rb") as fh:
             members = specfiles.unpack_tree(fh, staged)
     else:
