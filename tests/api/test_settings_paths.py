@@ -73,7 +73,7 @@ def tar_of(files: dict[str, bytes], links: dict[str, str] | None = None) -> byte
         (
             {"repos": [{"name": "r", "uri": "copy:///etc", "suite": "s", "trusted": True}]},
             "repos[0].uri",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_paths_out_of_the_spec_folder_are_422(
