@@ -142,6 +142,7 @@ def master_process(
     port: int | None = None,
     cache_dir: Path | None = None,
     env: dict[str, str] | None = None,
+    file_mirror_roots: tuple[Path, ...] = (),
 ) -> Iterator[Master]:
     """A master on 127.0.0.1 serving `data_dir`; stopped (SIGTERM, then kill) afterwards.
     `env` adds to its environment (e.g. LIVESTRAP_DISCOVERY_RATE=0: limits off)."""
@@ -158,6 +159,8 @@ def master_process(
         argv += ["--public-url", public_url]
     if cache_dir:
         argv += ["--cache-dir", str(cache_dir)]
+    for root in file_mirror_roots:
+        argv += ["--file-mirror-root", str(root)]
     proc = subprocess.Popen(argv, env={**os.environ, **env} if env else None)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--public-url")
     parser.add_argument("--heartbeat-s", type=int, default=30)
     parser.add_argument("--cache-dir", type=Path)
+    parser.add_argument("--file-mirror-root", type=Path, action="append", default=[])
     args = parser.parse_args()
     settings = MasterSettings(
         data_dir=args.data_dir,
@@ -35,6 +36,7 @@ def main() -> None:
         public_url=args.public_url,
         heartbeat_s=args.heartbeat_s,
         cache_dir=args.cache_dir,
+        file_mirror_roots=tuple(args.file_mirror_root),
     )
     app = create_app(settings, build_stages=FAKE_STAGES if args.fake_builds else None)
     uvicorn.run(

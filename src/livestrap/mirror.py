@@ -46,7 +46,7 @@ class SourceEntry:
         return self.uri.split("://", 1)[0] in ("http", "https", "file", "copy")
 
 
-_ONELINE = re.compile(r"^\s*(deb|deb-src)\s+(?:\[(?P<opts>[^\]]*)\]\s+)?(?P<rest>.*)$")
+_ONELINE = re.compile(r"^\s*(deb|deb-src)\s+(?:\[(?P<opts>[^\]]*)\]\s+)?(?P<rest>.*)\Z")
 
 
 def parse_oneline(text: str, origin_file: str = "") -> list[SourceEntry]:

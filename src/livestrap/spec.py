@@ -28,20 +28,21 @@ from pydantic import (
 
 from livestrap.errors import SpecError
 from livestrap.mirror import SourceEntry, find_distro_source, host_sources
+from livestrap.specpaths import PathRules, check_local_url, check_path
 from livestrap.yamlfile import node_at, not_a_string, parse_yaml, read_text
 
 Distro = Literal["debian", "ubuntu"]
 Compression = Literal["zstd", "xz", "lz4"]
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$")
-SUITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
-COMPONENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
+PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?\Z")
+SUITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*\Z")
+COMPONENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*\Z")
 SSH_KEY_RE = re.compile(
-    r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+)\s+[A-Za-z0-9+/=]+(\s+.*)?$"
+    r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+)\s+[A-Za-z0-9+/=]+(\s+.*)?\Z"
 )
-CRYPT_RE = re.compile(r"^\$[0-9a-z]+\$[^\s:]+$")
-KERNEL_OPTION_RE = re.compile(r"^[A-Za-z0-9_.:-]+(=[^\s\"']+)?$")
+CRYPT_RE = re.compile(r"^\$[0-9a-z]+\$[^\s:]+\Z")
+KERNEL_OPTION_RE = re.compile(r"^[A-Za-z0-9_.:-]+(=[^\s\"']+)?\Z")
 
 # Packages every image gets: the live boot path and what the agent runs on.
 BASE_PACKAGES = ("live-boot", "systemd-sysv", "udev", "kmod", "python3", "zstd", "iproute2")
@@ -85,11 +86,17 @@ def _base_dir(info: ValidationInfo) -> Path:
     return Path(ctx.get("base_dir", Path.cwd()))
 
 
+def _rules(info: ValidationInfo) -> PathRules:
+    """Which paths and local URLs this caller may name (see livestrap.specpaths)."""
+    rules = (info.context or {}).get("rules")
+    return rules if isinstance(rules, PathRules) else PathRules()
+
+
 def _existing_path(value: Path, info: ValidationInfo, kind: str) -> Path:
     path = value.expanduser()
     if not path.is_absolute():
         path = _base_dir(info) / path
-    path = path.resolve()
+    path = check_path(path.resolve(), _rules(info))  # before existence: no probing outside
     if kind == "dir" and not path.is_dir():
         raise ValueError(f"directory {path} does not exist")
     if kind == "file" and not path.is_file():
@@ -123,8 +130,8 @@ class Repo(BaseModel):
 
     @field_validator("uri")
     @classmethod
-    def _uri(cls, v: str) -> str:
-        return check_url(v)
+    def _uri(cls, v: str, info: ValidationInfo) -> str:
+        return check_local_url(check_url(v), _rules(info))
 
     @field_validator("suite")
     @classmethod
@@ -149,7 +156,7 @@ class Repo(BaseModel):
     @field_validator("pin")
     @classmethod
     def _pin(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^(origin \S+|release \S.*|version \S+)$", v):
+        if v is not None and not re.match(r"^(origin \S+|release \S.*|version \S+)\Z", v):
             raise ValueError(
                 f"{v!r} is not an APT pin ('origin HOST', 'release o=..,a=..' or 'version V')"
             )
@@ -206,8 +213,8 @@ class BuildSpec(BaseModel):
 
     @field_validator("mirror")
     @classmethod
-    def _mirror(cls, v: str | None) -> str | None:
-        return None if v is None else check_url(v)
+    def _mirror(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return None if v is None else check_local_url(check_url(v), _rules(info))
 
     @field_validator("mirror_key")
     @classmethod
@@ -323,25 +330,31 @@ def format_validation_error(
 
 
 def parse_spec(
-    data: Any, base_dir: Path | None = None, source: str = "spec", text: str | None = None
+    data: Any,
+    base_dir: Path | None = None,
+    source: str = "spec",
+    text: str | None = None,
+    rules: PathRules | None = None,
 ) -> BuildSpec:
     """Validate a spec mapping; relative paths are taken from `base_dir`. `text`: the YAML
-    it was read from, for line numbers in the errors."""
+    it was read from, for line numbers in the errors; `rules`: which paths it may name."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise SpecError(f"{source} must be a mapping of keys to values")
     try:
-        return BuildSpec.model_validate(data, context={"base_dir": base_dir or Path.cwd()})
+        context = {"base_dir": base_dir or Path.cwd(), "rules": rules or PathRules()}
+        return BuildSpec.model_validate(data, context=context)
     except ValidationError as err:
         raise SpecError(format_validation_error(err, source, text)) from None
 
 
-def load_spec(path: Path) -> BuildSpec:
+def load_spec(path: Path, rules: PathRules | None = None) -> BuildSpec:
     """Read and validate a YAML spec file; paths in it are relative to its folder."""
     text = read_text(path, "spec ")
     data = parse_yaml(text, str(path))
-    return parse_spec(data, base_dir=path.resolve().parent, source=str(path), text=text)
+    base = path.resolve().parent
+    return parse_spec(data, base_dir=base, source=str(path), text=text, rules=rules)
 
 
 def resolve_spec(

@@ -29,8 +29,8 @@ SETTINGS = {"label": "api", "mirror": "http://deb.example/debian", "mirror_key":
 
 
 def prepare_data(data: Path) -> Path:
-    data.mkdir(parents=True)
-    shutil.copy(FIXTURES / "keys/archive-test.asc", data / "archive.asc")
+    (data / "spec").mkdir(parents=True)  # API specs name files in <data-dir>/spec only
+    shutil.copy(FIXTURES / "keys/archive-test.asc", data / "spec/archive.asc")
     return data
 
 

@@ -26,8 +26,8 @@ REPO = {"name": "acme", "uri": "http://acme.example/debian", "suite": "stable", 
 @pytest.fixture(scope="module")
 def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
     data = tmp_path_factory.mktemp("settings") / "data"
-    data.mkdir()
-    shutil.copy(FIXTURES / "keys/repo-test.asc", data / "acme.asc")
+    (data / "spec").mkdir(parents=True)  # API specs name files in <data-dir>/spec only
+    shutil.copy(FIXTURES / "keys/repo-test.asc", data / "spec/acme.asc")
     with master_process(data) as m:
         yield m
 
@@ -62,7 +62,7 @@ def test_round_trip_and_effective(master: Master, client: httpx.Client) -> None:
     resp = client.put("/api/v1/settings", json=body)
     assert resp.status_code == 200, resp.text
     saved = resp.json()
-    assert saved["repos"][0]["key"] == str(master.data_dir / "acme.asc")  # from the data dir
+    assert saved["repos"][0]["key"] == str(master.data_dir / "spec/acme.asc")  # from spec/
     assert client.get("/api/v1/settings").json() == saved
     effective = client.get("/api/v1/settings/effective").json()
     assert effective["label"] == "lab" and effective["suite"] and effective["mirror"]
@@ -87,7 +87,7 @@ def test_settings_survive_a_restart(tmp_path: Path) -> None:
         ({"repos": [{**REPO, "priority": 0}]}, "repos[0].priority", "greater than or equal"),
         ({"repos": [{**REPO, "priority": 1001}]}, "repos[0].priority", "less than or equal"),
         ({"repos": [{**REPO, "key": "missing.asc"}]}, "repos[0].key", "does not exist"),
-        ({"mirror_key": "/nonexistent/key.gpg"}, "mirror_key", "does not exist"),
+        ({"mirror_key": "nonexistent/key.gpg"}, "mirror_key", "does not exist"),
     ],
 )
 def test_invalid_settings_are_422_naming_the_field(
@@ -111,11 +111,11 @@ def test_pin_conflicts_and_non_mappings_are_refused(client: httpx.Client) -> Non
 
 def test_effective_is_422_when_the_stored_spec_broke(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    data.mkdir()
-    shutil.copy(FIXTURES / "keys/repo-test.asc", data / "acme.asc")
+    (data / "spec").mkdir(parents=True)  # API specs name files in <data-dir>/spec only
+    shutil.copy(FIXTURES / "keys/repo-test.asc", data / "spec/acme.asc")
     with master_process(data) as m, m.admin() as c:
         saved = c.put("/api/v1/settings", json={"repos": [REPO]}).json()
-        (data / "acme.asc").unlink()
+        (data / "spec/acme.asc").unlink()
         assert c.get("/api/v1/settings").json() == saved  # still shown as stored
         resp = c.get("/api/v1/settings/effective")
         assert resp.status_code == 422 and "repos[0].key" in resp.json()["detail"]

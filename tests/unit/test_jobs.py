@@ -81,23 +81,27 @@ def test_progress_with_no_stage_list_never_divides_by_zero() -> None:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     data = tmp_path / "data"
-    data.mkdir()
-    shutil.copy(FIXTURES / "keys/archive-test.asc", data / "archive.asc")
-    shutil.copy(FIXTURES / "keys/repo-test.asc", data / "repo.asc")
+    (data / "spec").mkdir(parents=True)  # API specs' files live in <data-dir>/spec
+    shutil.copy(FIXTURES / "keys/archive-test.asc", data / "spec/archive.asc")
+    shutil.copy(FIXTURES / "keys/repo-test.asc", data / "spec/repo.asc")
     return data
 
 
-def test_check_spec_takes_relative_paths_from_the_data_dir(data_dir: Path) -> None:
+def _cfg(data_dir: Path) -> MasterSettings:
+    return MasterSettings(data_dir=data_dir)
+
+
+def test_check_spec_takes_relative_paths_from_the_spec_dir(data_dir: Path) -> None:
     repo = {"name": "acme", "uri": "http://acme.example/debian", "suite": "s", "key": "repo.asc"}
-    spec, resolved = check_spec({**PORTABLE, "repos": [repo]}, data_dir)
-    assert spec.repos[0].key == data_dir / "repo.asc"
+    spec, resolved = check_spec({**PORTABLE, "repos": [repo]}, _cfg(data_dir))
+    assert spec.repos[0].key == data_dir / "spec/repo.asc"
     assert spec.suite is None and resolved.suite == "bookworm"
     assert resolved.kernel == "linux-image-amd64"
 
 
 def test_check_spec_names_the_field(data_dir: Path) -> None:
     with pytest.raises(SpecError, match=r"settings is invalid:\n  packages: malformed"):
-        check_spec({**PORTABLE, "packages": ["Bad Name"]}, data_dir, "settings")
+        check_spec({**PORTABLE, "packages": ["Bad Name"]}, _cfg(data_dir), "settings")
 
 
 def test_check_spec_refuses_pin_conflicts(data_dir: Path) -> None:
@@ -106,7 +110,7 @@ def test_check_spec_refuses_pin_conflicts(data_dir: Path) -> None:
         for n in ("one", "two")
     ]
     with pytest.raises(SpecError, match="share the pin"):
-        check_spec({**PORTABLE, "repos": repos}, data_dir)
+        check_spec({**PORTABLE, "repos": repos}, _cfg(data_dir))
 
 
 # -- log tailing ----------------------------------------------------------------------------
@@ -180,7 +184,7 @@ def queue(data_dir: Path) -> Iterator[BuildQueue]:
     migrate(db.engine)
     q = BuildQueue(db, ImageStore(data_dir), cfg, FAKE_STAGES)
     with db.session() as session:
-        write_settings(session, check_spec(PORTABLE, data_dir)[0])
+        write_settings(session, check_spec(PORTABLE, cfg)[0])
     yield q
     q.stop()
     db.dispose()

@@ -26,7 +26,7 @@ _CMDLINE_KEYS = {
     "livestrap.image": "image",
     "BOOTIF": "bootif",
 }
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
 
 
 class ConfigError(Exception):

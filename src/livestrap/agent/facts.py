@@ -66,7 +66,7 @@ _DMI_PLACEHOLDERS = frozenset(
         "ffffffff-ffff-ffff-ffff-ffffffffffff",
     }
 )
-_PCI_ADDRESS = re.compile(r"^[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+_PCI_ADDRESS = re.compile(r"^[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]\Z")
 
 
 def clean_dmi(value: str | None) -> str | None:

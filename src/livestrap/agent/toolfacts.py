@@ -16,11 +16,11 @@ _UNSET = frozenset(
 )
 _SIZE_UNITS = {"bytes": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
 _EMPTY_SLOT = frozenset({"no module installed", "not installed", "0 mb", "0 gb", "0 bytes"})
-_LSPCI_ID = re.compile(r"^(?P<name>.*?)\s*\[(?P<id>[0-9a-f]{4,6})\]$")
-_SHORT_SLOT = re.compile(r"^[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+_LSPCI_ID = re.compile(r"^(?P<name>.*?)\s*\[(?P<id>[0-9a-f]{4,6})\]\Z")
+_SHORT_SLOT = re.compile(r"^[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]\Z")
 _LLDP_KEY = re.compile(
     r"^lldp\.(?P<iface>.+?)\.(?P<key>(?:via|rid|age|chassis|port|vlan|ppvid|pi|lldp-med"
-    r"|unknown-tlvs)(?:\..+)?)$"
+    r"|unknown-tlvs)(?:\..+)?)\Z"
 )
 _CHASSIS_ID_KEYS = ("mac", "local", "ip", "ifname", "ifalias")
 _PORT_ID_KEYS = ("ifname", "mac", "local", "ip", "ifalias")
@@ -34,7 +34,7 @@ def _unset_to_none(value: str | None) -> str | None:
 
 
 def _dmi_size(value: str) -> int | None:
-    match = re.match(r"^(\d+)\s*(bytes|kB|MB|GB|TB)$", value.strip(), re.IGNORECASE)
+    match = re.match(r"^(\d+)\s*(bytes|kB|MB|GB|TB)\Z", value.strip(), re.IGNORECASE)
     if not match:
         return None
     return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
@@ -42,7 +42,7 @@ def _dmi_size(value: str) -> int | None:
 
 def _dmi_speed(value: str) -> int | None:
     # dmidecode < 3.2 printed MT/s values with a "MHz" label; both mean transfers/s here.
-    match = re.match(r"^(\d+)\s*(MT/s|MHz)$", value.strip())
+    match = re.match(r"^(\d+)\s*(MT/s|MHz)\Z", value.strip())
     return int(match.group(1)) if match else None
 
 
@@ -134,7 +134,7 @@ def parse_ethtool(text: str) -> dict[str, Any]:
         if not sep:
             continue
         if key == "Speed":
-            match = re.match(r"^(\d+)\s*Mb/s$", value)
+            match = re.match(r"^(\d+)\s*Mb/s\Z", value)
             result["speed"] = int(match.group(1)) if match else None
         elif key == "Duplex":
             result["duplex"] = value.lower() if value.lower() in ("full", "half") else None

@@ -15,9 +15,9 @@ from livestrap.errors import BuildError
 # What live-boot's fetch= path needs inside the initramfs: its scripts, DHCP (klibc
 # ipconfig), a downloader (busybox wget) and the squashfs + overlay filesystems.
 REQUIRED_FILES = {
-    "live-boot scripts": re.compile(r"(^|/)scripts/live$"),
-    "DHCP client (ipconfig)": re.compile(r"(^|/)bin/ipconfig$"),
-    "downloader (busybox)": re.compile(r"(^|/)bin/busybox$"),
+    "live-boot scripts": re.compile(r"(^|/)scripts/live\Z"),
+    "DHCP client (ipconfig)": re.compile(r"(^|/)bin/ipconfig\Z"),
+    "downloader (busybox)": re.compile(r"(^|/)bin/busybox\Z"),
 }
 REQUIRED_MODULES = {"squashfs": "CONFIG_SQUASHFS", "overlay": "CONFIG_OVERLAY_FS"}
 
@@ -54,7 +54,7 @@ def initramfs_problems(listing: list[str], config: dict[str, str]) -> list[str]:
     for module, symbol in REQUIRED_MODULES.items():
         if config.get(symbol) == "y":
             continue
-        if not any(re.search(rf"/{module}\.ko(\.[a-z]+)?$", f) for f in listing):
+        if not any(re.search(rf"/{module}\.ko(\.[a-z]+)?\Z", f) for f in listing):
             problems.append(f"{module} module")
     return problems
 

@@ -44,7 +44,7 @@ def build(
     cache_dir: WritableCacheDir = None,
 ) -> None:
     """Build an image from SPEC (or the default spec) into the store."""
-    spec = effective_spec(spec_path)
+    spec = effective_spec(spec_path, data_dir)
     console = Console(stderr=True)
     repo = MasterRepo(data_dir)
     if spec.agent and not repo.is_published():

@@ -41,6 +41,15 @@ def serve(
         typer.Option("--public-url", help=r"URL nodes use to reach the master \[default: Host]."),
     ] = None,
     cache_dir: CacheDir = None,
+    file_mirror_roots: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--file-mirror-root",
+            envvar="LIVESTRAP_FILE_MIRROR_ROOTS",
+            help="A folder file:// and copy:// URLs of API specs may point into (repeat it; "
+            r"the env var takes a space-separated list) \[default: only DATA_DIR/spec].",
+        ),
+    ] = None,
     access_log: Annotated[
         bool,
         typer.Option(
@@ -68,6 +77,7 @@ def serve(
         cache_dir=cache_dir,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        file_mirror_roots=tuple(p.absolute() for p in file_mirror_roots or ()),
     )
     preflight(settings)  # one line per problem here; uvicorn's startup would print tracebacks
     for name, path in (("admin", settings.admin_token_file),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 
 from livestrap.cli.output import DocumentOutput, JsonAlias, chosen_format, print_document
 from livestrap.cli.remote import remote_app, remote_of
+from livestrap.cli.spec_upload import upload_spec_files
 from livestrap.yamlfile import read_yaml
 
 app = remote_app("Show and change the build settings of a running master.")
@@ -36,9 +38,19 @@ def set_(
 ) -> None:
     """Replace the master's build spec with SPEC_FILE.
 
-    The master checks it as `livestrap spec check` would; paths in it (keys, scripts,
-    extra dirs) are paths on the master, relative ones taken from its data dir.
+    The files and folders it names by relative path (keys, scripts, extra dirs) are
+    uploaded first into the master's DATA_DIR/spec, the only folder its specs may name;
+    then the master checks the spec as `livestrap spec check` would.
     """
     data = read_yaml(spec_file)
-    remote_of(ctx).call("PUT", "/api/v1/settings", json={} if data is None else data)
+    remote = remote_of(ctx)
+
+    def put(name: str, body: Any, content_type: str) -> object:
+        path = "/api/v1/settings/files/" + quote(name)
+        return remote.call("PUT", path, content=body, headers={"Content-Type": content_type})
+
+    if isinstance(data, dict):
+        for name in upload_spec_files(data, spec_file.resolve().parent, put):
+            typer.echo(f"uploaded {name}", err=True)
+    remote.call("PUT", "/api/v1/settings", json={} if data is None else data)
     typer.echo(f"settings saved from {spec_file}")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from livestrap.apt import pin_conflicts
+from livestrap.cli.options import DEFAULT_DATA_DIR
 from livestrap.cli.output import DocumentOutput, chosen_format, print_json
 from livestrap.errors import SpecError
 from livestrap.spec import BuildSpec, load_spec, resolve_spec, spec_to_yaml, spec_warnings
+from livestrap.specpaths import PathRules
 
 app = typer.Typer(help="Show and check build specs.", no_args_is_help=True)
 
@@ -19,9 +22,15 @@ SpecArg = Annotated[
 ]
 
 
-def effective_spec(path: Path | None) -> BuildSpec:
-    """Load (or take the default), fill every default, and check what needs the whole spec."""
-    spec = resolve_spec(load_spec(path) if path else BuildSpec())
+def effective_spec(path: Path | None, data_dir: Path | None = None) -> BuildSpec:
+    """Load (or take the default), fill every default, and check what needs the whole spec.
+
+    Paths into the data dir's secrets (tokens, keys/, images/, tmp/, the database) are
+    refused; without `data_dir`, those of LIVESTRAP_DATA_DIR or the default one."""
+    if data_dir is None:
+        data_dir = Path(os.environ.get("LIVESTRAP_DATA_DIR") or DEFAULT_DATA_DIR)
+    rules = PathRules(data_dir=data_dir)
+    spec = resolve_spec(load_spec(path, rules) if path else BuildSpec())
     problems = pin_conflicts(spec)
     if problems:
         raise SpecError("spec is invalid:\n  " + "\n  ".join(problems))

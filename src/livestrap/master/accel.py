@@ -25,9 +25,9 @@ from livestrap.master.artifacts import ArtifactFile
 
 ACCEL_HEADER = "x-livestrap-accel"
 SENT_PATH = "/nginx/sent"  # under /boot
-_PREFIX_RE = re.compile(r"^/[A-Za-z0-9_./-]*/$")
+_PREFIX_RE = re.compile(r"^/[A-Za-z0-9_./-]*/\Z")
 _ARTIFACT_URI_RE = re.compile(
-    r"^/boot/(?:m/(?P<mac>[^/]+)/)?images/(?P<image_id>[^/]+)/(?P<name>[^/]+)$"
+    r"^/boot/(?:m/(?P<mac>[^/]+)/)?images/(?P<image_id>[^/]+)/(?P<name>[^/]+)\Z"
 )
 
 

@@ -15,7 +15,16 @@ from livestrap.master.errors import install_error_handlers
 from livestrap.master.guards import Guards
 from livestrap.master.jobs import BuildQueue
 from livestrap.master.report_writer import ReportWriter
-from livestrap.master.routes import boot, builds, discovery, images, nodes, repo, settings
+from livestrap.master.routes import (
+    boot,
+    builds,
+    discovery,
+    images,
+    nodes,
+    repo,
+    settings,
+    specfiles,
+)
 from livestrap.master.state import AppState
 from livestrap.master.tokens import ensure_token
 from livestrap.packaging.master_repo import MasterRepo
@@ -28,6 +37,7 @@ def make_state(
 ) -> AppState:
     cfg.data_dir.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
     restrict_dir(cfg.data_dir)  # 0750: the database and the tokens are in there
+    cfg.spec_dir.mkdir(exist_ok=True)  # the only folder API specs may name files in
     db = Database(cfg.db_url)
     store = ImageStore(cfg.data_dir)
     guards = Guards.from_settings(cfg, db)
@@ -69,7 +79,7 @@ def create_app(
     )
     app.state.livestrap = state
     install_error_handlers(app)
-    for module in (settings, builds, images, nodes, discovery):
+    for module in (specfiles, settings, builds, images, nodes, discovery):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(boot.router)
     repo.mount(app, state)

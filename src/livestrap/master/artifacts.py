@@ -33,7 +33,7 @@ from livestrap.store.manifest import ARTIFACTS, METADATA, ImageMetadata, check_i
 log = logging.getLogger(__name__)
 
 OCTET_STREAM = "application/octet-stream"
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)\Z")
 
 ByteRange = tuple[int, int]  # inclusive first and last byte
 

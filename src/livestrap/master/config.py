@@ -57,10 +57,17 @@ class MasterSettings:
     unattached_events: int = _env_int("LIVESTRAP_UNATTACHED_EVENTS", 50_000)  # with no node
     tls_cert: Path | None = None  # PEM certificate (chain) for HTTPS; with tls_key
     tls_key: Path | None = None
+    # where file:// and copy:// URLs of API specs may point, besides <data-dir>/spec
+    file_mirror_roots: tuple[Path, ...] = ()
 
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'livestrap.db'}"
+
+    @property
+    def spec_dir(self) -> Path:
+        """The one folder specs sent through the API may name files in."""
+        return self.data_dir / "spec"
 
     @property
     def admin_token_file(self) -> Path:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from livestrap.master.history import History
 from livestrap.master.models import BootEvent, NodeMac
 
-MAC_RE = re.compile(r"^[0-9a-f]{2}([:-]?[0-9a-f]{2}){5}$")
+MAC_RE = re.compile(r"^[0-9a-f]{2}([:-]?[0-9a-f]{2}){5}\Z")
 KINDS = (
     "script",
     "kernel",

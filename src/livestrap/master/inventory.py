@@ -38,7 +38,7 @@ from livestrap.master.queries import node_macs, node_query, timeline
 __all__ = ["node_macs", "node_query", "timeline"]  # the views live in master.queries
 from livestrap.master.schemas.nodes import NodeStatus
 
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 # Firmware that never had a UUID programmed ships one of these on every board.
 PLACEHOLDER_UUIDS = frozenset(
     {

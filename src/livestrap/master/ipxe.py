@@ -18,8 +18,8 @@ SCRIPT_PATH = "/boot/ipxe?mac=${net0/mac}"
 CONSOLES = ("console=tty0", "console=ttyS0,115200n8")
 NO_IMAGE_REASON = "no active image on the master"
 
-_URL_RE = re.compile(r"^https?://[^\s$]+$")
-_WORD_RE = re.compile(r"^\S+$")
+_URL_RE = re.compile(r"^https?://[^\s$]+\Z")
+_WORD_RE = re.compile(r"^\S+\Z")
 
 
 def check_base_url(base_url: str) -> str:

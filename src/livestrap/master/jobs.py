@@ -25,7 +25,7 @@ from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database
 from livestrap.master.joblog import append_log, progress_update
 from livestrap.master.models import Build
-from livestrap.master.schemas.settings import check_spec, read_settings
+from livestrap.master.schemas.settings import check_spec, master_rules, read_settings
 from livestrap.packaging.master_repo import MasterRepo, with_master_repo
 from livestrap.spec import BuildSpec, parse_spec
 from livestrap.store.images import ImageStore
@@ -139,7 +139,7 @@ class BuildQueue:
         """The full effective spec of a new build, checked and extended like the CLI does."""
         data = merge_overrides(self.stored_spec(), overrides)
         source = "build spec (settings + overrides)" if overrides else "settings"
-        _, spec = check_spec(data, self.settings.data_dir, source)
+        _, spec = check_spec(data, self.settings, source)
         if self.stages is None and spec.agent:  # fake stages (tests) need no repo
             self.repo.ensure_published(log=lambda line: log.info("publish: %s", line))
             spec = with_master_repo(spec, self.repo)
@@ -251,7 +251,12 @@ class BuildQueue:
                 log.exception("progress of build %s not recorded", job.id)
 
         try:
-            spec = parse_spec(job.spec, base_dir=self.settings.data_dir, source="build spec")
+            spec = parse_spec(
+                job.spec,
+                base_dir=self.settings.data_dir,
+                source="build spec",
+                rules=master_rules(self.settings),  # checked at submit; this is the last word
+            )
             meta = build(
                 spec,
                 self.store,

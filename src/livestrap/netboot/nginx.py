@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 INTERNAL = "/_livestrap/images/"  # internal location: the store's images/ directory
 SENT = "/_livestrap/sent"  # internal location: post_action -> the master
-_LISTEN_RE = re.compile(r"^(\S+:)?\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.*-]+( [A-Za-z0-9_.*-]+)*$")
+_LISTEN_RE = re.compile(r"^(\S+:)?\d{1,5}\Z|^\[[0-9a-fA-F:.]+\]:\d{1,5}\Z")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.*-]+( [A-Za-z0-9_.*-]+)*\Z")
 
 
 # what nginx tells the master after a transfer (master/routes/boot.py: nginx_sent)

@@ -16,7 +16,7 @@ from livestrap.errors import StoreError
 METADATA = "metadata.yaml"
 ARTIFACTS = ("vmlinuz", "initrd.img", "root.squashfs")
 IMAGE_FILES = (*ARTIFACTS, METADATA)
-IMAGE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+IMAGE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 CHUNK = 1 << 20
 
 

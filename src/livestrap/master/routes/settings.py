@@ -8,8 +8,14 @@ from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
 from livestrap.master.deps import AdminOnly, SessionDep, StateDep
-from livestrap.master.schemas.settings import SpecBody, check_spec, read_settings, write_settings
-from livestrap.spec import BuildSpec, parse_spec, resolve_spec
+from livestrap.master.schemas.settings import (
+    SpecBody,
+    check_spec,
+    parse_api_spec,
+    read_settings,
+    write_settings,
+)
+from livestrap.spec import BuildSpec, resolve_spec
 
 router = APIRouter(prefix="/settings", tags=["settings"], dependencies=[AdminOnly])
 
@@ -30,7 +36,7 @@ def get_effective(state: StateDep, session: SessionDep) -> JSONResponse:
 
     422 when it cannot be resolved (e.g. no mirror known)."""
     data = read_settings(session)
-    spec = parse_spec(data, base_dir=state.settings.data_dir, source="settings")
+    spec = parse_api_spec(data, state.settings, source="settings")
     return JSONResponse(resolve_spec(spec).model_dump(mode="json"))
 
 
@@ -39,6 +45,7 @@ def put_settings(
     state: StateDep, session: SessionDep, body: Annotated[SpecBody, Body()]
 ) -> JSONResponse:
     """Replace the stored spec. Checked like `livestrap spec check` (422 names the field);
-    relative paths are taken from the master's data dir and stored absolute."""
-    spec, _ = check_spec(body, state.settings.data_dir, source="settings")
+    every path must be in <data-dir>/spec (relative ones are taken from it, stored absolute;
+    upload files with PUT /settings/files/{path}), file:// URLs under an allowed root."""
+    spec, _ = check_spec(body, state.settings, source="settings")
     return JSONResponse(write_settings(session, spec))

@@ -3,12 +3,14 @@
 The body is a BuildSpec in the API docs, but checked by `parse_spec` itself:
 FastAPI's own validation of a BuildSpec would take relative paths from the master's
 working directory and word its errors differently from the CLI; the raw JSON is passed
-through instead and validated with the data dir as base (see routes/settings.py).
+through instead and validated with `<data-dir>/spec` as base, every path confined to it
+(see api_rules and routes/settings.py).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,8 +19,10 @@ from sqlalchemy.orm import Session
 
 from livestrap.apt import pin_conflicts
 from livestrap.errors import SpecError
+from livestrap.master.config import MasterSettings
 from livestrap.master.models import SettingRow
 from livestrap.spec import BuildSpec, parse_spec, resolve_spec
+from livestrap.specpaths import PathRules
 
 SETTINGS_KEY = "build_spec"
 
@@ -30,9 +34,37 @@ def _as_sent(value: Any) -> Any:
 SpecBody = Annotated[Any, PlainValidator(_as_sent, json_schema_input_type=BuildSpec)]
 
 
-def check_spec(data: Any, data_dir: Path, source: str = "spec") -> tuple[BuildSpec, BuildSpec]:
-    """Validate like the CLI: (spec as given, relative paths from the data dir; resolved)."""
-    spec = parse_spec(data, base_dir=data_dir, source=source)
+def sqlite_file(settings: MasterSettings) -> Path | None:
+    url = settings.db_url
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+
+
+def master_rules(settings: MasterSettings) -> PathRules:
+    """What any spec the master builds may name: nothing of the master's secrets."""
+    db = sqlite_file(settings)
+    return PathRules(data_dir=settings.data_dir, protected_files=(db,) if db else ())
+
+
+def api_rules(settings: MasterSettings) -> PathRules:
+    """A spec sent through the API: also confined to <data-dir>/spec, its file:// URLs to
+    that folder and to settings.file_mirror_roots."""
+    return replace(
+        master_rules(settings),
+        confine=settings.spec_dir,
+        file_roots=(settings.spec_dir, *settings.file_mirror_roots),
+    )
+
+
+def parse_api_spec(data: Any, settings: MasterSettings, source: str) -> BuildSpec:
+    """parse_spec for what came through the API: paths relative to (and within) spec/."""
+    return parse_spec(data, base_dir=settings.spec_dir, source=source, rules=api_rules(settings))
+
+
+def check_spec(
+    data: Any, settings: MasterSettings, source: str = "spec"
+) -> tuple[BuildSpec, BuildSpec]:
+    """Validate like the CLI: (spec as given, paths confined to spec/; resolved)."""
+    spec = parse_api_spec(data, settings, source)
     resolved = resolve_spec(spec)
     problems = pin_conflicts(resolved)
     if problems:

@@ -1,0 +1,100 @@
+"""Which paths a build spec may name: the master's secrets never, API specs only their folder.
+
+A spec's paths (extra dirs, scripts, keys) are copied into an image that anyone on the
+network can fetch, so a path that is, holds or sits in one of the master's secrets
+(tokens, signing keys, database, images, temp trees) is refused whoever sends it, and so
+is `/`. A spec that comes through the API is also confined to `<data-dir>/spec/`, and its
+`file://` or `copy://` URLs to the folders an operator allowed (LIVESTRAP_FILE_MIRROR_ROOTS).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+SPEC_DIR = "spec"  # <data-dir>/spec: where API specs' files live (uploaded through the API)
+LOCAL_SCHEMES = ("file", "copy")
+# The data dir's secrets and the trees an image must never take in (see MasterSettings,
+# MasterRepo, ImageStore): dirs are refused with everything in them.
+PROTECTED_DIRS = ("keys", "images", "tmp")
+PROTECTED_FILES = (
+    "admin.token",
+    "discovery.token",
+    "livestrap.db",
+    "livestrap.db-wal",
+    "livestrap.db-shm",
+    "livestrap.db-journal",
+)
+
+
+@dataclass(frozen=True)
+class PathRules:
+    """data_dir: whose secrets to refuse (None: only `/`); confine: every path must be in it
+    (API specs); file_roots: where file:// and copy:// may point (None: anywhere)."""
+
+    data_dir: Path | None = None
+    confine: Path | None = None
+    file_roots: tuple[Path, ...] | None = None
+    protected_files: tuple[Path, ...] = field(default_factory=tuple)  # e.g. a SQLite db elsewhere
+
+
+def _inside(path: Path, top: Path) -> bool:
+    return path == top or path.is_relative_to(top)
+
+
+def refusal(path: Path, rules: PathRules) -> str | None:
+    """Why `path` (absolute, symlinks resolved) may not be used, or None when it may."""
+    if path == Path("/"):
+        return "is the root directory /"
+    if rules.data_dir is not None:
+        reason = _secret(path, rules.data_dir.resolve(), rules.protected_files)
+        if reason:
+            return reason
+    if rules.confine is not None:
+        confine = rules.confine.resolve()
+        if not _inside(path, confine):
+            return f"{path} is outside {confine}, the only folder API specs may name"
+    return None
+
+
+def _secret(path: Path, data_dir: Path, extra_files: tuple[Path, ...]) -> str | None:
+    if _inside(data_dir, path):
+        return f"{path} is or contains the master's data dir {data_dir}"
+    for name in PROTECTED_DIRS:
+        top = data_dir / name
+        if _inside(path, top) or _inside(top, path):
+            return f"{path} is, holds or sits in the master's {name}/ ({top})"
+    files = [data_dir / name for name in PROTECTED_FILES]
+    for top in [*files, *(p.resolve() for p in extra_files)]:
+        if _inside(top, path):
+            return f"{path} is or holds the master's {top.name} ({top})"
+    return None
+
+
+def check_path(path: Path, rules: PathRules) -> Path:
+    """`path` itself when allowed, else ValueError saying why (the field is named by pydantic)."""
+    reason = refusal(path, rules)
+    if reason:
+        raise ValueError(f"not allowed: {reason}")
+    return path
+
+
+def check_local_url(url: str, rules: PathRules) -> str:
+    """A file:// or copy:// URL must name an allowed folder; other schemes pass unchanged."""
+    parts = urlsplit(url)
+    if parts.scheme not in LOCAL_SCHEMES:
+        return url
+    path = Path(unquote(parts.path)).resolve()
+    if rules.file_roots is not None:
+        roots = [r.resolve() for r in rules.file_roots]
+        if not any(_inside(path, root) for root in roots):
+            allowed = ", ".join(map(str, roots)) or "none (LIVESTRAP_FILE_MIRROR_ROOTS is empty)"
+            raise ValueError(
+                f"not allowed: {parts.scheme}:// path {path} is not under an allowed root "
+                f"({allowed}); see LIVESTRAP_FILE_MIRROR_ROOTS"
+            )
+    reason = refusal(path, PathRules(rules.data_dir, None, None, rules.protected_files))
+    if reason:
+        raise ValueError(f"not allowed: {parts.scheme}:// {reason}")
+    return url
