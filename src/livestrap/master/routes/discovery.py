@@ -30,6 +30,7 @@ from livestrap.master.deps import StateDep, client_ip
 from livestrap.master.errors import validation_details
 from livestrap.master.events import normalize_mac, record_event
 from livestrap.master.inventory import Outcome, Report, heartbeat, register
+from livestrap.master.limits import BodyTooLarge
 from livestrap.master.schemas.nodes import (
     DiscoveryReport,
     ErrorDetail,
@@ -91,8 +92,8 @@ async def _body_prefix(request: Request, limit: int = HINT_BYTES) -> bytes:
             prefix += chunk[: limit - len(prefix)]
             if len(prefix) >= limit:
                 break
-    except ClientDisconnect:
-        pass  # the refusal is recorded all the same
+    except (ClientDisconnect, BodyTooLarge):
+        pass  # the refusal is answered and recorded all the same
     return prefix
 
 
