@@ -17,6 +17,7 @@ from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir, renamed
 from livestrap.cli.output import ListOutput, Quiet, chosen_format, print_rows
 from livestrap.cli.remote import Remote, remote_app, remote_of
 from livestrap.errors import OptionError, SpecError
+from livestrap.master import config
 from livestrap.netboot import nginx
 from livestrap.netboot.dnsmasq import DnsmasqOptions, check_options, render_dnsmasq_config
 from livestrap.netboot.qemu import NodeSpec
@@ -248,6 +249,8 @@ def nginx_config(
         master=renamed(upstream, old_master, "nginx-config --master", "--upstream", UPSTREAM),
         listen=renamed(nginx_listen, old_listen, "nginx-config --listen", "--nginx-listen", "80"),
         server_name=server_name,
+        max_body_bytes=config.max_body_bytes(),
+        max_import_bytes=config.max_import_bytes(),
     )
     problems = nginx.check_options(opts)
     if problems:

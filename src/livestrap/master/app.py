@@ -14,6 +14,7 @@ from livestrap.master.db import Database, migrate
 from livestrap.master.errors import install_error_handlers
 from livestrap.master.guards import Guards
 from livestrap.master.jobs import BuildQueue
+from livestrap.master.limits import add_body_limits
 from livestrap.master.report_writer import ReportWriter
 from livestrap.master.routes import (
     boot,
@@ -79,6 +80,7 @@ def create_app(
     )
     app.state.livestrap = state
     install_error_handlers(app)
+    add_body_limits(app, cfg)
     for module in (specfiles, settings, builds, images, nodes, discovery):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(boot.router)

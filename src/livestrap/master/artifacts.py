@@ -36,6 +36,7 @@ OCTET_STREAM = "application/octet-stream"
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)\Z")
 
 ByteRange = tuple[int, int]  # inclusive first and last byte
+_HUGE = 1 << 63  # past the end of any file
 
 
 class RangeNotSatisfiable(Exception):
@@ -120,6 +121,13 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
     return any(t == "*" or t.removeprefix("W/") == etag for t in tags)
 
 
+def _position(digits: str) -> int:
+    """A byte position; one of more than 18 digits is past the end of any file (and
+    Python's int() refuses more than 4,300 digits)."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 else _HUGE
+
+
 def parse_range(header: str | None, size: int) -> ByteRange | None:
     """The one byte range asked for; None means send the whole file.
 
@@ -133,16 +141,16 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         return None
     first, last = m.group(1), m.group(2)
     if first == "":  # suffix: the last n bytes
-        n = int(last)
+        n = _position(last)
         if n == 0 or size == 0:
             raise RangeNotSatisfiable
         return max(0, size - n), size - 1
-    start = int(first)
-    if last != "" and int(last) < start:
+    start = _position(first)
+    if last != "" and _position(last) < start:
         return None
     if start >= size:
         raise RangeNotSatisfiable
-    return start, size - 1 if last == "" else min(int(last), size - 1)
+    return start, size - 1 if last == "" else min(_position(last), size - 1)
 
 
 def choose_range(headers: Headers, art: ArtifactFile) -> ByteRange | None:

@@ -31,6 +31,31 @@ def _env_int(name: str, default: int) -> int:
     return field(default_factory=lambda: int(env_number(name, default)))
 
 
+# Request body caps (master.limits): every body is counted while it is read.
+MAX_BODY_BYTES = 1 << 20  # discovery reports and the JSON APIs
+MAX_IMPORT_BYTES = 8 << 30  # an image bundle (POST /api/v1/images/import, admin only)
+
+
+def env_bytes(name: str, default: int) -> int:
+    """A byte count from the environment (a positive integer), else `default`."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18 or int(raw) == 0:
+        raise OptionError(f"{name}={raw[:40]!r}: expected a positive number of bytes")
+    return int(raw)
+
+
+def max_body_bytes() -> int:
+    """The JSON body cap: LIVESTRAP_MAX_BODY_BYTES, else MAX_BODY_BYTES."""
+    return env_bytes("LIVESTRAP_MAX_BODY_BYTES", MAX_BODY_BYTES)
+
+
+def max_import_bytes() -> int:
+    """The bundle upload cap: LIVESTRAP_MAX_IMPORT_BYTES, else MAX_IMPORT_BYTES."""
+    return env_bytes("LIVESTRAP_MAX_IMPORT_BYTES", MAX_IMPORT_BYTES)
+
+
 @dataclass(frozen=True)
 class MasterSettings:
     data_dir: Path
@@ -59,6 +84,8 @@ class MasterSettings:
     tls_key: Path | None = None
     # where file:// and copy:// URLs of API specs may point, besides <data-dir>/spec
     file_mirror_roots: tuple[Path, ...] = ()
+    max_body_bytes: int = field(default_factory=max_body_bytes)  # LIVESTRAP_MAX_BODY_BYTES
+    max_import_bytes: int = field(default_factory=max_import_bytes)  # LIVESTRAP_MAX_IMPORT_BYTES
 
     @property
     def db_url(self) -> str:

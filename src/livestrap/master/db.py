@@ -73,6 +73,13 @@ def private_sqlite_file(url: URL) -> None:
                 file.chmod(mode & SQLITE_FILE_MODE)
 
 
+def lenient_text(raw: bytes) -> str:
+    """SQLite text as str; bytes that are not UTF-8 become U+FFFD instead of an error.
+    SQLite's json_extract turns a stored "\\ud800" escape into such bytes, and one row
+    must not make the node list fail for good."""
+    return raw.decode("utf-8", "replace")
+
+
 def make_engine(url: str, connect_timeout_s: int | None = None) -> Engine:
     """An engine tuned per backend: SQLite in WAL mode with a busy timeout.
     `connect_timeout_s` bounds each PostgreSQL connection attempt (libpq: no limit)."""
@@ -83,6 +90,7 @@ def make_engine(url: str, connect_timeout_s: int | None = None) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
+            dbapi_conn.text_factory = lenient_text
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 
 from livestrap.errors import (
     ArchiveError,
@@ -15,6 +19,9 @@ from livestrap.errors import (
     SpecError,
     StoreError,
 )
+from livestrap.master.schemas.bounds import text_safe
+
+log = logging.getLogger("livestrap.master")
 
 STATUS: list[tuple[type[LivestrapError], int]] = [
     (NotFoundError, 404),
@@ -26,28 +33,76 @@ STATUS: list[tuple[type[LivestrapError], int]] = [
     (LivestrapError, 400),
 ]
 
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+SQLITE_FULL = 13  # sqlite3's SQLITE_FULL: "database or disk is full"
+PG_DISK_FULL = "53100"  # PostgreSQL's disk_full SQLSTATE
+DISK_FULL_DETAIL = (
+    "the master is out of disk space (its data dir or its database); nothing was changed. "
+    "It works again as soon as there is room."
+)
+
 
 def status_for(err: LivestrapError) -> int:
     return next(code for cls, code in STATUS if isinstance(err, cls))
 
 
+def disk_full(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from (even `from None`), is a full disk:
+    ENOSPC/EDQUOT, SQLite's SQLITE_FULL, PostgreSQL's disk_full."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in DISK_FULL_ERRNOS:
+            return True
+        if isinstance(current, DBAPIError):
+            orig = current.orig
+            if getattr(orig, "sqlite_errorcode", None) == SQLITE_FULL:
+                return True
+            if getattr(orig, "sqlstate", None) == PG_DISK_FULL:
+                return True
+            if "database or disk is full" in str(orig):
+                return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def validation_details(exc: RequestValidationError) -> list[dict[str, object]]:
     """Field path, message and type of each problem; never the input echoed back (it may
-    hold NaN or bytes that JSON cannot carry, which would turn a 422 into a 500)."""
+    hold NaN, a lone surrogate or bytes that JSON cannot carry: a 422 would become a 500)."""
     return [
-        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type"))}
+        {
+            "loc": text_safe([str(p) if isinstance(p, bytes) else p for p in e.get("loc", ())]),
+            "msg": text_safe(str(e.get("msg", ""))),
+            "type": str(e.get("type")),
+        }
         for e in exc.errors()
     ]
+
+
+def _disk_full_response(request: Request, exc: Exception) -> JSONResponse:
+    log.error("%s %s: out of disk space (%s)", request.method, request.url.path, exc)
+    return JSONResponse({"detail": DISK_FULL_DETAIL}, status_code=507)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     async def livestrap_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, LivestrapError)
+        if disk_full(exc):  # the store says "cannot write ...", raised from the ENOSPC
+            return _disk_full_response(request, exc)
         return JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
 
     async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         return JSONResponse({"detail": validation_details(exc)}, status_code=422)
 
+    async def environment_error(request: Request, exc: Exception) -> JSONResponse:
+        """507 for a full disk; anything else stays the server error it is."""
+        if disk_full(exc):
+            return _disk_full_response(request, exc)
+        raise exc
+
     app.add_exception_handler(LivestrapError, livestrap_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(OSError, environment_error)
+    app.add_exception_handler(DBAPIError, environment_error)

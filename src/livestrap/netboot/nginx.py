@@ -16,8 +16,13 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from livestrap.master.config import MAX_BODY_BYTES, MAX_IMPORT_BYTES
+from livestrap.master.specfiles import MAX_TREE_BYTES as SPEC_FILES_BYTES
+
 INTERNAL = "/_livestrap/images/"  # internal location: the store's images/ directory
 SENT = "/_livestrap/sent"  # internal location: post_action -> the master
+IMPORT = "/api/v1/images/import"  # the routes with large bodies (master.limits)
+SPEC_FILES = "/api/v1/settings/files/"
 _LISTEN_RE = re.compile(r"^(\S+:)?\d{1,5}\Z|^\[[0-9a-fA-F:.]+\]:\d{1,5}\Z")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.*-]+( [A-Za-z0-9_.*-]+)*\Z")
 
@@ -38,6 +43,8 @@ class NginxOptions:
     master: str = "http://127.0.0.1:8080"  # where nginx reaches the master
     listen: str = "80"  # nginx `listen`: PORT or ADDRESS:PORT
     server_name: str = "_"
+    max_body_bytes: int = MAX_BODY_BYTES  # the master's caps, so nginx refuses first
+    max_import_bytes: int = MAX_IMPORT_BYTES
 
 
 def check_options(opts: NginxOptions) -> list[str]:
@@ -53,6 +60,9 @@ def check_options(opts: NginxOptions) -> list[str]:
         problems.append(f"{opts.listen!r}: expected PORT or ADDRESS:PORT for nginx's listen")
     if not _NAME_RE.match(opts.server_name):
         problems.append(f"{opts.server_name!r}: not a server_name")
+    for name in ("max_body_bytes", "max_import_bytes"):
+        if getattr(opts, name) <= 0:
+            problems.append(f"{name}: expected a positive number of bytes")
     return problems
 
 
@@ -67,6 +77,14 @@ def _proxy(master_headers: list[str]) -> list[str]:
         "        proxy_set_header X-Forwarded-Proto $scheme;",
         *master_headers,
     ]
+
+
+def nginx_size(n: int) -> str:
+    """A byte count in nginx's size syntax (k, m, g suffixes when exact)."""
+    for shift, unit in ((30, "g"), (20, "m"), (10, "k")):
+        if n % (1 << shift) == 0:
+            return f"{n >> shift}{unit}"
+    return str(n)
 
 
 def render_nginx_config(opts: NginxOptions) -> str:
@@ -89,7 +107,8 @@ def render_nginx_config(opts: NginxOptions) -> str:
         "server {",
         f"    listen {opts.listen};",
         f"    server_name {opts.server_name};",
-        "    client_max_body_size 0;  # image bundles are uploaded through the API",
+        f"    client_max_body_size {nginx_size(opts.max_body_bytes)};  # the master's "
+        "LIVESTRAP_MAX_BODY_BYTES",
         "",
         "    location / {",
         "        proxy_pass http://livestrap_master;",
@@ -97,6 +116,23 @@ def render_nginx_config(opts: NginxOptions) -> str:
         "        proxy_buffering off;  # build logs are streamed live",
         "        proxy_request_buffering off;",
         "        proxy_read_timeout 1h;",
+        "    }",
+        "",
+        "    # Image bundles, the one large body (admin only): LIVESTRAP_MAX_IMPORT_BYTES.",
+        f"    location = {IMPORT} {{",
+        f"        client_max_body_size {nginx_size(opts.max_import_bytes)};",
+        "        proxy_pass http://livestrap_master;",
+        *_proxy([]),
+        "        proxy_request_buffering off;  # streamed to the master, not to nginx's disk",
+        "        proxy_read_timeout 1h;",
+        "    }",
+        "",
+        "    # Uploads into <data-dir>/spec (admin only): files and overlay trees as tar.",
+        f"    location {SPEC_FILES} {{",
+        f"        client_max_body_size {nginx_size(SPEC_FILES_BYTES)};",
+        "        proxy_pass http://livestrap_master;",
+        *_proxy([]),
+        "        proxy_request_buffering off;",
         "    }",
         "",
         "    # The master answers /boot; for image files with X-Accel-Redirect to the files.",

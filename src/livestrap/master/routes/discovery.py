@@ -14,29 +14,32 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
-from fastapi.encoders import jsonable_encoder
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from livestrap.master.config import MasterSettings
 from livestrap.master.deps import StateDep, client_ip
+from livestrap.master.errors import validation_details
 from livestrap.master.events import normalize_mac
 from livestrap.master.guards import Guards, too_many
 from livestrap.master.inventory import Guard, Outcome, Report, heartbeat, register
+from livestrap.master.limits import BodyTooLarge
 from livestrap.master.ratelimit import address_key
 from livestrap.master.schemas.nodes import (
     DiscoveryReport,
     ErrorDetail,
     ReportAnswer,
-    finite_only,
 )
 from livestrap.master.state import AppState
 from livestrap.master.tokens import bearer, token_matches
@@ -45,36 +48,74 @@ log = logging.getLogger("livestrap.master")
 
 
 class DiscoveryRoute(APIRoute):
-    """Answers every invalid body with 422: FastAPI's own handler echoes the offending
-    input and fails (500) when that input is NaN or Infinity, which Python's JSON accepts."""
+    """The token is checked before the body is read: FastAPI parses a body before it runs
+    dependencies, and an anonymous client must not make the master buffer one.
+
+    Every invalid body is a 422 that never echoes its input (NaN, Infinity or a lone
+    surrogate, which Python's JSON accepts, cannot leave in a JSON answer), and so is a
+    body Python's parser gives up on (nested past its recursion limit, an integer of
+    more than 4,300 digits, bytes that are not UTF-8).
+    """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def guarded(request: Request) -> Response:
+            state = request.app.state.livestrap
+            limit_discovery(request, state)
+            await require_discovery_token(request, state)
             try:
                 return await handler(request)
             except RequestValidationError as exc:
-                detail = finite_only(jsonable_encoder(exc.errors()))
+                return JSONResponse({"detail": validation_details(exc)}, status_code=422)
+            except StarletteHTTPException as exc:  # FastAPI's "error parsing the body"
+                cause = exc.__cause__
+                if exc.status_code != 400 or not isinstance(cause, ValueError | RecursionError):
+                    raise
+                detail = f"body is not JSON this master reads: {_reason(cause)}"
                 return JSONResponse({"detail": detail}, status_code=422)
 
         return guarded
 
 
+def _reason(err: BaseException) -> str:
+    if isinstance(err, RecursionError):
+        return "nested too deeply"
+    return str(err).encode("ascii", "backslashreplace").decode()[:200]
+
+
 router = APIRouter(tags=["discovery"], route_class=DiscoveryRoute)
 
 
-def _hints(body: bytes) -> tuple[str | None, str | None]:
-    """boot_mac and image_id of a refused body, when it is JSON enough to have them."""
+HINT_BYTES = 4096  # of a refused body: enough for the agent's boot_mac and image_id
+_HINT_RE = re.compile(rb'"(boot_mac|image_id)"\s*:\s*("(?:[^"\\\n]|\\.){0,200}")')
+
+
+async def _body_prefix(request: Request, limit: int = HINT_BYTES) -> bytes:
+    """At most about `limit` bytes of the body; the rest is never read."""
+    prefix = b""
     try:
-        data: Any = json.loads(body)
-    except ValueError:
-        return None, None
-    if not isinstance(data, dict):
-        return None, None
-    mac, image = data.get("boot_mac"), data.get("image_id")
+        async for chunk in request.stream():
+            prefix += chunk[: limit - len(prefix)]
+            if len(prefix) >= limit:
+                break
+    except (ClientDisconnect, BodyTooLarge):
+        pass  # the refusal is answered and recorded all the same
+    return prefix
+
+
+def _hints(prefix: bytes) -> tuple[str | None, str | None]:
+    """boot_mac and image_id of a refused body, when its first bytes name them (the
+    agent sends both before its facts). Taken from a prefix, so never parsed whole."""
+    found: dict[bytes, Any] = {}
+    for match in _HINT_RE.finditer(prefix):
+        try:
+            found.setdefault(match.group(1), json.loads(match.group(2)))
+        except ValueError:
+            continue
+    mac, image = found.get(b"boot_mac"), found.get(b"image_id")
     mac = normalize_mac(mac) if isinstance(mac, str) else None
-    image = image if isinstance(image, str) and len(image) <= 100 else None
+    image = image if isinstance(image, str) and len(image) <= 100 and image.isprintable() else None
     return mac, image
 
 
@@ -87,22 +128,22 @@ def _record_refusal(
         log.exception("could not record a refused discovery report from %s", ip)
 
 
-async def limit_discovery(request: Request, state: StateDep) -> None:
-    """429 when this address sent more reports than its bucket holds (nothing stored)."""
+def limit_discovery(request: Request, state: AppState) -> None:
+    """429 when this address sent more reports than its bucket holds (nothing read or
+    stored); DiscoveryRoute calls this before the token check."""
     wait = state.guards.discovery.take(address_key(client_ip(request)))
     if wait > 0:
         raise too_many(wait, "discovery reports")
 
 
-async def require_discovery_token(
-    request: Request, state: StateDep, authorization: Annotated[str | None, Header()] = None
-) -> None:
-    """401 + a `refused` event unless the bearer token is the discovery token."""
-    given = bearer(authorization)
+async def require_discovery_token(request: Request, state: AppState) -> None:
+    """401 + a `refused` event unless the bearer token is the discovery token; of a
+    refused body, only its first HINT_BYTES are read (DiscoveryRoute calls this first)."""
+    given = bearer(request.headers.get("authorization"))
     if token_matches(given, state.discovery_token):
         return
     reason = "no discovery token" if given is None else "wrong discovery token"
-    mac, image = _hints(await request.body())
+    mac, image = _hints(await _body_prefix(request))
     await run_in_threadpool(_record_refusal, state, reason, client_ip(request), mac, image)
     raise HTTPException(
         status_code=401,
@@ -137,7 +178,6 @@ def report_applier(
 @router.post(
     "/discovery",
     response_model=ReportAnswer,
-    dependencies=[Depends(limit_discovery), Depends(require_discovery_token)],
     status_code=200,
     responses={
         201: {"model": ReportAnswer, "description": "A new node was registered."},
@@ -145,6 +185,7 @@ def report_applier(
             "model": ErrorDetail,
             "description": "Missing or wrong discovery token (recorded as `refused`).",
         },
+        413: {"model": ErrorDetail, "description": "Body over the master's cap."},
         429: {
             "model": ErrorDetail,
             "description": "Too many reports, or new nodes, from this address (Retry-After).",

@@ -11,11 +11,13 @@ import math
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from livestrap.master.events import normalize_mac
+from livestrap.master.schemas.bounds import check_bounds, text_safe
 
 NodeStatus = Literal["online", "offline"]
+MAX_UPTIME_S = 1 << 40  # ~35,000 years; a larger int breaks the float arithmetic of boots
 
 
 def finite_only(value: Any) -> Any:
@@ -73,7 +75,13 @@ class DiscoveryReport(BaseModel):
     facts_hash: str | None = Field(default=None, max_length=64)
     facts: Facts | None = None
     failures: list[Failure] = Field(default_factory=list)
-    uptime_s: StrictInt | None = Field(default=None, ge=0)
+    uptime_s: StrictInt | None = Field(default=None, ge=0, le=MAX_UPTIME_S)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        check_bounds(value)  # depth, size and valid Unicode, before anything else looks
+        return value
 
     @field_validator("boot_mac")
     @classmethod
@@ -114,7 +122,16 @@ class ReportAnswer(BaseModel):
     facts_required: bool
 
 
-class NodeSummary(BaseModel):
+class Readable(BaseModel):
+    """An answer built from stored rows: text a JSON answer cannot carry is replaced."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _readable(cls, value: Any) -> Any:
+        return text_safe(value)
+
+
+class NodeSummary(Readable):
     """One row of GET /api/v1/nodes."""
 
     id: str
@@ -142,7 +159,7 @@ class NodeDetail(NodeSummary):
     failures: list[dict[str, Any]]
 
 
-class TimelineEvent(BaseModel):
+class TimelineEvent(Readable):
     """One step of a boot: a /boot request, a report, a refusal (see master.events)."""
 
     kind: str
