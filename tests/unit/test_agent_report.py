@@ -19,13 +19,20 @@ from livestrap.agent import AGENT_VERSION
 from livestrap.agent.config import AgentConfig, ConfigError
 from livestrap.agent.report import (
     BACKOFF_CAP_S,
+    REJECTED_RETRY_S,
     Reporter,
     backoff_delay,
     facts_hash,
     heartbeat_delay,
     parse_answer,
 )
-from livestrap.agent.transport import Request, Response, TransportError, urllib_transport
+from livestrap.agent.transport import (
+    Request,
+    Response,
+    TransportError,
+    parse_retry_after,
+    urllib_transport,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -343,3 +350,19 @@ def test_urllib_transport_statuses_and_errors() -> None:
         assert urllib_transport(request) == Response(201, OK)
         assert urllib_transport(request) == Response(403, b"nope")
         assert len(server.received) == 2
+
+
+def test_rate_limited_waits_the_masters_retry_after_with_jitter() -> None:
+    master = FakeMaster([Response(429, b"{}", retry_after_s=40.0), Response(429, b"{}")])
+    agent = reporter(master, rng=0.5)
+    assert agent.step() == pytest.approx(44.0)  # 40 s + half of the 20 % jitter
+    assert agent.step() == REJECTED_RETRY_S  # no Retry-After: like any other 4xx
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("7", 7.0), (" 12 ", 12.0), ("999999", 3600.0), ("-1", None), ("1e3", None),
+     ("Wed, 21 Oct 2026 07:28:00 GMT", None), ("9" * 5000, None), (None, None)],
+)  # fmt: skip
+def test_retry_after_is_bounded_delta_seconds(header: str | None, seconds: float | None) -> None:
+    assert parse_retry_after(header) == seconds

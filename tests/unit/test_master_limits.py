@@ -85,6 +85,13 @@ def test_route_cap() -> None:
     assert run(LIMITED, [b"x" * 11], path="/big", method="PUT")[0] == 413
 
 
+def test_prefix_cap() -> None:
+    app = BodyLimit(echo_app, Cap(10, "SMALL"), {}, {("PUT", "/files/"): Cap(50, "FILES")})
+    assert run(app, [b"x" * 50], path="/files/keys/a.gpg", method="PUT")[0] == 200
+    assert run(app, [b"x" * 51], path="/files/keys/a.gpg", method="PUT")[0] == 413
+    assert run(app, [b"x" * 11], path="/files/keys/a.gpg")[0] == 413  # POST: the default
+
+
 def test_env_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LIVESTRAP_MAX_BODY_BYTES", "2048")
     monkeypatch.delenv("LIVESTRAP_MAX_IMPORT_BYTES", raising=False)

@@ -24,7 +24,9 @@ report and on its retries), whenever the hash changes, and after an answer with
 The master answers 200 or 201 with ``{"node_id": str, "heartbeat_s": int,
 "facts_required": bool}``. The next report comes heartbeat_s later ±20 % jitter;
 facts are re-collected every 10th heartbeat. No answer or a 5xx: exponential
-backoff with full jitter (1 s base, ×2, 30 s cap), reset by a success. 401/403:
+backoff with full jitter (1 s base, ×2, 30 s cap), reset by a success. 429 (the
+master's per-address rate limit): wait its Retry-After plus up to 20 % jitter, so a
+rack that was limited at once does not come back in step. 401/403:
 logged at ERROR ("discovery token refused") and retried every 60 s; other 4xx
 (and malformed answers) are logged with the body and retried every 60 s. The loop
 never ends on its own: a live node has nothing better to do than keep trying.
@@ -190,6 +192,10 @@ class Reporter:
         except TransportError as exc:
             return self._backoff(f"master {self.url} unreachable ({exc})")
         status = response.status
+        if status == 429 and response.retry_after_s is not None:
+            delay = response.retry_after_s * (1.0 + JITTER * self._rng.random())
+            log.warning("master %s is rate limiting this address; retry in %.1f s", self.url, delay)
+            return delay
         if status >= 500:
             return self._backoff(f"master answered HTTP {status}: {_snippet(response.body)}")
         if status in (401, 403):

@@ -29,10 +29,23 @@ class Request:
 
 @dataclass(frozen=True)
 class Response:
-    """Status and raw body of whatever the master answered."""
+    """Status and raw body of whatever the master answered; `retry_after_s`: its
+    Retry-After in seconds (429, 503), when it gave a sane one."""
 
     status: int
     body: bytes = b""
+    retry_after_s: float | None = None
+
+
+RETRY_AFTER_MAX_S = 3600.0
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as delta-seconds (what the master sends), bounded; else None."""
+    text = (value or "").strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 6:
+        return None
+    return min(float(text), RETRY_AFTER_MAX_S)
 
 
 class TransportError(Exception):
@@ -55,7 +68,8 @@ def urllib_transport(request: Request) -> Response:
             body = exc.read()
         except (OSError, http.client.HTTPException):
             body = b""
-        return Response(status=exc.code, body=body)
+        retry = parse_retry_after(exc.headers.get("Retry-After") if exc.headers else None)
+        return Response(status=exc.code, body=body, retry_after_s=retry)
     except urllib.error.URLError as exc:
         raise TransportError(str(exc.reason)) from exc
     except (OSError, http.client.HTTPException, ValueError) as exc:
