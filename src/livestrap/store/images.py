@@ -111,7 +111,7 @@ class ImageStore:
 
     def _is_image_dir(self, name: str) -> bool:
         entry = self.images_dir / name
-        return bool(IMAGE_ID_RE.match(name)) and entry.is_dir() and not entry.is_symlink()
+        return bool(IMAGE_ID_RE.fullmatch(name)) and entry.is_dir() and not entry.is_symlink()
 
     def path(self, image_id: str) -> Path:
         """Directory of an existing image; refuses ids that are not plain names."""
