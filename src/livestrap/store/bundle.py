@@ -343,9 +343,7 @@ class _Files:
         return self.meta
 
 
-def import_image(
-    store: ImageStore, bundle: Path, *, max_bytes: int | None = None
-) -> ImageMetadata:
+def import_image(store: ImageStore, bundle: Path, *, max_bytes: int | None = None) -> ImageMetadata:
     """Add the image in a bundle to the store, refusing anything unsafe or inconsistent.
     `max_bytes`: the largest image accepted (default: store.limits.max_image_bytes())."""
     cap = max_image_bytes() if max_bytes is None else max_bytes

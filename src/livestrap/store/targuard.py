@@ -53,7 +53,7 @@ def _number(field: bytes, offset: int) -> int:
         return -value if field[0] & 0x40 else value
     text = field.split(b"\0", 1)[0].strip(b" ")
     if not text or not all(48 <= c <= 55 for c in text):
-        raise ArchiveError(f"cannot read bundle: bad tar header at byte {offset}: numeric field {field!r}")
+        raise ArchiveError(f"cannot read bundle: bad tar header at byte {offset}: {field!r}")
     return int(text, 8)
 
 
@@ -135,7 +135,7 @@ class TarGuard:
             return
         stored = _number(hdr[148:156], offset)
         if stored != sum(hdr[:148]) + 8 * 32 + sum(hdr[156:]):
-            raise ArchiveError(f"cannot read bundle: bad tar header at byte {offset}: checksum mismatch")
+            raise ArchiveError(f"cannot read bundle: bad tar header checksum at byte {offset}")
         kind = hdr[156:157]
         size = _number(hdr[124:136], offset)
         if kind in EXTENDED:
