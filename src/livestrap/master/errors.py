@@ -15,8 +15,10 @@ from livestrap.errors import (
     SpecError,
     StoreError,
 )
+from livestrap.store.limits import InsufficientSpace
 
 STATUS: list[tuple[type[LivestrapError], int]] = [
+    (InsufficientSpace, 507),
     (NotFoundError, 404),
     (ConflictError, 409),
     (SpecError, 422),
