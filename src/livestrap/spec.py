@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from livestrap.errors import SpecError
+from livestrap.kernelopts import check_kernel_options
 from livestrap.mirror import SourceEntry, find_distro_source, host_sources
 from livestrap.specpaths import PathRules, check_local_url, check_path
 from livestrap.yamlfile import node_at, not_a_string, parse_yaml, read_text
@@ -81,6 +82,11 @@ def check_url(value: str) -> str:
     return value.rstrip("/")
 
 
+# validation context key: the spec is a record (an imported image's metadata), checked for
+# its shape only; its file paths name files on the host that built it, so none is checked
+RECORDED = "recorded"
+
+
 def _base_dir(info: ValidationInfo) -> Path:
     ctx = info.context or {}
     return Path(ctx.get("base_dir", Path.cwd()))
@@ -93,6 +99,8 @@ def _rules(info: ValidationInfo) -> PathRules:
 
 
 def _existing_path(value: Path, info: ValidationInfo, kind: str) -> Path:
+    if (info.context or {}).get(RECORDED):  # a recorded spec: its paths were on another host
+        return value
     path = value.expanduser()
     if not path.is_absolute():
         path = _base_dir(info) / path
@@ -251,6 +259,11 @@ class BuildSpec(BaseModel):
             raise ValueError(f"invalid kernel options {bad!r} (one word each, no quotes)")
         return v
 
+    @field_validator("kernel_options")
+    @classmethod
+    def _kernel_options_safe(cls, v: list[str]) -> list[str]:
+        return check_kernel_options(v)  # what the iPXE renderer accepts (livestrap.kernelopts)
+
     @field_validator("extra_dirs")
     @classmethod
     def _extra_dirs(cls, v: list[Path], info: ValidationInfo) -> list[Path]:
@@ -347,6 +360,12 @@ def parse_spec(
         return BuildSpec.model_validate(data, context=context)
     except ValidationError as err:
         raise SpecError(format_validation_error(err, source, text)) from None
+
+
+def check_recorded_spec(data: Any) -> BuildSpec:
+    """Validate a spec recorded in image metadata: its shape and every rule that is not
+    about files on this host. Raises pydantic's ValidationError."""
+    return BuildSpec.model_validate(data, context={RECORDED: True})
 
 
 def load_spec(path: Path, rules: PathRules | None = None) -> BuildSpec:

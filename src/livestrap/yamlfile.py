@@ -87,3 +87,28 @@ def not_a_string(value: Any, key: str | None, written: str | None = None) -> str
         return None
     quoted = json.dumps(spelled)
     return f"got {got}; quote it: " + (f"{key}: {quoted}" if key else quoted)
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors and aliases: a few hundred bytes of aliases expand
+    to gigabytes once walked (the "billion laughs"), and no livestrap file needs them."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases (&, *) are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)  # type: ignore[arg-type]
+
+
+def load_plain_yaml(text: str) -> Any:
+    """yaml.safe_load without anchors or aliases (yaml.YAMLError on any)."""
+    return yaml.load(text, Loader=_PlainLoader)  # a SafeLoader subclass
+
+
+class PlainDumper(yaml.SafeDumper):
+    """SafeDumper that never writes anchors or aliases, so what it writes loads again."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True

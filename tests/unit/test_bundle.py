@@ -182,7 +182,7 @@ CASES: dict[str, tuple[Callable[[], list[Member]], str]] = {
         lambda: [m for m in GOOD if m[0].name != "img1/initrd.img"],
         "missing initrd.img",
     ),
-    "missing metadata": (lambda: GOOD[1:], "missing metadata.yaml"),
+    "missing metadata": (lambda: GOOD[1:], "metadata.yaml must come first"),
     "empty archive": (lambda: [], "missing|empty"),
     "wrong sha256": (
         lambda: _bad_artifact("root.squashfs", sha256="f" * 64),
@@ -194,7 +194,7 @@ CASES: dict[str, tuple[Callable[[], list[Member]], str]] = {
     ),
     "wrong size, metadata last": (
         lambda: [*_bad_artifact("initrd.img", size=3)[1:], _bad_artifact("initrd.img", size=3)[0]],
-        "'img1/initrd.img': size .* does not match metadata",
+        "metadata.yaml must come first",
     ),
     "two top dirs": (
         lambda: [*GOOD, *image_members("img2")],

@@ -77,7 +77,7 @@ def test_activate_swaps_relative_symlink(store: ImageStore) -> None:
     assert os.readlink(store.active_link) == "images/img2"
     assert store.active_id() == "img2"
     # no temporary links left beside `active`
-    assert sorted(p.name for p in store.data_dir.iterdir()) == ["active", "images"]
+    assert sorted(p.name for p in store.data_dir.iterdir()) == ["active", "images", "store.lock"]
 
 
 def test_activate_missing_image_keeps_current(store: ImageStore) -> None:
@@ -199,11 +199,13 @@ def test_commit_across_filesystems_is_refused(
 
 
 def test_clean_stale_tmp(store: ImageStore) -> None:
+    """Only entries of a gone owner go (tests/unit/test_store_tmp.py has the stale ones);
+    build trees are the build lock's, names tmpdirs did not make are left alone."""
     assert store.clean_stale_tmp() == []
     staging = store.new_staging_dir("build-")
     (staging / "half-written").write_bytes(b"x")
+    live_import = store.new_staging_dir("import-")
     (store.tmp_dir / "stray").write_text("x")
     (store.tmp_dir / "dangling").symlink_to("/nonexistent")
-    removed = store.clean_stale_tmp()
-    assert sorted(removed) == sorted(["dangling", "stray", staging.name])
-    assert tmp_entries(store) == []
+    assert store.clean_stale_tmp() == []
+    assert tmp_entries(store) == sorted(["dangling", "stray", staging.name, live_import.name])

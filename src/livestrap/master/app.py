@@ -64,6 +64,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate(state.db.engine)
+        state.store.clean_stale_tmp()  # what killed imports, uploads and exports left
         state.jobs.start()
         try:
             yield

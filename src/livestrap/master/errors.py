@@ -20,10 +20,12 @@ from livestrap.errors import (
     StoreError,
 )
 from livestrap.master.schemas.bounds import text_safe
+from livestrap.store.limits import InsufficientSpace
 
 log = logging.getLogger("livestrap.master")
 
 STATUS: list[tuple[type[LivestrapError], int]] = [
+    (InsufficientSpace, 507),
     (NotFoundError, 404),
     (ConflictError, 409),
     (SpecError, 422),

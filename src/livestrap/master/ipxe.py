@@ -3,8 +3,10 @@
 iPXE expands `${...}` itself, so the node's own MAC reaches every URL without the master
 knowing it in advance. The squashfs URL carries that MAC in its path, not a query string:
 live-boot names the downloaded file after the URL's basename, which must stay
-`root.squashfs`. Anything that would split a script line (whitespace, control characters)
-is refused here, because a broken script leaves a node stuck in its firmware.
+`root.squashfs`. Every value put into a line is checked against an allow-list here, not
+only where it came from: white space or a newline would split the line, and `$`, `||`,
+`&&`, `;`, `#` or quotes would let a value (an imported image's kernel options, a Host
+header) run iPXE commands of its own; a broken script also leaves a node stuck.
 """
 
 from __future__ import annotations
@@ -12,26 +14,29 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from livestrap.kernelopts import check_kernel_options
+
 ARTIFACT_PATH = "/boot/images/{image_id}/{name}?mac=${{net0/mac}}"
 SQUASHFS_PATH = "/boot/m/${{net0/mac:hexhyp}}/images/{image_id}/root.squashfs"
 SCRIPT_PATH = "/boot/ipxe?mac=${net0/mac}"
 CONSOLES = ("console=tty0", "console=ttyS0,115200n8")
 NO_IMAGE_REASON = "no active image on the master"
 
-_URL_RE = re.compile(r"^https?://[^\s$]+\Z")
-_WORD_RE = re.compile(r"^\S+\Z")
+# no $ ; # & | quotes, braces, backslash, white space: nothing iPXE would act on
+_URL_RE = re.compile(r"https?://[A-Za-z0-9._~:/=@!+,%\[\]-]+")
+_WORD_RE = re.compile(r"[A-Za-z0-9._~:/=@!+,%-]+")
 
 
 def check_base_url(base_url: str) -> str:
     """The base URL without its trailing slash; ValueError if iPXE could not use it."""
-    if not _URL_RE.match(base_url):
+    if not _URL_RE.fullmatch(base_url):
         raise ValueError(f"base URL {base_url!r} is not an http(s) URL usable in iPXE")
     return base_url.rstrip("/")
 
 
 def _check_word(what: str, value: str) -> str:
-    if not _WORD_RE.match(value) or not value.isprintable():
-        raise ValueError(f"{what} {value!r} must be one printable word")
+    if not _WORD_RE.fullmatch(value):
+        raise ValueError(f"{what} {value!r} must be one word of letters, digits and ._~:/=@!+,%-")
     return value
 
 
@@ -53,7 +58,7 @@ def kernel_arguments(
     base = check_base_url(base_url)
     _check_word("image id", image_id)
     _check_word("token", token)
-    extras = [_check_word("kernel option", o) for o in kernel_cmdline if o]
+    extras = check_kernel_options([o for o in kernel_cmdline if o])
     return [
         "initrd=initrd.img",
         "boot=live",

@@ -2,7 +2,10 @@
 
 Import treats the archive as hostile: members are checked one by one and only the known
 image file names are ever written, into a staging dir that becomes an image only through
-ImageStore.commit. A refused bundle leaves the store exactly as it was.
+ImageStore.commit. metadata.yaml must come first: its sizes are then enforced on every
+member before a byte of it is written, against the import limit and the free space, and
+the decompressed stream may not grow past them (store.limits, store.targuard). A refused
+bundle leaves the store exactly as it was and tmp/ clean.
 """
 
 from __future__ import annotations
@@ -23,20 +26,25 @@ from typing import IO, Literal, cast
 
 from livestrap.errors import ArchiveError, StoreError
 from livestrap.store.images import ImageStore
+from livestrap.store.limits import check_free_space, check_image_size, max_image_bytes
 from livestrap.store.manifest import (
     CHUNK,
     IMAGE_FILES,
+    MAX_METADATA_SIZE,
     METADATA,
     ImageMetadata,
     check_image_id,
     parse_metadata,
 )
+from livestrap.store.targuard import TarGuard, warn_if_vulnerable
 
 Compression = Literal["none", "gz", "xz", "zst"]
 
 # metadata first, so a reader can check the id before the big files stream by
 EXPORT_ORDER = (METADATA, *(n for n in IMAGE_FILES if n != METADATA))
-MAX_METADATA_SIZE = 1 << 20
+# headers, padding and the end-of-archive blocks around the files (tar writes in 10 KiB)
+TAR_OVERHEAD = 64 << 10
+MAX_TRAILING = 1 << 20  # what zstd may still produce after the tar's end-of-archive
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 GZIP_MAGIC = b"\x1f\x8b"
 XZ_MAGIC = b"\xfd7zXZ\x00"
@@ -97,7 +105,8 @@ def _compressor(raw: IO[bytes], compression: Compression) -> Iterator[IO[bytes]]
 def _zstd(
     argv: list[str], stdin: IO[bytes] | int, stdout: IO[bytes] | int
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run zstd as a filter; a non-zero exit becomes an ArchiveError with its message."""
+    """Run zstd as a filter; a non-zero exit becomes an ArchiveError with its message.
+    What it still writes after the reader is done is drained, up to MAX_TRAILING bytes."""
     with tempfile.TemporaryFile() as err:
         try:
             proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=err)
@@ -114,12 +123,22 @@ def _zstd(
                     with contextlib.suppress(BrokenPipeError):
                         proc.stdin.close()
             if proc.stdout:
-                while proc.stdout.read(CHUNK):  # tar trailer padding zstd may still write
-                    pass
+                _drain(proc)
         if proc.returncode != 0:
             err.seek(0)
             msg = err.read().decode(errors="replace").strip()
             raise ArchiveError(f"zstd failed (exit {proc.returncode}): {msg}")
+
+
+def _drain(proc: subprocess.Popen[bytes]) -> None:
+    """Read the tar trailer padding zstd may still write; refuse a bomb hidden after it."""
+    assert proc.stdout is not None
+    left = MAX_TRAILING
+    while chunk := proc.stdout.read(CHUNK):
+        left -= len(chunk)
+        if left < 0:
+            proc.kill()
+            raise ArchiveError(f"bundle has more than {MAX_TRAILING} bytes after its tar archive")
 
 
 def export_image(
@@ -209,10 +228,13 @@ def _read(data: IO[bytes], member: tarfile.TarInfo) -> bytes:
 class _Files:
     """What import has seen so far: the top dir and the files written to staging."""
 
-    def __init__(self, store: ImageStore, staging: Path) -> None:
+    def __init__(self, store: ImageStore, staging: Path, guard: TarGuard, cap: int) -> None:
         self.store = store
         self.staging = staging
+        self.guard = guard
+        self.cap = cap
         self.top: str | None = None
+        self.top_entry = False
         self.digests: dict[str, tuple[int, str]] = {}  # name -> (size, sha256)
         self.meta: ImageMetadata | None = None
 
@@ -250,6 +272,9 @@ class _Files:
         if member.isdir():
             if len(parts) != 1:
                 raise refuse("unexpected directory")
+            if self.top_entry:
+                raise refuse("duplicate member")
+            self.top_entry = True
             return None
         if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
             raise refuse("unsupported member type")
@@ -263,6 +288,8 @@ class _Files:
             raise refuse("duplicate member")
         if known == METADATA and member.size > MAX_METADATA_SIZE:
             raise refuse("metadata is too large")
+        if known != METADATA and self.meta is None:
+            raise refuse(f"{METADATA} must come first (its sizes bound what is written)")
         art = self.meta.artifacts.get(known) if self.meta else None
         if art and member.size != art.size:
             raise refuse(f"size {member.size} does not match metadata ({art.size})")
@@ -275,8 +302,10 @@ class _Files:
         try:
             with path.open("xb") as out:
                 while chunk := _read(data, member):
-                    h.update(chunk)
                     size += len(chunk)
+                    if size > member.size:  # tarfile stops there; never rely on it alone
+                        raise ArchiveError(f"bundle member {member.name!r} is too long")
+                    h.update(chunk)
                     out.write(chunk)
         except OSError as err:  # reading errors were turned into ArchiveError by _read
             raise StoreError(f"cannot write {path}: {err.strerror}") from None
@@ -292,6 +321,11 @@ class _Files:
                 raise ArchiveError(
                     f"metadata id {meta.id!r} does not match top-level directory {self.top!r}"
                 )
+            total = meta.total_size()
+            check_image_size(total, self.cap)
+            check_free_space(self.staging, total)
+            # the rest of the stream: the declared files and their headers, no more
+            self.guard.limit = min(self.guard.limit, self.guard.total + total + TAR_OVERHEAD)
             self.meta = meta
 
     def finish(self) -> ImageMetadata:
@@ -309,15 +343,20 @@ class _Files:
         return self.meta
 
 
-def import_image(store: ImageStore, bundle: Path) -> ImageMetadata:
-    """Add the image in a bundle to the store, refusing anything unsafe or inconsistent."""
+def import_image(store: ImageStore, bundle: Path, *, max_bytes: int | None = None) -> ImageMetadata:
+    """Add the image in a bundle to the store, refusing anything unsafe or inconsistent.
+    `max_bytes`: the largest image accepted (default: store.limits.max_image_bytes())."""
+    cap = max_image_bytes() if max_bytes is None else max_bytes
+    warn_if_vulnerable()
+    store.clean_stale_tmp()  # what killed imports left: their owner is gone
     staging = store.new_staging_dir("import-")
     try:
-        files = _Files(store, staging)
         # leaving this block also checks zstd's exit status: the stream was complete
         with _decompressed(bundle) as stream:
+            guard = TarGuard(stream, cap + MAX_METADATA_SIZE + TAR_OVERHEAD)
+            files = _Files(store, staging, guard, cap)
             try:
-                with tarfile.open(fileobj=stream, mode="r|") as tar:
+                with tarfile.open(fileobj=cast(IO[bytes], guard), mode="r|") as tar:
                     for member in tar:
                         known = files.check(member)
                         if known is not None:

@@ -2,23 +2,28 @@
 
 Every change is a single rename (commit, delete) or a symlink swap (activate), so a
 reader — the boot server, another CLI — sees either the old state or the new one, never
-a half-written image or a missing `active` link.
+a half-written image or a missing `active` link. Activate, delete and commit also hold
+one lock (`store.lock`, flock: across threads and processes), so a delete can never
+remove the image an activate is pointing `active` at.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import errno
+import fcntl
 import os
 import secrets
 import shutil
-import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from livestrap.errors import ImageNotFound, StoreError
 from livestrap.ids import unique_match
+from livestrap.store import tmpdirs
 from livestrap.store.manifest import (
     IMAGE_FILES,
     IMAGE_ID_RE,
@@ -31,6 +36,7 @@ from livestrap.store.manifest import (
 IMAGES = "images"
 ACTIVE = "active"
 TMP = "tmp"
+STORE_LOCK = "store.lock"
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,7 @@ class ImageStore:
 
     def _is_image_dir(self, name: str) -> bool:
         entry = self.images_dir / name
-        return bool(IMAGE_ID_RE.match(name)) and entry.is_dir() and not entry.is_symlink()
+        return bool(IMAGE_ID_RE.fullmatch(name)) and entry.is_dir() and not entry.is_symlink()
 
     def path(self, image_id: str) -> Path:
         """Directory of an existing image; refuses ids that are not plain names."""
@@ -153,8 +159,27 @@ class ImageStore:
 
     # -- changing ------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the store lock: what activate, delete and commit check stays true until
+        their change is made. Held for milliseconds, so it blocks rather than fails."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.data_dir / STORE_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        except OSError as err:
+            raise StoreError(f"cannot lock the store in {self.data_dir}: {err.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
     def activate(self, image_id: str) -> None:
         """Point `active` at an image; readers never see the link missing (rename over it)."""
+        with self.locked():
+            self._activate(image_id)
+
+    def _activate(self, image_id: str) -> None:
         self.get(image_id)
         tmp_link = self.data_dir / f".{ACTIVE}.{secrets.token_hex(8)}"
         try:
@@ -167,25 +192,25 @@ class ImageStore:
 
     def delete(self, image_id: str) -> None:
         """Remove an image; it disappears at once (rename into tmp) and is then erased."""
-        image_dir = self.path(image_id)
-        if image_id == self.active_id():
-            raise StoreError(
-                f"image {image_id} is active; activate another image before deleting it"
-            )
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        trash = Path(tempfile.mkdtemp(prefix="delete-", dir=self.tmp_dir))
-        try:
-            os.rename(image_dir, trash / image_id)
-        except OSError as err:
-            trash.rmdir()
-            raise StoreError(f"cannot delete {image_id}: {err.strerror}") from None
+        with self.locked():
+            image_dir = self.path(image_id)
+            if image_id == self.active_id():
+                raise StoreError(
+                    f"image {image_id} is active; activate another image before deleting it"
+                )
+            trash = tmpdirs.make_dir(self.tmp_dir, "delete")
+            try:
+                os.rename(image_dir, trash / image_id)
+            except OSError as err:
+                trash.rmdir()
+                raise StoreError(f"cannot delete {image_id}: {err.strerror}") from None
         # the image is already gone; whatever cannot be erased now, clean_stale_tmp will
         shutil.rmtree(trash, ignore_errors=True)
 
     def new_staging_dir(self, prefix: str) -> Path:
-        """Empty private dir under tmp/, on the store's filesystem so commit can rename it."""
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.tmp_dir))
+        """Empty private dir under tmp/, on the store's filesystem so commit can rename it;
+        named by tmpdirs (`<prefix><pid>.<start>-...`) so a stale one is known as such."""
+        return tmpdirs.make_dir(self.tmp_dir, prefix.rstrip("-"))
 
     def commit(self, staging_dir: Path, image_id: str) -> Path:
         """Publish a complete staging dir as images/<id> in one rename, after checking it.
@@ -204,6 +229,13 @@ class ImageStore:
         # mkdtemp makes the dir 0700; the boot server may run as another user.
         staging_dir.chmod(0o755)
         _fsync(staging_dir)
+        with self.locked():
+            self._publish(staging_dir, image_id, dest)
+        return dest
+
+    def _publish(self, staging_dir: Path, image_id: str, dest: Path) -> None:
+        if os.path.lexists(dest):  # again under the lock: rename replaces an empty dir
+            raise StoreError(f"image {image_id} already exists")
         self.images_dir.mkdir(parents=True, exist_ok=True)
         try:
             os.rename(staging_dir, dest)
@@ -216,7 +248,6 @@ class ImageStore:
                 raise StoreError(f"image {image_id} already exists") from None
             raise StoreError(f"cannot commit {image_id}: {err.strerror}") from None
         _fsync(self.images_dir)
-        return dest
 
     def _check_staging(self, staging_dir: Path, image_id: str) -> None:
         try:
@@ -242,14 +273,6 @@ class ImageStore:
             raise StoreError(f"artifacts do not match metadata in {staging_dir}: {', '.join(bad)}")
 
     def clean_stale_tmp(self) -> builtins.list[str]:
-        """Erase leftovers of interrupted builds/imports/deletes; caller holds the build lock."""
-        if not self.tmp_dir.is_dir():
-            return []
-        removed = []
-        for entry in sorted(self.tmp_dir.iterdir()):
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-            removed.append(entry.name)
-        return removed
+        """Erase what killed imports, uploads, exports and deletes left in tmp/ (entries
+        whose owner process is gone); build trees are the build lock holder's to clean."""
+        return tmpdirs.clean_stale(self.tmp_dir)

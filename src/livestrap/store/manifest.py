@@ -1,4 +1,8 @@
-"""metadata.yaml: what an image is, how it was built, and the checksums of its files."""
+"""metadata.yaml: what an image is, how it was built, and the checksums of its files.
+
+Metadata comes from bundles too, so it is read as hostile: bounded size, no YAML anchors
+or aliases, the recorded spec checked as a build spec, kernel options by the one rule.
+"""
 
 from __future__ import annotations
 
@@ -12,17 +16,21 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from livestrap.errors import StoreError
+from livestrap.kernelopts import check_kernel_options
+from livestrap.spec import check_recorded_spec
+from livestrap.yamlfile import PlainDumper, load_plain_yaml
 
 METADATA = "metadata.yaml"
 ARTIFACTS = ("vmlinuz", "initrd.img", "root.squashfs")
 IMAGE_FILES = (*ARTIFACTS, METADATA)
 IMAGE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 CHUNK = 1 << 20
+MAX_METADATA_SIZE = 1 << 20
 
 
 def check_image_id(image_id: str) -> str:
     """Image ids become directory names: refuse anything that is not a plain name."""
-    if not IMAGE_ID_RE.match(image_id) or image_id in (".", ".."):
+    if not IMAGE_ID_RE.fullmatch(image_id) or image_id in (".", ".."):
         raise StoreError(f"invalid image id {image_id!r}")
     return image_id
 
@@ -57,9 +65,20 @@ class ImageMetadata(BaseModel):
     @field_validator("id")
     @classmethod
     def _id(cls, v: str) -> str:
-        if not IMAGE_ID_RE.match(v):
+        if not IMAGE_ID_RE.fullmatch(v):  # fullmatch: `$` alone lets "id\n" through
             raise ValueError(f"invalid image id {v!r}")
         return v
+
+    @field_validator("spec")
+    @classmethod
+    def _spec(cls, v: dict[str, Any]) -> dict[str, Any]:
+        check_recorded_spec(v)  # kept as written: spec_sha256 and round trips stay exact
+        return v
+
+    @field_validator("kernel_cmdline")
+    @classmethod
+    def _kernel_cmdline(cls, v: list[str]) -> list[str]:
+        return check_kernel_options(v)
 
     @field_validator("artifacts")
     @classmethod
@@ -88,12 +107,14 @@ def describe_artifacts(image_dir: Path) -> dict[str, Artifact]:
 
 
 def dump_metadata(meta: ImageMetadata) -> str:
-    return yaml.safe_dump(meta.model_dump(mode="json"), sort_keys=False)
+    return yaml.dump(meta.model_dump(mode="json"), Dumper=PlainDumper, sort_keys=False)
 
 
 def parse_metadata(text: str, source: str = METADATA) -> ImageMetadata:
+    if len(text) > MAX_METADATA_SIZE:
+        raise StoreError(f"{source} is larger than {MAX_METADATA_SIZE} bytes")
     try:
-        return ImageMetadata.model_validate(yaml.safe_load(text))
+        return ImageMetadata.model_validate(load_plain_yaml(text))
     except (yaml.YAMLError, ValidationError) as err:
         raise StoreError(f"{source} is not valid image metadata: {err}") from None
 

@@ -1,7 +1,8 @@
 """/api/v1/images: the store over HTTP — what `livestrap images ...` does on the master host.
 
 Bundles go through `<data-dir>/tmp` (the store's filesystem, not the system's /tmp, which
-may be small or a tmpfs) and are removed as soon as the request is done with them. Import
+may be small or a tmpfs; master.upload streams them there, multipart too) and are removed
+as soon as the request is done with them. Import
 checks happen in store.bundle: a refused bundle is a 422 naming the member, and the store
 is left as it was.
 """
@@ -9,29 +10,25 @@ is left as it was.
 from __future__ import annotations
 
 import os
-import tempfile
-import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
-from starlette.datastructures import UploadFile
 
 from livestrap.master.artifacts import valid_image_id
 from livestrap.master.deps import AdminOnly, StateDep
 from livestrap.master.schemas.images import Activated, ImageDetail, ImageDiff, ImageSummary
+from livestrap.master.upload import receive_bundle
+from livestrap.store import tmpdirs
 from livestrap.store.bundle import Compression, export_image, import_image
 from livestrap.store.images import ImageStore
-from livestrap.store.manifest import CHUNK
+from livestrap.store.limits import max_image_bytes
 
 router = APIRouter(dependencies=[AdminOnly], tags=["images"])
 
-EXPORT_PREFIX, UPLOAD_PREFIX = "api-export-", "api-upload-"
-STALE_AFTER_S = 24 * 3600
 SUFFIX: dict[str, str] = {"zst": ".tar.zst", "xz": ".tar.xz", "gz": ".tar.gz", "none": ".tar"}
 MEDIA_TYPE: dict[str, str] = {
     "zst": "application/zstd",
@@ -55,24 +52,11 @@ IMPORT_BODY: dict[str, Any] = {
 }
 
 
-def _temp_file(store: ImageStore, prefix: str, suffix: str) -> tuple[IO[bytes], Path]:
+def _temp_file(store: ImageStore, kind: str, suffix: str) -> tuple[IO[bytes], Path]:
     """A new private file under tmp/; leftovers of killed requests are swept first."""
-    store.tmp_dir.mkdir(parents=True, exist_ok=True)
-    _sweep_stale(store.tmp_dir)
-    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=store.tmp_dir)
-    return os.fdopen(fd, "wb"), Path(name)
-
-
-def _sweep_stale(tmp_dir: Path) -> None:
-    cutoff = time.time() - STALE_AFTER_S
-    for entry in tmp_dir.iterdir():
-        if not entry.name.startswith((EXPORT_PREFIX, UPLOAD_PREFIX)):
-            continue
-        try:
-            if entry.is_file() and entry.stat().st_mtime < cutoff:
-                entry.unlink()
-        except OSError:
-            pass  # another request's sweep got there first
+    store.clean_stale_tmp()
+    fd, path = tmpdirs.make_file(store.tmp_dir, kind, suffix)
+    return os.fdopen(fd, "wb"), path
 
 
 def _resolve(store: ImageStore, ref: str) -> str:
@@ -125,7 +109,7 @@ def export_bundle(image_id: str, state: StateDep, compression: Compression = "zs
     store = state.store
     image_id = _resolve(store, image_id)
     store.get(image_id)  # 404 before any temp file exists
-    fh, path = _temp_file(store, EXPORT_PREFIX, SUFFIX[compression])
+    fh, path = _temp_file(store, "export", SUFFIX[compression])
     fh.close()
     try:
         export_image(store, image_id, path, compression)
@@ -140,50 +124,26 @@ def export_bundle(image_id: str, state: StateDep, compression: Compression = "zs
     )
 
 
-async def _upload_chunks(request: Request) -> AsyncIterator[bytes]:
-    """The bundle's bytes: a multipart `file` field, or else the raw body."""
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        async with request.form() as form:
-            upload = form.get("file")
-            if not isinstance(upload, UploadFile):
-                raise HTTPException(422, "multipart upload needs the bundle in a `file` field")
-            while chunk := await upload.read(CHUNK):
-                yield chunk
-    else:
-        async for chunk in request.stream():
-            yield chunk
-
-
-async def _receive(request: Request, store: ImageStore) -> Path:
-    """Stream the upload to a temp file, writing in 1 MiB blocks off the event loop."""
-    fh, path = _temp_file(store, UPLOAD_PREFIX, ".bundle")
-    try:
-        with fh:
-            buf = bytearray()
-            async for chunk in _upload_chunks(request):
-                buf += chunk
-                if len(buf) >= CHUNK:
-                    await anyio.to_thread.run_sync(fh.write, bytes(buf))
-                    buf.clear()
-            await anyio.to_thread.run_sync(fh.write, bytes(buf))
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path
-
-
 @router.post(
     "/images/import",
     status_code=201,
     response_model=ImageSummary,
     openapi_extra=IMPORT_BODY,
-    responses={409: {"description": "Already in the store."}, 422: {"description": "Refused."}},
+    responses={
+        409: {"description": "Already in the store."},
+        413: {"description": "Over the import limit (LIVESTRAP_MAX_IMAGE_BYTES)."},
+        422: {"description": "Refused."},
+        507: {"description": "Not enough free space."},
+    },
 )
 async def import_bundle(request: Request, state: StateDep) -> ImageSummary:
     """Add the image in an uploaded bundle, after checking every member and checksum."""
-    path = await _receive(request, state.store)
+    cap = max_image_bytes()
+    path = await receive_bundle(request, state.store, cap)
     try:
-        meta = await anyio.to_thread.run_sync(import_image, state.store, path)
+        meta = await anyio.to_thread.run_sync(
+            lambda: import_image(state.store, path, max_bytes=cap)
+        )
     finally:
         path.unlink(missing_ok=True)
     return ImageSummary.of_metadata(meta, state.store.active_id())

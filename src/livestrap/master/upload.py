@@ -1,0 +1,117 @@
+"""Stream an image bundle from a request into `<data-dir>/tmp/`, never the system /tmp.
+
+Starlette's `request.form()` spools a multipart upload into a SpooledTemporaryFile (the
+system /tmp, which may be RAM) before the handler sees a byte. Here the raw body, or the
+`file` part of a multipart body (parsed as it arrives with python-multipart), goes
+straight to a file named by store.tmpdirs, bounded by the import limit and free space.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import anyio.to_thread
+from fastapi import HTTPException, Request
+from python_multipart import MultipartParser
+from python_multipart.multipart import parse_options_header
+
+from livestrap.store import tmpdirs
+from livestrap.store.images import ImageStore
+from livestrap.store.limits import check_free_space
+from livestrap.store.manifest import CHUNK
+
+FIELD = b"file"
+
+
+class _FilePart:
+    """Collects the bytes of the multipart part named `file`, drops every other part."""
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.found = False
+        self._in_file = False
+        self._field = b""
+        self._value = b""
+        self._name: bytes | None = None
+
+    def callbacks(self) -> dict[str, object]:
+        return {
+            "on_part_begin": self._begin,
+            "on_header_field": lambda d, s, e: self._add("_field", d[s:e]),
+            "on_header_value": lambda d, s, e: self._add("_value", d[s:e]),
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_done,
+            "on_part_data": self._data,
+            "on_part_end": self._end,
+        }
+
+    def _add(self, attr: str, data: bytes) -> None:
+        setattr(self, attr, getattr(self, attr) + data)
+
+    def _begin(self) -> None:
+        self._name, self._in_file = None, False
+
+    def _header_end(self) -> None:
+        if self._field.lower() == b"content-disposition":
+            _, params = parse_options_header(self._value)
+            self._name = params.get(b"name")
+        self._field = self._value = b""
+
+    def _headers_done(self) -> None:
+        self._in_file = self._name == FIELD and not self.found
+        self.found = self.found or self._in_file
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        if self._in_file:
+            self.out += data[start:end]
+
+    def _end(self) -> None:
+        self._in_file = False
+
+
+def _too_large(cap: int) -> HTTPException:
+    return HTTPException(413, f"bundle is larger than the import limit of {cap} bytes")
+
+
+async def receive_bundle(request: Request, store: ImageStore, cap: int) -> Path:
+    """The bundle in the request, as a file under tmp/ (the caller removes it)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap + (1 << 20):  # multipart framing
+        raise _too_large(cap)
+    store.clean_stale_tmp()
+    store.tmp_dir.mkdir(parents=True, exist_ok=True)
+    if declared.isdigit():
+        check_free_space(store.tmp_dir, int(declared))
+    fd, path = tmpdirs.make_file(store.tmp_dir, "upload", ".bundle")
+    ctype, params = parse_options_header(request.headers.get("content-type", ""))
+    part = _FilePart() if ctype == b"multipart/form-data" else None
+    boundary = params.get(b"boundary") if part else None
+    if part is not None and not boundary:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise HTTPException(422, "multipart upload without a boundary")
+    parser = MultipartParser(boundary, part.callbacks()) if part and boundary else None  # type: ignore[arg-type]
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            buf, size = bytearray(), 0
+            async for chunk in request.stream():
+                if parser is not None and part is not None:
+                    parser.write(chunk)
+                    data, part.out = bytes(part.out), bytearray()
+                else:
+                    data = chunk
+                size += len(data)
+                if size > cap:
+                    raise _too_large(cap)
+                buf += data
+                if len(buf) >= CHUNK:
+                    await anyio.to_thread.run_sync(fh.write, bytes(buf))
+                    buf.clear()
+            await anyio.to_thread.run_sync(fh.write, bytes(buf))
+        if part is not None and not part.found:
+            raise HTTPException(422, "multipart upload needs the bundle in a `file` field")
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path

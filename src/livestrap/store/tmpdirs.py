@@ -1,0 +1,98 @@
+"""`<data-dir>/tmp/`: one owner for its names, so leftovers of a killed process are known.
+
+Every entry is `<kind>-<pid>.<start>-<random>`: the kind says what made it (import,
+upload, export, delete, build) and the pid with its start time (from /proc, so a reused
+pid is not mistaken for the owner) who owns it. An entry whose owner is gone is stale;
+`clean_stale` erases those at master start and before each import. Build trees are named
+here too but erased only by the build code under the build lock (they may hold mounts).
+Entries this module did not name are left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+KINDS = ("import", "upload", "export", "delete")
+BUILD = "build"
+# names of livestrap before the owner tag: no process of this version makes them
+LEGACY_PREFIXES = ("import-", "delete-", "api-upload-", "api-export-")
+_NAME_RE = re.compile(r"(?P<kind>[a-z]+)-(?P<pid>[0-9]+)\.(?P<start>[0-9]+)-")
+
+
+def _start_time(pid: int) -> str:
+    """Start time of a process in clock ticks since boot ("0" when /proc cannot tell)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "0"
+    fields = stat.rsplit(")", 1)[-1].split()  # the command name may hold spaces and ')'
+    return fields[19] if len(fields) > 19 and fields[19].isdigit() else "0"
+
+
+def owner_tag() -> str:
+    """`<pid>.<start>` of this process (computed per call: a forked child is another owner)."""
+    pid = os.getpid()
+    return f"{pid}.{_start_time(pid)}"
+
+
+def _prefix(kind: str) -> str:
+    if not re.fullmatch(r"[a-z]+", kind):
+        raise ValueError(f"temp kind {kind!r} must be lower-case letters")
+    return f"{kind}-{owner_tag()}-"
+
+
+def make_dir(tmp_dir: Path, kind: str) -> Path:
+    """A new private (0700) dir under tmp/, owned by this process."""
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=_prefix(kind), dir=tmp_dir))
+
+
+def make_file(tmp_dir: Path, kind: str, suffix: str = "") -> tuple[int, Path]:
+    """A new private (0600) file under tmp/, owned by this process: (fd, path)."""
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=_prefix(kind), suffix=suffix, dir=tmp_dir)
+    return fd, Path(name)
+
+
+def owner_alive(pid: int, start: str) -> bool:
+    """Whether the process that made an entry still runs (same pid and start time)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, as another user
+    return start == "0" or _start_time(pid) in (start, "0")
+
+
+def is_stale(name: str, kinds: tuple[str, ...] = KINDS) -> bool:
+    """An entry of one of `kinds` whose owner is gone, or a legacy one (no owner tag)."""
+    m = _NAME_RE.match(name)
+    if m is None:
+        return name.startswith(LEGACY_PREFIXES)
+    return m["kind"] in kinds and not owner_alive(int(m["pid"]), m["start"])
+
+
+def clean_stale(tmp_dir: Path, kinds: tuple[str, ...] = KINDS) -> list[str]:
+    """Erase the stale entries of `kinds` under tmp/; names of what was removed."""
+    try:
+        entries = sorted(tmp_dir.iterdir())
+    except FileNotFoundError:
+        return []
+    removed = []
+    for entry in entries:
+        if not is_stale(entry.name, kinds):
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except FileNotFoundError:
+            continue  # another process cleaned it first
+        removed.append(entry.name)
+    return removed

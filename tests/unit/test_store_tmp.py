@@ -1,0 +1,92 @@
+"""`<data-dir>/tmp/` has one owner (store.tmpdirs): what a killed process left is erased
+before the next import, what a live one is using is not (issue 11: `kill -9` during an
+import left its 734 MB temp tree forever)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from store_helpers import (
+    image_members,
+    store_fixture,  # noqa: F401  (provides the `store` fixture)
+    tmp_entries,
+    write_tar,
+)
+
+from livestrap.store import tmpdirs
+from livestrap.store.bundle import import_image
+from livestrap.store.images import ImageStore
+
+pytestmark = pytest.mark.unit
+
+KILLED_MID_IMPORT = """
+import os, signal, sys
+from pathlib import Path
+from livestrap.store import tmpdirs
+staging = tmpdirs.make_dir(Path(sys.argv[1]), "import")
+(staging / "root.squashfs").write_bytes(b"half an image" * 1000)
+upload_fd, upload = tmpdirs.make_file(Path(sys.argv[1]), "upload", ".bundle")
+os.write(upload_fd, b"half a bundle")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _killed_mid_import(tmp_dir: Path) -> list[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run([sys.executable, "-c", KILLED_MID_IMPORT, str(tmp_dir)], env=env)
+    assert proc.returncode == -signal.SIGKILL
+    left = sorted(p.name for p in tmp_dir.iterdir())
+    assert len(left) == 2
+    return left
+
+
+def test_import_erases_what_a_killed_import_left(store: ImageStore, tmp_path: Path) -> None:
+    left = _killed_mid_import(store.tmp_dir)
+    assert [n.split("-")[0] for n in left] == ["import", "upload"]
+    import_image(store, write_tar(tmp_path / "ok.tar", image_members("img1")))
+    assert tmp_entries(store) == []
+    assert store.get("img1").id == "img1"
+
+
+def test_master_start_cleaning_keeps_live_entries(store: ImageStore) -> None:
+    left = _killed_mid_import(store.tmp_dir)
+    mine = tmpdirs.make_dir(store.tmp_dir, "import")
+    build = store.new_staging_dir("build-")
+    (store.tmp_dir / "someone-elses").write_text("x")
+    assert store.clean_stale_tmp() == left
+    assert tmp_entries(store) == sorted([mine.name, build.name, "someone-elses"])
+
+
+def test_reused_pid_is_not_the_owner(store: ImageStore) -> None:
+    """Same pid, another start time: a process that reused the pid of a killed master."""
+    tag = tmpdirs.owner_tag()
+    pid, start = tag.split(".")
+    if start == "0":
+        pytest.skip("no /proc start times here")
+    other = store.tmp_dir / f"import-{pid}.{int(start) - 1}-abcdef"
+    other.mkdir(parents=True)
+    live = store.tmp_dir / f"import-{tag}-abcdef"
+    live.mkdir()
+    assert store.clean_stale_tmp() == [other.name]
+    assert tmp_entries(store) == [live.name]
+
+
+def test_legacy_names_are_stale(store: ImageStore) -> None:
+    store.tmp_dir.mkdir(parents=True)
+    for name in ("import-x1y2", "delete-abc", "api-upload-q.bundle", "api-export-z.tar.zst"):
+        (store.tmp_dir / name).mkdir()
+    assert len(store.clean_stale_tmp()) == 4
+    assert tmp_entries(store) == []
+
+
+def test_names_carry_kind_and_owner(store: ImageStore) -> None:
+    path = tmpdirs.make_dir(store.tmp_dir, "import")
+    assert path.name.startswith(f"import-{os.getpid()}.")
+    assert (path.stat().st_mode & 0o777) == 0o700
+    with pytest.raises(ValueError, match="lower-case"):
+        tmpdirs.make_dir(store.tmp_dir, "../x")
