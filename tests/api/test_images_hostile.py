@@ -44,16 +44,16 @@ def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
     stale.mkdir(parents=True)
     (stale / "root.squashfs").write_bytes(b"x" * 4096)
     (data / "tmp" / "api-upload-old.bundle").write_bytes(b"x")
-    old = os.environ.get("LIVESTRAP_MAX_IMAGE_BYTES")
-    os.environ["LIVESTRAP_MAX_IMAGE_BYTES"] = str(CAP)
+    old = os.environ.get("LIVESTRAP_MAX_IMPORT_BYTES")
+    os.environ["LIVESTRAP_MAX_IMPORT_BYTES"] = str(CAP)
     try:
         with master_process(data) as m:
             yield m
     finally:
         if old is None:
-            del os.environ["LIVESTRAP_MAX_IMAGE_BYTES"]
+            del os.environ["LIVESTRAP_MAX_IMPORT_BYTES"]
         else:
-            os.environ["LIVESTRAP_MAX_IMAGE_BYTES"] = old
+            os.environ["LIVESTRAP_MAX_IMPORT_BYTES"] = old
 
 
 def _tmp(m: Master) -> list[str]:
@@ -111,7 +111,7 @@ def test_decompression_bomb_refused_fast(master: Master, tmp_path: Path, multipa
 def test_upload_over_the_limit_is_413(master: Master, multipart: bool) -> None:
     r = _post(master, multipart, os.urandom(CAP + (2 << 20)))
     assert r.status_code == 413, r.text
-    assert "import limit" in r.json()["detail"]
+    assert "LIVESTRAP_MAX_IMPORT_BYTES" in r.json()["detail"]  # refused as it came in
     assert _tmp(master) == []
 
 

@@ -123,11 +123,11 @@ def test_declared_size_over_the_cap(store: ImageStore, tmp_path: Path) -> None:
 
 def test_cap_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert max_image_bytes({}) == 16 << 30
-    assert max_image_bytes({"LIVESTRAP_MAX_IMAGE_BYTES": "2G"}) == 2 << 30
-    assert max_image_bytes({"LIVESTRAP_MAX_IMAGE_BYTES": "1048576"}) == 1 << 20
+    assert max_image_bytes({"LIVESTRAP_MAX_IMPORT_BYTES": "2G"}) == 2 << 30
+    assert max_image_bytes({"LIVESTRAP_MAX_IMPORT_BYTES": "1048576"}) == 1 << 20
     for bad in ("0", "-1", "2X", "1.5G", "G"):
-        with pytest.raises(Exception, match="LIVESTRAP_MAX_IMAGE_BYTES"):
-            max_image_bytes({"LIVESTRAP_MAX_IMAGE_BYTES": bad})
+        with pytest.raises(Exception, match="LIVESTRAP_MAX_IMPORT_BYTES"):
+            max_image_bytes({"LIVESTRAP_MAX_IMPORT_BYTES": bad})
 
 
 def test_not_enough_free_space(

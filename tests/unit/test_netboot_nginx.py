@@ -43,7 +43,7 @@ def test_nginx_config_exact() -> None:
         "\n"
         "    # Image bundles, the one large body (admin only): LIVESTRAP_MAX_IMPORT_BYTES.\n"
         "    location = /api/v1/images/import {\n"
-        "        client_max_body_size 8g;\n"
+        "        client_max_body_size 16g;\n"
         "        proxy_pass http://livestrap_master;\n"
         "        proxy_http_version 1.1;\n"
         '        proxy_set_header Connection "";\n'

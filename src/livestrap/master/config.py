@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from livestrap.errors import OptionError
+from livestrap.errors import OptionError, StoreError
+from livestrap.store.limits import DEFAULT_MAX_IMAGE_BYTES, max_image_bytes
 
 
 def env_number(name: str, default: float) -> float:
@@ -33,7 +34,7 @@ def _env_int(name: str, default: int) -> int:
 
 # Request body caps (master.limits): every body is counted while it is read.
 MAX_BODY_BYTES = 1 << 20  # discovery reports and the JSON APIs
-MAX_IMPORT_BYTES = 8 << 30  # an image bundle (POST /api/v1/images/import, admin only)
+MAX_IMPORT_BYTES = DEFAULT_MAX_IMAGE_BYTES  # a bundle, and the image it unpacks to (admin only)
 
 
 def env_bytes(name: str, default: int) -> int:
@@ -52,8 +53,12 @@ def max_body_bytes() -> int:
 
 
 def max_import_bytes() -> int:
-    """The bundle upload cap: LIVESTRAP_MAX_IMPORT_BYTES, else MAX_IMPORT_BYTES."""
-    return env_bytes("LIVESTRAP_MAX_IMPORT_BYTES", MAX_IMPORT_BYTES)
+    """The import cap, for the upload and for the image it unpacks to:
+    LIVESTRAP_MAX_IMPORT_BYTES (bytes, or with a K/M/G/T suffix), else MAX_IMPORT_BYTES."""
+    try:
+        return max_image_bytes()
+    except StoreError as err:
+        raise OptionError(str(err)) from None
 
 
 @dataclass(frozen=True)

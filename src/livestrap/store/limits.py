@@ -12,7 +12,7 @@ from pathlib import Path
 
 from livestrap.errors import ArchiveError, StoreError
 
-MAX_IMAGE_ENV = "LIVESTRAP_MAX_IMAGE_BYTES"
+MAX_IMAGE_ENV = "LIVESTRAP_MAX_IMPORT_BYTES"  # also the upload cap (master.limits)
 DEFAULT_MAX_IMAGE_BYTES = 16 << 30  # a discovery image is ~0.5 GB; room for big ones
 FREE_RESERVE_BYTES = 256 << 20  # left free after an import, for the database and logs
 
@@ -22,7 +22,7 @@ class InsufficientSpace(StoreError):
 
 
 def max_image_bytes(environ: dict[str, str] | None = None) -> int:
-    """The cap: LIVESTRAP_MAX_IMAGE_BYTES (bytes, or with a K/M/G/T suffix) or 16 GiB."""
+    """The cap: LIVESTRAP_MAX_IMPORT_BYTES (bytes, or with a K/M/G/T suffix) or 16 GiB."""
     raw = (os.environ if environ is None else environ).get(MAX_IMAGE_ENV, "").strip()
     if not raw:
         return DEFAULT_MAX_IMAGE_BYTES

@@ -25,7 +25,6 @@ from livestrap.master.upload import receive_bundle
 from livestrap.store import tmpdirs
 from livestrap.store.bundle import Compression, export_image, import_image
 from livestrap.store.images import ImageStore
-from livestrap.store.limits import max_image_bytes
 
 router = APIRouter(dependencies=[AdminOnly], tags=["images"])
 
@@ -131,14 +130,14 @@ def export_bundle(image_id: str, state: StateDep, compression: Compression = "zs
     openapi_extra=IMPORT_BODY,
     responses={
         409: {"description": "Already in the store."},
-        413: {"description": "Over the import limit (LIVESTRAP_MAX_IMAGE_BYTES)."},
+        413: {"description": "Over the import limit (LIVESTRAP_MAX_IMPORT_BYTES)."},
         422: {"description": "Refused."},
         507: {"description": "Not enough free space."},
     },
 )
 async def import_bundle(request: Request, state: StateDep) -> ImageSummary:
     """Add the image in an uploaded bundle, after checking every member and checksum."""
-    cap = max_image_bytes()
+    cap = state.settings.max_import_bytes
     path = await receive_bundle(request, state.store, cap)
     try:
         meta = await anyio.to_thread.run_sync(
