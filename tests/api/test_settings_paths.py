@@ -140,7 +140,7 @@ def test_hostile_trees_are_422_and_change_nothing(
     assert resp.status_code == 422, resp.text
     assert client.get("/api/v1/settings/files").json() == before
     assert not (master.data_dir / "spec/evil").exists()
-    assert not list((master.data_dir / "spec.incoming").iterdir())  # staging cleaned
+    assert not list((master.data_dir / "tmp").glob("upload-*"))  # staging cleaned
 
 
 @pytest.mark.parametrize(

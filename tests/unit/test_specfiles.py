@@ -10,6 +10,7 @@ import pytest
 
 from livestrap.errors import ConflictError, SpecError
 from livestrap.master import specfiles
+from livestrap.master.specfiles import SpecFileError
 
 pytestmark = pytest.mark.unit
 
@@ -122,4 +123,16 @@ def test_place_replaces_a_tree_and_refuses_a_file_over_a_folder(tmp_path: Path) 
     (staging / "body").write_text("x")
     with pytest.raises(ConflictError):
         specfiles.place(staging / "body", spec / "overlay")
-    assert staging.parent == tmp_path / specfiles.INCOMING
+    assert staging.parent == tmp_path / "tmp" and staging.name.startswith("upload-")
+
+
+def test_oversized_pax_header_is_refused_before_tarfile(tmp_path: Path) -> None:
+    """CVE-2024-6232: a huge pax header never reaches tarfile's header parser."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("a")
+        info.pax_headers = {"comment": "x" * (160 << 10)}
+        tar.addfile(info, io.BytesIO(b""))
+    buf.seek(0)
+    with pytest.raises(SpecFileError, match="header"):
+        specfiles.unpack_tree(buf, tmp_path / "tree")

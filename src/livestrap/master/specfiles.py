@@ -15,11 +15,12 @@ import re
 import shutil
 import stat
 import tarfile
-import tempfile
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Literal, cast
 
-from livestrap.errors import ConflictError, NotFoundError, SpecError
+from livestrap.errors import ArchiveError, ConflictError, NotFoundError, SpecError
+from livestrap.store import tmpdirs
+from livestrap.store.targuard import TarGuard
 
 MAX_FILE_BYTES = 64 * 1024**2  # one uploaded file (a key, a script)
 MAX_TREE_BYTES = 256 * 1024**2  # one uploaded tar, headers included (plain tar: no bombs)
@@ -29,7 +30,6 @@ MAX_NAME_CHARS = 1024
 PART_RE = re.compile(r"[A-Za-z0-9._+@=,~-]{1,255}")
 MAX_DEPTH = 32
 CHUNK = 1024**2
-INCOMING = "spec.incoming"  # staging, beside spec/ so a rename moves a tree into place
 
 Kind = Literal["file", "dir", "symlink"]
 
@@ -56,10 +56,9 @@ def spec_path(spec_dir: Path, rel: str) -> Path:
 
 
 def new_staging(spec_dir: Path) -> Path:
-    """A fresh private folder beside spec/ (same file system: a rename moves it in)."""
-    incoming = spec_dir.parent / INCOMING
-    incoming.mkdir(mode=0o700, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=incoming))
+    """A fresh private folder in <data-dir>/tmp (same file system as spec/: a rename moves
+    it in; named by store.tmpdirs, so a killed upload's leftovers are cleaned)."""
+    return tmpdirs.make_dir(spec_dir.parent / "tmp", "upload")
 
 
 def _member_name(name: str) -> str | None:
@@ -98,7 +97,11 @@ def unpack_tree(data: IO[bytes], root: Path) -> int:
     root.mkdir(mode=0o755, exist_ok=True)
     count = 0
     try:
-        with tarfile.open(fileobj=data, mode="r:") as tar:
+        # stream mode behind TarGuard: oversized pax/GNU headers are refused before
+        # tarfile parses them (CVE-2024-6232)
+        with tarfile.open(
+            fileobj=cast(IO[bytes], TarGuard(data, MAX_TREE_BYTES)), mode="r|"
+        ) as tar:
             for member in tar:
                 count += 1
                 if count > MAX_TREE_MEMBERS:
@@ -130,7 +133,7 @@ def unpack_tree(data: IO[bytes], root: Path) -> int:
                         f"tar member {rel!r} is a hard link, device or fifo; only files, "
                         "directories and symbolic links are taken"
                     )
-    except (tarfile.TarError, EOFError) as err:
+    except (tarfile.TarError, EOFError, ArchiveError) as err:
         raise SpecFileError(f"not a readable plain tar: {err}") from None
     return count
 
