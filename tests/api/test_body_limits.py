@@ -23,7 +23,7 @@ from masterproc import Master, master_process
 sys.path.insert(0, str(Path(__file__).parent.parent / "unit"))
 from store_helpers import tmp_entries
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.security]
 
 MIB = 1 << 20
 URL = "/api/v1/discovery"

@@ -19,7 +19,7 @@ from livestrap.master.events import record_event
 from livestrap.master.models import BootEvent
 from masterproc import Master, master_process
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.security]
 
 URL = "/api/v1/discovery"
 LIMITS = {

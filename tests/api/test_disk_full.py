@@ -31,7 +31,7 @@ from livestrap.store.bundle import export_image
 sys.path.insert(0, str(Path(__file__).parent.parent / "unit"))
 from store_helpers import image_members, snapshot, tmp_entries, write_image_dir, write_tar
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.security]
 
 URL = "/api/v1/discovery"
 JSON = {"content-type": "application/json"}

@@ -135,6 +135,7 @@ REPORTS = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.security
 def test_discovery_with_surrogates_and_huge_numbers(master: Master) -> None:
     """No report gives a 5xx, and every node it makes can be read back."""
     with master.discovery() as client, master.admin() as admin:

@@ -25,7 +25,7 @@ from masterproc import Master, master_process
 sys.path.insert(0, str(Path(__file__).parent.parent / "unit"))
 from store_helpers import artifact_bytes, write_image_dir
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.security]
 
 URL = "/api/v1/discovery"
 JSON = {"Content-Type": "application/json"}

@@ -25,7 +25,7 @@ from store_helpers import image_members, member, snapshot, write_tar
 from livestrap.store.images import ImageStore
 from livestrap.store.manifest import METADATA
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.security]
 
 CAP = 8 << 20
 

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from livestrap.cli import app as cli_app
 from masterproc import Master, master_process
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.security]
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 KEY = FIXTURES / "keys/archive-test.asc"

@@ -17,7 +17,7 @@ from livestrap.master.inventory import Guard, Report, register, timeline
 from livestrap.master.models import Base, BootEvent, Node, NodeMac
 from livestrap.master.refusals import RefusalLog
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.security]
 
 UUID_A = "4c4c4544-0042-3510-8052-b2c04f4d4e31"
 UUID_B = "4c4c4544-0042-3510-8052-b2c04f4d4e99"

@@ -29,7 +29,7 @@ from livestrap.store.images import ImageStore
 from livestrap.store.limits import InsufficientSpace, max_image_bytes
 from livestrap.store.targuard import MAX_EXT_HEADER, pax_size, tarfile_has_header_redos
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.security]
 
 BOMB_BYTES = 256 << 20
 

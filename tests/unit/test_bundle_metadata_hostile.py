@@ -25,7 +25,7 @@ from livestrap.store.bundle import import_image
 from livestrap.store.images import ImageStore
 from livestrap.store.manifest import METADATA, dump_metadata, parse_metadata
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.security]
 
 
 def _with_metadata_text(image_id: str, text: str) -> list[Member]:

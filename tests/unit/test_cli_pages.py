@@ -7,7 +7,7 @@ import pytest
 
 from livestrap.cli.client import MasterError, call_pages
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.security]
 
 
 def paged_master(rows: list[int], size: int) -> httpx.Client:

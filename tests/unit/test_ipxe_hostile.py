@@ -8,7 +8,7 @@ import pytest
 from livestrap.kernelopts import MAX_OPTIONS, bad_kernel_options, check_kernel_options
 from livestrap.master.ipxe import check_base_url, kernel_arguments, render_boot_script
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.security]
 
 BASE = "http://10.0.0.1:8080"
 INJECTIONS = [

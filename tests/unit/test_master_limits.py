@@ -23,7 +23,7 @@ from livestrap.master.routes.discovery import _hints
 from livestrap.master.schemas.bounds import check_bounds, text_safe
 from livestrap.netboot.nginx import NginxOptions, check_options, nginx_size, render_nginx_config
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.security]
 
 
 async def echo_app(scope: Any, receive: Any, send: Any) -> None:

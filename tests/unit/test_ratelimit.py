@@ -11,7 +11,7 @@ from livestrap.errors import OptionError
 from livestrap.master.config import MasterSettings, env_number
 from livestrap.master.ratelimit import RateLimiter, address_key, retry_after
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.security]
 
 
 class Clock:

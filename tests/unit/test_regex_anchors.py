@@ -16,7 +16,7 @@ from livestrap.master.events import MAC_RE, normalize_mac
 from livestrap.spec import parse_spec
 from livestrap.store.manifest import check_image_id
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.security]
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 HASH = "$y$j9T$abcdefgh$ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"

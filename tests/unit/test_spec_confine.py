@@ -16,7 +16,7 @@ from livestrap.master.schemas.settings import api_rules, check_spec, parse_api_s
 from livestrap.spec import load_spec, parse_spec
 from livestrap.specpaths import PathRules, check_local_url
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.security]
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 KEY = FIXTURES / "keys" / "archive-test.asc"

@@ -12,7 +12,7 @@ from livestrap.errors import ConflictError, SpecError
 from livestrap.master import specfiles
 from livestrap.master.specfiles import SpecFileError
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.security]
 
 
 def make_tar(*members: tuple[tarfile.TarInfo, bytes | None]) -> io.BytesIO:

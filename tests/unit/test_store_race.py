@@ -14,7 +14,7 @@ from store_helpers import add_image
 from livestrap.errors import StoreError
 from livestrap.store.images import ImageStore
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.security]
 
 ROUNDS = 100
 

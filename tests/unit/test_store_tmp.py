@@ -22,7 +22,7 @@ from livestrap.store import tmpdirs
 from livestrap.store.bundle import import_image
 from livestrap.store.images import ImageStore
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.security]
 
 KILLED_MID_IMPORT = """
 import os, signal, sys

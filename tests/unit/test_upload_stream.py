@@ -17,7 +17,7 @@ from starlette.requests import Request
 from livestrap.master.upload import receive_bundle
 from livestrap.store.images import ImageStore
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.security]
 
 BUNDLE = os.urandom(3 << 20)  # over SpooledTemporaryFile's 1 MiB: it would roll to disk
 
