@@ -3,7 +3,6 @@ quickly, uploads over the limit get 413, and tmp/ is left clean, also after a ki
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -20,7 +19,7 @@ from masterproc import Master, master_process
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "unit"))
 
-from store_helpers import image_members, member, snapshot, write_tar
+from store_helpers import Zeros, image_members, member, snapshot, write_tar
 
 from livestrap.store.images import ImageStore
 from livestrap.store.manifest import METADATA
@@ -71,20 +70,10 @@ def _bomb(tmp_path: Path) -> bytes:
     with raw.open("wb") as fh, tarfile.open(fileobj=fh, mode="w|") as tar:
         info = tarfile.TarInfo("img1/root.squashfs")
         info.size = 512 << 20
-        tar.addfile(info, _Zeros(info.size))
+        tar.addfile(info, Zeros(info.size))
     out = subprocess.run(["zstd", "-q", "-c", str(raw)], capture_output=True, check=True).stdout
     raw.unlink()
     return out
-
-
-class _Zeros(io.RawIOBase):
-    def __init__(self, n: int) -> None:
-        self.left = n
-
-    def read(self, size: int = -1) -> bytes:
-        n = self.left if size < 0 else min(size, self.left)
-        self.left -= n
-        return bytes(n)
 
 
 def _post(m: Master, multipart: bool, body: bytes) -> httpx.Response:

@@ -131,3 +131,15 @@ def write_tar(path: Path, members: list[Member]) -> Path:
         for info, data in members:
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
     return path
+
+
+class Zeros(io.RawIOBase):
+    """`n` zero bytes to read, never held in memory (a bomb's big member)."""
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    def read(self, size: int = -1) -> bytes:
+        n = self.left if size < 0 else min(size, self.left)
+        self.left -= n
+        return bytes(n)

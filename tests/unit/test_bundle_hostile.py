@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from store_helpers import (
     Member,
+    Zeros,
     image_members,
     member,
     snapshot,
@@ -61,23 +62,13 @@ def _zstd_bomb(path: Path, head: list[Member], zeros_name: str | None, tail: int
             if zeros_name:
                 info = tarfile.TarInfo(zeros_name)
                 info.size = BOMB_BYTES
-                tar.addfile(info, _Zeros(BOMB_BYTES))
+                tar.addfile(info, Zeros(BOMB_BYTES))
         for chunk in _zeros(tail):
             proc.stdin.write(chunk)
         proc.stdin.close()
         assert proc.wait() == 0
     assert path.stat().st_size < 100_000
     return path
-
-
-class _Zeros(io.RawIOBase):
-    def __init__(self, n: int) -> None:
-        self.left = n
-
-    def read(self, size: int = -1) -> bytes:
-        n = self.left if size < 0 else min(size, self.left)
-        self.left -= n
-        return bytes(n)
 
 
 def _refused(store: ImageStore, bundle: Path, message: str, **kw: int) -> tuple[int, float]:
