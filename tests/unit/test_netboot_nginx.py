@@ -41,9 +41,10 @@ def test_nginx_config_exact() -> None:
         "        proxy_read_timeout 1h;\n"
         "    }\n"
         "\n"
-        "    # Image bundles, the one large body (admin only): LIVESTRAP_MAX_IMPORT_BYTES.\n"
+        "    # Image bundles, the one large body (admin only): LIVESTRAP_MAX_IMPORT_BYTES\n"
+        "    # and 1 MiB of multipart framing.\n"
         "    location = /api/v1/images/import {\n"
-        "        client_max_body_size 16g;\n"
+        "        client_max_body_size 16385m;\n"
         "        proxy_pass http://livestrap_master;\n"
         "        proxy_http_version 1.1;\n"
         '        proxy_set_header Connection "";\n'

@@ -98,3 +98,54 @@ def test_multipart_without_file_part(tmp_path: Path) -> None:
     with pytest.raises(HTTPException, match="`file`"):
         _receive(store, body, ctype)
     assert list(store.tmp_dir.iterdir()) == []
+
+
+def _status(store: ImageStore, body: bytes, ctype: str) -> tuple[int, str]:
+    with pytest.raises(HTTPException) as err:
+        _receive(store, body, ctype)
+    return err.value.status_code, str(err.value.detail)
+
+
+def test_malformed_multipart_is_422_and_leaves_nothing(tmp_path: Path) -> None:
+    """python-multipart's parse error was uncaught: a 500."""
+    store = ImageStore(tmp_path / "data")
+    body = b"--xyz\r\nContent-Disposition form-data\r\n\r\nzzz\r\n--xyz--\r\n"  # no ':'
+    code, detail = _status(store, body, "multipart/form-data; boundary=xyz")
+    assert (code, "not a well-formed multipart upload" in detail) == (422, True)
+    assert list(store.tmp_dir.iterdir()) == []
+
+
+def test_overlong_boundary_is_422(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path / "data")
+    code, _ = _status(store, b"x", "multipart/form-data; boundary=" + "b" * 300)
+    assert code == 422
+    assert list(store.tmp_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("cut", [100, 3 << 20, -10])
+def test_multipart_cut_off_before_its_closing_boundary_is_422(tmp_path: Path, cut: int) -> None:
+    """A truncated upload was taken as a complete bundle (finalize never called)."""
+    store = ImageStore(tmp_path / "data")
+    body, ctype = _multipart([("file", BUNDLE)])
+    code, detail = _status(store, body[:cut], ctype)
+    assert code == 422
+    assert "closing boundary" in detail
+    assert list(store.tmp_dir.iterdir()) == []
+
+
+def test_stale_temp_trees_are_erased_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Erasing a stale tree of gigabytes on the event loop stalled discovery and /healthz."""
+    import threading
+
+    store = ImageStore(tmp_path / "data")
+    threads: list[int] = []
+
+    def clean() -> list[str]:
+        threads.append(threading.get_ident())
+        return []
+
+    monkeypatch.setattr(store, "clean_stale_tmp", clean)
+    _receive(store, b"bundle", "application/octet-stream").unlink()
+    assert threads and threads[0] != threading.get_ident()  # anyio.run runs the loop here

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from livestrap import __version__
@@ -64,7 +65,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate(state.db.engine)
-        state.store.clean_stale_tmp()  # what killed imports, uploads and exports left
+        # what killed imports, uploads and exports left (maybe big: off the event loop)
+        await anyio.to_thread.run_sync(state.store.clean_stale_tmp)
         state.jobs.start()
         try:
             yield

@@ -35,6 +35,9 @@ def _env_int(name: str, default: int) -> int:
 # Request body caps (master.limits): every body is counted while it is read.
 MAX_BODY_BYTES = 1 << 20  # discovery reports and the JSON APIs
 MAX_IMPORT_BYTES = DEFAULT_MAX_IMAGE_BYTES  # a bundle, and the image it unpacks to (admin only)
+# A multipart import carries framing (boundaries, part headers) on top of the bundle: the
+# import route's body cap is the import limit plus this (master.limits, master.upload, nginx).
+IMPORT_FRAMING_BYTES = 1 << 20
 
 
 def env_bytes(name: str, default: int) -> int:

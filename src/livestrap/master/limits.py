@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from livestrap.master.config import MasterSettings
+from livestrap.master.config import IMPORT_FRAMING_BYTES, MasterSettings
 from livestrap.master.specfiles import MAX_TREE_BYTES
 
 IMPORT_ROUTE = ("POST", "/api/v1/images/import")
@@ -132,6 +132,7 @@ def add_body_limits(app: FastAPI, cfg: MasterSettings) -> None:
     app.add_middleware(
         BodyLimit,
         default=Cap(cfg.max_body_bytes, "LIVESTRAP_MAX_BODY_BYTES"),
-        routes={IMPORT_ROUTE: Cap(cfg.max_import_bytes, "LIVESTRAP_MAX_IMPORT_BYTES")},
+        routes={IMPORT_ROUTE: Cap(cfg.max_import_bytes + IMPORT_FRAMING_BYTES,
+                                  "LIVESTRAP_MAX_IMPORT_BYTES + 1 MiB of multipart framing")},  # fmt: skip
         prefixes={SPEC_FILES_PREFIX: Cap(SPEC_FILES_BYTES, "spec-file upload cap")},
     )

@@ -4,6 +4,8 @@ Starlette's `request.form()` spools a multipart upload into a SpooledTemporaryFi
 system /tmp, which may be RAM) before the handler sees a byte. Here the raw body, or the
 `file` part of a multipart body (parsed as it arrives with python-multipart), goes
 straight to a file named by store.tmpdirs, bounded by the import limit and free space.
+A multipart body python-multipart cannot parse, or one that ends before its closing
+boundary (a cut-off upload), is refused (422), never taken as a complete bundle.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from pathlib import Path
 import anyio.to_thread
 from fastapi import HTTPException, Request
 from python_multipart import MultipartParser
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 
+from livestrap.master.config import IMPORT_FRAMING_BYTES
 from livestrap.store import tmpdirs
 from livestrap.store.images import ImageStore
 from livestrap.store.limits import check_free_space
@@ -30,6 +34,7 @@ class _FilePart:
     def __init__(self) -> None:
         self.out = bytearray()
         self.found = False
+        self.complete = False  # the closing boundary was seen
         self._in_file = False
         self._field = b""
         self._value = b""
@@ -44,6 +49,7 @@ class _FilePart:
             "on_headers_finished": self._headers_done,
             "on_part_data": self._data,
             "on_part_end": self._end,
+            "on_end": self._finished,
         }
 
     def _add(self, attr: str, data: bytes) -> None:
@@ -69,35 +75,50 @@ class _FilePart:
     def _end(self) -> None:
         self._in_file = False
 
+    def _finished(self) -> None:
+        self.complete = True
+
 
 def _too_large(cap: int) -> HTTPException:
     return HTTPException(413, f"bundle is larger than the import limit of {cap} bytes")
 
 
+def _bad_multipart(reason: str) -> HTTPException:
+    return HTTPException(422, f"not a well-formed multipart upload: {reason}")
+
+
+def _parser(boundary: bytes | None, part: _FilePart) -> MultipartParser:
+    if not boundary:
+        raise _bad_multipart("no boundary in its Content-Type")
+    try:
+        return MultipartParser(boundary, part.callbacks())  # type: ignore[arg-type]
+    except FormParserError as err:  # e.g. an overlong boundary
+        raise _bad_multipart(str(err)) from None
+
+
 async def receive_bundle(request: Request, store: ImageStore, cap: int) -> Path:
     """The bundle in the request, as a file under tmp/ (the caller removes it)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap + (1 << 20):  # multipart framing
+    if declared.isdigit() and int(declared) > cap + IMPORT_FRAMING_BYTES:
         raise _too_large(cap)
-    store.clean_stale_tmp()
-    store.tmp_dir.mkdir(parents=True, exist_ok=True)
+    # a stale tree may be gigabytes: erased off the event loop (discovery, /healthz go on)
+    await anyio.to_thread.run_sync(store.clean_stale_tmp)
+    store.tmp_dir.mkdir(mode=tmpdirs.TMP_DIR_MODE, parents=True, exist_ok=True)
     if declared.isdigit():
         check_free_space(store.tmp_dir, int(declared))
-    fd, path = tmpdirs.make_file(store.tmp_dir, "upload", ".bundle")
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
     part = _FilePart() if ctype == b"multipart/form-data" else None
-    boundary = params.get(b"boundary") if part else None
-    if part is not None and not boundary:
-        os.close(fd)
-        path.unlink(missing_ok=True)
-        raise HTTPException(422, "multipart upload without a boundary")
-    parser = MultipartParser(boundary, part.callbacks()) if part and boundary else None  # type: ignore[arg-type]
+    parser = _parser(params.get(b"boundary"), part) if part is not None else None
+    fd, path = tmpdirs.make_file(store.tmp_dir, "upload", ".bundle")
     try:
         with os.fdopen(fd, "wb") as fh:
             buf, size = bytearray(), 0
             async for chunk in request.stream():
                 if parser is not None and part is not None:
-                    parser.write(chunk)
+                    try:
+                        parser.write(chunk)
+                    except FormParserError as err:
+                        raise _bad_multipart(str(err)) from None
                     data, part.out = bytes(part.out), bytearray()
                 else:
                     data = chunk
@@ -109,8 +130,12 @@ async def receive_bundle(request: Request, store: ImageStore, cap: int) -> Path:
                     await anyio.to_thread.run_sync(fh.write, bytes(buf))
                     buf.clear()
             await anyio.to_thread.run_sync(fh.write, bytes(buf))
-        if part is not None and not part.found:
-            raise HTTPException(422, "multipart upload needs the bundle in a `file` field")
+        if parser is not None and part is not None:
+            parser.finalize()
+            if not part.complete:
+                raise _bad_multipart("it ends before its closing boundary (cut off?)")
+            if not part.found:
+                raise HTTPException(422, "multipart upload needs the bundle in a `file` field")
     except BaseException:
         path.unlink(missing_ok=True)
         raise

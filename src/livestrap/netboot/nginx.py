@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from livestrap.master.config import MAX_BODY_BYTES, MAX_IMPORT_BYTES
+from livestrap.master.config import IMPORT_FRAMING_BYTES, MAX_BODY_BYTES, MAX_IMPORT_BYTES
 from livestrap.master.specfiles import MAX_TREE_BYTES as SPEC_FILES_BYTES
 
 INTERNAL = "/_livestrap/images/"  # internal location: the store's images/ directory
@@ -91,6 +91,7 @@ def render_nginx_config(opts: NginxOptions) -> str:
     """A conf.d file (upstream + server, inside nginx's http block)."""
     parts = urlsplit(opts.master)
     upstream = f"{parts.hostname}:{parts.port or 80}"
+    import_cap = opts.max_import_bytes + IMPORT_FRAMING_BYTES  # as master.limits
     if parts.hostname and ":" in parts.hostname:
         upstream = f"[{parts.hostname}]:{parts.port or 80}"
     images = opts.images_dir.rstrip("/") + "/"
@@ -118,9 +119,10 @@ def render_nginx_config(opts: NginxOptions) -> str:
         "        proxy_read_timeout 1h;",
         "    }",
         "",
-        "    # Image bundles, the one large body (admin only): LIVESTRAP_MAX_IMPORT_BYTES.",
+        "    # Image bundles, the one large body (admin only): LIVESTRAP_MAX_IMPORT_BYTES",
+        "    # and 1 MiB of multipart framing.",
         f"    location = {IMPORT} {{",
-        f"        client_max_body_size {nginx_size(opts.max_import_bytes)};",
+        f"        client_max_body_size {nginx_size(import_cap)};",
         "        proxy_pass http://livestrap_master;",
         *_proxy([]),
         "        proxy_request_buffering off;  # streamed to the master, not to nginx's disk",

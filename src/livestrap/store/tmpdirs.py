@@ -20,6 +20,9 @@ KINDS = ("import", "upload", "export", "delete")
 BUILD = "build"
 # names of livestrap before the owner tag: no process of this version makes them
 LEGACY_PREFIXES = ("import-", "delete-", "api-upload-", "api-export-")
+# tmp/ holds uploads, exports and half-unpacked images: the owner's alone (the data dir
+# itself may be open to others for traversal, e.g. 0751 for nginx)
+TMP_DIR_MODE = 0o700
 _NAME_RE = re.compile(r"(?P<kind>[a-z]+)-(?P<pid>[0-9]+)\.(?P<start>[0-9]+)-")
 
 
@@ -47,13 +50,13 @@ def _prefix(kind: str) -> str:
 
 def make_dir(tmp_dir: Path, kind: str) -> Path:
     """A new private (0700) dir under tmp/, owned by this process."""
-    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp_dir.mkdir(mode=TMP_DIR_MODE, parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=_prefix(kind), dir=tmp_dir))
 
 
 def make_file(tmp_dir: Path, kind: str, suffix: str = "") -> tuple[int, Path]:
     """A new private (0600) file under tmp/, owned by this process: (fd, path)."""
-    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp_dir.mkdir(mode=TMP_DIR_MODE, parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=_prefix(kind), suffix=suffix, dir=tmp_dir)
     return fd, Path(name)
 

@@ -2,7 +2,9 @@
 
 Bundles go through `<data-dir>/tmp` (the store's filesystem, not the system's /tmp, which
 may be small or a tmpfs; master.upload streams them there, multipart too) and are removed
-as soon as the request is done with them. Import
+as soon as the request is done with them, also when the client goes away mid-transfer.
+Filesystem work that can be big (erasing, unlinking a bundle) runs in a worker thread,
+never on the event loop that answers discovery and /healthz. Import
 checks happen in store.bundle: a refused bundle is a 422 naming the member, and the store
 is left as it was.
 """
@@ -10,13 +12,14 @@ is left as it was.
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
-from starlette.background import BackgroundTask
+from starlette.types import Receive, Scope, Send
 
 from livestrap.master.artifacts import valid_image_id
 from livestrap.master.deps import AdminOnly, StateDep
@@ -49,6 +52,19 @@ IMPORT_BODY: dict[str, Any] = {
         },
     }
 }
+
+
+class TempFileResponse(FileResponse):
+    """A FileResponse that removes its (temporary) file once the response is over, sent
+    whole or not: a BackgroundTask never runs when the client disconnects mid-download
+    (Starlette raises from send), and the running master's own temp files are never stale."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(partial(Path(self.path).unlink, missing_ok=True))
 
 
 def _temp_file(store: ImageStore, kind: str, suffix: str) -> tuple[IO[bytes], Path]:
@@ -103,7 +119,9 @@ def delete_image(image_id: str, state: StateDep) -> Response:
     response_class=FileResponse,
     responses={200: {"content": {m: {"schema": BUNDLE_SCHEMA} for m in MEDIA_TYPE.values()}}},
 )
-def export_bundle(image_id: str, state: StateDep, compression: Compression = "zst") -> FileResponse:
+def export_bundle(
+    image_id: str, state: StateDep, compression: Compression = "zst"
+) -> TempFileResponse:
     """Download the image as a bundle (tar of its directory) for `images import` elsewhere."""
     store = state.store
     image_id = _resolve(store, image_id)
@@ -115,11 +133,8 @@ def export_bundle(image_id: str, state: StateDep, compression: Compression = "zs
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    return FileResponse(
-        path,
-        media_type=MEDIA_TYPE[compression],
-        filename=f"{image_id}{SUFFIX[compression]}",
-        background=BackgroundTask(path.unlink, missing_ok=True),
+    return TempFileResponse(
+        path, media_type=MEDIA_TYPE[compression], filename=f"{image_id}{SUFFIX[compression]}"
     )
 
 
@@ -143,6 +158,6 @@ async def import_bundle(request: Request, state: StateDep) -> ImageSummary:
         meta = await anyio.to_thread.run_sync(
             lambda: import_image(state.store, path, max_bytes=cap)
         )
-    finally:
-        path.unlink(missing_ok=True)
+    finally:  # a bundle may be gigabytes: unlinked off the event loop
+        await anyio.to_thread.run_sync(partial(path.unlink, missing_ok=True))
     return ImageSummary.of_metadata(meta, state.store.active_id())
