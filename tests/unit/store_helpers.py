@@ -143,3 +143,22 @@ class Zeros(io.RawIOBase):
         n = self.left if size < 0 else min(size, self.left)
         self.left -= n
         return bytes(n)
+
+
+OLD_CMDLINE = "kernel_cmdline:\n- console=ttyS0\n- foo=$bar\n"
+OLD_SPEC = "spec:\n  suite: bookworm\n  kernel_options:\n  - foo=$bar\n"
+
+
+def old_style(store: ImageStore, image_id: str = "old-1", inputs: str | None = None) -> Path:
+    """An image as an older livestrap stored it: `foo=$bar` on its kernel line and in the
+    spec it records (both refused by today's rules)."""
+    add_image(store, image_id)
+    path = store.images_dir / image_id / METADATA
+    text = path.read_text()
+    text = text.replace("kernel_cmdline:\n- console=ttyS0\n", OLD_CMDLINE)
+    text = text.replace("spec:\n  suite: bookworm\n", OLD_SPEC)
+    if inputs:
+        text = text.replace("inputs_sha256: null", f"inputs_sha256: {inputs}")
+    assert OLD_CMDLINE in text and OLD_SPEC in text
+    path.write_text(text)
+    return path

@@ -44,7 +44,8 @@ def test_list_formats(data: Path) -> None:
     assert run(data, "list", "-q").stdout == "rack-1\nrack-2\n"
     rows = json.loads(run(data, "list", "-o", "json").stdout)
     assert rows[0] == {"id": "rack-1", "label": "label rack-1", "created": "2024-05-01T12:00:00Z",
-                       "total_size": rows[0]["total_size"], "active": True}  # fmt: skip
+                       "total_size": rows[0]["total_size"], "active": True,
+                       "problems": []}  # fmt: skip
     assert yaml.safe_load(run(data, "list", "-o", "yaml").stdout) == rows
     old = run(data, "list", "--json")
     assert json.loads(old.stdout) == rows and "deprecated" in old.stderr

@@ -191,7 +191,9 @@ def test_nginx_config_carries_other_caps() -> None:
     text = render_nginx_config(opts)
     assert "    client_max_body_size 2m;  # the master's LIVESTRAP_MAX_BODY_BYTES\n" in text
     # the import limit plus the multipart framing the master allows too
-    assert "    location = /api/v1/images/import {\n        client_max_body_size 1048577m;\n" in text
+    assert (
+        "    location = /api/v1/images/import {\n        client_max_body_size 1048577m;\n" in text
+    )
     assert "client_max_body_size 0" not in text
     assert check_options(NginxOptions(images_dir="/srv/images", max_body_bytes=0)) == [
         "max_body_bytes: expected a positive number of bytes"

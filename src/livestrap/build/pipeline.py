@@ -113,7 +113,7 @@ def _image_with_inputs(store: ImageStore, inputs: str) -> ImageMetadata | None:
     """A stored image built from exactly these inputs, if there is one."""
     for info in reversed(store.list()):
         meta = store.get(info.id)
-        if meta.inputs_sha256 == inputs:
+        if meta.inputs_sha256 == inputs and not meta.stored_problems:
             return meta
     return None
 

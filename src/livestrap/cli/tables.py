@@ -50,13 +50,19 @@ BUILDS = TableView(
     empty="no builds",
 )
 
+
+def _image_marks(image: Mapping[str, Any]) -> str:
+    """`*` nodes boot it; `!` it breaks a rule newer than it (`images show` says which)."""
+    return ("*" if image["active"] else "") + ("!" if image.get("problems") else "")
+
+
 IMAGES = TableView(
     columns=(
         Column("ID", field_of("id")),
         Column("LABEL", field_of("label")),
         Column("CREATED", lambda i: f"{datetime.fromisoformat(i['created']):%Y-%m-%d %H:%M}"),
         Column("SIZE", lambda i: decimal_size(i["total_size"])),
-        Column("ACTIVE", lambda i: "*" if i["active"] else ""),
+        Column("ACTIVE", _image_marks),
     ),
     empty="no images",
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -33,6 +34,8 @@ from livestrap.packaging.master_repo import MasterRepo
 from livestrap.store.images import ImageStore
 from livestrap.workdirs import PRIVATE_DIR_MODE, restrict_dir
 
+log = logging.getLogger(__name__)
+
 
 def make_state(
     cfg: MasterSettings, build_stages: list[tuple[str, Stage]] | None = None
@@ -56,6 +59,19 @@ def make_state(
     )
 
 
+def warn_invalid_images(store: ImageStore) -> list[str]:
+    """Log, once at start, each stored image that breaks a rule newer than it (it stays
+    listed; one with refused kernel options is never booted); the ids."""
+    ids = []
+    for info in store.list():
+        if info.problems:
+            ids.append(info.id)
+            log.warning("image %s breaks rules of this livestrap%s: %s", info.id,
+                        " (it is the active image: nodes get the retry script)" if info.active
+                        else "", "; ".join(info.problems))  # fmt: skip
+    return ids
+
+
 def create_app(
     cfg: MasterSettings, *, build_stages: list[tuple[str, Stage]] | None = None
 ) -> FastAPI:
@@ -67,6 +83,7 @@ def create_app(
         migrate(state.db.engine)
         # what killed imports, uploads and exports left (maybe big: off the event loop)
         await anyio.to_thread.run_sync(state.store.clean_stale_tmp)
+        await anyio.to_thread.run_sync(warn_invalid_images, state.store)
         state.jobs.start()
         try:
             yield

@@ -127,12 +127,14 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+IMPORT_SETTING = "LIVESTRAP_MAX_IMPORT_BYTES, plus 1 MiB of multipart framing"
+
+
 def add_body_limits(app: FastAPI, cfg: MasterSettings) -> None:
     """The caps of `cfg` on every route of `app` (see the module docstring)."""
     app.add_middleware(
         BodyLimit,
         default=Cap(cfg.max_body_bytes, "LIVESTRAP_MAX_BODY_BYTES"),
-        routes={IMPORT_ROUTE: Cap(cfg.max_import_bytes + IMPORT_FRAMING_BYTES,
-                                  "LIVESTRAP_MAX_IMPORT_BYTES + 1 MiB of multipart framing")},  # fmt: skip
+        routes={IMPORT_ROUTE: Cap(cfg.max_import_bytes + IMPORT_FRAMING_BYTES, IMPORT_SETTING)},
         prefixes={SPEC_FILES_PREFIX: Cap(SPEC_FILES_BYTES, "spec-file upload cap")},
     )

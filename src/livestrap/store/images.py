@@ -48,6 +48,7 @@ class ImageInfo:
     created: datetime
     total_size: int
     active: bool
+    problems: tuple[str, ...] = ()  # newer rules the image breaks (manifest.stored_problems)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ class ImageStore:
     # -- reading -------------------------------------------------------------------------
 
     def list(self) -> builtins.list[ImageInfo]:
-        """All committed images, oldest first; unreadable directories are skipped, not fatal."""
+        """All committed images, oldest first; unreadable directories are skipped, not fatal.
+        An image that breaks a rule newer than it is listed, with its `problems`."""
         if not self.images_dir.is_dir():
             return []
         active = self.active_id()
@@ -94,13 +96,14 @@ class ImageStore:
                 continue
             try:
                 check_image_id(entry.name)
-                meta = read_metadata(entry)
+                meta = read_metadata(entry, stored=True)
             except StoreError:
                 continue
             if meta.id != entry.name:
                 continue
+            size, problems = meta.total_size(), tuple(meta.stored_problems)
             infos.append(
-                ImageInfo(meta.id, meta.label, meta.created, meta.total_size(), meta.id == active)
+                ImageInfo(meta.id, meta.label, meta.created, size, meta.id == active, problems)
             )
         return sorted(infos, key=lambda i: (i.created, i.id))
 
@@ -127,8 +130,8 @@ class ImageStore:
         return image_dir
 
     def get(self, image_id: str) -> ImageMetadata:
-        """Metadata of an existing image."""
-        meta = read_metadata(self.path(image_id))
+        """Metadata of an existing image (`stored_problems`: newer rules it breaks)."""
+        meta = read_metadata(self.path(image_id), stored=True)
         if meta.id != image_id:
             raise StoreError(f"image directory {image_id} holds metadata for {meta.id}")
         return meta

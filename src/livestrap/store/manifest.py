@@ -2,18 +2,31 @@
 
 Metadata comes from bundles too, so it is read as hostile: bounded size, no YAML anchors
 or aliases, the recorded spec checked as a build spec, kernel options by the one rule.
+
+The last two rules are newer than some stored images. New metadata (a build's, a bundle's)
+must keep them; an image already in the store that breaks one is still read (`stored`),
+its problems noted instead (`stored_problems`), so it stays listed and can be deleted.
+Whatever serves it keeps its own checks: the iPXE renderer refuses such kernel options.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from livestrap.errors import StoreError
 from livestrap.kernelopts import check_kernel_options
@@ -26,6 +39,37 @@ IMAGE_FILES = (*ARTIFACTS, METADATA)
 IMAGE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 CHUNK = 1 << 20
 MAX_METADATA_SIZE = 1 << 20
+# validation context key of a stored image's metadata: the list its problems go to
+STORED = "stored_problems"
+MAX_PROBLEM_CHARS = 300
+T = TypeVar("T")
+
+
+def _problem(field: str, err: ValueError) -> str:
+    """One line naming what a stored image breaks (pydantic's errors are many lines)."""
+    if isinstance(err, ValidationError):
+        errors = err.errors()
+        first = errors[0]
+        where = ".".join(str(p) for p in first["loc"])
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        text = f"{field}: {where + ': ' if where else ''}{first['msg']}{more}"
+    else:
+        text = f"{field}: {err}"
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_PROBLEM_CHARS else text[: MAX_PROBLEM_CHARS - 3] + "..."
+
+
+def _newer_rule(info: ValidationInfo, field: str, check: Callable[[T], object], value: T) -> T:
+    """`value`, checked by a rule older images may break: refused in new metadata, noted
+    as a problem (context STORED) in a stored image's."""
+    try:
+        check(value)
+    except ValueError as err:
+        problems = (info.context or {}).get(STORED)
+        if problems is None:
+            raise
+        problems.append(_problem(field, err))
+    return value
 
 
 def check_image_id(image_id: str) -> str:
@@ -61,6 +105,12 @@ class ImageMetadata(BaseModel):
     inputs_sha256: str | None = None
     packages: dict[str, str]
     artifacts: dict[str, Artifact]
+    _problems: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def stored_problems(self) -> list[str]:
+        """The newer rules a stored image breaks (empty: it keeps them all)."""
+        return self._problems
 
     @field_validator("id")
     @classmethod
@@ -71,14 +121,14 @@ class ImageMetadata(BaseModel):
 
     @field_validator("spec")
     @classmethod
-    def _spec(cls, v: dict[str, Any]) -> dict[str, Any]:
-        check_recorded_spec(v)  # kept as written: spec_sha256 and round trips stay exact
-        return v
+    def _spec(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # kept as written: spec_sha256 and round trips stay exact
+        return _newer_rule(info, "spec", check_recorded_spec, v)
 
     @field_validator("kernel_cmdline")
     @classmethod
-    def _kernel_cmdline(cls, v: list[str]) -> list[str]:
-        return check_kernel_options(v)
+    def _kernel_cmdline(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        return _newer_rule(info, "kernel_cmdline", check_kernel_options, v)
 
     @field_validator("artifacts")
     @classmethod
@@ -110,22 +160,29 @@ def dump_metadata(meta: ImageMetadata) -> str:
     return yaml.dump(meta.model_dump(mode="json"), Dumper=PlainDumper, sort_keys=False)
 
 
-def parse_metadata(text: str, source: str = METADATA) -> ImageMetadata:
+def parse_metadata(text: str, source: str = METADATA, *, stored: bool = False) -> ImageMetadata:
+    """Metadata by every rule; `stored` (an image already in the store): the newer rules
+    it breaks are noted in `stored_problems` rather than refused."""
     if len(text) > MAX_METADATA_SIZE:
         raise StoreError(f"{source} is larger than {MAX_METADATA_SIZE} bytes")
+    problems: list[str] = []
     try:
-        return ImageMetadata.model_validate(load_plain_yaml(text))
+        meta = ImageMetadata.model_validate(
+            load_plain_yaml(text), context={STORED: problems} if stored else None
+        )
     except (yaml.YAMLError, ValidationError) as err:
         raise StoreError(f"{source} is not valid image metadata: {err}") from None
+    meta._problems = problems
+    return meta
 
 
-def read_metadata(image_dir: Path) -> ImageMetadata:
+def read_metadata(image_dir: Path, *, stored: bool = False) -> ImageMetadata:
     path = image_dir / METADATA
     try:
         text = path.read_text()
     except OSError as err:
         raise StoreError(f"cannot read {path}: {err.strerror}") from None
-    return parse_metadata(text, str(path))
+    return parse_metadata(text, str(path), stored=stored)
 
 
 def verify_artifacts(image_dir: Path, meta: ImageMetadata) -> list[str]:

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from livestrap.store.images import ImageInfo, PackageDiff
 from livestrap.store.manifest import ImageMetadata
+
+PROBLEMS = (
+    "Rules of this livestrap that the stored image, made under older ones, breaks; empty "
+    "for a valid image. One with kernel options the rule refuses is never booted (/boot/ipxe "
+    "answers the retry script): build or import a new image."
+)
 
 
 class ImageSummary(BaseModel):
@@ -18,6 +25,7 @@ class ImageSummary(BaseModel):
     created: datetime
     total_size: int = Field(description="Bytes of vmlinuz + initrd.img + root.squashfs.")
     active: bool = Field(description="Whether nodes boot this image now.")
+    problems: list[str] = Field(default_factory=list, description=PROBLEMS)
 
     @classmethod
     def of(cls, info: ImageInfo) -> ImageSummary:
@@ -27,6 +35,7 @@ class ImageSummary(BaseModel):
             created=info.created,
             total_size=info.total_size,
             active=info.active,
+            problems=list(info.problems),
         )
 
     @classmethod
@@ -44,10 +53,22 @@ class ImageDetail(ImageMetadata):
     """The image's metadata.yaml as JSON, plus whether nodes boot it now."""
 
     active: bool
+    problems: list[str] = Field(default_factory=list, description=PROBLEMS)
+
+    # What the store read, its problems already noted: not checked again on the way out.
+    @field_validator("spec")
+    @classmethod
+    def _spec(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        return v
+
+    @field_validator("kernel_cmdline")
+    @classmethod
+    def _kernel_cmdline(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        return v
 
     @classmethod
     def of(cls, meta: ImageMetadata, active_id: str | None) -> ImageDetail:
-        return cls(**meta.model_dump(), active=meta.id == active_id)
+        return cls(**meta.model_dump(), active=meta.id == active_id, problems=meta.stored_problems)
 
 
 class ImageDiff(BaseModel):
