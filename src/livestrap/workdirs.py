@@ -3,22 +3,41 @@ writable before any work starts, so a bad path is one clear line, not a tracebac
 
 from __future__ import annotations
 
+import errno
+import os
 import stat
 import tempfile
 from pathlib import Path
 
 from livestrap.errors import StartupError
 
-# The data dir holds the database (settings, the root password hash) and the tokens: local
-# users may not list or read it (nginx's workers, which read DATA_DIR/images, get in by
-# group or an ACL: see docs/security.md).
+# The data dir holds the database (settings, the root password hash) and the tokens. A new
+# one is made 0750. An existing one is only narrowed, never widened: group write and
+# others' read and write go, but others' x stays (nginx's workers, which send
+# DATA_DIR/images, may pass through it by o+x: 0751), and an ACL is left as it is. What
+# is secret inside is protected by its own mode, not by the data dir's (PRIVATE_PARTS).
 PRIVATE_DIR_MODE = 0o750
+NARROWED_BITS = 0o026  # group write, others' read and write
+# Parts of the data dir others must never read, and their modes (made so, narrowed at
+# start); the tokens (0600) and the database (0640) are checked where they are opened.
+PRIVATE_PARTS = {"keys": 0o700, "tmp": 0o700, "spec": 0o750, "logs": 0o750}
+_ACL_XATTR = "system.posix_acl_access"
+
+
+def has_acl(path: Path) -> bool:
+    """Whether `path` carries a POSIX access ACL (its group bits are then the ACL mask)."""
+    try:
+        os.getxattr(path, _ACL_XATTR)
+    except OSError as err:
+        if err.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
+            return False
+        raise
+    return True
 
 
 def ensure_writable_dir(path: Path, what: str, flag: str, *, private: bool = False) -> Path:
     """`path` exists (made if need be) and takes new files; else StartupError saying so.
-    `private`: made 0750, and an existing one open to others (or group-writable) is
-    narrowed to at most 0750."""
+    `private`: made 0750, and an existing one narrowed (restrict_dir: others keep x)."""
     fix = f"pass a writable directory with {flag}"
     if path.exists() and not path.is_dir():
         raise StartupError(f"{what} {path} is not a directory; {fix}")
@@ -36,17 +55,33 @@ def ensure_writable_dir(path: Path, what: str, flag: str, *, private: bool = Fal
     return path
 
 
-def restrict_dir(path: Path, what: str = "data dir") -> bool:
-    """Take every right from others, and write from group (0755 becomes 0750); True if
-    the mode changed."""
+def restrict_dir(path: Path, what: str = "data dir", *, drop: int = NARROWED_BITS) -> bool:
+    """Take the `drop` bits off `path` (default: group write, others' read and write, so
+    0755 becomes 0751 and 0751 stays); never adds a bit. With an ACL the group bits (its
+    mask, which bounds every named entry) are left alone. True if the mode changed."""
     mode = stat.S_IMODE(path.stat().st_mode)
-    if not mode & 0o027:
+    if has_acl(path):
+        drop &= ~0o070
+    if not mode & drop:
         return False
     try:
-        path.chmod(mode & ~0o027)
+        path.chmod(mode & ~drop)
     except OSError as err:
         raise StartupError(
             f"{what} {path} has mode {mode:04o} (local users can read it) and cannot be "
-            f"narrowed: {err.strerror}; run: chmod 750 {path}"
+            f"narrowed: {err.strerror}; run: chmod {mode & ~drop:o} {path}"
         ) from None
     return True
+
+
+def protect_data_dir(data_dir: Path) -> None:
+    """The data dir (made 0750, else narrowed) and its private parts (PRIVATE_PARTS: made
+    with their mode, an existing one narrowed to it)."""
+    data_dir.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    restrict_dir(data_dir)
+    for name, mode in PRIVATE_PARTS.items():
+        part = data_dir / name
+        if part.is_symlink():
+            continue  # not ours to chmod through; specpaths refuses links in the spec dir
+        part.mkdir(mode=mode, exist_ok=True)
+        restrict_dir(part, f"{name}/ of the data dir", drop=0o777 & ~mode)

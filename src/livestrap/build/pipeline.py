@@ -252,8 +252,7 @@ def build(
         with build_lock(store.data_dir):
             for stale in clean_stale_builds(store.tmp_dir):
                 log.write(f"removed stale build tree {stale}")
-            store.tmp_dir.mkdir(parents=True, exist_ok=True)
-            workdir = store.new_staging_dir(BUILD_PREFIX)
+            workdir = store.new_staging_dir(BUILD_PREFIX)  # makes tmp/ (0700) if need be
             ctx = BuildContext(
                 spec=spec,
                 store=store,

@@ -32,7 +32,7 @@ from livestrap.master.state import AppState
 from livestrap.master.tokens import ensure_token
 from livestrap.packaging.master_repo import MasterRepo
 from livestrap.store.images import ImageStore
-from livestrap.workdirs import PRIVATE_DIR_MODE, restrict_dir
+from livestrap.workdirs import protect_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +40,9 @@ log = logging.getLogger(__name__)
 def make_state(
     cfg: MasterSettings, build_stages: list[tuple[str, Stage]] | None = None
 ) -> AppState:
-    cfg.data_dir.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-    restrict_dir(cfg.data_dir)  # 0750: the database and the tokens are in there
-    cfg.spec_dir.mkdir(exist_ok=True)  # the only folder API specs may name files in
+    # 0750 (an operator's o+x stays) and its secrets' own modes; spec/ is the only folder
+    # API specs may name files in
+    protect_data_dir(cfg.data_dir)
     db = Database(cfg.db_url)
     store = ImageStore(cfg.data_dir)
     guards = Guards.from_settings(cfg, db)
