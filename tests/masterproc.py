@@ -153,15 +153,19 @@ def master_process(
             "--port", str(port), "--heartbeat-s", str(heartbeat_s)]  # fmt: skip
     if fake_builds:
         argv.append("--fake-builds")
+    # The URL goes through the environment: a command line, with a PostgreSQL URL's password,
+    # is in `ps` for every local user. One the caller's environment holds is never used.
+    child_env = {**os.environ, **(env or {})}
+    child_env.pop("LIVESTRAP_DATABASE_URL", None)
     if database_url:
-        argv += ["--database-url", database_url]
+        child_env["LIVESTRAP_DATABASE_URL"] = database_url
     if public_url:
         argv += ["--public-url", public_url]
     if cache_dir:
         argv += ["--cache-dir", str(cache_dir)]
     for root in file_mirror_roots:
         argv += ["--file-mirror-root", str(root)]
-    proc = subprocess.Popen(argv, env={**os.environ, **env} if env else None)
+    proc = subprocess.Popen(argv, env=child_env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -139,6 +139,4 @@ def event_kinds(master: Master, mac: str | None) -> list[str]:
 
 
 def master_db_url(master: Master) -> str:
-    argv = master.proc.args
-    assert isinstance(argv, list)
-    return str(argv[argv.index("--database-url") + 1])
+    return master.database_url
