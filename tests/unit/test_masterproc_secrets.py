@@ -12,7 +12,7 @@ import pytest
 import masterproc
 import run_master
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.security]
 
 URL = "postgresql://livestrap_test_1_ab:S3CRETpassw0rd@127.0.0.1:5432/livestrap_test_1_ab"
 

@@ -30,7 +30,7 @@ from livestrap.store.bundle import import_image
 from livestrap.store.images import ImageStore
 from livestrap.store.manifest import parse_metadata
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.security]
 
 
 def test_an_old_style_image_stays_listed_with_its_problems(store: ImageStore) -> None:

@@ -80,7 +80,9 @@ class _FilePart:
 
 
 def _too_large(cap: int) -> HTTPException:
-    return HTTPException(413, f"bundle is larger than the import limit of {cap} bytes")
+    return HTTPException(
+        413, f"bundle is larger than the import limit of {cap} bytes (LIVESTRAP_MAX_IMPORT_BYTES)"
+    )
 
 
 def _bad_multipart(reason: str) -> HTTPException:
