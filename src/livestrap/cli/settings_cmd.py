@@ -60,7 +60,7 @@ def set_(
         return name in listed
 
     if isinstance(data, dict):
-        for name in upload_spec_files(data, spec_file.resolve().parent, put, present):
-            typer.echo(f"uploaded {name}", err=True)
+        for name, sent in upload_spec_files(data, spec_file.resolve().parent, put, present):
+            typer.echo(f"uploaded {name}" if sent else f"{name}: on the master already", err=True)
     remote.call("PUT", "/api/v1/settings", json={} if data is None else data)
     typer.echo(f"settings saved from {spec_file}")

@@ -65,7 +65,15 @@ def _tar(folder: Path, out: Any) -> None:
     each file's and folder's mode is recorded (the master keeps it, minus setuid/setgid)."""
     with tarfile.open(fileobj=out, mode="w") as tar:
         for path in sorted(folder.rglob("*")):
-            tar.add(path, arcname=path.relative_to(folder).as_posix(), recursive=False)
+            name = path.relative_to(folder).as_posix()
+            tar.add(path, arcname=name, recursive=False, filter=_plain)
+
+
+def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Only what the master keeps (name, kind, mode, bytes, link target): the same files
+    make the same tar, so the same folder, whoever owns them and whenever they were saved."""
+    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+    return info
 
 
 def _body(local: Path, stack: contextlib.ExitStack) -> tuple[IO[bytes], str]:
@@ -97,11 +105,11 @@ def _digest(bodies: dict[str, tuple[IO[bytes], str]]) -> str:
 
 def upload_spec_files(
     data: dict[str, Any], base: Path, put: Put, present: Present = lambda _: False
-) -> list[str]:
+) -> list[tuple[str, bool]]:
     """Upload what `data` names by relative path (taken from `base`) into one folder
-    `sets/<hash>` and rewrite those paths to it; returns the paths in spec/ uploaded (or
-    found there already). A path that is not beside the spec is sent as it is, clean: the
-    master may have it from an earlier upload."""
+    `sets/<hash>` and rewrite those paths to it; returns (path in spec/, sent) for each,
+    sent False when the master had it already. A path that is not beside the spec is sent
+    as it is, clean: the master may have it from an earlier upload."""
     spots: list[tuple[dict[str, Any] | list[Any], str | int, str]] = []
     locals_: dict[str, Path] = {}
     for container, key in _fields(data):
@@ -121,9 +129,10 @@ def upload_spec_files(
         done = []
         for name, (fh, kind) in bodies.items():
             target = f"{folder}/{name}"
-            if not present(target):
+            sent = not present(target)
+            if sent:
                 put(target, _chunks(fh), kind)
-            done.append(target)
+            done.append((target, sent))
     for container, key, name in spots:
         container[key] = f"{folder}/{name}"  # type: ignore[index]
     return done
