@@ -337,6 +337,7 @@ def test_masked_units_keep_the_consoles() -> None:
     assert not kept & set(customize.MASKED_UNITS)
 
 
+@pytest.mark.security
 def test_copy_extra_dirs_follows_no_link_to_the_host(tmp_path: Path) -> None:
     """A typical overlay over a usr-merged image whose own links are absolute: the
     overlay's links replace the image's, modes are kept, and the host is never written

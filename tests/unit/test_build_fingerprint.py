@@ -25,6 +25,7 @@ def test_edited_build_code_changes_the_inputs(monkeypatch: pytest.MonkeyPatch) -
     assert fingerprint.inputs_sha256(spec, upstream) != before
 
 
+@pytest.mark.security
 def test_a_folder_mode_changes_the_inputs(tmp_path: Path) -> None:
     """The build copies an extra dir's folder modes into the image: a 0755 -> 0700 .ssh
     must not reuse the old image."""

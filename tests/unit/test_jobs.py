@@ -261,6 +261,7 @@ def test_stop_interrupts_the_running_build(queue: BuildQueue) -> None:
         queue.submit(None, activate=False, force=False)
 
 
+@pytest.mark.security
 def test_a_queued_build_is_rechecked_with_the_api_rules(queue: BuildQueue, tmp_path: Path) -> None:
     """Accepted at submit, then a later upload put a link where the overlay was: the
     worker refuses to copy what it now points at (the master's rules alone allowed it)."""

@@ -12,7 +12,7 @@ import pytest
 
 from livestrap.cli.spec_upload import upload_spec_files
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.security]
 
 
 def run(base: Path, spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes]]:
