@@ -104,7 +104,7 @@ def _existing_path(value: Path, info: ValidationInfo, kind: str) -> Path:
     path = value.expanduser()
     if not path.is_absolute():
         path = _base_dir(info) / path
-    path = check_path(path.resolve(), _rules(info))  # before existence: no probing outside
+    path = check_path(path, _rules(info))  # resolved; before existence: no probing outside
     if kind == "dir" and not path.is_dir():
         raise ValueError(f"directory {path} does not exist")
     if kind == "file" and not path.is_file():

@@ -127,8 +127,8 @@ def test_upload_an_overlay_tree(master: Master, client: httpx.Client) -> None:
     "tree",
     [
         tar_of({"../../admin.token": b"x"}),
-        tar_of({}, {"keys": "/etc"}),
-        tar_of({}, {"up": "../../keys"}),
+        tar_of({"keys/x": b"x"}, {"keys": "/etc"}),  # a file through a link...
+        tar_of({}, {"up": "../..", "up/keys": "/"}),  # ...or a link through a link
         b"not a tar" * 100,
     ],
 )
@@ -201,13 +201,78 @@ def test_cli_settings_set_uploads_what_the_spec_names(master: Master, tmp_path: 
     env = {"LIVESTRAP_MASTER": master.url, "LIVESTRAP_TOKEN": master.admin_token}
     result = CliRunner().invoke(cli_app, ["settings", "set", str(tmp_path / "rack.yaml")], env=env)
     assert result.exit_code == 0, result.output
-    spec_dir = master.data_dir / "spec"
-    assert (spec_dir / "overlay/etc/motd").read_text() == "from the cli\n"
     with master.admin() as c:
         saved = c.get("/api/v1/settings").json()
-    assert saved["extra_dirs"] == [str(spec_dir / "overlay")]
-    assert saved["scripts"] == [str(spec_dir / "scripts/site.sh")]
-    assert saved["mirror_key"] == str(spec_dir / "archive-key.asc")
+    folder = Path(saved["extra_dirs"][0]).parent  # spec/sets/<hash>: a fresh folder
+    assert folder.parent == master.data_dir / "spec/sets"
+    assert (folder / "overlay/etc/motd").read_text() == "from the cli\n"
+    assert saved["extra_dirs"] == [str(folder / "overlay")]
+    assert saved["scripts"] == [str(folder / "scripts/site.sh")]
+    assert saved["mirror_key"] == str(folder / "archive-key.asc")
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**spec, "scripts": ["../x.sh"]}))
     result = CliRunner().invoke(cli_app, ["settings", "set", str(tmp_path / "bad.yaml")], env=env)
     assert result.exit_code != 0 and "inside the spec's folder" in str(result.exception)
+
+
+def cli_set(master: Master, spec_file: Path) -> Any:
+    env = {"LIVESTRAP_MASTER": master.url, "LIVESTRAP_TOKEN": master.admin_token}
+    return CliRunner().invoke(cli_app, ["settings", "set", str(spec_file)], env=env)
+
+
+def test_cli_carries_file_and_folder_modes(master: Master, tmp_path: Path) -> None:
+    """The operator's 0700 .ssh, 0600 key and 0755 script reach spec/ as they are, and
+    so do the overlay's absolute links (etc/localtime)."""
+    ssh = tmp_path / "overlay/root/.ssh"
+    ssh.mkdir(parents=True)
+    (ssh / "authorized_keys").write_text("ssh-ed25519 AAAA op\n")
+    (ssh / "authorized_keys").chmod(0o600)
+    ssh.chmod(0o700)
+    (tmp_path / "overlay/usr/local/bin").mkdir(parents=True)
+    (tmp_path / "overlay/usr/local/bin/tool").write_text("#!/bin/sh\n")
+    (tmp_path / "overlay/usr/local/bin/tool").chmod(0o755)
+    (tmp_path / "overlay/etc").mkdir()
+    (tmp_path / "overlay/etc/localtime").symlink_to("/usr/share/zoneinfo/UTC")
+    wants = tmp_path / "overlay/etc/systemd/system/multi-user.target.wants"
+    wants.mkdir(parents=True)
+    (wants / "x.service").symlink_to("/lib/systemd/system/x.service")
+    (tmp_path / "rack.yaml").write_text(yaml.safe_dump({**BASE, "extra_dirs": ["overlay"]}))
+    (tmp_path / "archive.asc").write_bytes(KEY.read_bytes())
+    result = cli_set(master, tmp_path / "rack.yaml")
+    assert result.exit_code == 0, result.output
+    with master.admin() as c:
+        overlay = Path(c.get("/api/v1/settings").json()["extra_dirs"][0])
+
+    def mode(rel: str) -> int:
+        return (overlay / rel).lstat().st_mode & 0o7777
+
+    assert (mode("root/.ssh"), mode("root/.ssh/authorized_keys")) == (0o700, 0o600)
+    assert mode("usr/local/bin/tool") == 0o755
+    assert (overlay / "etc/localtime").readlink() == Path("/usr/share/zoneinfo/UTC")
+
+
+def test_a_refused_spec_leaves_the_stored_settings_files_alone(
+    master: Master, tmp_path: Path
+) -> None:
+    """Each upload goes into a folder of its own: a new spec that the master refuses has
+    changed nothing the stored settings build from; the same files again are not re-sent."""
+    (tmp_path / "archive.asc").write_bytes(KEY.read_bytes())
+    (tmp_path / "overlay/etc").mkdir(parents=True)
+    (tmp_path / "overlay/etc/motd").write_text("good\n")
+    (tmp_path / "good.yaml").write_text(yaml.safe_dump({**BASE, "extra_dirs": ["overlay"]}))
+    first = cli_set(master, tmp_path / "good.yaml")
+    assert first.exit_code == 0 and "uploaded sets/" in first.output, first.output
+    with master.admin() as c:
+        good = c.get("/api/v1/settings").json()
+    (tmp_path / "overlay/etc/motd").write_text("bad\n")
+    bad = {**BASE, "extra_dirs": ["overlay"], "packages": ["Not A Package!"]}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    result = cli_set(master, tmp_path / "bad.yaml")
+    assert result.exit_code != 0  # uploaded, then the spec was refused
+    with master.admin() as c:
+        assert c.get("/api/v1/settings").json() == good
+    assert (Path(good["extra_dirs"][0]) / "etc/motd").read_text() == "good\n"
+    (tmp_path / "overlay/etc/motd").write_text("good\n")  # saved again: a new mtime
+    result = cli_set(master, tmp_path / "good.yaml")
+    assert result.exit_code == 0 and "uploaded" not in result.output, result.output
+    with master.admin() as c:
+        assert c.get("/api/v1/settings").json() == good  # same files, same folder

@@ -335,3 +335,44 @@ def test_mask_units_leaves_the_operators_units_alone(tmp_path: Path) -> None:
 def test_masked_units_keep_the_consoles() -> None:
     kept = {"getty@.service", "serial-getty@.service", "ssh.service", "livestrap-agent.service"}
     assert not kept & set(customize.MASKED_UNITS)
+
+
+@pytest.mark.security
+def test_copy_extra_dirs_follows_no_link_to_the_host(tmp_path: Path) -> None:
+    """A typical overlay over a usr-merged image whose own links are absolute: the
+    overlay's links replace the image's, modes are kept, and the host is never written
+    through a link (the image's absolute ones are resolved inside the image)."""
+    root = make_rootfs(tmp_path)
+    host = tmp_path / "host"
+    host.mkdir()
+    (root / "usr/lib/systemd/system").mkdir(parents=True)
+    (root / "lib").symlink_to("usr/lib")
+    (root / "etc/localtime").symlink_to("/usr/share/zoneinfo/Etc/UTC")
+    (root / "etc/resolv.conf").symlink_to(host / "resolv.conf")  # as if absolute, to the host
+    (root / "etc/alt").symlink_to(str(host))  # a folder link pointing out of the image
+    (root / "etc/abs").symlink_to("/usr/lib")  # absolute: /usr/lib of the image
+    extra = tmp_path / "overlay"
+    (extra / "etc/alt").mkdir(parents=True)
+    (extra / "etc/alt/x").write_text("x")
+    (extra / "etc/localtime").symlink_to("/usr/share/zoneinfo/Europe/Paris")
+    (extra / "etc/resolv.conf").write_text("nameserver 192.0.2.1\n")
+    (extra / "lib/systemd/system").mkdir(parents=True)
+    (extra / "lib/systemd/system/x.service").write_text("[Unit]\n")
+    (extra / "etc/abs").mkdir()
+    (extra / "etc/abs/y").write_text("y")
+    (extra / "root/.ssh").mkdir(parents=True)
+    (extra / "root/.ssh/authorized_keys").write_text("k\n")
+    (extra / "root/.ssh/authorized_keys").chmod(0o600)
+    (extra / "root/.ssh").chmod(0o700)
+    extra.chmod(0o700)
+    customize.copy_extra_dirs(root, [extra])
+    assert list(host.iterdir()) == []
+    assert os.readlink(root / "etc/localtime") == "/usr/share/zoneinfo/Europe/Paris"
+    assert (root / "etc/resolv.conf").read_text() == "nameserver 192.0.2.1\n"
+    assert not (root / "etc/resolv.conf").is_symlink()
+    assert (root / host.relative_to("/") / "x").read_text() == "x"  # where the image has it
+    assert (root / "usr/lib/systemd/system/x.service").read_text() == "[Unit]\n"
+    assert (root / "usr/lib/y").read_text() == "y"
+    assert (root / "root/.ssh").stat().st_mode & 0o7777 == 0o700
+    assert (root / "root/.ssh/authorized_keys").stat().st_mode & 0o7777 == 0o600
+    assert root.stat().st_mode & 0o7777 != 0o700  # the overlay's own folder mode is not /'s

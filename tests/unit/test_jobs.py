@@ -259,3 +259,21 @@ def test_stop_interrupts_the_running_build(queue: BuildQueue) -> None:
     assert not list(queue.store.tmp_dir.glob("build-*"))
     with pytest.raises(ConflictError, match="stopping"):
         queue.submit(None, activate=False, force=False)
+
+
+@pytest.mark.security
+def test_a_queued_build_is_rechecked_with_the_api_rules(queue: BuildQueue, tmp_path: Path) -> None:
+    """Accepted at submit, then a later upload put a link where the overlay was: the
+    worker refuses to copy what it now points at (the master's rules alone allowed it)."""
+    overlay = queue.settings.spec_dir / "overlay"
+    (overlay / "etc").mkdir(parents=True)
+    build_id = queue.submit({"extra_dirs": ["overlay"]}, activate=False, force=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.rmtree(overlay)
+    overlay.symlink_to(elsewhere)
+    job = queue._claim_next()  # what the worker does next, in this thread
+    assert job is not None and job.id == build_id
+    outcome = queue._run(job)
+    assert outcome.state == "failed" and "outside" in (outcome.error or ""), outcome.error
+    assert outcome.image_id is None and not list(queue.store.images_dir.glob("*"))

@@ -207,3 +207,49 @@ def test_a_sqlite_database_elsewhere_is_protected_too(tmp_path: Path) -> None:
     cfg = MasterSettings(data_dir=tmp_path / "data", database_url=f"sqlite:///{db}")
     with pytest.raises(SpecError, match=r"master\.db"):
         parse_spec({"scripts": [str(db)]}, rules=master_rules(cfg))
+
+
+def test_an_overlay_with_absolute_links_inside_is_fine(cfg: MasterSettings) -> None:
+    """Links inside a named folder are copied as links, never followed: not refused. A
+    path that is, or goes through, a link out of spec/ still is, chains included."""
+    etc = cfg.spec_dir / "overlay/etc"
+    etc.mkdir()
+    (etc / "localtime").symlink_to("/usr/share/zoneinfo/UTC")
+    (etc / "up").symlink_to("../..")  # overlay/etc/up -> spec/
+    (etc / "up2").symlink_to("up/..")  # -> data dir
+    (etc / "out").symlink_to("/etc")
+    assert parse_api_spec({**PORTABLE, "extra_dirs": ["overlay"]}, cfg, "s").extra_dirs == [
+        cfg.spec_dir / "overlay"
+    ]
+    assert "outside" in api_error(cfg, scripts=["overlay/etc/localtime"])
+    assert "outside" in api_error(cfg, extra_dirs=["overlay/etc/out"])
+    assert "data dir" in api_error(cfg, extra_dirs=["overlay/etc/up2"])
+    assert "keys/" in api_error(cfg, extra_dirs=["overlay/etc/up2/keys"])
+
+
+def test_build_rules_bind_what_names_spec_but_take_the_masters_additions(
+    cfg: MasterSettings, tmp_path: Path
+) -> None:
+    """The worker's re-check of a queued API build: its paths in spec/ must still resolve
+    there (an upload may have swapped a folder for a link since); the master's repo and
+    the host keyring, outside spec/, pass with the master's rules."""
+    from livestrap.master.schemas.settings import build_rules, master_rules
+
+    rules = build_rules(cfg)
+    (cfg.data_dir / "repo/key.asc").write_text("k")
+    repo = {"name": "livestrap", "uri": f"copy://{cfg.data_dir}/repo", "suite": "livestrap",
+            "key": str(cfg.data_dir / "repo/key.asc")}  # fmt: skip
+    spec = {"mirror_key": str(KEY), "repos": [repo], "extra_dirs": [str(cfg.spec_dir / "overlay")]}
+    assert parse_spec(spec, rules=rules).repos[0].key == cfg.data_dir / "repo/key.asc"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (cfg.spec_dir / "overlay").rmdir()
+    (cfg.spec_dir / "overlay").symlink_to(outside)
+    (cfg.spec_dir / "mirror").symlink_to(outside)
+    with pytest.raises(SpecError, match="outside"):
+        parse_spec(spec, rules=rules)
+    assert parse_spec(spec, rules=master_rules(cfg)).extra_dirs == [outside]  # the old hole
+    with pytest.raises(SpecError, match="not under an allowed root"):
+        parse_spec({"mirror_key": str(KEY), "mirror": f"file://{cfg.spec_dir}/mirror"}, rules=rules)
+    with pytest.raises(SpecError, match=r"livestrap\.db"):
+        parse_spec({"scripts": [str(cfg.data_dir / "livestrap.db")]}, rules=rules)

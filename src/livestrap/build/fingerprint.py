@@ -90,4 +90,6 @@ def local_inputs(spec: BuildSpec) -> dict[str, str]:
         elif path.is_file():
             mode = path.stat().st_mode & 0o7777
             state[name] = f"{mode:o}:" + hashlib.sha256(path.read_bytes()).hexdigest()
+        elif path.is_dir():  # a folder's mode is copied into the image too (a 0700 .ssh)
+            state[name] = f"dir:{path.stat().st_mode & 0o7777:o}"
     return state

@@ -39,8 +39,9 @@ def set_(
     """Replace the master's build spec with SPEC_FILE.
 
     The files and folders it names by relative path (keys, scripts, extra dirs) are
-    uploaded first into the master's DATA_DIR/spec, the only folder its specs may name;
-    then the master checks the spec as `livestrap spec check` would.
+    uploaded first into a new folder DATA_DIR/spec/sets/HASH on the master (its specs may
+    name only DATA_DIR/spec), and the spec's paths point there; then the master checks the
+    spec as `livestrap spec check` would. What the stored settings use is never changed.
     """
     data = read_yaml(spec_file)
     remote = remote_of(ctx)
@@ -49,8 +50,17 @@ def set_(
         path = "/api/v1/settings/files/" + quote(name)
         return remote.call("PUT", path, content=body, headers={"Content-Type": content_type})
 
+    listed: set[str] | None = None
+
+    def present(name: str) -> bool:  # one listing, only when there is something to upload
+        nonlocal listed
+        if listed is None:
+            rows = remote.call("GET", "/api/v1/settings/files")
+            listed = {str(r.get("path")) for r in rows if isinstance(r, dict)}
+        return name in listed
+
     if isinstance(data, dict):
-        for name in upload_spec_files(data, spec_file.resolve().parent, put):
-            typer.echo(f"uploaded {name}", err=True)
+        for name, sent in upload_spec_files(data, spec_file.resolve().parent, put, present):
+            typer.echo(f"uploaded {name}" if sent else f"{name}: on the master already", err=True)
     remote.call("PUT", "/api/v1/settings", json={} if data is None else data)
     typer.echo(f"settings saved from {spec_file}")

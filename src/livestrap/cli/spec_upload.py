@@ -1,21 +1,34 @@
 """What `livestrap settings set FILE` uploads: the files and trees FILE names by relative
 path (keys, scripts, extra dirs), into the master's `<data-dir>/spec/` where its API specs
-take their paths from. Absolute paths are left as they are (paths on the master)."""
+take their paths from. Absolute paths are left as they are (paths on the master).
+
+Each upload goes into a fresh folder named by the hash of what it carries,
+`spec/sets/<hash>/<name>`, and the spec's paths are rewritten to it: an upload never
+changes files that the stored settings or a queued build use, even when the master then
+refuses the new spec. Same files, same folder: it is not uploaded again. Old folders stay
+until deleted (`DELETE /api/v1/settings/files/sets/<hash>`).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import posixpath
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
 from livestrap.errors import SpecError
 
 TAR_TYPE = "application/x-tar"
+FILE_TYPE = "application/octet-stream"
 CHUNK = 1024**2
+SETS = "sets"  # spec/sets/<hash>/: one folder per distinct upload
+HASH_CHARS = 16  # 64 bits of sha256: a folder name, not a security boundary
 Put = Callable[[str, Any, str], object]  # (path in spec/, body, content type)
+Present = Callable[[str], bool]  # is this path in spec/ already?
 
 
 def _relative(value: Any) -> str | None:
@@ -48,34 +61,78 @@ def _fields(data: dict[str, Any]) -> list[tuple[dict[str, Any] | list[Any], str 
 
 
 def _tar(folder: Path, out: Any) -> None:
-    """A plain tar of `folder`'s content; links are kept as links, never followed."""
+    """A plain tar of `folder`'s content; links are kept as links, never followed, and
+    each file's and folder's mode is recorded (the master keeps it, minus setuid/setgid)."""
     with tarfile.open(fileobj=out, mode="w") as tar:
         for path in sorted(folder.rglob("*")):
-            tar.add(path, arcname=path.relative_to(folder).as_posix(), recursive=False)
+            name = path.relative_to(folder).as_posix()
+            tar.add(path, arcname=name, recursive=False, filter=_plain)
 
 
-def upload_spec_files(data: dict[str, Any], base: Path, put: Put) -> list[str]:
-    """Upload what `data` names by relative path (taken from `base`) and rewrite those
-    paths to their clean form; returns the names uploaded. A path that is not beside
-    the spec is sent as it is: the master may have it from an earlier upload."""
-    done: list[str] = []
+def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Only what the master keeps (name, kind, mode, bytes, link target): the same files
+    make the same tar, so the same folder, whoever owns them and whenever they were saved."""
+    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+    return info
+
+
+def _body(local: Path, stack: contextlib.ExitStack) -> tuple[IO[bytes], str]:
+    """What to send for `local`: a tar of a folder (spooled to a temp file) or the file."""
+    if local.is_dir():
+        fh: IO[bytes] = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115
+        _tar(local, fh)
+        return fh, TAR_TYPE
+    return stack.enter_context(local.open("rb")), FILE_TYPE
+
+
+def _chunks(fh: IO[bytes]) -> Iterator[bytes]:
+    fh.seek(0)
+    yield from iter(lambda: fh.read(CHUNK), b"")
+
+
+def _digest(bodies: dict[str, tuple[IO[bytes], str]]) -> str:
+    """sha256 over every name, its kind and its bytes: the upload's folder name."""
+    sha = hashlib.sha256()
+    for name, (fh, kind) in sorted(bodies.items()):
+        sha.update(f"{name}\0{kind}\0".encode())
+        size = 0
+        for chunk in _chunks(fh):
+            sha.update(chunk)
+            size += len(chunk)
+        sha.update(f"\0{size}\0".encode())
+    return sha.hexdigest()[:HASH_CHARS]
+
+
+def upload_spec_files(
+    data: dict[str, Any], base: Path, put: Put, present: Present = lambda _: False
+) -> list[tuple[str, bool]]:
+    """Upload what `data` names by relative path (taken from `base`) into one folder
+    `sets/<hash>` and rewrite those paths to it; returns (path in spec/, sent) for each,
+    sent False when the master had it already. A path that is not beside the spec is sent
+    as it is, clean: the master may have it from an earlier upload."""
+    spots: list[tuple[dict[str, Any] | list[Any], str | int, str]] = []
+    locals_: dict[str, Path] = {}
     for container, key in _fields(data):
-        value = container[key]  # type: ignore[index]
-        name = _relative(value)
+        name = _relative(container[key])  # type: ignore[index]
         if name is None:
             continue
         container[key] = name  # type: ignore[index]
-        if name in done:
-            continue
         local = base / PurePosixPath(name)
-        if local.is_dir():
-            with tempfile.TemporaryFile() as fh:
-                _tar(local, fh)
-                fh.seek(0)
-                put(name, iter(lambda: fh.read(CHUNK), b""), TAR_TYPE)
-        elif local.is_file():
-            put(name, local.read_bytes(), "application/octet-stream")
-        else:
-            continue  # maybe uploaded before: the master says if it is not in spec/ either
-        done.append(name)
+        if local.is_dir() or local.is_file():
+            spots.append((container, key, name))
+            locals_[name] = local
+    if not locals_:
+        return []
+    with contextlib.ExitStack() as stack:
+        bodies = {name: _body(local, stack) for name, local in locals_.items()}
+        folder = f"{SETS}/{_digest(bodies)}"
+        done = []
+        for name, (fh, kind) in bodies.items():
+            target = f"{folder}/{name}"
+            sent = not present(target)
+            if sent:
+                put(target, _chunks(fh), kind)
+            done.append((target, sent))
+    for container, key, name in spots:
+        container[key] = f"{folder}/{name}"  # type: ignore[index]
     return done

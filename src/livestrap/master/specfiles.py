@@ -1,8 +1,12 @@
 """Files in `<data-dir>/spec`, the one folder API specs may name: written, listed, removed.
 
 Uploads are admin-only, but a tar is still treated as hostile: only relative names without
-`..`, regular files, directories and symlinks that stay inside the tree; no hard links, no
-devices, bounded size and member count; nothing is written through a link. A tree is
+`..`, regular files, directories and symlinks (any target: an overlay's
+`etc/localtime -> /usr/share/zoneinfo/UTC` is normal); no hard links, no devices, bounded
+size and member count. The master never follows a link in spec/: nothing is written
+through one (every component is opened with O_NOFOLLOW), and spec paths are resolved and
+confined before use (livestrap.specpaths). Files and folders keep the tar's modes, minus
+setuid/setgid. A tree is
 unpacked into a staging folder next to spec/ and swapped into place, so a refused upload
 leaves spec/ as it was.
 """
@@ -74,28 +78,118 @@ def _member_name(name: str) -> str | None:
     return norm
 
 
-def _parent(root: Path, rel: str) -> Path:
-    """Make the member's parent dirs under `root`, refusing to pass through a link."""
-    parent = root
-    for part in rel.split("/")[:-1]:
-        parent = parent / part
-        if parent.is_symlink() or (parent.exists() and not parent.is_dir()):
-            raise SpecFileError(f"tar member {rel!r} goes through a link or a file ({part})")
-        parent.mkdir(mode=0o755, exist_ok=True)
-    return root / rel
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+ROOT_MODE = 0o755  # the tree's own folder (copied onto the image's / by the build)
+IMPLIED_MODE = 0o755  # a folder the tar names only as a parent
+WORK_MODE = 0o700  # every folder while the tree is unpacked: the master writes into it
 
 
-def _link_ok(rel: str, target: str) -> bool:
-    if not target or target.startswith("/") or "\0" in target:
-        return False
-    joined = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
-    return joined != ".." and not joined.startswith("../")
+def file_mode(mode: int) -> int:
+    """A member file's mode: no setuid/setgid/sticky, no group/other write, owner rw."""
+    return mode & 0o755 | 0o600
+
+
+def dir_mode(mode: int) -> int:
+    """A member folder's mode as the tar says (0700 .ssh stays 0700), minus setuid/setgid."""
+    return mode & 0o1777
+
+
+def _open_dir(parent_fd: int, name: str, rel: str, made: dict[str, int], path: str) -> int:
+    """`name` in `parent_fd` as a folder fd, made when missing; never through a link."""
+    try:
+        os.mkdir(name, WORK_MODE, dir_fd=parent_fd)
+        made.setdefault(path, IMPLIED_MODE)
+    except FileExistsError:
+        pass
+    try:
+        return os.open(name, DIR_FLAGS, dir_fd=parent_fd)
+    except OSError:  # ELOOP: a link, ENOTDIR: a file
+        raise SpecFileError(f"tar member {rel!r} goes through a link or a file ({name})") from None
+
+
+def _walk_to_parent(root_fd: int, rel: str, made: dict[str, int]) -> int:
+    """An fd of the member's parent folder, each component opened with O_NOFOLLOW."""
+    fd = os.dup(root_fd)
+    parts = rel.split("/")
+    try:
+        for i, part in enumerate(parts[:-1]):
+            nxt = _open_dir(fd, part, rel, made, "/".join(parts[: i + 1]))
+            os.close(fd)
+            fd = nxt
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _twice(rel: str) -> SpecFileError:
+    return SpecFileError(f"tar member {rel!r} appears twice")
+
+
+def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo, parent: int, rel: str,
+             made: dict[str, int]) -> None:  # fmt: skip
+    """One member into its parent folder `parent` (an fd): nothing written through a link."""
+    leaf = rel.rsplit("/", 1)[-1]
+    try:
+        if member.isdir():
+            try:
+                os.mkdir(leaf, WORK_MODE, dir_fd=parent)
+            except FileExistsError:
+                if not stat.S_ISDIR(os.stat(leaf, dir_fd=parent, follow_symlinks=False).st_mode):
+                    raise _twice(rel) from None
+            made[rel] = dir_mode(member.mode)
+        elif member.isreg():
+            src = tar.extractfile(member)
+            assert src is not None
+            fd = os.open(leaf, FILE_FLAGS, 0o600, dir_fd=parent)
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(src, out, CHUNK)
+                os.fchmod(out.fileno(), file_mode(member.mode))  # exact: no umask
+        elif member.issym():
+            if not _link_ok(member.linkname):
+                raise SpecFileError(f"tar member {rel!r}: empty or overlong link target")
+            os.symlink(member.linkname, leaf, dir_fd=parent)
+        else:
+            raise SpecFileError(
+                f"tar member {rel!r} is a hard link, device or fifo; only files, "
+                "directories and symbolic links are taken"
+            )
+    except FileExistsError:
+        raise _twice(rel) from None
+
+
+def _link_ok(target: str) -> bool:
+    """Any target, absolute ones too: the master never follows a link in spec/ (it writes
+    nothing through one, and the build copies links as links); the image resolves them."""
+    return bool(target) and "\0" not in target and len(target) <= MAX_NAME_CHARS
+
+
+def _set_modes(root_fd: int, made: dict[str, int]) -> None:
+    """The folders' final modes, deepest first (a 0500 folder is made read-only last)."""
+    for rel in sorted(made, key=lambda r: r.count("/"), reverse=True):
+        parts = rel.split("/")
+        fd = os.dup(root_fd)
+        try:
+            for part in parts:
+                nxt = os.open(part, DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = nxt
+            os.fchmod(fd, made[rel])
+        finally:
+            os.close(fd)
 
 
 def unpack_tree(data: IO[bytes], root: Path) -> int:
-    """Unpack a plain tar into `root` (made, or empty); returns the number of members taken."""
-    root.mkdir(mode=0o755, exist_ok=True)
+    """Unpack a plain tar into `root` (made, or empty); returns the number of members taken.
+    Every path component is opened with O_NOFOLLOW from a folder fd, so no member is
+    written through a link, whatever the links in the tree point at; folders get the tar's
+    modes once everything is in."""
+    root.mkdir(mode=ROOT_MODE, exist_ok=True)
+    root.chmod(ROOT_MODE)
     count = 0
+    made: dict[str, int] = {}  # folder -> its final mode
+    root_fd = os.open(root, DIR_FLAGS)
     try:
         # stream mode behind TarGuard: oversized pax/GNU headers are refused before
         # tarfile parses them (CVE-2024-6232)
@@ -109,32 +203,16 @@ def unpack_tree(data: IO[bytes], root: Path) -> int:
                 rel = _member_name(member.name)
                 if rel is None:
                     continue
-                dest = _parent(root, rel)
-                if dest.is_symlink() or (dest.exists() and not (member.isdir() and dest.is_dir())):
-                    raise SpecFileError(f"tar member {rel!r} appears twice")
-                if member.isdir():
-                    dest.mkdir(mode=0o755, exist_ok=True)
-                elif member.isreg():
-                    src = tar.extractfile(member)
-                    assert src is not None
-                    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                                 member.mode & 0o755 | 0o600)  # fmt: skip
-                    with os.fdopen(fd, "wb") as out:
-                        shutil.copyfileobj(src, out, CHUNK)
-                elif member.issym():
-                    if not _link_ok(rel, member.linkname):
-                        raise SpecFileError(
-                            f"tar member {rel!r} links to {member.linkname[:80]!r}, outside the "
-                            "tree (only relative links that stay inside it are taken)"
-                        )
-                    os.symlink(member.linkname, dest)
-                else:
-                    raise SpecFileError(
-                        f"tar member {rel!r} is a hard link, device or fifo; only files, "
-                        "directories and symbolic links are taken"
-                    )
+                parent = _walk_to_parent(root_fd, rel, made)
+                try:
+                    _extract(tar, member, parent, rel, made)
+                finally:
+                    os.close(parent)
+        _set_modes(root_fd, made)
     except (tarfile.TarError, EOFError, ArchiveError) as err:
         raise SpecFileError(f"not a readable plain tar: {err}") from None
+    finally:
+        os.close(root_fd)
     return count
 
 

@@ -55,6 +55,14 @@ def api_rules(settings: MasterSettings) -> PathRules:
     )
 
 
+def build_rules(settings: MasterSettings) -> PathRules:
+    """The build worker's last word on a queued build (every one came through the API):
+    what it names in spec/ (or under a file root) must still resolve there, since a later
+    upload may have put a link where a folder was; the master's own additions (its
+    copy:// repo, host keyrings and mirrors) lie outside and get master_rules."""
+    return replace(api_rules(settings), only_named=True)
+
+
 def parse_api_spec(data: Any, settings: MasterSettings, source: str) -> BuildSpec:
     """parse_spec for what came through the API: paths relative to (and within) spec/."""
     return parse_spec(data, base_dir=settings.spec_dir, source=source, rules=api_rules(settings))
