@@ -66,11 +66,13 @@ def create_app(
         migrate(state.db.engine)
         state.store.clean_stale_tmp()  # what killed imports, uploads and exports left
         state.jobs.start()
+        state.guards.start()  # writes the counted refusals every few seconds
         try:
             yield
         finally:
             state.jobs.stop()
             state.reports.stop()
+            state.guards.stop()
             state.db.dispose()
 
     app = FastAPI(
