@@ -19,7 +19,7 @@ from livestrap.master.db import Database
 from livestrap.master.guards import Guards
 from livestrap.master.identity import serial_of
 from livestrap.master.inventory import Guard, Report, register
-from livestrap.master.models import Base, BootEvent, Node, NodeMac
+from livestrap.master.models import Base, BootEvent, Node
 from livestrap.master.refusals import RefusalLog
 
 pytestmark = [pytest.mark.unit, pytest.mark.security]
@@ -37,7 +37,9 @@ def db(tmp_path: Path) -> Iterator[Database]:
     database.dispose()
 
 
-def report(uuid: str | None, serial: str | None, macs: tuple[str, ...] = (MAC,), **kw: Any) -> Report:
+def report(
+    uuid: str | None, serial: str | None, macs: tuple[str, ...] = (MAC,), **kw: Any
+) -> Report:
     facts = {
         "system": {"uuid": uuid, "serial": serial, "vendor": "QEMU"},
         "nics": [{"name": f"eth{i}", "mac": m} for i, m in enumerate(macs)],

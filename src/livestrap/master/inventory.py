@@ -319,9 +319,7 @@ def register(
         node.boots += 1
     session.flush()  # the node row must exist before its MACs and events point at it
     _claim_macs(session, node.id, macs, owners, now, ip, guard)
-    if uuid_owner is not None and uuid_owner.id != node.id and guard.allows(
-        uuid_owner.id, ip, "uuid-conflict"
-    ):
+    if uuid_owner is not None and guard.allows(uuid_owner.id, ip, "uuid-conflict"):
         detail = {"uuid": system_uuid, "owner": uuid_owner.id, "claimed_by": node.id}
         _on_both(session, "uuid-conflict", report.boot_mac, ip, uuid_owner.id, node.id, now,
                  guard, detail)  # fmt: skip

@@ -91,7 +91,7 @@ class Tally:
         now = self.clock()
         with self._lock:
             if key not in self._pending and len(self._pending) >= self.max_keys:
-                key, mac, ip = ("*",) + key[-1:], None, None  # the catch-all of its kind
+                key, mac, ip = ("*", *key[-1:]), None, None  # the catch-all of its kind
             entry = self._pending.get(key)
             rolled = entry is not None and self._rolled(entry.window_start, now)
             if entry is not None and rolled and len(self._ready) < self.max_keys:
