@@ -47,6 +47,7 @@ def test_refused_report_reads_a_bounded_prefix_only(tmp_path: Path) -> None:
     with master_app(tmp_path / "data") as (app, state):
         answer = call(app, "POST", URL, headers=JSON, chunks=fifty_mib())
         wrong = call(app, "POST", URL, headers={**JSON, **bearer("x" * 43)}, chunks=fifty_mib())
+        state.guards.flush()  # refusals are counted in memory, written every few seconds
         with state.db.session() as s:
             refused = list(s.scalars(select(BootEvent).filter_by(kind="refused")))
     assert (answer.status, wrong.status) == (401, 401)

@@ -128,6 +128,26 @@ def test_sent_refuses_other_urls(client: httpx.Client, uri: str, status: int) ->
     assert sent(client, uri, 1).status_code == status
 
 
+@pytest.mark.security
+def test_sent_is_taken_from_nginx_on_this_host_only(tmp_path: Path) -> None:
+    """Review: anyone could forge squashfs-end events, at any speed."""
+    write_image_dir(tmp_path / "data" / "images", IMAGE)
+    env = {"LIVESTRAP_BOOT_BURST": "20", "LIVESTRAP_BOOT_RATE": "0.1"}
+    with master_process(tmp_path / "data", env=env) as master:
+        uri = f"/boot/m/52-54-00-00-00-05/images/{IMAGE}/root.squashfs"
+        far = httpx.Client(base_url=master.url, timeout=10,
+                           transport=httpx.HTTPTransport(local_address="127.0.0.5"))  # fmt: skip
+        with far, master.anonymous() as near:
+            assert sent(far, uri, 10).status_code == 403
+            # as through nginx's /boot/ location: the client's address in X-Forwarded-For
+            assert sent(near, uri, 10, **{"X-Forwarded-For": "127.0.0.1"}).status_code == 403
+            statuses = [sent(far, uri, 10).status_code for _ in range(25)]
+            assert set(statuses[:15]) == {403} and statuses[-1] == 429  # the sender's budget
+            assert sent(near, uri, 10, **{"X-Livestrap-Client": "10.0.2.15"}).status_code == 204
+        found = events(master, "52:54:00:00:00:05", 1)
+    assert [(e.kind, e.ip) for e in found] == [("squashfs-end", "10.0.2.15")]
+
+
 def test_sent_needs_its_headers(client: httpx.Client) -> None:
     assert client.post("/boot/nginx/sent").status_code == 422
     uri = f"/boot/images/{IMAGE}/root.squashfs"
@@ -160,11 +180,15 @@ def test_through_real_nginx(master: Master, tmp_path: Path) -> None:
             assert c.get("/boot/images/nope/vmlinuz").status_code == 404
             assert c.get("/healthz").status_code == 200  # everything else: the master
             assert c.get(f"/_livestrap/images/{IMAGE}/vmlinuz").status_code == 404  # internal
+            forged = c.post("/boot/nginx/sent", headers={"X-Original-URI": squashfs,
+                                                         "X-Bytes-Sent": "1"})  # fmt: skip
+            assert forged.status_code == 403  # through nginx's /boot/: not nginx's notice
         found = events(master, mac, 5)
         assert "[error]" not in nginx.error_log.read_text()
     assert [e.kind for e in found] == [
         "kernel", "squashfs-start", "squashfs-end", "squashfs-start", "squashfs-end"
     ]  # fmt: skip
+    assert {e.ip for e in found} == {"127.0.0.1"}  # the node's address, from nginx
     size = len(files["root.squashfs"])
     assert found[2].detail == {**found[2].detail, "bytes": size, "complete": True, "via": "nginx"}
     assert found[4].detail == {**found[4].detail, "range": "bytes=0-9", "bytes": 10,

@@ -5,6 +5,7 @@ budget, coalesced refusals, bounded history, paged lists, X-Forwarded-For trust.
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,8 @@ URL = "/api/v1/discovery"
 LIMITS = {
     "LIVESTRAP_DISCOVERY_BURST": "30",
     "LIVESTRAP_DISCOVERY_RATE": "0.1",
+    "LIVESTRAP_REFUSED_BURST": "30",
+    "LIVESTRAP_REFUSED_RATE": "0.1",
     "LIVESTRAP_NEW_NODES_PER_ADDRESS": "3",
     "LIVESTRAP_BOOT_BURST": "10",
     "LIVESTRAP_BOOT_RATE": "0.1",
@@ -82,9 +85,17 @@ def test_discovery_is_rate_limited_per_address(master: Master) -> None:
         assert answers == [200] * 30  # heartbeats of no known node: facts_required
         assert_429(c.post(URL, json=body(None, mac)))
         assert other.post(URL, json=body(None, mac)).status_code == 200  # its own bucket
-    with client(master, token=None) as anon:  # checked before the token: nothing stored
-        statuses = {anon.post(URL, json=body(None, mac)).status_code for _ in range(31)}
-        assert statuses == {401, 429}
+
+
+def test_refused_reports_do_not_spend_the_bucket_of_real_nodes(master: Master) -> None:
+    """Review: the limit was taken before the token check, so a flood without the token
+    from a shared NAT address spent the bucket its real nodes share."""
+    mac = "52:54:01:ff:00:02"
+    ip = f"127.0.0.{next(_addr)}"
+    with client(master, token=None, ip=ip) as anon, client(master, ip=ip) as node:
+        assert [anon.post(URL, json=body(None, mac)).status_code for _ in range(30)] == [401] * 30
+        assert_429(anon.post(URL, json=body(None, mac)))  # refused reports: their own bucket
+        assert node.post(URL, json=body(None, mac)).status_code == 200
 
 
 def test_new_nodes_per_address_have_a_quota(master: Master) -> None:
@@ -113,14 +124,30 @@ def events(master: Master, **where: Any) -> list[BootEvent]:
         db.dispose()
 
 
-def test_a_mac_flooded_from_many_addresses_gets_its_budget_only(master: Master) -> None:
+def wait_for(master: Master, kind: str, mac: str, field: str, total: int) -> list[BootEvent]:
+    """Counted events are written every couple of seconds (master.refusals)."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = events(master, kind=kind, mac=mac)
+        if sum(e.detail[field] for e in found) >= total or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def test_a_flooded_mac_keeps_the_events_of_its_own_address(master: Master) -> None:
+    """Review: the budget was per MAC, spent through a caller-chosen ?mac=, so a flood
+    silenced the node's real events; now per (MAC, address), the rest counted."""
     victim = "52:54:01:ee:00:01"
-    for _ in range(4):
-        with client(master, token=None) as c:
-            assert all(
-                c.get("/boot/ipxe", params={"mac": victim}).status_code == 200 for _ in range(5)
-            )
-    assert len(events(master, kind="script", mac=victim)) == 5  # of 20 requests served
+    attacker, home = f"127.0.0.{next(_addr)}", f"127.0.0.{next(_addr)}"
+    with client(master, token=None, ip=attacker) as c:
+        assert all(c.get("/boot/ipxe", params={"mac": victim}).status_code == 200
+                   for _ in range(10))  # fmt: skip
+    with client(master, token=None, ip=home) as c:
+        assert c.get("/boot/ipxe", params={"mac": victim}).status_code == 200
+    scripts = events(master, kind="script", mac=victim)
+    assert [e.ip for e in scripts] == [attacker] * 5 + [home]  # 5 of the 10, then its own
+    suppressed = wait_for(master, "suppressed", victim, "suppressed", 5)
+    assert [(e.ip, e.detail["suppressed"]) for e in suppressed] == [(attacker, 5)]
 
 
 def test_refused_reports_are_one_event_with_a_count(master: Master) -> None:
@@ -128,7 +155,7 @@ def test_refused_reports_are_one_event_with_a_count(master: Master) -> None:
     with client(master, token="wrong") as c:
         c.headers["Authorization"] = "Bearer stale"
         assert {c.post(URL, json=body(None, mac)).status_code for _ in range(25)} == {401}
-    refused = events(master, kind="refused", mac=mac)
+    refused = wait_for(master, "refused", mac, "count", 25)
     assert [(e.detail["reason"], e.detail["count"]) for e in refused] == [
         ("wrong discovery token", 25)
     ]
@@ -147,6 +174,33 @@ def test_a_report_cannot_take_an_online_node_quietly(master: Master) -> None:
         for node_id in (victim, intruder.json()["node_id"]):
             kinds = [e["kind"] for e in admin.get(f"/api/v1/nodes/{node_id}/timeline").json()]
             assert "mac-conflict" in kinds
+
+
+def test_a_report_cannot_take_an_online_node_by_its_uuid(master: Master) -> None:
+    """Review: the UUID, which PXE broadcasts (DHCP option 97), matched before the rule."""
+    facts = machine(serial="REAL")
+    with client(master) as c, client(master) as attacker, client(master, "admin") as admin:
+        victim = register(c, facts).json()["node_id"]
+        fake = {"system": {"uuid": facts["system"]["uuid"], "serial": "FAKE"},
+                "nics": [{"name": "eth0", "mac": "52:54:01:ab:00:01"}]}  # fmt: skip
+        intruder = register(attacker, fake)
+        assert intruder.status_code == 201 and intruder.json()["node_id"] != victim
+        shown = admin.get(f"/api/v1/nodes/{victim}").json()
+        assert shown["serial"] == "REAL" and shown["system_uuid"] == facts["system"]["uuid"]
+        for node_id in (victim, intruder.json()["node_id"]):
+            kinds = [e["kind"] for e in admin.get(f"/api/v1/nodes/{node_id}/timeline").json()]
+            assert "uuid-conflict" in kinds
+
+
+def test_new_nodes_have_a_ceiling_in_all(tmp_path: Path) -> None:
+    env = {"LIVESTRAP_NEW_NODES_TOTAL": "2"}
+    with master_process(tmp_path / "data", env=env) as m:
+        answers = []
+        for _ in range(3):
+            with client(m) as c:  # a new address each time: not the per-address quota
+                answers.append(register(c, machine()))
+    assert [a.status_code for a in answers[:2]] == [201, 201]
+    assert_429(answers[2])
 
 
 def test_node_list_and_timeline_come_in_pages(master: Master) -> None:

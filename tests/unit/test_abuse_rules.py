@@ -113,7 +113,7 @@ def test_a_known_node_id_does_not_take_an_online_node_either(db: Database) -> No
 def test_the_mac_conflict_events_have_a_budget(db: Database) -> None:
     reg(db, report(UUID_A, "A"), 1000)
     budget = iter([True, False, False])
-    guard = Guard(event_allowed=lambda mac: next(budget))
+    guard = Guard(event_allowed=lambda mac, ip, kind: next(budget))
     for n in range(3):
         reg(db, report(UUID_B, "B", uptime_s=n), 1010 + n, guard)
     with db.session() as s:
@@ -181,13 +181,18 @@ class Clock:
 def test_refusals_coalesce_per_address_reason_and_mac_per_window(db: Database) -> None:
     clock = Clock()
     log = RefusalLog(db, window_s=300, clock=clock)
-    for _ in range(50):
+    for _ in range(25):
+        log.record("no discovery token", "10.0.0.5", MAC, "img")
+    assert events_of(db) == [] and log.pending() == 25  # counted in memory only
+    assert log.flush() == 1
+    for _ in range(25):  # after a flush, still the same window: the same event
         log.record("no discovery token", "10.0.0.5", MAC, "img")
     log.record("wrong discovery token", "10.0.0.5", MAC, "img")
     log.record("no discovery token", "10.0.0.6", MAC, "img")
     log.record("no discovery token", "10.0.0.5", "aa:bb:cc:00:00:02", None)
     clock.now += 301
     log.record("no discovery token", "10.0.0.5", MAC, "img")
+    log.flush()
     rows = [(e.ip, e.detail["reason"], e.mac, e.detail["count"]) for e in events_of(db)]
     assert rows == [
         ("10.0.0.5", "no discovery token", MAC, 50),

@@ -126,7 +126,8 @@ def count(db: Database, what: Any) -> int:
 
 def test_same_uuid_is_the_same_node_even_with_new_nics(db: Database) -> None:
     a, created = reg(db, report(), 1000)
-    b, again = reg(db, report(macs=("aa:bb:cc:00:00:77",)), 1010, ip="10.0.0.2")
+    # 1100: offline (a NIC swap takes a power-off); online, the UUID alone would not do
+    b, again = reg(db, report(macs=("aa:bb:cc:00:00:77",)), 1100, ip="10.0.0.2")
     assert (created, again) == (True, False)
     assert a == b
     with db.session() as s:

@@ -96,9 +96,10 @@ def test_nginx_config_exact() -> None:
         "        proxy_http_version 1.1;\n"
         '        proxy_set_header Connection "";\n'
         "        proxy_set_header Host $http_host;\n"
-        "        proxy_set_header X-Forwarded-For $remote_addr;\n"
+        '        proxy_set_header X-Forwarded-For "";  # from nginx itself\n'
         "        proxy_set_header X-Forwarded-Proto $scheme;\n"
         '        proxy_set_header Content-Length "";\n'
+        "        proxy_set_header X-Livestrap-Client $remote_addr;  # the node\n"
         "        proxy_set_header X-Original-URI $request_uri;\n"
         "        proxy_set_header X-Bytes-Sent $body_bytes_sent;\n"
         "        proxy_set_header X-Request-Time $request_time;\n"

@@ -7,10 +7,12 @@ socket (sendfile). So for /boot artifact requests nginx adds the header `X-Lives
 and answers with `X-Accel-Redirect: <prefix><image id>/<name>` and no body; nginx then
 serves that file from the image store (ranges, conditionals included). When the transfer
 is over, nginx's `post_action` tells the master how it went (`POST /boot/nginx/sent`),
-which becomes the squashfs-end event, as when the master sends the file itself.
+which becomes the squashfs-end event, as when the master sends the file itself. That
+notice carries the node's address in X-Livestrap-Client and no X-Forwarded-For, and the
+master takes it only from 127.0.0.1 or ::1 (master.routes.boot: from_nginx).
 
-Anyone may send these headers to the master directly; all they get is an empty answer
-naming a file they could download anyway, or a timeline entry — /boot is open by design.
+Anyone may send the accel header to the master directly; all they get is an empty answer
+naming a file they could download anyway, and a timeline entry — /boot is open by design.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from livestrap.master.artifacts import ArtifactFile
 
 ACCEL_HEADER = "x-livestrap-accel"
 SENT_PATH = "/nginx/sent"  # under /boot
+CLIENT_HEADER = "x-livestrap-client"  # the node's address, in nginx's notice
 _PREFIX_RE = re.compile(r"^/[A-Za-z0-9_./-]*/\Z")
 _ARTIFACT_URI_RE = re.compile(
     r"^/boot/(?:m/(?P<mac>[^/]+)/)?images/(?P<image_id>[^/]+)/(?P<name>[^/]+)\Z"

@@ -85,11 +85,13 @@ def create_app(
         await anyio.to_thread.run_sync(state.store.clean_stale_tmp)
         await anyio.to_thread.run_sync(warn_invalid_images, state.store)
         state.jobs.start()
+        state.guards.start()  # writes the counted refusals every few seconds
         try:
             yield
         finally:
             state.jobs.stop()
             state.reports.stop()
+            state.guards.stop()
             state.db.dispose()
 
     app = FastAPI(

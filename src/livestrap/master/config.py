@@ -81,11 +81,14 @@ class MasterSettings:
     discovery_burst: float = _env("LIVESTRAP_DISCOVERY_BURST", 2000)
     new_nodes_per_window: int = _env_int("LIVESTRAP_NEW_NODES_PER_ADDRESS", 1000)
     new_nodes_window_s: float = _env("LIVESTRAP_NEW_NODES_WINDOW_S", 3600)
+    new_nodes_total: int = _env_int("LIVESTRAP_NEW_NODES_TOTAL", 20_000)  # all addresses
     boot_rate: float = _env("LIVESTRAP_BOOT_RATE", 50)  # /boot requests/s per address
     boot_burst: float = _env("LIVESTRAP_BOOT_BURST", 1000)
     mac_event_rate: float = _env("LIVESTRAP_MAC_EVENT_RATE", 0.5)  # /boot events/s per MAC
     mac_event_burst: float = _env("LIVESTRAP_MAC_EVENT_BURST", 60)
     refused_window_s: float = _env("LIVESTRAP_REFUSED_WINDOW_S", 300)  # refusals coalesce
+    refused_rate: float = _env("LIVESTRAP_REFUSED_RATE", 10)  # refused reports/s per address
+    refused_burst: float = _env("LIVESTRAP_REFUSED_BURST", 200)
     events_per_node: int = _env_int("LIVESTRAP_EVENTS_PER_NODE", 500)  # per node, per MAC
     unattached_events: int = _env_int("LIVESTRAP_UNATTACHED_EVENTS", 50_000)  # with no node
     tls_cert: Path | None = None  # PEM certificate (chain) for HTTPS; with tls_key

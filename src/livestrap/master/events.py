@@ -3,9 +3,12 @@
 Kinds, in the order a boot produces them: `script` (GET /boot/ipxe), `kernel`, `initrd`,
 `squashfs-start`, `squashfs-end` (artifact downloads), `report` (first discovery report
 of a boot), `heartbeat-resumed`, `refused` (discovery reports with a wrong token from one
-address, coalesced: see master.refusals), `mac-moved` (a MAC went to another node; on both
-nodes' timelines) and `mac-conflict` (a report claimed a MAC an online node owns; it stayed).
-History is bounded per node and per MAC (master.history).
+address, coalesced: see master.refusals), `suppressed` (events over the budget of their
+MAC and address, counted the same way), `mac-moved` (a MAC went to another node; on both
+nodes' timelines), `mac-conflict` (a report claimed a MAC an online node owns; it
+stayed), `uuid-conflict` (the same for a system UUID) and `identity-changed` (a report
+changed an online node's UUID, serial or MACs). History is bounded per node and per MAC
+(master.history).
 """
 
 from __future__ import annotations
@@ -30,8 +33,11 @@ KINDS = (
     "report",
     "heartbeat-resumed",
     "refused",
+    "suppressed",
     "mac-moved",
     "mac-conflict",
+    "uuid-conflict",
+    "identity-changed",
 )
 
 

@@ -10,11 +10,14 @@ event, for clock drift). A restarted agent or re-sent facts keep the same boot t
 so they do not count; a reboot moves it by at least the previous boot's uptime.
 
 Takeover rules (the discovery token is public, so a report may lie): a report is
-matched by its sane UUID; failing that, by its MACs or its node_id, but an *online*
-node (heard from within offline_after heartbeats) is matched that way only when the
-report has the same system serial. A MAC another node owns moves to the reporting node
-only when that node is offline; then `mac-moved` goes on both timelines. When it is
-online the MAC stays and both get `mac-conflict`.
+matched by its sane UUID; failing that, by its MACs or its node_id. An *online* node
+(heard from within offline_after heartbeats) is matched either way only with evidence
+that the report is from it (master.identity: the same real serial; without one, the
+node's id or its last address). A UUID an online node keeps is not given to the
+reporting node (`uuid-conflict` on both timelines). A MAC another node owns moves to
+the reporting node only when that node is offline; then `mac-moved` goes on both
+timelines. When it is online the MAC stays and both get `mac-conflict`. A report that
+changes an online node's UUID, serial or MACs leaves `identity-changed` on its timeline.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from livestrap.master.events import normalize_mac, record_event
 from livestrap.master.history import History
+from livestrap.master.identity import Evidence, Identity, identity_change, serial_of
 from livestrap.master.models import BootEvent, Node, NodeMac
 from livestrap.master.queries import node_macs, node_query, timeline
 
@@ -131,24 +135,31 @@ class Report:
 @dataclass(frozen=True)
 class Guard:
     """What register checks besides identity: when a node counts as online, the new-node
-    quota of an address (ip -> seconds to wait, 0 = allowed), the per-MAC event budget of
-    `mac-conflict` events, and the bounded history."""
+    quota of an address (ip -> seconds to wait, 0 = allowed), the event budget of the
+    conflict and identity events ((MAC or node id, ip, kind) -> allowed), and the bounded
+    history."""
 
     offline_after: int = 3
     new_node_wait: Callable[[str | None], float] | None = None
-    event_allowed: Callable[[str], bool] | None = None
+    event_allowed: Callable[[str, str | None, str], bool] | None = None
     history: History | None = None
 
-
-def serial_of(facts: Mapping[str, Any] | None) -> str:
-    """The system serial as compared by the takeover rule ("" when none)."""
-    system = facts.get("system") if facts else None
-    serial = system.get("serial") if isinstance(system, dict) else None
-    return serial.strip().lower() if isinstance(serial, str) else ""
+    def allows(self, subject: str, ip: str | None, kind: str) -> bool:
+        return self.event_allowed is None or self.event_allowed(subject, ip, kind)
 
 
 def is_online(node: Node, now: float, offline_after: int) -> bool:
     return node.last_seen_at >= online_cutoff(now, node.heartbeat_s, offline_after)
+
+
+@dataclass(frozen=True)
+class Found:
+    """What find_node found: the node (or None), who owns each MAC now (mac -> node id),
+    and the node that keeps the report's UUID when the takeover rule refused it."""
+
+    node: Node | None
+    owners: dict[str, str]
+    uuid_owner: Node | None = None
 
 
 def find_node(
@@ -157,35 +168,37 @@ def find_node(
     macs: set[str],
     boot_mac: str | None = None,
     hint: str | None = None,
-    may_take: Callable[[Node], bool] | None = None,
-) -> tuple[Node | None, dict[str, str]]:
-    """The node this hardware is, and who owns each of its MACs now (mac -> node id).
+    may_take: Callable[[Node, bool], bool] | None = None,
+) -> Found:
+    """The node this hardware is, and who owns its UUID and MACs now.
 
     UUID first; then the owners of its MACs (the boot MAC's owner, then the one with
     most MACs), skipping nodes that have another sane UUID (a NIC moved to a new box);
-    then `hint`, the agent's node_id, only when no MAC is known. A node found by MAC or
-    hint is skipped unless `may_take(node)` (the takeover rule).
+    then `hint`, the agent's node_id, only when no MAC is known. Any node found is
+    skipped unless `may_take(node, by_hint)` (the takeover rule, master.identity).
     """
     owners: dict[str, str] = {}
     if macs:
         rows = session.execute(select(NodeMac.mac, NodeMac.node_id).where(NodeMac.mac.in_(macs)))
         owners = {mac: node_id for mac, node_id in rows}
+    uuid_owner = None
     if system_uuid:
-        node = session.scalar(select(Node).where(Node.system_uuid == system_uuid))
-        if node is not None:
-            return node, owners
+        uuid_owner = session.scalar(select(Node).where(Node.system_uuid == system_uuid))
+        if uuid_owner is not None and (may_take is None or may_take(uuid_owner, False)):
+            return Found(uuid_owner, owners)
     counts = Counter(owners.values())
     boot_owner = owners.get(boot_mac or "")
     candidates = sorted(counts, key=lambda n: (n != boot_owner, -counts[n], n))
+    by_hint = not candidates and hint is not None
     if not candidates and hint:
         candidates = [hint]
     for node_id in candidates:
         node = session.get(Node, node_id)
         if node is None or (system_uuid is not None and node.system_uuid is not None):
             continue
-        if may_take is None or may_take(node):
-            return node, owners
-    return None, owners
+        if may_take is None or may_take(node, by_hint):
+            return Found(node, owners, uuid_owner)
+    return Found(None, owners, uuid_owner)
 
 
 def _claim_macs(
@@ -208,7 +221,7 @@ def _claim_macs(
             continue
         other = session.get(Node, owner)
         if other is not None and is_online(other, now, guard.offline_after):
-            if guard.event_allowed is None or guard.event_allowed(mac):
+            if guard.allows(mac, ip, "mac-conflict"):
                 _on_both(session, "mac-conflict", mac, ip, owner, node_id, now, guard)
             continue
         session.execute(update(NodeMac).where(NodeMac.mac == mac).values(node_id=node_id))
@@ -218,14 +231,15 @@ def _claim_macs(
 def _on_both(
     session: Session,
     kind: str,
-    mac: str,
+    mac: str | None,
     ip: str | None,
     owner: str,
     claimer: str,
     now: float,
     guard: Guard,
+    detail: dict[str, Any] | None = None,
 ) -> None:
-    detail = {"mac": mac, "owner": owner, "claimed_by": claimer}
+    detail = detail or {"mac": mac, "owner": owner, "claimed_by": claimer}
     if kind == "mac-moved":
         detail = {"mac": mac, "from": owner, "to": claimer}
     for node_id in (owner, claimer):
@@ -233,6 +247,11 @@ def _on_both(
             session, kind, mac=mac, ip=ip, node_id=node_id, detail=detail, at=now,
             history=guard.history,
         )  # fmt: skip
+
+
+def identity_of(facts: Mapping[str, Any] | None, boot_mac: str | None) -> Identity:
+    return Identity(system_uuid_of(facts), serial_of(facts),
+                    frozenset(identity_macs(facts, boot_mac)))  # fmt: skip
 
 
 def _last_report(session: Session, node_id: str) -> tuple[float, float] | None:
@@ -261,23 +280,31 @@ def register(
     guard = guard or Guard()
     system_uuid = system_uuid_of(report.facts)
     macs = identity_macs(report.facts, report.boot_mac)
-    serial = serial_of(report.facts)
+    evidence = Evidence(serial_of(report.facts), report.node_id, ip)
 
-    def may_take(found: Node) -> bool:
-        online = is_online(found, now, guard.offline_after)
-        return not online or serial_of(found.facts) == serial
+    def may_take(found: Node, by_hint: bool) -> bool:
+        if not is_online(found, now, guard.offline_after):
+            return True
+        return evidence.is_node(found.id, serial_of(found.facts), found.last_ip, by_hint)
 
-    node, owners = find_node(session, system_uuid, macs, report.boot_mac, report.node_id, may_take)
+    found = find_node(session, system_uuid, macs, report.boot_mac, report.node_id, may_take)
+    node, owners, uuid_owner = found.node, found.owners, found.uuid_owner
     created = node is None
     if node is None and guard.new_node_wait is not None:
         wait = guard.new_node_wait(ip)
         if wait > 0:
             return Outcome("", created=False, facts_required=True, retry_after_s=wait)
+    own_uuid = system_uuid if uuid_owner is None else None  # an online node keeps its UUID
+    changed: dict[str, Any] = {}
     if node is None:
-        node = Node(id=str(uuid.uuid4()), first_seen_at=now, boots=0, system_uuid=system_uuid)
+        node = Node(id=str(uuid.uuid4()), first_seen_at=now, boots=0, system_uuid=own_uuid)
         session.add(node)
-    elif system_uuid and node.system_uuid is None:
-        node.system_uuid = system_uuid
+    else:
+        if is_online(node, now, guard.offline_after):
+            before = identity_of(node.facts, node.boot_mac)
+            changed = identity_change(before, identity_of(report.facts, report.boot_mac))
+        if own_uuid and node.system_uuid is None:
+            node.system_uuid = own_uuid
     new_boot = created or is_new_boot(now, report.uptime_s, _last_report(session, node.id))
     node.boot_mac = report.boot_mac or node.boot_mac
     node.last_ip = ip
@@ -292,6 +319,13 @@ def register(
         node.boots += 1
     session.flush()  # the node row must exist before its MACs and events point at it
     _claim_macs(session, node.id, macs, owners, now, ip, guard)
+    if uuid_owner is not None and guard.allows(uuid_owner.id, ip, "uuid-conflict"):
+        detail = {"uuid": system_uuid, "owner": uuid_owner.id, "claimed_by": node.id}
+        _on_both(session, "uuid-conflict", report.boot_mac, ip, uuid_owner.id, node.id, now,
+                 guard, detail)  # fmt: skip
+    if changed and guard.allows(node.id, ip, "identity-changed"):
+        record_event(session, "identity-changed", mac=report.boot_mac, ip=ip, node_id=node.id,
+                     detail=changed, at=now, history=guard.history)  # fmt: skip
     if new_boot:
         record_event(
             session,

@@ -18,6 +18,8 @@ from livestrap.master.models import BootEvent, Node, NodeMac
 
 MAX_PAGE = 1000
 CURSOR_MAX = 100
+MAX_ROW_ID = (1 << 63) - 1  # ids are signed 64-bit in the database; larger ones overflow
+MAX_SORT_VALUE = float(1 << 53)  # sort values are epoch seconds; past this a float is inexact
 
 
 class BadCursor(ValueError):
@@ -37,7 +39,9 @@ def parse_cursor(text: str, int_id: bool = False) -> tuple[float, str | int]:
         row_id: str | int = int(tail) if int_id else tail
     except ValueError:
         raise BadCursor(f"not a cursor from this master: {text[:CURSOR_MAX]!r}") from None
-    if not math.isfinite(value):
+    if not math.isfinite(value) or abs(value) > MAX_SORT_VALUE:
+        raise BadCursor(f"not a cursor from this master: {text!r}")
+    if isinstance(row_id, int) and not 0 <= row_id <= MAX_ROW_ID:
         raise BadCursor(f"not a cursor from this master: {text!r}")
     return value, row_id
 

@@ -30,6 +30,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.*-]+( [A-Za-z0-9_.*-]+)*\Z")
 # what nginx tells the master after a transfer (master/routes/boot.py: nginx_sent)
 SENT_HEADERS = [
     '        proxy_set_header Content-Length "";',
+    "        proxy_set_header X-Livestrap-Client $remote_addr;  # the node",
     "        proxy_set_header X-Original-URI $request_uri;",
     "        proxy_set_header X-Bytes-Sent $body_bytes_sent;",
     "        proxy_set_header X-Request-Time $request_time;",
@@ -66,14 +67,19 @@ def check_options(opts: NginxOptions) -> list[str]:
     return problems
 
 
-def _proxy(master_headers: list[str]) -> list[str]:
+# The end-of-transfer notice goes without X-Forwarded-For: the master takes it only from
+# nginx itself (a peer of 127.0.0.1 with none), never from a client through /boot/.
+NO_FORWARDED_FOR = '        proxy_set_header X-Forwarded-For "";  # from nginx itself'
+
+
+def _proxy(master_headers: list[str], forwarded: bool = True) -> list[str]:
     """What every proxied location shares: HTTP/1.1 keep-alive to the master, the
     client's address (uvicorn trusts X-Forwarded-For from 127.0.0.1 by default)."""
     return [
         "        proxy_http_version 1.1;",
         '        proxy_set_header Connection "";',
         "        proxy_set_header Host $http_host;",
-        "        proxy_set_header X-Forwarded-For $remote_addr;",
+        "        proxy_set_header X-Forwarded-For $remote_addr;" if forwarded else NO_FORWARDED_FOR,
         "        proxy_set_header X-Forwarded-Proto $scheme;",
         *master_headers,
     ]
@@ -158,7 +164,7 @@ def render_nginx_config(opts: NginxOptions) -> str:
         "        proxy_pass http://livestrap_master/boot/nginx/sent;",
         "        proxy_method POST;",
         "        proxy_pass_request_body off;",
-        *_proxy(SENT_HEADERS),
+        *_proxy(SENT_HEADERS, forwarded=False),
         "    }",
         "}",
     ]

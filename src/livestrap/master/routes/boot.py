@@ -3,13 +3,16 @@
 Every request that starts a step of a boot is written to the boot timeline against the
 node's MAC (from the query or the path) and its IP, in one short transaction of its own:
 a failing event write is logged and the boot goes on. Open means abusable: each client
-address has a request budget (429 + Retry-After beyond it), each MAC an event budget
-(events beyond it are not recorded; the file is still served), and history is bounded
-per node and MAC (master.guards, master.history).
+address has a request budget (429 + Retry-After beyond it), each MAC an event budget per
+client address (events beyond it are counted into one `suppressed` event; the file is
+still served), and history is bounded per node and MAC (master.guards, master.history).
+The end-of-transfer notice of nginx (POST /boot/nginx/sent) is taken from nginx only: from
+127.0.0.1 or ::1 with no X-Forwarded-For, as the rendered site sends it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from typing import Annotated, Any
@@ -22,6 +25,7 @@ from starlette.background import BackgroundTask
 from livestrap.errors import ImageNotFound, LivestrapError
 from livestrap.master.accel import (
     ACCEL_HEADER,
+    CLIENT_HEADER,
     SENT_PATH,
     accel_prefix,
     accel_response,
@@ -67,9 +71,7 @@ ARTIFACT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 async def limit_boot(request: Request, state: StateDep) -> None:
     """429 when this address sent more /boot requests than its bucket holds."""
-    wait = state.guards.boot.take(address_key(client_ip(request)))
-    if wait > 0:
-        raise too_many(wait, "/boot requests")
+    _limit(state, client_ip(request))
 
 
 BootLimited = [Depends(limit_boot)]
@@ -77,8 +79,8 @@ BootLimited = [Depends(limit_boot)]
 
 def _record(state: AppState, kind: str, **fields: Any) -> None:
     mac = normalize_mac(fields.get("mac"))
-    if mac is not None and not state.guards.event_allowed(mac):
-        return  # this MAC's event budget is spent: the boot goes on, unrecorded
+    if mac is not None and not state.guards.event_allowed(mac, fields.get("ip"), kind):
+        return  # spent: the boot goes on, the event is counted in a `suppressed` one
     try:
         with state.db.session() as session:
             record_event(session, kind, history=state.guards.history, **fields)
@@ -206,6 +208,40 @@ def artifact_for_mac(
     return _serve(state, request, image_id, name, node_mac)
 
 
+NGINX_PEERS = frozenset({"127.0.0.1", "::1"})  # where the rendered nginx site connects from
+
+
+def from_nginx(request: Request, state: AppState) -> str | None:
+    """The node's address, when the notice comes from nginx on this host; 403 otherwise
+    (after the sender's /boot budget, so a flood of forgeries is also a 429).
+
+    uvicorn replaces the peer by X-Forwarded-For only from 127.0.0.1, and the rendered
+    site sends this notice without one (X-Livestrap-Client instead), so a peer of
+    127.0.0.1 here is nginx; through nginx's /boot/ location the peer is the client's."""
+    peer = client_ip(request)
+    if peer not in NGINX_PEERS or "x-forwarded-for" in request.headers:
+        _limit(state, peer)
+        raise HTTPException(status_code=403, detail="only nginx on this host sends this")
+    node = request.headers.get(CLIENT_HEADER)
+    node = node if node and _is_ip(node) else None
+    _limit(state, node or peer)
+    return node
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _limit(state: AppState, ip: str | None) -> None:
+    wait = state.guards.boot.take(address_key(ip))
+    if wait > 0:
+        raise too_many(wait, "/boot requests")
+
+
 @router.post(SENT_PATH, status_code=204, response_class=Response, include_in_schema=False)
 def nginx_sent(
     request: Request,
@@ -216,6 +252,7 @@ def nginx_sent(
     x_request_completion: Annotated[str, Header()] = "",
 ) -> Response:
     """nginx's post_action after it sent an artifact: the squashfs-end event."""
+    node_ip = from_nginx(request, state)
     original = parse_original_uri(x_original_uri)
     if original is None:
         raise ImageNotFound(f"not an artifact URL: {x_original_uri!r}")
@@ -233,6 +270,6 @@ def nginx_sent(
         complete = x_request_completion == "OK" and x_bytes_sent == expected
         detail |= {"bytes": x_bytes_sent, "seconds": round(x_request_time, 3),
                    "complete": complete, "via": "nginx"}  # fmt: skip
-        _record(state, "squashfs-end", mac=original.mac, ip=client_ip(request),
+        _record(state, "squashfs-end", mac=original.mac, ip=node_ip,
                 image_id=art.image_id, detail=detail)  # fmt: skip
     return Response(status_code=204)

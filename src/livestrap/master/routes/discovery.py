@@ -1,11 +1,15 @@
 """POST /api/v1/discovery: agents register and heartbeat here with the discovery token.
 
 Not an admin route: the token is the one on the nodes' kernel command line, so it is
-public (GET /boot/ipxe prints it); it stops accidents, not attackers. Each client
-address gets a rate limit (429 + Retry-After, checked before anything else) and a quota
-of new nodes. A refused report is answered 401 and counted in a `refused` boot event
-(one per address, reason and MAC per window: master.refusals), so an operator can see a
-node booting with a stale token. Reports are applied by one writer thread in
+public (GET /boot/ipxe prints it); it stops accidents, not attackers. The token is
+checked first (a header: nothing read yet). Each client address gets a rate limit for
+reports with the token and a smaller one of its own for refused reports (429 +
+Retry-After), so a flood without the token from a shared NAT address does not spend the
+bucket its real nodes share; then a quota of new nodes. A refused report is answered 401
+and counted in memory into a `refused` boot event (one per address, reason and MAC per
+window, written every few seconds: master.refusals), so an operator can see a node
+booting with a stale token and a flood costs no database write per request. Reports
+are applied by one writer thread in
 batched transactions, so the master keeps up with thousands of agents a minute on
 SQLite (master.report_writer); see master.inventory for the rules.
 """
@@ -22,9 +26,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -62,8 +64,8 @@ class DiscoveryRoute(APIRoute):
 
         async def guarded(request: Request) -> Response:
             state = request.app.state.livestrap
-            limit_discovery(request, state)
             await require_discovery_token(request, state)
+            limit_discovery(request, state)
             try:
                 return await handler(request)
             except RequestValidationError as exc:
@@ -119,32 +121,29 @@ def _hints(prefix: bytes) -> tuple[str | None, str | None]:
     return mac, image
 
 
-def _record_refusal(
-    state: AppState, reason: str, ip: str | None, mac: str | None, image: str | None
-) -> None:
-    try:
-        state.guards.refusals.record(reason, ip, mac, image)
-    except SQLAlchemyError:  # the 401 matters more than its record
-        log.exception("could not record a refused discovery report from %s", ip)
-
-
 def limit_discovery(request: Request, state: AppState) -> None:
-    """429 when this address sent more reports than its bucket holds (nothing read or
-    stored); DiscoveryRoute calls this before the token check."""
+    """429 when this address sent more reports with the token than its bucket holds
+    (nothing read or stored); DiscoveryRoute calls this after the token check."""
     wait = state.guards.discovery.take(address_key(client_ip(request)))
     if wait > 0:
         raise too_many(wait, "discovery reports")
 
 
 async def require_discovery_token(request: Request, state: AppState) -> None:
-    """401 + a `refused` event unless the bearer token is the discovery token; of a
-    refused body, only its first HINT_BYTES are read (DiscoveryRoute calls this first)."""
+    """401 + a counted `refused` event unless the bearer token is the discovery token;
+    refused reports have their own bucket per address (429 beyond it, nothing read), and
+    of a refused body only its first HINT_BYTES are read (DiscoveryRoute calls this
+    first)."""
     given = bearer(request.headers.get("authorization"))
     if token_matches(given, state.discovery_token):
         return
+    ip = client_ip(request)
+    wait = state.guards.refused.take(address_key(ip))
+    if wait > 0:
+        raise too_many(wait, "refused discovery reports")
     reason = "no discovery token" if given is None else "wrong discovery token"
     mac, image = _hints(await _body_prefix(request))
-    await run_in_threadpool(_record_refusal, state, reason, client_ip(request), mac, image)
+    state.guards.refusals.record(reason, ip, mac, image)  # in memory: no database write
     raise HTTPException(
         status_code=401,
         detail=f"{reason}: boot with livestrap.token=<data-dir>/discovery.token",

@@ -176,11 +176,13 @@ def show_node(node_id: NodeRef, session: SessionDep, state: StateDep) -> NodeDet
 def node_timeline(
     node_id: NodeRef,
     session: SessionDep,
+    state: StateDep,
     request: Request,
     response: Response,
     limit: Limit = MAX_PAGE,
     after: After = None,
 ) -> list[TimelineEvent]:
+    state.guards.flush_logged()  # the counted refusals and suppressed events, up to now
     node_id = _node_id(session, node_id)
     macs = inventory.node_macs(session, node_id)
     events = inventory.timeline(session, node_id, macs, _after(after, int_id=True), limit + 1)
