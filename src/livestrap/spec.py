@@ -29,8 +29,9 @@ from pydantic import (
 from livestrap.errors import SpecError
 from livestrap.kernelopts import check_kernel_options
 from livestrap.mirror import SourceEntry, find_distro_source, host_sources
+from livestrap.specerrors import format_validation_error
 from livestrap.specpaths import PathRules, check_local_url, check_path
-from livestrap.yamlfile import node_at, not_a_string, parse_yaml, read_text
+from livestrap.yamlfile import parse_yaml, read_text
 
 Distro = Literal["debian", "ubuntu"]
 Compression = Literal["zstd", "xz", "lz4"]
@@ -43,7 +44,6 @@ SSH_KEY_RE = re.compile(
     r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+)\s+[A-Za-z0-9+/=]+(\s+.*)?\Z"
 )
 CRYPT_RE = re.compile(r"^\$[0-9a-z]+\$[^\s:]+\Z")
-KERNEL_OPTION_RE = re.compile(r"^[A-Za-z0-9_.:-]+(=[^\s\"']+)?\Z")
 
 # Packages every image gets: the live boot path and what the agent runs on.
 BASE_PACKAGES = ("live-boot", "systemd-sysv", "udev", "kmod", "python3", "zstd", "iproute2")
@@ -253,14 +253,6 @@ class BuildSpec(BaseModel):
 
     @field_validator("kernel_options")
     @classmethod
-    def _kernel_options(cls, v: list[str]) -> list[str]:
-        bad = [o for o in v if not KERNEL_OPTION_RE.match(o)]
-        if bad:
-            raise ValueError(f"invalid kernel options {bad!r} (one word each, no quotes)")
-        return v
-
-    @field_validator("kernel_options")
-    @classmethod
     def _kernel_options_safe(cls, v: list[str]) -> list[str]:
         return check_kernel_options(v)  # what the iPXE renderer accepts (livestrap.kernelopts)
 
@@ -317,29 +309,6 @@ def spec_warnings(spec: BuildSpec) -> list[str]:
         for repo in spec.repos
         if repo.trusted and repo.key is None
     ]
-
-
-def format_validation_error(
-    err: ValidationError, source: str = "spec", text: str | None = None
-) -> str:
-    """One line per problem, each naming the field path ('repos[0].priority: ...'); with
-    the YAML `text` it came from, also the line, and what was written where it matters."""
-    lines = [f"{source} is invalid:"]
-    for e in err.errors():
-        path = ""
-        for part in e["loc"]:
-            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-        node = node_at(text, e["loc"]) if text and e["loc"] else None
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif e["type"] == "string_type":
-            key = e["loc"][-1] if e["loc"] and isinstance(e["loc"][-1], str) else None
-            written = node.value if isinstance(node, yaml.ScalarNode) else None
-            msg = not_a_string(e["input"], key, written) or msg
-        line = f" (line {node.start_mark.line + 1})" if node else ""
-        lines.append(f"  {path or '(top level)'}: {msg}{line}")
-    return "\n".join(lines)
 
 
 def parse_spec(
