@@ -1,6 +1,7 @@
 """/api/v1/images against a real master, after the issue-11 review: malformed or cut-off
 multipart imports are 422, the multipart framing allowance applies, an export the client
-walks away from leaves nothing in tmp/, and images stored under older rules stay listed."""
+walks away from leaves nothing in tmp/, and images stored under older rules stay listed
+but are never activated when the master cannot boot them."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import anyio
 import httpx
 import pytest
 
-from asgi import bearer, master_app
+from asgi import bearer, call, master_app
 from masterproc import Master, master_process
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "unit"))
@@ -177,3 +178,16 @@ def test_an_old_style_active_image_is_listed_and_never_booted(tmp_path: Path) ->
     assert UNUSABLE in script.text and "$bar" not in script.text
     assert "chain --replace --autofree" in script.text
     assert kernel.status_code == 200  # its files are still there to export or compare
+
+
+def test_an_image_the_master_cannot_boot_is_refused_activation(tmp_path: Path) -> None:
+    """Review: activating it answered 200 and every node then looped on the retry script."""
+    store = ImageStore(tmp_path / "data")
+    old_style(store)
+    with master_app(store.data_dir) as (app, state):
+        answer = call(app, "POST", "/api/v1/images/old-1/activate",
+                      headers=bearer(state.admin_token))  # fmt: skip
+    assert answer.status == 409, answer.body
+    detail = answer.json()["detail"]
+    assert "old-1 cannot be activated" in detail and "kernel_cmdline: invalid" in detail
+    assert store.active_id() is None

@@ -1,12 +1,14 @@
 """Images stored under older rules (issue-11 review): the kernel-option allow-list and
 the recorded-spec check are newer than some stored images. Such an image stays listed,
 marked with its problems, instead of vanishing; new metadata (build, import) is still
-held to every rule, and its kernel options never reach a boot script."""
+held to every rule, its kernel options never reach a boot script, and it is never
+activated (the master cannot boot it)."""
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ from store_helpers import (  # noqa: F401  (store_fixture provides `store`)
 from typer.testing import CliRunner
 
 from livestrap.build.pipeline import _image_with_inputs
-from livestrap.cli import app
+from livestrap.cli import app, main
 from livestrap.errors import StoreError
 from livestrap.master.app import warn_invalid_images
 from livestrap.master.ipxe import render_boot_script
@@ -82,7 +84,7 @@ def test_its_kernel_options_never_reach_a_boot_script(store: ImageStore) -> None
 def test_master_start_logs_it_once(store: ImageStore, caplog: pytest.LogCaptureFixture) -> None:
     add_image(store, "new-1")
     old_style(store)
-    store.activate("old-1")
+    store.active_link.symlink_to("images/old-1")  # active before the upgrade
     with caplog.at_level(logging.WARNING, logger="livestrap.master.app"):
         assert warn_invalid_images(store) == ["old-1"]
     (record,) = caplog.records
@@ -98,7 +100,7 @@ def test_a_build_never_reuses_it(store: ImageStore) -> None:
 def test_cli_list_marks_it_and_show_says_why(store: ImageStore) -> None:
     add_image(store, "new-1")
     old_style(store)
-    store.activate("old-1")
+    store.active_link.symlink_to("images/old-1")  # active before the upgrade
     runner = CliRunner()
     data = ["--data-dir", str(store.data_dir)]
     table = runner.invoke(app, ["images", "list", *data]).stdout.splitlines()
@@ -108,3 +110,36 @@ def test_cli_list_marks_it_and_show_says_why(store: ImageStore) -> None:
     assert [len(r["problems"]) for r in rows] == [0, 2]
     shown = yaml.safe_load(runner.invoke(app, ["images", "show", "old-1", *data]).stdout)
     assert shown["problems"][1].startswith("kernel_cmdline: ")
+
+
+def test_an_image_the_master_cannot_boot_is_never_activated(
+    store: ImageStore, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: activate read it with its problems noted and said yes; every node then
+    looped on the retry script."""
+    add_image(store, "new-1")
+    store.activate("new-1")
+    old_style(store)
+    assert store.get("old-1").boot_problems == store.get("old-1").stored_problems[1:]
+    with pytest.raises(StoreError, match=r"old-1 cannot be activated.*kernel_cmdline: invalid"):
+        store.activate("old-1")
+    assert store.active_id() == "new-1"
+    argv = ["livestrap", "images", "activate", "old-1", "--data-dir", str(store.data_dir)]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exited:
+        main()  # as the `livestrap` script runs it: one error line, no traceback
+    err = capsys.readouterr().err
+    assert exited.value.code == 1 and "Traceback" not in err
+    assert err.startswith("error: image old-1 cannot be activated") and "kernel_cmdline" in err
+    assert store.active_id() == "new-1"
+
+
+def test_a_spec_problem_alone_does_not_stop_activation(store: ImageStore) -> None:
+    """Only what keeps /boot/ipxe from rendering refuses activation."""
+    path = old_style(store)
+    cmdline = "kernel_cmdline:\n- console=ttyS0\n"
+    path.write_text(path.read_text().replace(cmdline + "- foo=$bar\n", cmdline))
+    meta = store.get("old-1")
+    assert [p.split(":")[0] for p in meta.stored_problems] == ["spec"] and not meta.boot_problems
+    store.activate("old-1")
+    assert store.active_id() == "old-1"

@@ -178,12 +178,19 @@ class ImageStore:
             os.close(fd)  # releases the lock
 
     def activate(self, image_id: str) -> None:
-        """Point `active` at an image; readers never see the link missing (rename over it)."""
+        """Point `active` at an image; readers never see the link missing (rename over it).
+        An image the master cannot boot (stored under older rules its boot script breaks)
+        is refused: every node would loop on the retry script."""
         with self.locked():
             self._activate(image_id)
 
     def _activate(self, image_id: str) -> None:
-        self.get(image_id)
+        blocking = self.get(image_id).boot_problems
+        if blocking:
+            raise StoreError(
+                f"image {image_id} cannot be activated: the master cannot boot it "
+                f"({'; '.join(blocking)}); build or import one that keeps today's rules"
+            )
         tmp_link = self.data_dir / f".{ACTIVE}.{secrets.token_hex(8)}"
         try:
             os.symlink(f"{IMAGES}/{image_id}", tmp_link)

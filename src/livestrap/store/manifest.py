@@ -42,6 +42,9 @@ MAX_METADATA_SIZE = 1 << 20
 # validation context key of a stored image's metadata: the list its problems go to
 STORED = "stored_problems"
 MAX_PROBLEM_CHARS = 300
+# fields whose newer rule the boot script needs too: /boot/ipxe cannot render an image
+# that breaks one, so it is never activated (a problem names its field first)
+BOOT_FIELDS = ("kernel_cmdline",)
 T = TypeVar("T")
 
 
@@ -111,6 +114,11 @@ class ImageMetadata(BaseModel):
     def stored_problems(self) -> list[str]:
         """The newer rules a stored image breaks (empty: it keeps them all)."""
         return self._problems
+
+    @property
+    def boot_problems(self) -> list[str]:
+        """The stored problems that keep /boot/ipxe from rendering this image."""
+        return [p for p in self._problems if p.split(":", 1)[0] in BOOT_FIELDS]
 
     @field_validator("id")
     @classmethod
