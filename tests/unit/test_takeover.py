@@ -1,6 +1,7 @@
 """Review findings on identity and counting (master.identity, master.inventory,
 master.guards, master.refusals): a public UUID or a missing serial does not take an
-online node over, identity changes are recorded, the event budget is per (MAC, address)
+online node over, yet a serial-less node rebooting to a new address stays one node,
+identity changes are recorded, the event budget is per (MAC, address)
 with what is over it counted, refusals cost no database write, and new nodes have a
 ceiling in all."""
 
@@ -17,9 +18,9 @@ from sqlalchemy import select
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database
 from livestrap.master.guards import Guards
-from livestrap.master.identity import serial_of
-from livestrap.master.inventory import Guard, Report, register
-from livestrap.master.models import Base, BootEvent, Node
+from livestrap.master.identity import MAX_REBOOT_WAIT_S, reboot_wait, serial_of
+from livestrap.master.inventory import Guard, Outcome, Report, heartbeat, register
+from livestrap.master.models import Base, BootEvent, Node, NodeMac
 from livestrap.master.refusals import RefusalLog
 
 pytestmark = [pytest.mark.unit, pytest.mark.security]
@@ -182,3 +183,80 @@ def test_refusals_are_counted_in_memory_and_bounded() -> None:
         log.record("no discovery token", f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}", None, None)
     assert log.pending() == 30_000
     assert len(log._pending) <= 10_001  # the rest went to the catch-all key
+
+
+def outcome(db: Database, r: Report, now: float, ip: str = HOME) -> Outcome:
+    with db.session() as s:
+        return register(s, r, ip, 30, now=now)
+
+
+def macs_of(db: Database, node_id: str) -> list[str]:
+    with db.session() as s:
+        return list(s.scalars(select(NodeMac.mac).where(NodeMac.node_id == node_id)))
+
+
+def node_count(db: Database) -> int:
+    with db.session() as s:
+        return len(list(s.scalars(select(Node.id))))
+
+
+@pytest.mark.parametrize("uuid", [None, UUID_A])
+def test_a_serial_less_node_rebooting_to_a_new_address_stays_one_node(
+    db: Database, uuid: str | None
+) -> None:
+    """Review: a reboot 40 s later from another address (still online, node id lost with
+    the agent's memory) made a second node with no UUID and no MACs."""
+    first, _ = reg(db, report(uuid, None), 1000)
+    told = outcome(db, report(uuid, None, uptime_s=5), 1040, ip=ELSEWHERE)  # booted at 1035
+    # 90 s (3 heartbeats of 30 s) after its last report the node shows offline
+    assert (told.node_id, told.created, told.retry_after_s) == ("", False, 51.0)
+    assert told.reason and first not in told.reason  # the id is evidence: never told
+    assert node_count(db) == 1 and node(db, first).last_ip == HOME
+    kind = "uuid-conflict" if uuid else "mac-conflict"
+    named = {"uuid": UUID_A} if uuid else {"mac": MAC}
+    conflict = {**named, "owner": first, "claimed_by": None, "retry_after_s": 51}
+    assert kinds(db, first) == [(kind, conflict)]
+    again = outcome(db, report(uuid, None, uptime_s=56), 1091, ip=ELSEWHERE)  # as told
+    assert (again.node_id, again.created, again.retry_after_s) == (first, False, 0.0)
+    kept = node(db, first)
+    assert (kept.system_uuid, kept.last_ip, kept.boots) == (uuid, ELSEWHERE, 2)
+    assert macs_of(db, first) == [MAC] and node_count(db) == 1
+    assert kinds(db, first) == [(kind, conflict)]  # the same node: nothing moved
+
+
+def test_a_clone_of_an_online_node_becomes_a_node_of_its_own(db: Database) -> None:
+    """The owner reported after the clone booted: two machines, nothing moved."""
+    first, _ = reg(db, report(None, None), 1000)
+    told = outcome(db, report(None, None, uptime_s=5), 1030, ip=ELSEWHERE)  # booted at 1025
+    assert told.retry_after_s == 61.0 and not told.created  # it may be the node, rebooted
+    with db.session() as s:  # ... but the node is alive
+        beat = Report(**{**report(None, None).__dict__, "facts": None, "node_id": first})
+        heartbeat(s, beat, HOME, 30, 3, now=1060)
+    clone = outcome(db, report(None, None, uptime_s=67), 1092, ip=ELSEWHERE)
+    assert clone.created and clone.node_id != first and clone.retry_after_s == 0
+    assert macs_of(db, first) == [MAC] and macs_of(db, clone.node_id) == []
+    assert [k for k, _ in kinds(db, first)] == ["mac-conflict", "mac-conflict"]
+    assert [k for k, _ in kinds(db, clone.node_id)] == ["mac-conflict"]
+
+
+@pytest.mark.parametrize(
+    ("serial", "uptime"), [("FAKE-9", 5), (None, None)], ids=["other-real-serial", "no-uptime"]
+)
+def test_without_a_boot_after_the_owner_or_with_another_serial_it_is_a_new_node(
+    db: Database, serial: str | None, uptime: int | None
+) -> None:
+    first, _ = reg(db, report(UUID_A, "REAL-1"), 1000)
+    other = outcome(db, report(UUID_A, serial, uptime_s=uptime), 1030, ip=ELSEWHERE)
+    assert other.created and other.node_id != first and other.retry_after_s == 0
+
+
+def test_the_reboot_wait_is_bounded_and_its_event_budgeted(db: Database) -> None:
+    assert reboot_wait(1000, 5, [(990, 90)]) == 81
+    assert reboot_wait(1000, 5, [(900, 90)]) == 1  # offline any moment: at least 1 s
+    assert reboot_wait(1000, 5, [(994, 90), (990, 10_000)]) == MAX_REBOOT_WAIT_S
+    assert reboot_wait(1000, 5, [(994, 90), (996, 90)]) == 0  # one reported since
+    first, _ = reg(db, report(None, None), 1000)
+    silent = Guard(event_allowed=lambda subject, ip, kind: False)
+    with db.session() as s:
+        told = register(s, report(None, None, uptime_s=1), ELSEWHERE, 30, now=1010, guard=silent)
+    assert told.retry_after_s == 81 and kinds(db, first) == []

@@ -6,9 +6,10 @@ of a boot), `heartbeat-resumed`, `refused` (discovery reports with a wrong token
 address, coalesced: see master.refusals), `suppressed` (events over the budget of their
 MAC and address, counted the same way), `mac-moved` (a MAC went to another node; on both
 nodes' timelines), `mac-conflict` (a report claimed a MAC an online node owns; it
-stayed), `uuid-conflict` (the same for a system UUID) and `identity-changed` (a report
-changed an online node's UUID, serial or MACs). History is bounded per node and per MAC
-(master.history).
+stayed; `claimed_by` null: the report looked like the node rebooted and was told to
+come back once it shows offline), `uuid-conflict` (the same for a system UUID) and
+`identity-changed` (a report changed an online node's UUID, serial or MACs). History is
+bounded per node and per MAC (master.history).
 """
 
 from __future__ import annotations

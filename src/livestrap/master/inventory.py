@@ -18,72 +18,44 @@ reporting node (`uuid-conflict` on both timelines). A MAC another node owns move
 the reporting node only when that node is offline; then `mac-moved` goes on both
 timelines. When it is online the MAC stays and both get `mac-conflict`. A report that
 changes an online node's UUID, serial or MACs leaves `identity-changed` on its timeline.
+A report that matched online nodes without evidence but booted after they last reported
+(their machine, rebooted) makes no node: 429 until they show offline (reboot_wait).
 """
 
 from __future__ import annotations
 
-import re
+import math
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from livestrap.master.events import normalize_mac, record_event
+from livestrap.master.events import record_event
 from livestrap.master.history import History
-from livestrap.master.identity import Evidence, Identity, identity_change, serial_of
+from livestrap.master.identity import (
+    Evidence,
+    identity_change,
+    identity_macs,
+    identity_of,
+    reboot_wait,
+    sane_uuid,
+    serial_of,
+    system_uuid_of,
+)
 from livestrap.master.models import BootEvent, Node, NodeMac
 from livestrap.master.queries import node_macs, node_query, timeline
 
-__all__ = ["node_macs", "node_query", "timeline"]  # the views live in master.queries
+# the views live in master.queries, the identity rules in master.identity
+__all__ = ["identity_macs", "node_macs", "node_query", "sane_uuid", "timeline"]
 from livestrap.master.schemas.nodes import NodeStatus
 
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
-# Firmware that never had a UUID programmed ships one of these on every board.
-PLACEHOLDER_UUIDS = frozenset(
-    {
-        "03000200-0400-0500-0006-000700080009",
-        "00020003-0004-0005-0006-000700080009",
-        "12345678-1234-5678-90ab-cddeefaabbcc",
-        "01234567-8910-1112-1314-151617181920",
-    }
-)
-NOT_A_NIC = frozenset({"00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"})
 BOOT_SLACK_S = 10.0
 DRIFT = 0.001
-
-
-def sane_uuid(value: object) -> str | None:
-    """The lower-case UUID if it can tell machines apart; None for blanks and placeholders."""
-    if not isinstance(value, str):
-        return None
-    text = value.strip().lower()
-    if text.startswith("{") and text.endswith("}"):
-        text = text[1:-1]
-    if not UUID_RE.match(text) or text in PLACEHOLDER_UUIDS:
-        return None
-    if len(set(text.replace("-", ""))) == 1:  # all 0, all f, any one repeated digit
-        return None
-    return text
-
-
-def identity_macs(facts: Mapping[str, Any] | None, boot_mac: str | None) -> set[str]:
-    """Normalized MACs of the node's NICs plus the PXE MAC; junk entries are skipped."""
-    found = [boot_mac]
-    nics = facts.get("nics") if facts else None
-    if isinstance(nics, list):
-        found += [nic.get("mac") for nic in nics if isinstance(nic, dict)]
-    macs = {normalize_mac(m) for m in found if isinstance(m, str)}
-    return {m for m in macs if m and m not in NOT_A_NIC}
-
-
-def system_uuid_of(facts: Mapping[str, Any] | None) -> str | None:
-    system = facts.get("system") if facts else None
-    return sane_uuid(system.get("uuid")) if isinstance(system, dict) else None
 
 
 def booted_at(at: float, uptime_s: float | None) -> float:
@@ -116,6 +88,7 @@ class Outcome:
     created: bool
     facts_required: bool
     retry_after_s: float = 0.0  # > 0: refused, the address made too many nodes lately
+    reason: str = ""  # else why the agent is to retry later (no node id: it is evidence)
 
 
 @dataclass(frozen=True)
@@ -249,9 +222,27 @@ def _on_both(
         )  # fmt: skip
 
 
-def identity_of(facts: Mapping[str, Any] | None, boot_mac: str | None) -> Identity:
-    return Identity(system_uuid_of(facts), serial_of(facts),
-                    frozenset(identity_macs(facts, boot_mac)))  # fmt: skip
+REBOOTED = (
+    "an online node has this machine's UUID or MACs; if this machine rebooted, it becomes "
+    "that node again once the node shows offline"
+)
+
+
+def _rebooted(session: Session, report: Report, ip: str | None, owner: Node, found: Found,
+              now: float, guard: Guard, wait: float) -> None:  # fmt: skip
+    """One (budgeted) conflict event on the owner's timeline: a report that looks like it
+    after a reboot was asked to come back once it shows offline (`claimed_by`: none)."""
+    if found.uuid_owner is not None and found.uuid_owner.id == owner.id:
+        kind, subject, mac = "uuid-conflict", owner.id, report.boot_mac
+        detail: dict[str, Any] = {"uuid": owner.system_uuid}
+    else:
+        mac = min((m for m, o in found.owners.items() if o == owner.id),
+                  key=lambda m: (m != report.boot_mac, m))  # fmt: skip
+        kind, subject, detail = "mac-conflict", mac, {"mac": mac}
+    if guard.allows(subject, ip, kind):
+        detail.update(owner=owner.id, claimed_by=None, retry_after_s=math.ceil(wait))
+        record_event(session, kind, mac=mac, ip=ip, node_id=owner.id, detail=detail, at=now,
+                     history=guard.history)  # fmt: skip
 
 
 def _last_report(session: Session, node_id: str) -> tuple[float, float] | None:
@@ -281,15 +272,31 @@ def register(
     system_uuid = system_uuid_of(report.facts)
     macs = identity_macs(report.facts, report.boot_mac)
     evidence = Evidence(serial_of(report.facts), report.node_id, ip)
+    held: dict[str, Node] = {}  # online nodes it matched, refused for want of evidence
+    unlike = False  # an online node it matched has another real serial
 
     def may_take(found: Node, by_hint: bool) -> bool:
+        nonlocal unlike
         if not is_online(found, now, guard.offline_after):
             return True
-        return evidence.is_node(found.id, serial_of(found.facts), found.last_ip, by_hint)
+        node_serial = serial_of(found.facts)
+        if evidence.is_node(found.id, node_serial, found.last_ip, by_hint):
+            return True
+        unlike = unlike or bool(evidence.serial and node_serial)
+        if not by_hint:
+            held[found.id] = found
+        return False
 
     found = find_node(session, system_uuid, macs, report.boot_mac, report.node_id, may_take)
     node, owners, uuid_owner = found.node, found.owners, found.uuid_owner
     created = node is None
+    if node is None and held and not unlike:
+        online_s = [(n.last_seen_at, n.heartbeat_s * guard.offline_after) for n in held.values()]
+        wait = reboot_wait(now, report.uptime_s, online_s)
+        if wait > 0:
+            _rebooted(session, report, ip, next(iter(held.values())), found, now, guard, wait)
+            return Outcome("", created=False, facts_required=True, retry_after_s=wait,
+                           reason=REBOOTED)  # fmt: skip
     if node is None and guard.new_node_wait is not None:
         wait = guard.new_node_wait(ip)
         if wait > 0:

@@ -37,7 +37,7 @@ from livestrap.master.events import normalize_mac
 from livestrap.master.guards import Guards, too_many
 from livestrap.master.inventory import Guard, Outcome, Report, heartbeat, register
 from livestrap.master.limits import BodyTooLarge
-from livestrap.master.ratelimit import address_key
+from livestrap.master.ratelimit import address_key, retry_after
 from livestrap.master.schemas.nodes import (
     DiscoveryReport,
     ErrorDetail,
@@ -187,7 +187,8 @@ def report_applier(
         413: {"model": ErrorDetail, "description": "Body over the master's cap."},
         429: {
             "model": ErrorDetail,
-            "description": "Too many reports, or new nodes, from this address (Retry-After).",
+            "description": "Too many reports, or new nodes, from this address; or the report "
+            "looks like an online node after a reboot (Retry-After: until it shows offline).",
         },
     },
     summary="Agent report: register a node (with facts) or heartbeat (without)",
@@ -208,6 +209,10 @@ async def discovery(
         uptime_s=body.uptime_s,
     )
     outcome = await state.reports.submit(report, client_ip(request))
+    if outcome.retry_after_s > 0 and outcome.reason:
+        wait = retry_after(outcome.retry_after_s)
+        detail = f"{outcome.reason}: retry in {wait} s (docs/security.md)"
+        raise HTTPException(status_code=429, detail=detail, headers={"Retry-After": wait})
     if outcome.retry_after_s > 0:
         raise too_many(outcome.retry_after_s, "new nodes")
     if outcome.created:
