@@ -57,12 +57,13 @@ def _open_in(parent: int, name: str, flags: int, src: Path, where: str) -> int:
     try:
         return os.open(name, flags, dir_fd=parent)
     except OSError as err:
-        try:  # O_DIRECTORY on a link says ENOTDIR: say what it is
-            if stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
-                err = OSError(errno.ELOOP, "")
-        except OSError:
-            pass
-        raise _refused(src, where, err) from None
+        failed = err
+    try:  # O_DIRECTORY on a link says ENOTDIR: say what it is
+        if stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+            failed = OSError(errno.ELOOP, "")
+    except OSError:
+        pass
+    raise _refused(src, where, failed)
 
 
 def open_source(src: Path) -> int:
