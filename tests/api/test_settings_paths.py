@@ -276,3 +276,25 @@ def test_a_refused_spec_leaves_the_stored_settings_files_alone(
     assert result.exit_code == 0 and "uploaded" not in result.output, result.output
     with master.admin() as c:
         assert c.get("/api/v1/settings").json() == good  # same files, same folder
+
+
+def test_a_long_member_name_is_422(client: httpx.Client) -> None:
+    """Review: a 300-character name in an uploaded tree was a 500 (ENAMETOOLONG)."""
+    before = client.get("/api/v1/settings/files").json()
+    resp = client.put(
+        "/api/v1/settings/files/longname", content=tar_of({"a" * 300: b"x"}), headers=TAR
+    )
+    assert resp.status_code == 422 and "longer than 255 bytes" in resp.json()["detail"]
+    assert client.get("/api/v1/settings/files").json() == before
+
+
+def test_the_listing_takes_a_prefix(client: httpx.Client) -> None:
+    tree = tar_of({"etc/motd": b"hi\n"})
+    assert client.put("/api/v1/settings/files/pre/one", content=tree, headers=TAR).is_success
+    assert client.put("/api/v1/settings/files/pre/two", content=b"2").is_success
+    rows = client.get("/api/v1/settings/files", params={"prefix": "pre/one"}).json()
+    assert [r["path"] for r in rows] == ["pre/one", "pre/one/etc", "pre/one/etc/motd"]
+    assert client.get("/api/v1/settings/files", params={"prefix": "pre/none"}).json() == []
+    for bad in ("../keys", "/", "", "a/../b", "x" * 2000):
+        resp = client.get("/api/v1/settings/files", params={"prefix": bad})
+        assert resp.status_code == 422, bad

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import os
+import shutil
 import tarfile
+import threading
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from fastapi import Response
 
 from livestrap.errors import ConflictError, SpecError
 from livestrap.master import specfiles
+from livestrap.master.routes import specfiles as route
 from livestrap.master.specfiles import SpecFileError
 
 pytestmark = [pytest.mark.unit, pytest.mark.security]
@@ -216,3 +224,141 @@ def test_oversized_pax_header_is_refused_before_tarfile(tmp_path: Path) -> None:
     buf.seek(0)
     with pytest.raises(SpecFileError, match="header"):
         specfiles.unpack_tree(buf, tmp_path / "tree")
+
+
+def test_a_long_member_name_is_a_refusal_not_a_crash(tmp_path: Path) -> None:
+    """Review: a 300-character name made unpack_tree raise ENAMETOOLONG (a 500)."""
+    long = "a" * 300
+    with pytest.raises(SpecFileError, match=r"tar member 'etc/a{74}.*longer than 255 bytes"):
+        specfiles.unpack_tree(make_tar(reg(f"etc/{long}")), tmp_path / "tree")
+    with pytest.raises(SpecFileError, match="not a path in the spec folder"):
+        specfiles.spec_path(tmp_path, "/".join(["a" * 200] * 6))  # 1205 characters
+
+
+@pytest.mark.parametrize(
+    ("code", "refused"), [(errno.EACCES, True), (errno.ENOSPC, False), (errno.EDQUOT, False)]
+)
+def test_extraction_errors_name_the_member_but_a_full_disk_stays_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, refused: bool
+) -> None:
+    """Any other OSError while unpacking is the tree's refusal (422) naming the member,
+    bounded and printable; ENOSPC/EDQUOT propagate, for the app's 507."""
+
+    def fail(*_: object) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(shutil, "copyfileobj", fail)
+    name = "etc/\x1b[31m" + "b" * 200
+    tar = make_tar(reg(name))
+    if refused:
+        with pytest.raises(SpecFileError) as exc:
+            specfiles.unpack_tree(tar, tmp_path / "tree")
+        assert str(exc.value) == (
+            f"tar member {name[:80]!r} cannot be unpacked: {os.strerror(code)}"
+        )
+        assert "\x1b" not in str(exc.value) and len(str(exc.value)) < 200
+    else:
+        with pytest.raises(OSError) as raw:
+            specfiles.unpack_tree(tar, tmp_path / "tree")
+        assert raw.value.errno == code and not isinstance(raw.value, SpecError)
+
+
+def test_listing_under_a_prefix_and_bounded(tmp_path: Path) -> None:
+    (tmp_path / "sets/abc/overlay/etc").mkdir(parents=True)
+    (tmp_path / "sets/abc/overlay/etc/motd").write_text("hi\n")
+    (tmp_path / "sets/abd").mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "key.asc").write_text("k")
+    top = specfiles.spec_path(tmp_path, "sets/abc")
+    rows, cut = specfiles.listing(tmp_path, top)
+    assert not cut and [(r["path"], r["type"]) for r in rows] == [
+        ("sets/abc", "dir"),
+        ("sets/abc/overlay", "dir"),
+        ("sets/abc/overlay/etc", "dir"),
+        ("sets/abc/overlay/etc/motd", "file"),
+    ]
+    assert specfiles.listing(tmp_path, tmp_path / "sets/none") == ([], False)
+    assert specfiles.listing(tmp_path, tmp_path / "key.asc") == (
+        [{"path": "key.asc", "type": "file", "size": 1}], False)  # fmt: skip
+    rows, cut = specfiles.listing(tmp_path, limit=3)
+    assert cut and len(rows) == 3
+    rows, cut = specfiles.listing(tmp_path)
+    assert not cut and len(rows) == 8
+
+
+def test_two_uploads_of_the_same_new_tree_both_land(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: two PUTs of one new path; the second os.replace met the first's tree
+    (ENOTEMPTY, a 500). Both threads reach the swap together unless place() serializes."""
+    spec = tmp_path / "spec"
+    spec.mkdir()
+    real_replace = os.replace
+    meet = threading.Barrier(2, timeout=1)
+
+    def replace(src: Any, dst: Any) -> None:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            meet.wait()  # the old code: both here at once; with the lock: a timeout
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    stagings = []
+    for n in range(2):
+        staging = specfiles.new_staging(spec)
+        (staging / f"tree/from-{n}").mkdir(parents=True)
+        stagings.append(staging)
+    errors: list[BaseException] = []
+
+    def upload(staging: Path) -> None:
+        try:
+            specfiles.place(staging / "tree", spec / "sets/h/overlay")
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=upload, args=(s,)) for s in stagings]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(list((spec / "sets/h/overlay").iterdir())) == 1  # one of them, whole
+
+
+def test_a_place_raced_by_another_process_is_retried_then_a_conflict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = tmp_path / "spec"
+    spec.mkdir()
+    real_replace = os.replace
+    races = {"left": 1}
+
+    def replace(src: Any, dst: Any) -> None:
+        if races["left"]:  # another master made it first
+            races["left"] -= 1
+            Path(dst, "theirs").mkdir(parents=True)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    staging = specfiles.new_staging(spec)
+    (staging / "tree/mine").mkdir(parents=True)
+    specfiles.place(staging / "tree", spec / "overlay")  # retried once: in place
+    assert [p.name for p in (spec / "overlay").iterdir()] == ["mine"]
+    races["left"] = 5
+    (staging / "tree2/again").mkdir(parents=True)
+    with pytest.raises(ConflictError, match="changed by another upload"):
+        specfiles.place(staging / "tree2", spec / "other")
+
+
+def test_the_route_says_when_its_listing_was_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(3):
+        (tmp_path / f"f{n}").write_text("x")
+    monkeypatch.setattr(specfiles, "MAX_LIST_ENTRIES", 2)
+    state: Any = SimpleNamespace(settings=SimpleNamespace(spec_dir=tmp_path))
+    response = Response()
+    assert [r["path"] for r in route.list_files(state, response)] == ["f0", "f1"]
+    assert response.headers[route.TRUNCATED].startswith("cut at 2 entries")
+    response = Response()
+    assert [r["path"] for r in route.list_files(state, response, prefix="f2")] == ["f2"]
+    assert route.TRUNCATED not in response.headers

@@ -1,4 +1,4 @@
-"""Stage customize: extra files, root access, operator scripts, and image hygiene.
+"""Stage customize: extra files (build.overlay), root access, scripts, image hygiene.
 
 Everything that can be done by writing files is done from the host; only operator
 scripts run inside the chroot, in a private mount namespace with daemons disabled.
@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from livestrap.build.overlay import copy_extra_dirs as copy_extra_dirs  # the stage's first step
 from livestrap.build.rootfs import private_ns
 from livestrap.errors import BuildError
 from livestrap.spec import BuildSpec
@@ -44,64 +45,6 @@ SSH_KEYGEN_DROPIN = (
 def chroot_argv(rootfs: Path, command: list[str]) -> list[str]:
     """Run `command` chrooted in `rootfs` with /proc, /sys, /dev in a private namespace."""
     return private_ns(["/bin/sh", "-c", CHROOT_SCRIPT, "livestrap-chroot", str(rootfs), *command])
-
-
-MAX_LINK_HOPS = 40  # as the kernel's own limit on a path's symlinks
-
-
-def copy_extra_dirs(rootfs: Path, dirs: list[Path]) -> None:
-    """Copy each extra dir over the image's root, modes kept. The host follows no link:
-    the overlay's are copied as links and replace what the image has there (its
-    etc/localtime), and a folder that is a link in the image (usr-merged /lib) is
-    followed as the image sees it, so nothing is ever written through a link to the host."""
-    for src in dirs:
-        _merge(src, rootfs, rootfs)
-
-
-def in_image(rootfs: Path, path: Path) -> Path:
-    """`path` (under rootfs) with the image's links resolved as inside the image:
-    absolute targets start at rootfs, `..` stops there."""
-    todo = list(path.relative_to(rootfs).parts)
-    cur, hops = rootfs, 0
-    while todo:
-        part = todo.pop(0)
-        if part == "..":
-            cur = cur.parent if cur != rootfs else rootfs
-        elif part not in ("", ".", "/"):
-            nxt = cur / part
-            if not nxt.is_symlink():
-                cur = nxt
-                continue
-            hops += 1
-            if hops > MAX_LINK_HOPS:
-                raise BuildError("customize", f"too many links in the image at {path}")
-            target = os.readlink(nxt)
-            cur = rootfs if target.startswith("/") else cur
-            todo = [*Path(target).parts, *todo]
-    return cur
-
-
-def _merge(src: Path, dst: Path, rootfs: Path) -> None:
-    """src's entries into the image folder `dst` (a real folder, links resolved)."""
-    for entry in sorted(os.scandir(src), key=lambda e: e.name):
-        if entry.is_dir(follow_symlinks=False):
-            inner = in_image(rootfs, dst / entry.name)
-            if inner.exists() and not inner.is_dir():
-                inner.unlink()  # a file where the overlay has a folder
-            inner.mkdir(parents=True, exist_ok=True)  # a dangling link's target: in the image
-            _merge(Path(entry.path), inner, rootfs)
-            shutil.copystat(entry.path, inner)
-            continue
-        target = dst / entry.name
-        if target.is_dir() and not target.is_symlink():
-            raise BuildError(
-                "customize", f"extra dir {src}: {entry.name} is a file, the image has a folder"
-            )
-        target.unlink(missing_ok=True)  # never written through: replaced
-        if entry.is_symlink():
-            os.symlink(os.readlink(entry.path), target)
-        else:
-            shutil.copy2(entry.path, target, follow_symlinks=False)
 
 
 def set_root_shadow(shadow_text: str, password_hash: str | None) -> str:

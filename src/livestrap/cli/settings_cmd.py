@@ -50,14 +50,15 @@ def set_(
         path = "/api/v1/settings/files/" + quote(name)
         return remote.call("PUT", path, content=body, headers={"Content-Type": content_type})
 
-    listed: set[str] | None = None
+    listed: dict[str, set[str]] = {}
 
-    def present(name: str) -> bool:  # one listing, only when there is something to upload
-        nonlocal listed
-        if listed is None:
-            rows = remote.call("GET", "/api/v1/settings/files")
-            listed = {str(r.get("path")) for r in rows if isinstance(r, dict)}
-        return name in listed
+    def present(name: str) -> bool:
+        """Asks only about the upload's own folder (sets/HASH), once, never the whole tree."""
+        folder = "/".join(name.split("/")[:2])
+        if folder not in listed:
+            rows = remote.call("GET", "/api/v1/settings/files", params={"prefix": folder})
+            listed[folder] = {str(r.get("path")) for r in rows if isinstance(r, dict)}
+        return name in listed[folder]
 
     if isinstance(data, dict):
         for name, sent in upload_spec_files(data, spec_file.resolve().parent, put, present):

@@ -62,7 +62,8 @@ def _fields(data: dict[str, Any]) -> list[tuple[dict[str, Any] | list[Any], str 
 
 def _tar(folder: Path, out: Any) -> None:
     """A plain tar of `folder`'s content; links are kept as links, never followed, and
-    each file's and folder's mode is recorded (the master keeps it, minus setuid/setgid)."""
+    each file's and folder's mode is recorded (the master keeps it as
+    livestrap.master.specfiles says: no setuid/setgid, files also no group/other write)."""
     with tarfile.open(fileobj=out, mode="w") as tar:
         for path in sorted(folder.rglob("*")):
             name = path.relative_to(folder).as_posix()

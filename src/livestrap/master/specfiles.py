@@ -5,31 +5,37 @@ Uploads are admin-only, but a tar is still treated as hostile: only relative nam
 `etc/localtime -> /usr/share/zoneinfo/UTC` is normal); no hard links, no devices, bounded
 size and member count. The master never follows a link in spec/: nothing is written
 through one (every component is opened with O_NOFOLLOW), and spec paths are resolved and
-confined before use (livestrap.specpaths). Files and folders keep the tar's modes, minus
-setuid/setgid. A tree is
-unpacked into a staging folder next to spec/ and swapped into place, so a refused upload
-leaves spec/ as it was.
+confined before use (livestrap.specpaths). Folders keep the tar's modes minus
+setuid/setgid; files keep the owner's execute bits and other's read/execute, never
+setuid, setgid, sticky or group/other write, always owner read/write (`file_mode`). A tree
+is unpacked into a staging folder next to spec/ and swapped into place (one upload at a
+time, `place`), so a refused upload leaves spec/ as it was.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import re
 import shutil
 import stat
 import tarfile
+import threading
 from pathlib import Path
 from typing import IO, Literal, cast
 
 from livestrap.errors import ArchiveError, ConflictError, NotFoundError, SpecError
+from livestrap.master.errors import DISK_FULL_ERRNOS
 from livestrap.store import tmpdirs
 from livestrap.store.targuard import TarGuard
 
 MAX_FILE_BYTES = 64 * 1024**2  # one uploaded file (a key, a script)
 MAX_TREE_BYTES = 256 * 1024**2  # one uploaded tar, headers included (plain tar: no bombs)
 MAX_TREE_MEMBERS = 10_000
-MAX_NAME_CHARS = 1024
+MAX_NAME_CHARS = 1024  # a member's name, a link's target, a URL path
+NAME_MAX_BYTES = 255  # one name in a path, as the file system takes it
+MAX_LIST_ENTRIES = 10_000  # one listing (GET /settings/files); ?prefix= asks for less
 # A path in the URL: plain names only, so it can neither climb out nor hide a query.
 PART_RE = re.compile(r"[A-Za-z0-9._+@=,~-]{1,255}")
 MAX_DEPTH = 32
@@ -46,10 +52,11 @@ def spec_path(spec_dir: Path, rel: str) -> Path:
     """`spec_dir/rel` for a URL path of plain names, with no existing link on the way."""
     parts = rel.strip("/").split("/") if rel.strip("/") else []
     plain = all(PART_RE.fullmatch(p) and p not in (".", "..") for p in parts)
-    if not parts or len(parts) > MAX_DEPTH or not plain:
+    if not parts or len(parts) > MAX_DEPTH or len(rel) > MAX_NAME_CHARS or not plain:
         raise SpecFileError(
-            f"{rel!r} is not a path in the spec folder: names of letters, digits and ._+@=,~- "
-            "separated by '/', none of them '.' or '..'"
+            f"{rel[:80]!r} is not a path in the spec folder: names of letters, digits and "
+            f"._+@=,~- separated by '/', none of them '.' or '..', at most {MAX_NAME_CHARS} "
+            "characters"
         )
     path = spec_dir
     for part in parts:
@@ -75,6 +82,8 @@ def _member_name(name: str) -> str | None:
     parts = norm.split("/")
     if ".." in parts or len(parts) > MAX_DEPTH:
         raise SpecFileError(f"tar member {name[:80]!r} climbs out of the tree or is too deep")
+    if any(len(os.fsencode(p)) > NAME_MAX_BYTES for p in parts):
+        raise SpecFileError(f"tar member {name[:80]!r}: a name longer than {NAME_MAX_BYTES} bytes")
     return norm
 
 
@@ -190,6 +199,7 @@ def unpack_tree(data: IO[bytes], root: Path) -> int:
     count = 0
     made: dict[str, int] = {}  # folder -> its final mode
     root_fd = os.open(root, DIR_FLAGS)
+    name = ""  # the member being taken, for messages
     try:
         # stream mode behind TarGuard: oversized pax/GNU headers are refused before
         # tarfile parses them (CVE-2024-6232)
@@ -197,6 +207,7 @@ def unpack_tree(data: IO[bytes], root: Path) -> int:
             fileobj=cast(IO[bytes], TarGuard(data, MAX_TREE_BYTES)), mode="r|"
         ) as tar:
             for member in tar:
+                name = member.name
                 count += 1
                 if count > MAX_TREE_MEMBERS:
                     raise SpecFileError(f"tar has more than {MAX_TREE_MEMBERS} members")
@@ -208,16 +219,40 @@ def unpack_tree(data: IO[bytes], root: Path) -> int:
                     _extract(tar, member, parent, rel, made)
                 finally:
                     os.close(parent)
+        name = ""
         _set_modes(root_fd, made)
     except (tarfile.TarError, EOFError, ArchiveError) as err:
         raise SpecFileError(f"not a readable plain tar: {err}") from None
+    except OSError as err:  # a full disk stays itself (507); the rest is the tree's fault
+        if err.errno in DISK_FULL_ERRNOS:
+            raise
+        what = f"tar member {name[:80]!r}" if name else "the tree"
+        raise SpecFileError(f"{what} cannot be unpacked: {err.strerror or err}") from None
     finally:
         os.close(root_fd)
     return count
 
 
+PLACE_LOCK = threading.Lock()  # one master process: its uploads are placed one by one
+RACED = frozenset({errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ENOENT})
+
+
 def place(staged: Path, dest: Path) -> None:
-    """Move `staged` to `dest`, replacing what was there (file or tree)."""
+    """Move `staged` to `dest`, replacing what was there (file or tree). Uploads are
+    placed one at a time; one that another process changed meanwhile is tried again, then
+    refused as a conflict (409)."""
+    with PLACE_LOCK:
+        for attempt in range(2):
+            try:
+                _place(staged, dest, staged.parent / f"replaced-{attempt}")
+                return
+            except OSError as err:
+                if err.errno not in RACED:
+                    raise
+    raise ConflictError(f"{dest.name} was changed by another upload meanwhile; try again")
+
+
+def _place(staged: Path, dest: Path, old: Path) -> None:
     if dest.is_dir() and not dest.is_symlink() and not staged.is_dir():
         raise ConflictError(f"{dest.name} is a directory; delete it first to put a file there")
     try:
@@ -225,31 +260,46 @@ def place(staged: Path, dest: Path) -> None:
     except (FileExistsError, NotADirectoryError):
         raise ConflictError(f"a file is in the way of {dest.name}'s folder") from None
     if dest.is_dir() and not dest.is_symlink():
-        old = staged.parent / "replaced"
         dest.rename(old)  # removed with the staging folder
     elif staged.is_dir() and (dest.is_symlink() or dest.exists()):
         dest.unlink()
     os.replace(staged, dest)
 
 
-def listing(spec_dir: Path) -> list[dict[str, object]]:
-    """Everything in spec/, links not followed: path, type and size."""
+def _entry(spec_dir: Path, path: Path) -> dict[str, object]:
+    info = path.lstat()
+    kind: Kind = (
+        "symlink" if stat.S_ISLNK(info.st_mode) else "dir" if stat.S_ISDIR(info.st_mode) else "file"
+    )
+    rel = path.relative_to(spec_dir).as_posix()
+    return {"path": rel, "type": kind, "size": info.st_size if kind == "file" else 0}
+
+
+def listing(
+    spec_dir: Path, top: Path | None = None, limit: int | None = None
+) -> tuple[list[dict[str, object]], bool]:
+    """What is in spec/ (or `top` and what is in it, `top` from spec_path), links not
+    followed: path, type and size, sorted by path; and whether it was cut at `limit`
+    (default MAX_LIST_ENTRIES)."""
+    limit = MAX_LIST_ENTRIES if limit is None else limit
     out: list[dict[str, object]] = []
-    for top, dirs, files in os.walk(spec_dir):
-        for name in sorted([*dirs, *files]):
-            path = Path(top) / name
-            info = path.lstat()
-            kind: Kind = (
-                "symlink"
-                if stat.S_ISLNK(info.st_mode)
-                else "dir"
-                if stat.S_ISDIR(info.st_mode)
-                else "file"
-            )
-            rel = path.relative_to(spec_dir).as_posix()
-            out.append({"path": rel, "type": kind, "size": info.st_size if kind == "file" else 0})
+    if top is not None:
+        if not (top.is_symlink() or top.exists()):
+            return [], False
+        out.append(_entry(spec_dir, top))
+        if top.is_symlink() or not top.is_dir():
+            return out, False
+    cut = False
+    for here, dirs, files in os.walk(top or spec_dir):
         dirs.sort()
-    return sorted(out, key=lambda e: str(e["path"]))
+        for name in sorted([*dirs, *files]):
+            if len(out) >= limit:
+                cut = True
+                break
+            out.append(_entry(spec_dir, Path(here) / name))
+        if cut:
+            break
+    return sorted(out, key=lambda e: str(e["path"])), cut
 
 
 def remove(path: Path) -> None:

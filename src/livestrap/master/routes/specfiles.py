@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from livestrap.master import specfiles
@@ -16,6 +16,7 @@ from livestrap.master.deps import AdminOnly, StateDep
 
 router = APIRouter(prefix="/settings/files", tags=["settings"], dependencies=[AdminOnly])
 TAR_TYPE = "application/x-tar"
+TRUNCATED = "X-Livestrap-Truncated"
 UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -30,9 +31,28 @@ UPLOAD_BODY: dict[str, Any] = {
 
 
 @router.get("")
-def list_files(state: StateDep) -> list[dict[str, object]]:
-    """Everything in the spec folder (path, type, size); links are listed, not followed."""
-    return specfiles.listing(state.settings.spec_dir)
+def list_files(
+    state: StateDep,
+    response: Response,
+    prefix: Annotated[
+        str | None,
+        Query(
+            max_length=specfiles.MAX_NAME_CHARS,
+            description="Only this path of the spec folder and what is in it.",
+        ),
+    ] = None,
+) -> list[dict[str, object]]:
+    """What is in the spec folder (path, type, size), sorted by path; links are listed,
+    not followed. At most MAX_LIST_ENTRIES entries: a longer listing is cut, and the
+    answer says so in its X-Livestrap-Truncated header."""
+    spec_dir = state.settings.spec_dir
+    top = None if prefix is None else specfiles.spec_path(spec_dir, prefix)
+    rows, cut = specfiles.listing(spec_dir, top)
+    if cut:
+        response.headers[TRUNCATED] = (
+            f"cut at {specfiles.MAX_LIST_ENTRIES} entries; ask for less with ?prefix=PATH"
+        )
+    return rows
 
 
 @router.get("/{path:path}", response_class=FileResponse)
