@@ -8,6 +8,7 @@ a machine (or after an upstream change) pays for a build.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -28,6 +29,19 @@ E2E_DATA = TEST_CACHE / "e2e-data"
 # two builds at once on 2 cores would slow and measure each other.
 BUILD_LOCK = Path("/run/lock/livestrap-build.lock")
 REGISTER_TIMEOUT_S = float(os.environ.get("LIVESTRAP_E2E_TIMEOUT", "420"))
+# Every node is also bounded by coreutils' timeout, so a run killed before its teardown
+# (SIGKILL, a CI timeout) leaves no QEMU behind for long.
+VM_MAX_S = int(REGISTER_TIMEOUT_S) + 600
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """SIGTERM ends the run like Ctrl-C, so fixtures still stop their nodes and masters
+    (pytest's default for SIGTERM is to die without any teardown)."""
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def require_qemu() -> None:
@@ -66,7 +80,7 @@ def boot_node(tmp_path: Path) -> Iterator[Any]:
 
     def start(spec: NodeSpec) -> VirtualNode:
         node = VirtualNode(spec, tmp_path / f"vm-{spec.name}-{len(started)}")
-        node.start()
+        node.start(max_s=VM_MAX_S)
         started.append(node)
         return node
 
