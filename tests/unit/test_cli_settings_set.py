@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from livestrap.cli import app as cli_app
 from livestrap.cli.remote import Remote
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.security]
 
 
 def test_settings_set_lists_only_its_own_upload_folder(
