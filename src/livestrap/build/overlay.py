@@ -18,6 +18,7 @@ import stat
 from pathlib import Path
 
 from livestrap.errors import BuildError
+from livestrap.fdpath import descend
 
 MAX_LINK_HOPS = 40  # as the kernel's own limit on a path's symlinks
 SRC_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -69,18 +70,14 @@ def _open_in(parent: int, name: str, flags: int, src: Path, where: str) -> int:
 def open_source(src: Path) -> int:
     """A folder fd of `src`, each component opened with O_NOFOLLOW: a checked spec's paths
     are resolved, so a link on the way means that it changed since."""
-    here = Path("/" if src.is_absolute() else ".")
-    fd = os.open(here, SRC_DIR)
-    try:
-        for part in src.parts[1:] if src.is_absolute() else src.parts:
-            here = here / part
-            nxt = _open_in(fd, part, SRC_DIR, src, str(here))
-            os.close(fd)
-            fd = nxt
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    parts = src.parts[1:] if src.is_absolute() else src.parts
+    walked = [Path("/" if src.is_absolute() else ".")]
+
+    def open_next(parent: int, part: str) -> int:
+        walked.append(walked[-1] / part)
+        return _open_in(parent, part, SRC_DIR, src, str(walked[-1]))
+
+    return descend(os.open(walked[0], SRC_DIR), parts, open_next)
 
 
 def in_image(rootfs: Path, path: Path) -> Path:

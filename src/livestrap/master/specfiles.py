@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Literal, cast
 
 from livestrap.errors import ArchiveError, ConflictError, NotFoundError, SpecError
+from livestrap.fdpath import descend
 from livestrap.master.errors import DISK_FULL_ERRNOS
 from livestrap.store import tmpdirs
 from livestrap.store.targuard import TarGuard
@@ -119,17 +120,14 @@ def _open_dir(parent_fd: int, name: str, rel: str, made: dict[str, int], path: s
 
 def _walk_to_parent(root_fd: int, rel: str, made: dict[str, int]) -> int:
     """An fd of the member's parent folder, each component opened with O_NOFOLLOW."""
-    fd = os.dup(root_fd)
-    parts = rel.split("/")
-    try:
-        for i, part in enumerate(parts[:-1]):
-            nxt = _open_dir(fd, part, rel, made, "/".join(parts[: i + 1]))
-            os.close(fd)
-            fd = nxt
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    parts = rel.split("/")[:-1]
+    walked: list[str] = []
+
+    def open_next(parent: int, part: str) -> int:
+        walked.append(part)
+        return _open_dir(parent, part, rel, made, "/".join(walked))
+
+    return descend(os.dup(root_fd), parts, open_next)
 
 
 def _twice(rel: str) -> SpecFileError:
