@@ -26,7 +26,8 @@ without_postgres() {
 ver=$(ls /etc/postgresql 2>/dev/null | sort -n | tail -1)
 [ -n "$ver" ] || without_postgres "no PostgreSQL cluster" "$@"
 [ "$(id -u)" = 0 ] || without_postgres "not root (psql runs as postgres)" "$@"
-pg_ctlcluster "$ver" main status >/dev/null 2>&1 || pg_ctlcluster "$ver" main start
+# Its own messages ("Removed stale pid file.") go to stderr: stdout is the command's alone.
+pg_ctlcluster "$ver" main status >/dev/null 2>&1 || pg_ctlcluster "$ver" main start >&2
 for _ in $(seq 1 20); do pg_isready -q -h 127.0.0.1 -p $PORT && break; sleep 0.5; done
 pg_isready -q -h 127.0.0.1 -p $PORT || without_postgres "PostgreSQL does not answer" "$@"
 
@@ -41,9 +42,9 @@ SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'livestra
 SQL
     for db in $(as_postgres <<<"SELECT datname FROM pg_database d JOIN pg_roles r ON
             r.oid = d.datdba WHERE r.rolname = 'livestrap' AND datname ~ '^livestrap_[a-z0-9_]+$'"); do
-        as_postgres <<<"DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"
+        as_postgres >&2 <<<"DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"
     done
-    as_postgres <<<"DROP ROLE livestrap" ||
+    as_postgres >&2 <<<"DROP ROLE livestrap" ||
         echo "test-postgres: livestrap still owns objects; it can no longer log in" >&2
 fi
 
@@ -51,20 +52,20 @@ fi
 for stale in $(as_postgres <<<"SELECT rolname FROM pg_roles WHERE rolname ~ '^livestrap_test_[0-9]+_[0-9a-f]+$'"); do
     pid=${stale#livestrap_test_}; pid=${pid%%_*}
     kill -0 "$pid" 2>/dev/null && continue
-    as_postgres <<<"DROP DATABASE IF EXISTS \"$stale\" WITH (FORCE); DROP ROLE IF EXISTS \"$stale\""
+    as_postgres >&2 <<<"DROP DATABASE IF EXISTS \"$stale\" WITH (FORCE); DROP ROLE IF EXISTS \"$stale\""
 done
 
 role=livestrap_test_$$_$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')
 password=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
 cleanup() {
-    as_postgres <<<"DROP DATABASE IF EXISTS \"$role\" WITH (FORCE)" &&
-        as_postgres <<<"DROP ROLE IF EXISTS \"$role\"" ||
+    as_postgres >&2 <<<"DROP DATABASE IF EXISTS \"$role\" WITH (FORCE)" &&
+        as_postgres >&2 <<<"DROP ROLE IF EXISTS \"$role\"" ||
         echo "test-postgres: could not drop role $role; drop it by hand" >&2
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 # The password goes through stdin, never a command line that `ps` shows.
-as_postgres <<SQL || exit 1
+as_postgres >&2 <<SQL || exit 1
 CREATE ROLE "$role" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
     PASSWORD '$password';
 CREATE DATABASE "$role" OWNER "$role";

@@ -56,7 +56,8 @@ def test_throwaway_role(tmp_path: Path) -> None:
         [str(SCRIPT), sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    user, su, cdb, crole, owned, password = done.stdout.split()
+    # The probe's line is the last: a cluster that starts may print first (on stderr now).
+    user, su, cdb, crole, owned, password = done.stdout.splitlines()[-1].split()
     assert user.startswith("livestrap_test_")
     assert (su, cdb, crole, owned) == ("False", "False", "False", "1")
     assert len(password) >= 32 and password != "livestrap"
