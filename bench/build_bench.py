@@ -24,8 +24,8 @@ import size_bench
 from report import MB, Goal, machine_line, save_part
 from tools import build_lock
 
-from livestrap.build.events import BuildEvent
-from livestrap.build.pipeline import build
+from livestrap.builder.events import BuildEvent
+from livestrap.builder.pipeline import build
 from livestrap.packaging.master_repo import MasterRepo, with_master_repo
 from livestrap.spec import BuildSpec, load_spec, resolve_spec
 from livestrap.store.images import ImageStore

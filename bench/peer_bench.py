@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import MB, Goal, load_results, machine_line, save_part
 from tools import build_lock, ensure_debs
 
-from livestrap.build import squashfs
-from livestrap.build.rootfs import private_ns
+from livestrap.builder import squashfs
+from livestrap.builder.rootfs import private_ns
 from livestrap.packaging.agent_deb import build_agent_deb
 from livestrap.packaging.master_repo import AGENT_TOOLS
 from livestrap.run import BuildLog, run

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from report import MB, Goal, machine_line, save_part
 
-from livestrap.build.squashfs import COMPRESSOR_OPTIONS, mksquashfs_argv
+from livestrap.builder.squashfs import COMPRESSOR_OPTIONS, mksquashfs_argv
 
 COMMAND = ".venv/bin/python bench/size_bench.py IMAGE_DIR"
 

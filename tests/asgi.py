@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 from fastapi import FastAPI
 
-from livestrap.build.pipeline import Stage
+from livestrap.builder.pipeline import Stage
 from livestrap.master.app import create_app
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import migrate

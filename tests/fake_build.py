@@ -7,7 +7,7 @@ import hashlib
 import time
 from datetime import UTC, datetime
 
-from livestrap.build.pipeline import BuildContext, Stage
+from livestrap.builder.pipeline import BuildContext, Stage
 from livestrap.errors import BuildCancelled
 from livestrap.store.manifest import (
     ARTIFACTS,

@@ -11,8 +11,8 @@ import pytest
 
 from helpers import TEST_CACHE, require_build_tools, serve_directory
 from livestrap.apt import AptSource, armor_key, render_sources
-from livestrap.build.customize import chroot_argv
-from livestrap.build.rootfs import copy_debs, private_ns
+from livestrap.builder.customize import chroot_argv
+from livestrap.builder.rootfs import copy_debs, private_ns
 from livestrap.packaging.agent_deb import build_agent_deb
 from livestrap.packaging.master_repo import IDENTITY, MasterRepo
 from livestrap.spec import BuildSpec, resolve_spec

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from helpers import TEST_CACHE, mounts_below, require_build_tools, serve_directory
-from livestrap.build.pipeline import build
+from livestrap.builder.pipeline import build
 from livestrap.packaging.aptrepo import RepoIdentity, ensure_signing_key, gpg_session, publish
 from livestrap.packaging.deb import DebControl, build_deb
 from livestrap.spec import load_spec, resolve_spec

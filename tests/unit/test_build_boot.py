@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from livestrap.build import bootfiles, initramfs, slim, squashfs
+from livestrap.builder import bootfiles, initramfs, slim, squashfs
 from livestrap.errors import BuildError
 
 pytestmark = pytest.mark.unit

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from livestrap.build import customize, slim
+from livestrap.builder import customize, slim
 from livestrap.errors import BuildError
 from livestrap.spec import parse_spec
 

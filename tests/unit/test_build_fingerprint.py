@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from livestrap.build import fingerprint
+from livestrap.builder import fingerprint
 from livestrap.spec import BuildSpec, parse_spec
 
 pytestmark = pytest.mark.unit

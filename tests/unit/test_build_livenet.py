@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from livestrap.build import livenet
+from livestrap.builder import livenet
 
 pytestmark = pytest.mark.unit
 
 COMPONENT = """\
 #!/bin/sh
-# livestrap: take the interface BOOTIF names at once (see livestrap.build.livenet)
+# livestrap: take the interface BOOTIF names at once (see livestrap.builder.livenet)
 
 eval "$(sed -e 's/^Select_eth_device ()/Livestrap_live_select_eth_device ()/' \\
 	/x/select.sh)"

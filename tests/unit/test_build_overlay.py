@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from livestrap.build import overlay
+from livestrap.builder import overlay
 from livestrap.errors import BuildError
 
 pytestmark = [pytest.mark.unit, pytest.mark.security]

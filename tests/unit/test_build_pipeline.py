@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from store_helpers import write_image_dir
 
-from livestrap.build import pipeline, workspace
-from livestrap.build.events import BuildEvent
-from livestrap.build.pipeline import BuildContext, Stage, build
+from livestrap.builder import pipeline, workspace
+from livestrap.builder.events import BuildEvent
+from livestrap.builder.pipeline import BuildContext, Stage, build
 from livestrap.errors import BuildCancelled, BuildError
 from livestrap.spec import BuildSpec
 from livestrap.store.images import ImageStore

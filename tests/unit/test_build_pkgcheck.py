@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from livestrap.build import pkgcheck
+from livestrap.builder import pkgcheck
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from livestrap.build import initramfs, rootfs, slim
+from livestrap.builder import initramfs, rootfs, slim
 from livestrap.errors import BuildError
 
 pytestmark = pytest.mark.unit
@@ -90,7 +90,7 @@ def test_mmdebstrap_argv_exact(no_merged_usr_hooks: None) -> None:
         *[f"--dpkgopt={opt}" for opt in slim.dpkg_excludes()],
         CACHE_HOOK_IN,
         '--setup-hook=cp -a /b/config/. "$1/"',
-        "--extract-hook=/usr/bin/python3 -m livestrap.build.pkgcheck /b/missing-packages "
+        "--extract-hook=/usr/bin/python3 -m livestrap.builder.pkgcheck /b/missing-packages "
         "live-boot linux-image-amd64 curl=8.0-1",
         DIVERT_HOOK,
         MAKE_ONCE_HOOK,
@@ -126,7 +126,7 @@ def test_extract_hook_quotes_paths(no_merged_usr_hooks: None) -> None:
     )
     extract = hooks(args)[2]
     assert extract == (
-        "--extract-hook='/opt/py env/bin/python3' -m livestrap.build.pkgcheck "
+        "--extract-hook='/opt/py env/bin/python3' -m livestrap.builder.pkgcheck "
         "'/b/my dir/missing' curl"
     )
     assert hooks(args)[1] == "--setup-hook=cp -a '/b/my config'/. \"$1/\""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from livestrap.build import workspace
+from livestrap.builder import workspace
 from livestrap.errors import BuildError
 
 pytestmark = pytest.mark.unit

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from livestrap.build.events import BuildEvent
+from livestrap.builder.events import BuildEvent
 from livestrap.cli import main
 from livestrap.cli.progress import RichProgress
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fake_build import FAKE_STAGES
-from livestrap.build.events import BuildEvent, EventKind
+from livestrap.builder.events import BuildEvent, EventKind
 from livestrap.errors import ConflictError, NotFoundError, SpecError
 from livestrap.master import jobs
 from livestrap.master.config import MasterSettings

@@ -22,7 +22,7 @@ from store_helpers import (  # noqa: F401  (store_fixture provides `store`)
 )
 from typer.testing import CliRunner
 
-from livestrap.build.pipeline import _image_with_inputs
+from livestrap.builder.pipeline import _image_with_inputs
 from livestrap.cli import app, main
 from livestrap.errors import StoreError
 from livestrap.master.app import warn_invalid_images

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from livestrap.build.pipeline import build as run_build
+from livestrap.builder.pipeline import build as run_build
 from livestrap.cli.options import DEFAULT_DATA_DIR, WritableCacheDir, WritableDataDir
 from livestrap.cli.progress import JsonProgress, RichProgress
 from livestrap.cli.spec_cmd import SpecArg, effective_spec

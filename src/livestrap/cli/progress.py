@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from livestrap.build.events import BuildEvent
+from livestrap.builder.events import BuildEvent
 
 
 class JsonProgress:

@@ -10,7 +10,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from livestrap import __version__
-from livestrap.build.pipeline import Stage
+from livestrap.builder.pipeline import Stage
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database, migrate
 from livestrap.master.errors import install_error_handlers

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from livestrap.build.events import BuildEvent
+from livestrap.builder.events import BuildEvent
 
 POLL_S = 0.2
 CHUNK = 64 * 1024

@@ -17,9 +17,9 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from livestrap.build.events import BuildEvent
-from livestrap.build.pipeline import STAGES, Stage, build
-from livestrap.build.workspace import build_lock, clean_stale_builds
+from livestrap.builder.events import BuildEvent
+from livestrap.builder.pipeline import STAGES, Stage, build
+from livestrap.builder.workspace import build_lock, clean_stale_builds
 from livestrap.errors import BuildCancelled, BuildError, ConflictError, NotFoundError
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database

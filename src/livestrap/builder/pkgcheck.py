@@ -2,7 +2,7 @@
 
 Runs as mmdebstrap's extract hook: after the package indexes are fetched and before any
 extra package is installed, so a typo costs seconds, not a whole build.
-Usage (by the build): python -m livestrap.build.pkgcheck OUT_FILE PKG...
+Usage (by the build): python -m livestrap.builder.pkgcheck OUT_FILE PKG...
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shlex
 
-from livestrap.build.slim import INITRAMFS_DROPPED_TREES
+from livestrap.builder.slim import INITRAMFS_DROPPED_TREES
 
 INITRAMFS_CONF = (
     "# livestrap: a netboot initramfs: network drivers, no local storage drivers\n"

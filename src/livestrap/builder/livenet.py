@@ -18,7 +18,7 @@ CARRIER_WAIT_S = 15
 
 _COMPONENT_TEXT = """\
 #!/bin/sh
-# livestrap: take the interface BOOTIF names at once (see livestrap.build.livenet)
+# livestrap: take the interface BOOTIF names at once (see livestrap.builder.livenet)
 
 eval "$(sed -e 's/^Select_eth_device ()/Livestrap_live_select_eth_device ()/' \\
 	{live_select})"

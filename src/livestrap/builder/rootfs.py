@@ -11,7 +11,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from livestrap.build import initramfs, slim
+from livestrap.builder import initramfs, slim
 from livestrap.errors import BuildError
 
 MERGED_USR_HOOKS = Path("/usr/share/mmdebstrap/hooks/merged-usr")
@@ -83,7 +83,7 @@ def mmdebstrap_argv(
         ),
         "--setup-hook=" + sh_hook(f'cp -a {q(str(config_dir))}/. "$1/"'),
         "--extract-hook="
-        + shlex.join([python, "-m", "livestrap.build.pkgcheck", str(missing_file), *packages]),
+        + shlex.join([python, "-m", "livestrap.builder.pkgcheck", str(missing_file), *packages]),
         "--essential-hook=" + initramfs.divert_hook(),
         "--customize-hook=" + initramfs.make_once_hook(),
         "--customize-hook="

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from livestrap import __version__
 from livestrap.apt import preferences_files, render_sources, spec_sources
-from livestrap.build import (
+from livestrap.builder import (
     bootfiles,
     customize,
     fingerprint,
@@ -26,8 +26,8 @@ from livestrap.build import (
     slim,
     squashfs,
 )
-from livestrap.build.events import BuildEvent, EventSink, discard
-from livestrap.build.workspace import BUILD_PREFIX, build_lock, clean_stale_builds, remove_tree
+from livestrap.builder.events import BuildEvent, EventSink, discard
+from livestrap.builder.workspace import BUILD_PREFIX, build_lock, clean_stale_builds, remove_tree
 from livestrap.errors import BuildCancelled, BuildError, CommandError
 from livestrap.run import BuildLog, query, run
 from livestrap.spec import BuildSpec, spec_warnings

@@ -11,8 +11,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from livestrap.build.overlay import copy_extra_dirs as copy_extra_dirs  # the stage's first step
-from livestrap.build.rootfs import private_ns
+from livestrap.builder.overlay import copy_extra_dirs as copy_extra_dirs  # the stage's first step
+from livestrap.builder.rootfs import private_ns
 from livestrap.errors import BuildError
 from livestrap.spec import BuildSpec
 
