@@ -26,8 +26,8 @@ from tools import build_lock
 
 from livestrap.builder.events import BuildEvent
 from livestrap.builder.pipeline import build
-from livestrap.packaging.master_repo import MasterRepo, with_master_repo
-from livestrap.spec import BuildSpec, load_spec, resolve_spec
+from livestrap.builder.plan import BuildPlan
+from livestrap.spec import BuildSpec, load_spec
 from livestrap.store.images import ImageStore
 
 COMMAND = ".venv/bin/python bench/build_bench.py"
@@ -97,14 +97,12 @@ def main() -> None:
     parser.add_argument("--add", default=EXTRA_PACKAGE, help="the package the +1 build adds")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data dir")
     args = parser.parse_args()
-    spec = resolve_spec(load_spec(args.spec) if args.spec else BuildSpec())
+    spec_in = load_spec(args.spec) if args.spec else BuildSpec()
     work = Path(tempfile.mkdtemp(prefix="livestrap-bench-", dir="/var/tmp"))
     try:
         store = ImageStore(work / "data")
         cache = work / "cache"
-        repo = MasterRepo(store.data_dir)
-        repo.ensure_published(log=lambda _: None)
-        spec = with_master_repo(spec, repo)
+        spec = BuildPlan(store.data_dir).resolve(spec_in)
         plus_one = spec.model_copy(update={"packages": [*spec.packages, args.add]})
         results: dict[str, Any] = {}
         results["cold"] = timed_build(spec, store, cache, work / "cold.log")

@@ -39,8 +39,9 @@ from livestrap.builder import squashfs
 from livestrap.builder.rootfs import private_ns
 from livestrap.packaging.agent_deb import build_agent_deb
 from livestrap.packaging.master_repo import AGENT_TOOLS
+from livestrap.resolve import resolve
 from livestrap.run import BuildLog, run
-from livestrap.spec import BuildSpec, resolve_spec
+from livestrap.spec import BuildSpec, ResolvedSpec
 
 COMMAND = ".venv/bin/python bench/peer_bench.py"
 MIRROR_SHOWN = "<host mirror>"
@@ -77,12 +78,11 @@ class PeerInputs:
         return f"-b {squashfs.BLOCK_SIZE}"
 
 
-def peer_inputs(spec: BuildSpec) -> PeerInputs:
+def peer_inputs(spec: ResolvedSpec) -> PeerInputs:
     """livestrap's default package set minus its kernel (lb installs that from
     --linux-packages/--linux-flavours) plus the agent's optional tools; the agent .deb
     itself is added as a local package (config/packages.chroot), see write_config."""
-    assert spec.kernel and spec.kernel.startswith(KERNEL_PREFIX), spec.kernel
-    assert spec.suite and spec.mirror and spec.components
+    assert spec.kernel.startswith(KERNEL_PREFIX), spec.kernel
     packages = [p for p in spec.all_packages() if p != spec.kernel]
     packages = list(dict.fromkeys([*packages, *AGENT_TOOLS]))
     options = squashfs.COMPRESSOR_OPTIONS[spec.compression]
@@ -327,7 +327,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ensure_debs({"live-build": "lb"})
-    inp = peer_inputs(resolve_spec(BuildSpec()))
+    inp = peer_inputs(resolve(BuildSpec()))
     if args.work:
         args.work.mkdir(parents=True, exist_ok=True)
         if any(args.work.iterdir()):

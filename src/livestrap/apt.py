@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from livestrap.spec import BuildSpec, Repo
+from livestrap.spec import Repo, ResolvedSpec
 
 ARMOR_BEGIN = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
 ARMOR_END = "-----END PGP PUBLIC KEY BLOCK-----"
@@ -105,9 +105,8 @@ def render_preferences(repo_name: str, pin: str, priority: int) -> str:
     return f"# livestrap: repo {repo_name}\nPackage: *\nPin: {pin}\nPin-Priority: {priority}\n"
 
 
-def pin_conflicts(spec: BuildSpec) -> list[str]:
+def pin_conflicts(spec: ResolvedSpec) -> list[str]:
     """Repos whose derived pins would also match another repo: they need `pin:` set."""
-    assert spec.mirror is not None
     pins: dict[str, list[str]] = {}
     for repo in spec.repos:
         pins.setdefault(derive_pin(repo, spec.repos, spec.mirror), []).append(repo.name)
@@ -126,9 +125,8 @@ def pin_conflicts(spec: BuildSpec) -> list[str]:
     return problems
 
 
-def preferences_files(spec: BuildSpec) -> dict[str, str]:
+def preferences_files(spec: ResolvedSpec) -> dict[str, str]:
     """File name -> text for /etc/apt/preferences.d, one per extra repo."""
-    assert spec.mirror is not None
     return {
         f"livestrap-{repo.name}.pref": render_preferences(
             repo.name, derive_pin(repo, spec.repos, spec.mirror), repo.priority
@@ -137,9 +135,8 @@ def preferences_files(spec: BuildSpec) -> dict[str, str]:
     }
 
 
-def spec_sources(spec: BuildSpec, read_key: KeyReader) -> list[AptSource]:
+def spec_sources(spec: ResolvedSpec, read_key: KeyReader) -> list[AptSource]:
     """The distro source plus every extra repo of a resolved spec, keys read and armored."""
-    assert spec.mirror and spec.suite and spec.components and spec.mirror_key
     sources = [
         AptSource(
             name=DISTRO_SOURCE_NAME,

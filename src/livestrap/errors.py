@@ -28,6 +28,10 @@ class StoreError(LivestrapError):
     """An image store operation was refused or failed; the store is left as it was."""
 
 
+class RepoError(LivestrapError):
+    """A package could not be published, or a spec claims the master's repository name."""
+
+
 class NotFoundError(LivestrapError):
     """The thing asked for does not exist (an image, a node, a build)."""
 

@@ -1,19 +1,18 @@
 """The build spec: pydantic models shared by the CLI and the API, plus YAML loading.
 
-A spec as written may leave most fields out; `resolve_spec` fills every default (the
-mirror from the host's APT configuration, the distro's suite, components, kernel and
-archive key) so that what is built and recorded is always the full effective spec.
+A spec as written may leave most fields out; `livestrap.resolve.resolve` fills every
+default (the mirror from the host's APT configuration, the distro's suite, components,
+kernel and archive key) into a `ResolvedSpec`, so that what is built and recorded is
+always the full effective spec. The field types live in livestrap.specfields.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -21,25 +20,30 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from livestrap.errors import SpecError
 from livestrap.kernelopts import check_kernel_options
-from livestrap.mirror import SourceEntry, find_distro_source, host_sources
 from livestrap.specerrors import format_validation_error
-from livestrap.specpaths import PathRules, check_local_url, check_path
+from livestrap.specfields import (
+    RECORDED,
+    Components,
+    HostDirs,
+    HostFile,
+    HostFiles,
+    Name,
+    Suite,
+    Url,
+)
+from livestrap.specpaths import PathRules
 from livestrap.yamlfile import parse_yaml, read_text
 
 Distro = Literal["debian", "ubuntu"]
 Compression = Literal["zstd", "xz", "lz4"]
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
 PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?\Z")
-SUITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*\Z")
-COMPONENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*\Z")
 SSH_KEY_RE = re.compile(
     r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+)\s+[A-Za-z0-9+/=]+(\s+.*)?\Z"
 )
@@ -48,118 +52,23 @@ CRYPT_RE = re.compile(r"^\$[0-9a-z]+\$[^\s:]+\Z")
 # Packages every image gets: the live boot path and what the agent runs on.
 BASE_PACKAGES = ("live-boot", "systemd-sysv", "udev", "kmod", "python3", "zstd", "iproute2")
 
-DISTRO_DEFAULTS: dict[str, dict[str, Any]] = {
-    "debian": {
-        "suite": "bookworm",
-        "components": ["main"],
-        "kernel": "linux-image-amd64",
-        "keyring": "/usr/share/keyrings/debian-archive-keyring.gpg",
-    },
-    "ubuntu": {
-        "suite": "noble",
-        "components": ["main", "universe"],
-        "kernel": "linux-image-generic",
-        "keyring": "/usr/share/keyrings/ubuntu-archive-keyring.gpg",
-    },
-}
-
-
-LOCAL_SCHEMES = ("file", "copy")
-
-
-def check_url(value: str) -> str:
-    """Accept http(s) URLs with a host, and file:// or copy:// (APT copies the files into
-    its cache, which a build chroot needs) with an absolute path; strip trailing '/'."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https", *LOCAL_SCHEMES):
-        raise ValueError(f"{value!r} is not an http://, https://, file:// or copy:// URL")
-    if parts.scheme not in LOCAL_SCHEMES and not parts.hostname:
-        raise ValueError(f"{value!r} has no host")
-    if parts.scheme in LOCAL_SCHEMES and not parts.path.startswith("/"):
-        raise ValueError(f"{value!r} needs an absolute path")
-    if any(c.isspace() for c in value):
-        raise ValueError(f"{value!r} contains white space")
-    return value.rstrip("/")
-
-
-# validation context key: the spec is a record (an imported image's metadata), checked for
-# its shape only; its file paths name files on the host that built it, so none is checked
-RECORDED = "recorded"
-
-
-def _base_dir(info: ValidationInfo) -> Path:
-    ctx = info.context or {}
-    return Path(ctx.get("base_dir", Path.cwd()))
-
-
-def _rules(info: ValidationInfo) -> PathRules:
-    """Which paths and local URLs this caller may name (see livestrap.specpaths)."""
-    rules = (info.context or {}).get("rules")
-    return rules if isinstance(rules, PathRules) else PathRules()
-
-
-def _existing_path(value: Path, info: ValidationInfo, kind: str) -> Path:
-    if (info.context or {}).get(RECORDED):  # a recorded spec: its paths were on another host
-        return value
-    path = value.expanduser()
-    if not path.is_absolute():
-        path = _base_dir(info) / path
-    path = check_path(path, _rules(info))  # resolved; before existence: no probing outside
-    if kind == "dir" and not path.is_dir():
-        raise ValueError(f"directory {path} does not exist")
-    if kind == "file" and not path.is_file():
-        raise ValueError(f"file {path} does not exist")
-    return path
-
 
 class Repo(BaseModel):
     """An extra APT repository with its pin priority and its signing key."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
-    uri: str
-    suite: str
-    components: list[str] = Field(default_factory=lambda: ["main"])
+    name: Name
+    uri: Url
+    suite: Suite
+    components: Components = Field(default_factory=lambda: ["main"])
     priority: Annotated[int, Field(ge=1, le=1000)] = 500
-    key: Path | None = None
+    key: HostFile | None = None
     trusted: bool = False
     pin: str | None = Field(
         default=None,
         description="APT pin expression, e.g. 'release o=Acme'; derived from the repo if unset",
     )
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not NAME_RE.match(v):
-            raise ValueError(f"{v!r} must be lower-case letters, digits, '.', '_' or '-'")
-        return v
-
-    @field_validator("uri")
-    @classmethod
-    def _uri(cls, v: str, info: ValidationInfo) -> str:
-        return check_local_url(check_url(v), _rules(info))
-
-    @field_validator("suite")
-    @classmethod
-    def _suite(cls, v: str) -> str:
-        if not SUITE_RE.match(v):
-            raise ValueError(f"{v!r} is not a valid suite name")
-        return v
-
-    @field_validator("components")
-    @classmethod
-    def _components(cls, v: list[str]) -> list[str]:
-        bad = [c for c in v if not COMPONENT_RE.match(c)]
-        if bad or not v:
-            raise ValueError(f"invalid components {bad or v!r}")
-        return v
-
-    @field_validator("key")
-    @classmethod
-    def _key(cls, v: Path | None, info: ValidationInfo) -> Path | None:
-        return None if v is None else _existing_path(v, info, "file")
 
     @field_validator("pin")
     @classmethod
@@ -181,60 +90,29 @@ class Repo(BaseModel):
 
 
 class BuildSpec(BaseModel):
-    """What to build. Unset fields are filled by `resolve_spec` (see DISTRO_DEFAULTS)."""
+    """What to build. Unset fields are filled by `livestrap.resolve.resolve`."""
 
     model_config = ConfigDict(extra="forbid")
 
-    label: str = "livestrap"
+    label: Name = "livestrap"
     distro: Distro = "debian"
-    suite: str | None = None
+    suite: Suite | None = None
     arch: Literal["amd64"] = "amd64"
-    mirror: str | None = None
-    mirror_key: Path | None = None
-    components: list[str] | None = None
+    mirror: Url | None = None
+    mirror_key: HostFile | None = None
+    components: Components | None = None
     repos: list[Repo] = Field(default_factory=list)
     packages: list[str] = Field(default_factory=list)
     kernel: str | None = None
     kernel_options: list[str] = Field(default_factory=list)
-    extra_dirs: list[Path] = Field(default_factory=list)
-    scripts: list[Path] = Field(default_factory=list)
+    extra_dirs: HostDirs = Field(default_factory=list)
+    scripts: HostFiles = Field(default_factory=list)
     ssh_authorized_keys: list[str] = Field(default_factory=list)
     root_password_hash: str | None = None
     compression: Compression = "zstd"
     agent: bool = Field(
         default=True, description="install the discovery agent from the master's repository"
     )
-
-    @field_validator("label")
-    @classmethod
-    def _label(cls, v: str) -> str:
-        if not NAME_RE.match(v):
-            raise ValueError(f"{v!r} must be lower-case letters, digits, '.', '_' or '-'")
-        return v
-
-    @field_validator("suite")
-    @classmethod
-    def _suite(cls, v: str | None) -> str | None:
-        if v is not None and not SUITE_RE.match(v):
-            raise ValueError(f"{v!r} is not a valid suite name")
-        return v
-
-    @field_validator("mirror")
-    @classmethod
-    def _mirror(cls, v: str | None, info: ValidationInfo) -> str | None:
-        return None if v is None else check_local_url(check_url(v), _rules(info))
-
-    @field_validator("mirror_key")
-    @classmethod
-    def _mirror_key(cls, v: Path | None, info: ValidationInfo) -> Path | None:
-        return None if v is None else _existing_path(v, info, "file")
-
-    @field_validator("components")
-    @classmethod
-    def _components(cls, v: list[str] | None) -> list[str] | None:
-        if v is not None and (not v or not all(COMPONENT_RE.match(c) for c in v)):
-            raise ValueError(f"invalid components {v!r}")
-        return v
 
     @field_validator("packages")
     @classmethod
@@ -255,16 +133,6 @@ class BuildSpec(BaseModel):
     @classmethod
     def _kernel_options_safe(cls, v: list[str]) -> list[str]:
         return check_kernel_options(v)  # what the iPXE renderer accepts (livestrap.kernelopts)
-
-    @field_validator("extra_dirs")
-    @classmethod
-    def _extra_dirs(cls, v: list[Path], info: ValidationInfo) -> list[Path]:
-        return [_existing_path(p, info, "dir") for p in v]
-
-    @field_validator("scripts")
-    @classmethod
-    def _scripts(cls, v: list[Path], info: ValidationInfo) -> list[Path]:
-        return [_existing_path(p, info, "file") for p in v]
 
     @field_validator("ssh_authorized_keys")
     @classmethod
@@ -295,9 +163,22 @@ class BuildSpec(BaseModel):
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
+
+class ResolvedSpec(BuildSpec):
+    """A spec with every default filled on this host, its pins checked and (when it wants
+    the agent) the master's repository added: the one input build() takes, made by
+    livestrap.resolve.resolve. Frozen: the spec an image records is the spec it ran."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    suite: Suite
+    mirror: Url
+    mirror_key: HostFile
+    components: Components
+    kernel: str
+
     def all_packages(self) -> list[str]:
         """Every package the rootfs stage installs: base set, kernel, then extras."""
-        assert self.kernel is not None, "resolve the spec first"
         return list(dict.fromkeys([*BASE_PACKAGES, self.kernel, *self.packages]))
 
 
@@ -343,57 +224,6 @@ def load_spec(path: Path, rules: PathRules | None = None) -> BuildSpec:
     data = parse_yaml(text, str(path))
     base = path.resolve().parent
     return parse_spec(data, base_dir=base, source=str(path), text=text, rules=rules)
-
-
-def resolve_spec(
-    spec: BuildSpec,
-    *,
-    environ: dict[str, str] | None = None,
-    apt_root: Path = Path("/"),
-) -> BuildSpec:
-    """Fill every default: mirror (spec > LIVESTRAP_MIRROR > host APT), key, suite, kernel."""
-    env = os.environ if environ is None else environ
-    defaults = DISTRO_DEFAULTS[spec.distro]
-    host: SourceEntry | None = find_distro_source(host_sources(apt_root), spec.distro)
-    if spec.mirror:
-        mirror: str | None = spec.mirror
-    elif env.get("LIVESTRAP_MIRROR"):
-        try:
-            mirror = check_url(env["LIVESTRAP_MIRROR"])
-        except ValueError as err:
-            raise SpecError(f"LIVESTRAP_MIRROR: {err}") from None
-    else:
-        mirror = host.uri if host else None
-    if not mirror:
-        raise SpecError(
-            f"no mirror for distro {spec.distro}: set `mirror` in the spec or "
-            f"LIVESTRAP_MIRROR, or add a {spec.distro} entry to the host's APT sources"
-        )
-    try:
-        mirror = check_url(mirror)
-    except ValueError as err:
-        origin = host.origin_file if host else "host APT sources"
-        raise SpecError(f"mirror from {origin}: {err}; set `mirror` or LIVESTRAP_MIRROR") from None
-    key = spec.mirror_key
-    if key is None:
-        candidates = [host.signed_by] if host and host.signed_by else []
-        candidates.append(defaults["keyring"])
-        key = next((Path(c) for c in candidates if Path(c).is_file()), None)
-    if key is None:
-        raise SpecError(
-            f"no archive key for distro {spec.distro}: set `mirror_key` to the archive "
-            f"keyring file (tried {', '.join(candidates)})"
-        )
-    suite = spec.suite or (host.suites[0] if host else defaults["suite"])
-    return spec.model_copy(
-        update={
-            "mirror": mirror,
-            "mirror_key": key,
-            "suite": suite,
-            "components": spec.components or list(defaults["components"]),
-            "kernel": spec.kernel or defaults["kernel"],
-        }
-    )
 
 
 def spec_to_yaml(spec: BuildSpec) -> str:

@@ -15,7 +15,8 @@ from livestrap.builder.customize import chroot_argv
 from livestrap.builder.rootfs import copy_debs, private_ns
 from livestrap.packaging.agent_deb import build_agent_deb
 from livestrap.packaging.master_repo import IDENTITY, MasterRepo
-from livestrap.spec import BuildSpec, resolve_spec
+from livestrap.resolve import resolve
+from livestrap.spec import BuildSpec
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +44,7 @@ def chroot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A minimal Debian (apt variant) from the host mirror, made with mmdebstrap."""
     require_build_tools()
     root = tmp_path_factory.mktemp("chroot") / "root"
-    spec = resolve_spec(BuildSpec())
+    spec = resolve(BuildSpec())
     cache = TEST_CACHE / "apt-archives"
     cache.mkdir(parents=True, exist_ok=True)
     archives = '"$1/var/cache/apt/archives"'

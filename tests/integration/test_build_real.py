@@ -20,7 +20,8 @@ from helpers import TEST_CACHE, mounts_below, require_build_tools, serve_directo
 from livestrap.builder.pipeline import build
 from livestrap.packaging.aptrepo import RepoIdentity, ensure_signing_key, gpg_session, publish
 from livestrap.packaging.deb import DebControl, build_deb
-from livestrap.spec import load_spec, resolve_spec
+from livestrap.resolve import resolve
+from livestrap.spec import load_spec
 from livestrap.store.images import ImageStore
 from livestrap.store.manifest import ImageMetadata, read_metadata, verify_artifacts
 
@@ -84,7 +85,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Built
     results: dict[str, Built] = {}
     with serve_directory(tmp / "www") as url:
         for name, (alpha, beta) in {"alpha-high": (700, 600), "beta-high": (600, 700)}.items():
-            spec = resolve_spec(load_spec(write_spec(tmp / f"{name}.yaml", url, alpha, beta)))
+            spec = resolve(load_spec(write_spec(tmp / f"{name}.yaml", url, alpha, beta)))
             log_path = tmp / f"{name}.log"
             meta = build(spec, store, log_path=log_path, cache_dir=TEST_CACHE)
             results[name] = Built(meta, log_path.read_text(), store)

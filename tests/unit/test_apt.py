@@ -24,7 +24,8 @@ from livestrap.apt import (
     spec_sources,
 )
 from livestrap.mirror import parse_deb822
-from livestrap.spec import BuildSpec, Repo, parse_spec, resolve_spec
+from livestrap.resolve import DISTRO_DEFAULTS
+from livestrap.spec import Repo, ResolvedSpec, parse_spec
 
 pytestmark = pytest.mark.unit
 
@@ -148,9 +149,12 @@ def test_armor_rejects_non_key_data(data: bytes) -> None:
 # -- render_sources ---------------------------------------------------------------------------
 
 
-def resolved(data: dict[str, Any], mirror: str = DEBIAN) -> BuildSpec:
+def resolved(data: dict[str, Any], mirror: str = DEBIAN) -> ResolvedSpec:
+    """What resolve() makes of the spec with no host APT sources, but with its pins left
+    unchecked (resolve() refuses conflicts: these tests look at them)."""
     spec = parse_spec({"mirror": mirror, "mirror_key": str(ARCHIVE_KEY), **data})
-    return resolve_spec(spec, environ={}, apt_root=Path("/nonexistent-livestrap-apt-root"))
+    defaults = {k: v for k, v in DISTRO_DEFAULTS[spec.distro].items() if k != "keyring"}
+    return ResolvedSpec.model_validate({**defaults, **spec.model_dump(exclude_none=True)})
 
 
 def read_key(path: str) -> bytes:
@@ -328,7 +332,7 @@ def test_render_preferences_exact() -> None:
     )
 
 
-def pinned_spec() -> BuildSpec:
+def pinned_spec() -> ResolvedSpec:
     return resolved(
         {
             "repos": [

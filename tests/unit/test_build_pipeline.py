@@ -16,12 +16,20 @@ from livestrap.builder import pipeline, workspace
 from livestrap.builder.events import BuildEvent
 from livestrap.builder.pipeline import BuildContext, Stage, build
 from livestrap.errors import BuildCancelled, BuildError
-from livestrap.spec import BuildSpec
+from livestrap.resolve import resolve
+from livestrap.spec import BuildSpec, ResolvedSpec
 from livestrap.store.images import ImageStore
 
 pytestmark = pytest.mark.unit
 
 IMAGE_ID = "fake-20240501-120000"
+ARCHIVE_KEY = Path(__file__).resolve().parents[1] / "fixtures/keys/archive-test.asc"
+# Resolvable anywhere: no dependence on the host's APT sources.
+FAKE_SPEC = resolve(
+    BuildSpec(label="fake", mirror="http://deb.example/debian", mirror_key=ARCHIVE_KEY),
+    environ={},
+    apt_root=Path("/nonexistent-livestrap-apt-root"),
+)
 
 
 @pytest.fixture
@@ -56,7 +64,7 @@ def run_build(
     """Run build() with `stages`, collecting its events into `events`; returns the log path."""
     log = tmp_path / "logs/build.log"
     build(
-        BuildSpec(label="fake"),
+        FAKE_SPEC,
         store,
         log_path=log,
         events=events.append if events is not None else lambda e: None,
@@ -114,7 +122,7 @@ def test_build_success(store: ImageStore, tmp_path: Path) -> None:
 
 def test_build_returns_the_committed_metadata(store: ImageStore, tmp_path: Path) -> None:
     meta = build(
-        BuildSpec(label="fake"),
+        FAKE_SPEC,
         store,
         log_path=tmp_path / "build.log",
         stages=FAKE_STAGES,
@@ -255,3 +263,10 @@ def test_stale_build_trees_are_removed_first(store: ImageStore, tmp_path: Path) 
     assert not stale.exists()
     assert keep.is_dir()
     assert f"removed stale build tree {stale}" in log.read_text()
+
+
+def test_build_takes_only_a_resolved_spec(store: ImageStore, tmp_path: Path) -> None:
+    """Defaults, pins and the agent repository come first (livestrap.builder.plan)."""
+    with pytest.raises(TypeError, match="ResolvedSpec"):
+        build(BuildSpec(label="fake"), store, log_path=tmp_path / "b.log", stages=FAKE_STAGES)  # type: ignore[arg-type]
+    assert isinstance(FAKE_SPEC, ResolvedSpec) and not store.tmp_dir.exists()

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from livestrap import __version__
 from livestrap.apt import AptSource
 from livestrap.spec import BuildSpec
+from livestrap.specfields import HostPath, host_inputs
 
 Fetch = Callable[[str], bytes]
 TIMEOUT_S = 15
@@ -75,13 +76,16 @@ def inputs_sha256(spec: BuildSpec, upstream: dict[str, str]) -> str:
 
 
 def local_inputs(spec: BuildSpec) -> dict[str, str]:
-    """sha256 of every file the spec brings in (extra dirs, scripts, keys), by path."""
-    paths = [*spec.scripts, *(r.key for r in spec.repos if r.key)]
-    if spec.mirror_key:
-        paths.append(spec.mirror_key)
-    files = {str(p): p for p in paths}
-    for top in spec.extra_dirs:
-        for path in sorted(top.rglob("*")):
+    """sha256 of every file the spec brings in, by path: every field marked as naming a
+    host file or folder (livestrap.specfields), found by walking the spec, not listed."""
+    files: dict[str, Path] = {}
+    for item in host_inputs(spec):
+        if not isinstance(item.mark, HostPath):
+            continue
+        path = Path(item.value)
+        if item.mark.kind == "dir":
+            files.update((str(p), p) for p in sorted(path.rglob("*")))
+        else:
             files[str(path)] = path
     state = {}
     for name, path in sorted(files.items()):

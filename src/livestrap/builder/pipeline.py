@@ -30,7 +30,7 @@ from livestrap.builder.events import BuildEvent, EventSink, discard
 from livestrap.builder.workspace import BUILD_PREFIX, build_lock, clean_stale_builds, remove_tree
 from livestrap.errors import BuildCancelled, BuildError, CommandError
 from livestrap.run import BuildLog, query, run
-from livestrap.spec import BuildSpec, spec_warnings
+from livestrap.spec import ResolvedSpec, spec_warnings
 from livestrap.store.images import ImageStore
 from livestrap.store.manifest import (
     METADATA,
@@ -44,7 +44,7 @@ from livestrap.store.manifest import (
 class BuildContext:
     """Everything the stages share; facts found on the way are filled in as they go."""
 
-    spec: BuildSpec
+    spec: ResolvedSpec
     store: ImageStore
     log: BuildLog
     workdir: Path
@@ -122,7 +122,7 @@ def stage_rootfs(ctx: BuildContext) -> None:
     """mmdebstrap: base system, repos with pinning, kernel, live-boot and packages."""
     missing_file = ctx.workdir / "missing-packages"
     argv = rootfs.mmdebstrap_argv(
-        suite=ctx.spec.suite or "",
+        suite=ctx.spec.suite,
         rootfs=ctx.rootfs,
         sources_file=ctx.workdir / "livestrap.sources",
         packages=ctx.spec.all_packages(),
@@ -198,7 +198,7 @@ def stage_metadata(ctx: BuildContext) -> None:
         created=created,
         builder=f"livestrap {__version__}",
         distro=ctx.spec.distro,
-        suite=ctx.spec.suite or "",
+        suite=ctx.spec.suite,
         arch=ctx.spec.arch,
         spec=ctx.spec.model_dump(mode="json"),
         spec_sha256=ctx.spec.sha256(),
@@ -228,7 +228,7 @@ STAGES: list[tuple[str, Stage]] = [
 
 
 def build(
-    spec: BuildSpec,
+    spec: ResolvedSpec,
     store: ImageStore,
     *,
     log_path: Path,
@@ -238,12 +238,15 @@ def build(
     cache_dir: Path | None = None,
     force: bool = False,
 ) -> ImageMetadata:
-    """Build a resolved spec into the store; returns the new image's metadata.
+    """Build a resolved spec (see livestrap.builder.plan) into the store; returns the new
+    image's metadata.
 
     `cache_dir` holds downloaded packages across builds (default: <data-dir>/cache).
     When a stored image was built from the same inputs (spec, files, builder and
     upstream release files) it is returned instead, unless `force`.
     """
+    if not isinstance(spec, ResolvedSpec):  # defaults, pins and the agent repo come first
+        raise TypeError(f"build() takes a ResolvedSpec, not {type(spec).__name__}")
     log = BuildLog(log_path)
     started = time.monotonic()
     events(BuildEvent("build-start", message=str(log_path)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -13,11 +14,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from livestrap.builder.pipeline import build as run_build
+from livestrap.builder.plan import BuildPlan
 from livestrap.cli.options import DEFAULT_DATA_DIR, WritableCacheDir, WritableDataDir
 from livestrap.cli.progress import JsonProgress, RichProgress
 from livestrap.cli.spec_cmd import SpecArg, effective_spec
 from livestrap.errors import BuildError
-from livestrap.packaging.master_repo import MasterRepo, with_master_repo
 from livestrap.store.images import ImageStore
 
 JsonEvents = Annotated[
@@ -44,15 +45,14 @@ def build(
     cache_dir: WritableCacheDir = None,
 ) -> None:
     """Build an image from SPEC (or the default spec) into the store."""
-    spec = effective_spec(spec_path, data_dir)
     console = Console(stderr=True)
-    repo = MasterRepo(data_dir)
-    if spec.agent and not repo.is_published():
+
+    def announce(root: Path) -> None:
         console.print(
-            f"publishing the agent to the master's repository {escape(str(repo.root))} (first use)"
+            f"publishing the agent to the master's repository {escape(str(root))} (first use)"
         )
-        repo.ensure_published(log=lambda line: None)
-    spec = with_master_repo(spec, repo)
+
+    spec = effective_spec(spec_path, data_dir, BuildPlan(data_dir, announce=announce))
     store = ImageStore(data_dir)
     before = {info.id for info in store.list()}
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")

@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 
-from livestrap.apt import pin_conflicts
+from livestrap.builder.plan import BuildPlan
 from livestrap.cli.options import DEFAULT_DATA_DIR
 from livestrap.cli.output import DocumentOutput, chosen_format, print_json
-from livestrap.errors import SpecError
-from livestrap.spec import BuildSpec, load_spec, resolve_spec, spec_to_yaml, spec_warnings
+from livestrap.resolve import resolve
+from livestrap.spec import BuildSpec, ResolvedSpec, load_spec, spec_to_yaml, spec_warnings
 from livestrap.specpaths import PathRules
 
 app = typer.Typer(help="Show and check build specs.", no_args_is_help=True)
@@ -22,18 +22,19 @@ SpecArg = Annotated[
 ]
 
 
-def effective_spec(path: Path | None, data_dir: Path | None = None) -> BuildSpec:
-    """Load (or take the default), fill every default, and check what needs the whole spec.
+def effective_spec(
+    path: Path | None, data_dir: Path | None = None, plan: BuildPlan | None = None
+) -> ResolvedSpec:
+    """Load (or take the default), fill every default, and check what needs the whole spec;
+    with a build `plan`, also the master's repository when the spec wants the agent.
 
     Paths into the data dir's secrets (tokens, keys/, images/, tmp/, the database) are
     refused; without `data_dir`, those of LIVESTRAP_DATA_DIR or the default one."""
     if data_dir is None:
         data_dir = Path(os.environ.get("LIVESTRAP_DATA_DIR") or DEFAULT_DATA_DIR)
     rules = PathRules(data_dir=data_dir)
-    spec = resolve_spec(load_spec(path, rules) if path else BuildSpec())
-    problems = pin_conflicts(spec)
-    if problems:
-        raise SpecError("spec is invalid:\n  " + "\n  ".join(problems))
+    loaded = load_spec(path, rules) if path else BuildSpec()
+    spec = plan.resolve(loaded) if plan else resolve(loaded)
     for warning in spec_warnings(spec):
         typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
     return spec

@@ -19,15 +19,16 @@ from sqlalchemy import func, select, update
 
 from livestrap.builder.events import BuildEvent
 from livestrap.builder.pipeline import STAGES, Stage, build
+from livestrap.builder.plan import BuildPlan
 from livestrap.builder.workspace import build_lock, clean_stale_builds
 from livestrap.errors import BuildCancelled, BuildError, ConflictError, NotFoundError
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database
 from livestrap.master.joblog import append_log, progress_update
 from livestrap.master.models import Build
-from livestrap.master.schemas.settings import build_rules, check_spec, read_settings
-from livestrap.packaging.master_repo import MasterRepo, with_master_repo
-from livestrap.spec import BuildSpec, parse_spec
+from livestrap.master.schemas.settings import build_rules, parse_api_spec, read_settings
+from livestrap.spec import BuildSpec, ResolvedSpec
+from livestrap.specfields import recheck_host_inputs
 from livestrap.store.images import ImageStore
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def merge_overrides(base: dict[str, Any], overrides: dict[str, Any] | None) -> d
 @dataclass
 class _Job:
     id: str
-    spec: dict[str, Any]
+    spec: ResolvedSpec
     activate: bool
     force: bool
     log_path: Path
@@ -85,8 +86,13 @@ class BuildQueue:
         self.store = store
         self.settings = settings
         self.stages = stages
-        self.repo = MasterRepo(settings.data_dir)
-        self._lock = threading.Lock()  # guards claims, cancels and the two fields below
+        self.plan = BuildPlan(  # fake stages (tests) need no repo
+            settings.data_dir,
+            with_agent=stages is None,
+            log=lambda line: log.info("publish: %s", line),
+        )
+        self._lock = threading.Lock()  # guards claims, cancels and the three fields below
+        self._queued: dict[str, ResolvedSpec] = {}  # queued build -> what it builds
         self._cancels: dict[str, threading.Event] = {}  # running build -> its cancel event
         self._user_cancelled: set[str] = set()
         self._wake = threading.Event()
@@ -126,6 +132,10 @@ class BuildQueue:
                 row.error = STOPPED_WHILE.format(row.state)
                 row.state, row.finished_at = INTERRUPTED, now
                 append_log(Path(row.log_path), f"=== build interrupted: {row.error}")
+            ended = [row.id for row in rows]
+        with self._lock:  # after the session: claims take the lock, then a session
+            for build_id in ended:
+                self._queued.pop(build_id, None)
 
     # -- requests ------------------------------------------------------------------------
 
@@ -135,15 +145,11 @@ class BuildQueue:
             data = read_settings(session)
         return BuildSpec().model_dump(mode="json") if data is None else data
 
-    def prepare(self, overrides: dict[str, Any] | None) -> BuildSpec:
+    def prepare(self, overrides: dict[str, Any] | None) -> ResolvedSpec:
         """The full effective spec of a new build, checked and extended like the CLI does."""
         data = merge_overrides(self.stored_spec(), overrides)
         source = "build spec (settings + overrides)" if overrides else "settings"
-        _, spec = check_spec(data, self.settings, source)
-        if self.stages is None and spec.agent:  # fake stages (tests) need no repo
-            self.repo.ensure_published(log=lambda line: log.info("publish: %s", line))
-            spec = with_master_repo(spec, self.repo)
-        return spec
+        return self.plan.resolve(parse_api_spec(data, self.settings, source), source)
 
     def submit(self, spec_overrides: dict[str, Any] | None, activate: bool, force: bool) -> str:
         """Queue a build of the settings (plus overrides); returns its id."""
@@ -168,6 +174,7 @@ class BuildQueue:
                         created_at=time.time(),
                     )
                 )
+            self._queued[build_id] = spec
         self._wake.set()
         return build_id
 
@@ -179,6 +186,7 @@ class BuildQueue:
                 self._user_cancelled.add(build_id)
                 event.set()
                 return
+            self._queued.pop(build_id, None)
             with self.db.session() as session:
                 row = session.get(Build, build_id)
                 if row is None:
@@ -219,18 +227,22 @@ class BuildQueue:
             log.warning("stale build trees not cleaned: %s", err)
 
     def _claim_next(self) -> _Job | None:
+        """The oldest build this queue took (its resolved spec is in memory: never parsed
+        again from the row, which is the record), now running."""
         with self._lock, self.db.session() as session:
-            if self._stopping.is_set():
+            if self._stopping.is_set() or not self._queued:
                 return None
             row = session.scalars(
-                select(Build).where(Build.state == QUEUED).order_by(Build.seq).limit(1)
+                select(Build)
+                .where(Build.state == QUEUED, Build.id.in_(list(self._queued)))
+                .order_by(Build.seq)
+                .limit(1)
             ).first()
             if row is None:
                 return None
             row.state, row.started_at = RUNNING, time.time()
-            job = _Job(
-                row.id, row.spec, row.activate, row.force, Path(row.log_path), threading.Event()
-            )
+            spec = self._queued.pop(row.id)
+            job = _Job(row.id, spec, row.activate, row.force, Path(row.log_path), threading.Event())
             self._cancels[job.id] = job.cancel
             return job
 
@@ -251,14 +263,10 @@ class BuildQueue:
                 log.exception("progress of build %s not recorded", job.id)
 
         try:
-            spec = parse_spec(
-                job.spec,
-                base_dir=self.settings.data_dir,
-                source="build spec",
-                rules=build_rules(self.settings),  # checked at submit; this is the last word
-            )
+            # checked at submit; what it names may have changed since: this is the last word
+            recheck_host_inputs(job.spec, build_rules(self.settings), source="build spec")
             meta = build(
-                spec,
+                job.spec,
                 self.store,
                 log_path=job.log_path,
                 events=on_event,

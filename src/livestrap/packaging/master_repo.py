@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from livestrap.errors import LivestrapError
+from livestrap.errors import LivestrapError, RepoError
 from livestrap.packaging.agent_deb import PACKAGE as AGENT_PACKAGE
 from livestrap.packaging.agent_deb import build_agent_deb
 from livestrap.packaging.aptrepo import (
@@ -25,8 +25,9 @@ from livestrap.packaging.aptrepo import (
     gpg_session,
     publish,
 )
+from livestrap.resolve import AgentRepo
 from livestrap.run import LineSink, query
-from livestrap.spec import BuildSpec, Repo
+from livestrap.spec import Repo
 
 REPO_NAME = "livestrap"
 REPO_PRIORITY = 900  # above the distro's 500: the master's agent always wins
@@ -34,10 +35,6 @@ IDENTITY = RepoIdentity(suite="livestrap", origin="livestrap", label="livestrap 
 SIGNING_UID = "livestrap master repository <livestrap@localhost>"
 # Optional tools the agent uses when present (its package only depends on python3).
 AGENT_TOOLS = ("dmidecode", "pciutils", "ethtool")
-
-
-class RepoError(LivestrapError):
-    """A package could not be published."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +82,10 @@ class MasterRepo:
             key=self.key_file,
         )
 
+    def agent_repo(self) -> AgentRepo:
+        """This repository, and the agent with its optional tools, for resolve()."""
+        return AgentRepo(self.as_repo(), (*AGENT_TOOLS, AGENT_PACKAGE))
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         self._lock_file.parent.mkdir(parents=True, exist_ok=True)
@@ -116,13 +117,3 @@ def _tighten_key_modes(home: Path) -> None:
     for path in home.rglob("*"):
         if path.is_file():
             path.chmod(0o600)
-
-
-def with_master_repo(spec: BuildSpec, repo: MasterRepo) -> BuildSpec:
-    """The spec plus the master's repo and the agent, when the spec wants the agent."""
-    if not spec.agent:
-        return spec
-    if any(r.name == REPO_NAME for r in spec.repos):
-        raise RepoError(f"repo name {REPO_NAME!r} is reserved for the master's own repository")
-    packages = list(dict.fromkeys([*spec.packages, *AGENT_TOOLS, AGENT_PACKAGE]))
-    return spec.model_copy(update={"repos": [*spec.repos, repo.as_repo()], "packages": packages})

@@ -15,7 +15,8 @@ from livestrap.master.schemas.settings import (
     read_settings,
     write_settings,
 )
-from livestrap.spec import BuildSpec, resolve_spec
+from livestrap.resolve import resolve
+from livestrap.spec import BuildSpec
 
 router = APIRouter(prefix="/settings", tags=["settings"], dependencies=[AdminOnly])
 
@@ -37,7 +38,7 @@ def get_effective(state: StateDep, session: SessionDep) -> JSONResponse:
     422 when it cannot be resolved (e.g. no mirror known)."""
     data = read_settings(session)
     spec = parse_api_spec(data, state.settings, source="settings")
-    return JSONResponse(resolve_spec(spec).model_dump(mode="json"))
+    return JSONResponse(resolve(spec, source="settings").model_dump(mode="json"))
 
 
 @router.put("", response_model=BuildSpec)

@@ -17,11 +17,10 @@ from typing import Annotated, Any
 from pydantic import PlainValidator
 from sqlalchemy.orm import Session
 
-from livestrap.apt import pin_conflicts
-from livestrap.errors import SpecError
 from livestrap.master.config import MasterSettings
 from livestrap.master.models import SettingRow
-from livestrap.spec import BuildSpec, parse_spec, resolve_spec
+from livestrap.resolve import resolve
+from livestrap.spec import BuildSpec, ResolvedSpec, parse_spec
 from livestrap.specpaths import PathRules
 
 SETTINGS_KEY = "build_spec"
@@ -70,14 +69,10 @@ def parse_api_spec(data: Any, settings: MasterSettings, source: str) -> BuildSpe
 
 def check_spec(
     data: Any, settings: MasterSettings, source: str = "spec"
-) -> tuple[BuildSpec, BuildSpec]:
+) -> tuple[BuildSpec, ResolvedSpec]:
     """Validate like the CLI: (spec as given, paths confined to spec/; resolved)."""
     spec = parse_api_spec(data, settings, source)
-    resolved = resolve_spec(spec)
-    problems = pin_conflicts(resolved)
-    if problems:
-        raise SpecError(f"{source} is invalid:\n  " + "\n  ".join(problems))
-    return spec, resolved
+    return spec, resolve(spec, source=source)
 
 
 def read_settings(session: Session) -> dict[str, Any] | None:

@@ -1,0 +1,125 @@
+"""resolve(): a spec as written becomes the one thing a build takes, a ResolvedSpec.
+
+In this order: the mirror (spec > LIVESTRAP_MIRROR > the host's APT sources), its archive
+key, the distro's suite, components and kernel; then the pins, checked on the whole
+spec; then, when the spec wants the agent, the master's repository and the agent's
+packages. The files the spec names were checked when it was parsed (livestrap.specfields
+marks them, so the fingerprint and the worker's re-check find them all).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from livestrap.apt import pin_conflicts
+from livestrap.errors import RepoError, SpecError
+from livestrap.mirror import SourceEntry, find_distro_source, host_sources
+from livestrap.spec import BuildSpec, Repo, ResolvedSpec
+from livestrap.specfields import RECORDED, check_url
+
+DISTRO_DEFAULTS: dict[str, dict[str, Any]] = {
+    "debian": {
+        "suite": "bookworm",
+        "components": ["main"],
+        "kernel": "linux-image-amd64",
+        "keyring": "/usr/share/keyrings/debian-archive-keyring.gpg",
+    },
+    "ubuntu": {
+        "suite": "noble",
+        "components": ["main", "universe"],
+        "kernel": "linux-image-generic",
+        "keyring": "/usr/share/keyrings/ubuntu-archive-keyring.gpg",
+    },
+}
+
+
+@dataclass(frozen=True)
+class AgentRepo:
+    """The master's repository and what a spec that wants the agent installs from it."""
+
+    repo: Repo
+    packages: tuple[str, ...]
+
+
+# Called only when the spec wants the agent, after every other check passed: it may
+# publish the agent first (see livestrap.builder.plan), which is slow on first use.
+AgentSource = Callable[[], AgentRepo]
+
+
+def resolve(
+    spec: BuildSpec,
+    *,
+    agent: AgentSource | None = None,
+    source: str = "spec",
+    environ: Mapping[str, str] | None = None,
+    apt_root: Path = Path("/"),
+) -> ResolvedSpec:
+    """The full effective spec; SpecError names what is missing or conflicts (`source`
+    heads the message). Without `agent`, the master's repository is not added."""
+    filled = _defaults(spec, os.environ if environ is None else environ, apt_root)
+    # its paths were checked when it was parsed; the additions are the host's own keyring
+    resolved = ResolvedSpec.model_validate(
+        {**spec.model_dump(), **filled}, context={RECORDED: True}
+    )
+    problems = pin_conflicts(resolved)
+    if problems:
+        raise SpecError(f"{source} is invalid:\n  " + "\n  ".join(problems))
+    if agent is None or not spec.agent:
+        return resolved
+    return _with_agent(resolved, agent())
+
+
+def _with_agent(spec: ResolvedSpec, agent: AgentRepo) -> ResolvedSpec:
+    """The spec plus the master's repo and the agent's packages."""
+    if any(r.name == agent.repo.name for r in spec.repos):
+        raise RepoError(
+            f"repo name {agent.repo.name!r} is reserved for the master's own repository"
+        )
+    packages = list(dict.fromkeys([*spec.packages, *agent.packages]))
+    return spec.model_copy(update={"repos": [*spec.repos, agent.repo], "packages": packages})
+
+
+def _defaults(spec: BuildSpec, env: Mapping[str, str], apt_root: Path) -> dict[str, Any]:
+    """Mirror (spec > LIVESTRAP_MIRROR > host APT), key, suite, components, kernel."""
+    defaults = DISTRO_DEFAULTS[spec.distro]
+    host: SourceEntry | None = find_distro_source(host_sources(apt_root), spec.distro)
+    if spec.mirror:
+        mirror: str | None = spec.mirror
+    elif env.get("LIVESTRAP_MIRROR"):
+        try:
+            mirror = check_url(env["LIVESTRAP_MIRROR"])
+        except ValueError as err:
+            raise SpecError(f"LIVESTRAP_MIRROR: {err}") from None
+    else:
+        mirror = host.uri if host else None
+    if not mirror:
+        raise SpecError(
+            f"no mirror for distro {spec.distro}: set `mirror` in the spec or "
+            f"LIVESTRAP_MIRROR, or add a {spec.distro} entry to the host's APT sources"
+        )
+    try:
+        mirror = check_url(mirror)
+    except ValueError as err:
+        origin = host.origin_file if host else "host APT sources"
+        raise SpecError(f"mirror from {origin}: {err}; set `mirror` or LIVESTRAP_MIRROR") from None
+    key = spec.mirror_key
+    if key is None:
+        candidates = [host.signed_by] if host and host.signed_by else []
+        candidates.append(defaults["keyring"])
+        key = next((Path(c) for c in candidates if Path(c).is_file()), None)
+    if key is None:
+        raise SpecError(
+            f"no archive key for distro {spec.distro}: set `mirror_key` to the archive "
+            f"keyring file (tried {', '.join(candidates)})"
+        )
+    return {
+        "mirror": mirror,
+        "mirror_key": key,
+        "suite": spec.suite or (host.suites[0] if host else defaults["suite"]),
+        "components": spec.components or list(defaults["components"]),
+        "kernel": spec.kernel or defaults["kernel"],
+    }
