@@ -1,10 +1,11 @@
-"""resolve(): a spec as written becomes the one thing a build takes, a ResolvedSpec.
+"""resolve(): a parsed spec becomes the one thing a build takes, a frozen ResolvedSpec.
 
 In this order: the mirror (spec > LIVESTRAP_MIRROR > the host's APT sources), its archive
-key, the distro's suite, components and kernel; then the pins, checked on the whole
-spec; then, when the spec wants the agent, the master's repository and the agent's
-packages. The files the spec names were checked when it was parsed (livestrap.specfields
-marks them, so the fingerprint and the worker's re-check find them all).
+key, the distro's suite, components and kernel; then the pins of the spec's repos; then,
+when the spec wants the agent, the master's repository and the agent's packages (the
+caller's `agent` source may publish them first: see livestrap.builder.plan). The files
+the spec names were checked when it was parsed; livestrap.specfields marks their fields,
+so the fingerprint and the build worker's re-check find every one.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from livestrap.apt import pin_conflicts
 from livestrap.errors import RepoError, SpecError
 from livestrap.mirror import SourceEntry, find_distro_source, host_sources
 from livestrap.spec import BuildSpec, Repo, ResolvedSpec
+from livestrap.specerrors import format_validation_error
 from livestrap.specfields import RECORDED, check_url
 
 DISTRO_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -61,10 +65,11 @@ def resolve(
     """The full effective spec; SpecError names what is missing or conflicts (`source`
     heads the message). Without `agent`, the master's repository is not added."""
     filled = _defaults(spec, os.environ if environ is None else environ, apt_root)
-    # its paths were checked when it was parsed; the additions are the host's own keyring
-    resolved = ResolvedSpec.model_validate(
-        {**spec.model_dump(), **filled}, context={RECORDED: True}
-    )
+    try:  # its paths were checked when it was parsed; the additions are the host's keyring
+        data = {**spec.model_dump(), **filled}
+        resolved = ResolvedSpec.model_validate(data, context={RECORDED: True})
+    except ValidationError as err:  # e.g. LIVESTRAP_MIRROR=file:///
+        raise SpecError(format_validation_error(err, source)) from None
     problems = pin_conflicts(resolved)
     if problems:
         raise SpecError(f"{source} is invalid:\n  " + "\n  ".join(problems))

@@ -227,24 +227,19 @@ class BuildQueue:
             log.warning("stale build trees not cleaned: %s", err)
 
     def _claim_next(self) -> _Job | None:
-        """The oldest build this queue took (its resolved spec is in memory: never parsed
-        again from the row, which is the record), now running."""
+        """The oldest build this queue took, now running. Its resolved spec is kept in
+        memory from submit (in seq order), never parsed again from the row, the record."""
         with self._lock, self.db.session() as session:
-            if self._stopping.is_set() or not self._queued:
-                return None
-            row = session.scalars(
-                select(Build)
-                .where(Build.state == QUEUED, Build.id.in_(list(self._queued)))
-                .order_by(Build.seq)
-                .limit(1)
-            ).first()
-            if row is None:
-                return None
-            row.state, row.started_at = RUNNING, time.time()
-            spec = self._queued.pop(row.id)
-            job = _Job(row.id, spec, row.activate, row.force, Path(row.log_path), threading.Event())
-            self._cancels[job.id] = job.cancel
-            return job
+            while not self._stopping.is_set() and self._queued:
+                build_id, spec = next(iter(self._queued.items()))
+                del self._queued[build_id]
+                row = session.get(Build, build_id)
+                if row is None or row.state != QUEUED:
+                    continue
+                row.state, row.started_at = RUNNING, time.time()
+                cancel = self._cancels[build_id] = threading.Event()
+                return _Job(build_id, spec, row.activate, row.force, Path(row.log_path), cancel)
+            return None
 
     def _run(self, job: _Job) -> _Outcome:
         """Run one build; every way it can end becomes an outcome, never an exception."""
