@@ -1,13 +1,15 @@
-"""The /boot URLs: formatted and parsed by one module, answered by the routes it names."""
+"""The /boot URLs, formatted and parsed by one pure module (livestrap.bootpaths)."""
 
 from __future__ import annotations
 
+import ast
+import sys
+from pathlib import Path
+
 import pytest
-from starlette.routing import Match
 
 from livestrap import bootpaths
 from livestrap.bootpaths import BootFileRequest, file_url, mac_file_url, parse_file_url, script_url
-from livestrap.master.routes.boot import router
 from livestrap.store.manifest import ARTIFACTS, IMAGE_ID_RE
 
 pytestmark = pytest.mark.unit
@@ -61,23 +63,11 @@ def test_parse_inverts_format(image_id: str, name: str) -> None:
     assert parse_file_url(path) == BootFileRequest(image_id, name, HYPHENS)
 
 
-def endpoint(path: str, method: str = "GET") -> tuple[str, dict[str, str]]:
-    """The /boot route a request path reaches: its endpoint's name and path parameters."""
-    scope = {"type": "http", "method": method, "path": path, "root_path": ""}
-    for route in router.routes:
-        match, child = route.matches(scope)
-        if match is Match.FULL:
-            return child["endpoint"].__name__, child["path_params"]
-    raise AssertionError(f"no /boot route for {method} {path}")
-
-
-def test_every_format_reaches_its_route() -> None:
-    path = script_url("", MAC).partition("?")[0]
-    assert endpoint(path) == ("boot_script", {})
-    path = file_url("", "img-1", "vmlinuz", MAC).partition("?")[0]
-    assert endpoint(path) == ("artifact", {"image_id": "img-1", "name": "vmlinuz"})
-    assert endpoint(mac_file_url("", "img-1", "root.squashfs", HYPHENS)) == (
-        "artifact_for_mac",
-        {"node_mac": HYPHENS, "image_id": "img-1", "name": "root.squashfs"},
-    )
-    assert endpoint(bootpaths.SENT_PATH, "POST") == ("nginx_sent", {})
+def test_pure_and_standard_library_only() -> None:
+    """master/ and netboot/ (pure renderers among them) both import it: no I/O, no
+    subprocess, no livestrap module it could pull in."""
+    tree = ast.parse(Path(bootpaths.__file__).read_text())
+    modules = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    modules += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert modules and all(m.split(".")[0] in sys.stdlib_module_names for m in modules)
+    assert not {"subprocess", "os", "pathlib", "io", "socket"} & {m.split(".")[0] for m in modules}
