@@ -142,4 +142,3 @@ def test_sweep_mounts_unmounts_deepest_first(
         ["umount", "--lazy", str(points[0])],
         ["umount", str(points[1])],
     ]
-

@@ -85,4 +85,3 @@ def build_lock(data_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-

@@ -34,6 +34,7 @@ from livestrap.store.manifest import (
     verify_artifacts,
 )
 
+
 @dataclass(frozen=True)
 class ImageInfo:
     """One line of `livestrap image list`: enough to choose an image without reading files."""
