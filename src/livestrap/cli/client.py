@@ -11,6 +11,7 @@ import httpx
 import typer
 
 from livestrap.cli.options import DEFAULT_DATA_DIR
+from livestrap.datadir import DataDir
 from livestrap.errors import LivestrapError, OptionError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -62,7 +63,7 @@ def check_token(token: str, source: str) -> str:
 def make_client(master: str, token: str | None, data_dir: Path = DEFAULT_DATA_DIR) -> httpx.Client:
     check_master_url(master)
     if token is None:
-        token_file = data_dir / "admin.token"
+        token_file = DataDir(data_dir).admin_token
         try:
             token = check_token(token_file.read_text().strip(), str(token_file))
         except OSError:
