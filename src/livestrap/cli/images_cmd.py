@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from livestrap.cli import tables
-from livestrap.cli.options import DEFAULT_DATA_DIR, ExistingDataDir
+from livestrap.cli.options import DEFAULT_DATA_DIR, ExistingDataDir, id_argument
 from livestrap.cli.output import (
     DocumentOutput,
     JsonAlias,
@@ -29,9 +30,15 @@ DiffOutput = Annotated[
     ShortListFormat | None,
     output_option(("table", "json", "yaml", "value"), value="the package names, one per line"),
 ]
-ImageId = Annotated[
-    str, typer.Argument(help="Image id or a unique prefix of one (see `livestrap images list`).")
-]
+ImageId = Annotated[str, id_argument("images", check=None)]  # local: no URL path
+
+
+def _on_image(data_dir: Path, image_id: str, act: Callable[[ImageStore, str], object]) -> str:
+    """The whole id `image_id` (a unique prefix) names in the store, after `act` on it."""
+    store = ImageStore(data_dir)
+    whole = store.resolve(image_id)
+    act(store, whole)
+    return whole
 
 
 @app.command("list")
@@ -94,9 +101,7 @@ def export(
     data_dir: ExistingDataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Write an image as a bundle (a tar of its directory)."""
-    store = ImageStore(data_dir)
-    image_id = store.resolve(image_id)
-    export_image(store, image_id, dest)
+    image_id = _on_image(data_dir, image_id, lambda store, whole: export_image(store, whole, dest))
     typer.echo(f"exported {image_id} to {dest}")
 
 
@@ -113,16 +118,10 @@ def import_(
 @app.command("activate")
 def activate(image_id: ImageId, data_dir: ExistingDataDir = DEFAULT_DATA_DIR) -> None:
     """Make an image the one nodes boot."""
-    store = ImageStore(data_dir)
-    image_id = store.resolve(image_id)
-    store.activate(image_id)
-    typer.echo(f"active: {image_id}")
+    typer.echo(f"active: {_on_image(data_dir, image_id, ImageStore.activate)}")
 
 
 @app.command("delete")
 def delete(image_id: ImageId, data_dir: ExistingDataDir = DEFAULT_DATA_DIR) -> None:
     """Delete an image (never the active one)."""
-    store = ImageStore(data_dir)
-    image_id = store.resolve(image_id)
-    store.delete(image_id)
-    typer.echo(f"deleted {image_id}")
+    typer.echo(f"deleted {_on_image(data_dir, image_id, ImageStore.delete)}")
