@@ -311,17 +311,15 @@ def register(
     return Outcome(node.id, created, facts_required=False)
 
 
+REPORT_FIELDS = {"agent_version", "image_id", "boot_mac", "node_id", "facts_hash", "uptime_s"}
+
+
 def report_of(body: DiscoveryReport) -> Report:
     """The fields of a validated discovery report that the inventory uses."""
     return Report(
-        agent_version=body.agent_version,
-        image_id=body.image_id,
-        boot_mac=body.boot_mac,
-        node_id=body.node_id,
-        facts_hash=body.facts_hash,
+        **body.model_dump(include=REPORT_FIELDS),
         facts=body.facts_dict(),
         failures=[failure.model_dump() for failure in body.failures],
-        uptime_s=body.uptime_s,
     )
 
 

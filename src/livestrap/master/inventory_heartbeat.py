@@ -53,17 +53,10 @@ def heartbeat(
         execution_options={"synchronize_session": False},
     )
     if row.last_seen_at < cutoff:
-        record_event(
-            session,
-            "heartbeat-resumed",
-            mac=report.boot_mac,
-            ip=ip,
-            node_id=report.node_id,
-            image_id=report.image_id,
-            detail={"silent_s": round(now - row.last_seen_at, 1)},
-            at=now,
-            history=history,
-        )
+        silent = {"silent_s": round(now - row.last_seen_at, 1)}
+        record_event(session, "heartbeat-resumed", mac=report.boot_mac, ip=ip,
+                     node_id=report.node_id, image_id=report.image_id, detail=silent, at=now,
+                     history=history)  # fmt: skip
     return Outcome(report.node_id, created=False, facts_required=_stale(report, row.facts_hash))
 
 

@@ -19,10 +19,9 @@ from livestrap.master.services.convert import utc, utc_or_none
 def find_build(session: Session, ref: str, *, fresh: bool = False) -> Build:
     """The build `ref` names: its id or a unique id prefix (409 when several match).
     `fresh`: read again what this session already loaded (the queue changed it since)."""
-    options = {"populate_existing": True} if fresh else {}
-    row = session.get(Build, ref, **options)  # a full id: one lookup, as before prefixes
+    row = session.get(Build, ref, populate_existing=fresh)  # a full id: one lookup
     if row is None and (build_id := full_id(session, Build.id, "build", ref)) is not None:
-        row = session.get(Build, build_id, **options)
+        row = session.get(Build, build_id, populate_existing=fresh)
     if row is None:
         raise NotFoundError(f"no build {ref}")
     return row

@@ -17,14 +17,9 @@ def info_of(meta: ImageMetadata, active_id: str | None) -> ImageInfo:
 
 
 def image_summary(info: ImageInfo) -> ImageSummary:
-    return ImageSummary(
-        id=info.id,
-        label=info.label,
-        created=info.created,
-        total_size=info.total_size,
-        active=info.active,
-        problems=list(info.problems),
-    )
+    return ImageSummary(id=info.id, label=info.label, created=info.created,
+                        total_size=info.total_size, active=info.active,
+                        problems=list(info.problems))  # fmt: skip
 
 
 def image_detail(meta: ImageMetadata, active_id: str | None) -> ImageDetail:
