@@ -21,7 +21,8 @@ from livestrap.cli.output import (
     print_document,
     print_rows,
 )
-from livestrap.master.schemas.images import ImageDetail, ImageDiff, ImageSummary
+from livestrap.master.schemas.images import ImageDiff
+from livestrap.master.services.images import image_detail, image_diff, image_summary
 from livestrap.store.bundle import export_image, import_image
 from livestrap.store.images import ImageStore
 
@@ -50,7 +51,7 @@ def list_images(
 ) -> None:
     """Show every image: id, label, created, total size, and which is active."""
     fmt = chosen_format(output, "table", json_alias=json_alias, quiet=quiet)
-    rows = [ImageSummary.of(i).model_dump(mode="json") for i in ImageStore(data_dir).list()]
+    rows = [image_summary(i).model_dump(mode="json") for i in ImageStore(data_dir).list()]
     print_rows(fmt, rows, tables.IMAGES)
 
 
@@ -63,7 +64,7 @@ def show(
     meta = store.get(store.resolve(image_id))
     print_document(
         chosen_format(output, "yaml"),
-        ImageDetail.of(meta, store.active_id()).model_dump(mode="json"),
+        image_detail(meta, store.active_id()).model_dump(mode="json"),
     )
 
 
@@ -90,7 +91,7 @@ def diff(
     fmt = chosen_format(output, "table", json_alias=json_alias)
     store = ImageStore(data_dir)
     a, b = store.resolve(a), store.resolve(b)
-    d = ImageDiff.of(a, b, store.diff(a, b))
+    d = image_diff(a, b, store.diff(a, b))
     print_rows(fmt, package_changes(d), tables.PACKAGE_CHANGES, data=d.model_dump(mode="json"))
 
 

@@ -25,7 +25,7 @@ from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database
 from livestrap.master.joblog import append_log, progress_update
 from livestrap.master.models import Build
-from livestrap.master.schemas.settings import build_rules, check_spec, read_settings
+from livestrap.master.services.settings import build_rules, check_spec, read_settings
 from livestrap.packaging.master_repo import MasterRepo, with_master_repo
 from livestrap.spec import BuildSpec, parse_spec
 from livestrap.store import tmpdirs

@@ -19,7 +19,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.background import BackgroundTask
 
 from livestrap import bootpaths
@@ -40,10 +39,10 @@ from livestrap.master.artifacts import (
     range_not_satisfiable,
 )
 from livestrap.master.deps import StateDep, client_ip
-from livestrap.master.events import normalize_mac, record_event
 from livestrap.master.guards import too_many
 from livestrap.master.ipxe import check_base_url, render_boot_script, render_no_image_script
 from livestrap.master.ratelimit import address_key
+from livestrap.master.services.boot_events import record_boot_event
 from livestrap.master.state import AppState
 
 log = logging.getLogger(__name__)
@@ -74,14 +73,7 @@ BootLimited = [Depends(limit_boot)]
 
 
 def _record(state: AppState, kind: str, **fields: Any) -> None:
-    mac = normalize_mac(fields.get("mac"))
-    if mac is not None and not state.guards.event_allowed(mac, fields.get("ip"), kind):
-        return  # spent: the boot goes on, the event is counted in a `suppressed` one
-    try:
-        with state.db.session() as session:
-            record_event(session, kind, history=state.guards.history, **fields)
-    except SQLAlchemyError:
-        log.exception("could not record boot event %s %s", kind, fields)
+    record_boot_event(state.db, state.guards, kind, **fields)
 
 
 def _base_url(state: AppState, request: Request) -> str:
