@@ -316,6 +316,10 @@ class Pipe:
         self._stderr = _Tail(popen.stderr, log)
 
     @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    @property
     def stdin(self) -> IO[bytes]:
         """What the caller writes into the command (when `pipe` got no stdin)."""
         if self._proc.stdin is None:
