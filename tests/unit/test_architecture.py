@@ -144,7 +144,8 @@ def test_every_rule_names_modules_that_exist() -> None:
 
 
 def write(src: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
+    """A tiny livestrap tree to run the check on."""
+    for name, text in {"livestrap/__init__.py": "", **files}.items():
         path = src / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -155,7 +156,6 @@ def test_the_check_catches_offenders(tmp_path: Path) -> None:
     src = write(
         tmp_path,
         {
-            "livestrap/__init__.py": "",
             "livestrap/run.py": "import subprocess\n",
             "livestrap/agent/__init__.py": "",
             "livestrap/agent/a.py": (
@@ -188,14 +188,11 @@ def test_the_check_catches_offenders(tmp_path: Path) -> None:
 
 
 def test_a_renderer_reaches_subprocess_through_a_package_init(tmp_path: Path) -> None:
-    src = write(
-        tmp_path,
-        {
-            "livestrap/__init__.py": "",
-            "livestrap/netboot/__init__.py": "import subprocess\n",
-            "livestrap/netboot/nginx.py": "import re\n",
-        },
-    )
+    tree = {
+        "livestrap/netboot/__init__.py": "import subprocess\n",
+        "livestrap/netboot/nginx.py": "",
+    }
+    src = write(tmp_path, tree)
     assert violations(src, RULES[4:7]) == [
         "livestrap.netboot.nginx: livestrap.netboot.nginx (via livestrap.netboot)"
         " imports subprocess at livestrap/netboot/__init__.py:1",
