@@ -15,12 +15,12 @@ import fcntl
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 from livestrap.datadir import DataDir
 from livestrap.errors import BuildError
+from livestrap.run import attempt
 from livestrap.store import tmpdirs
 
 BUILD_PREFIX = f"{tmpdirs.BUILD}-"  # staging dirs of builds (named by store.tmpdirs)
@@ -49,8 +49,8 @@ def sweep_mounts(path: Path) -> list[Path]:
     """Unmount everything under `path`; returns what had to be unmounted."""
     swept = mounts_under(path)
     for point in swept:
-        if subprocess.run(["umount", str(point)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "--lazy", str(point)], capture_output=True)
+        if attempt(["umount", str(point)]) != 0:
+            attempt(["umount", "--lazy", str(point)])
     return swept
 
 
