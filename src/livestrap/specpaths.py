@@ -17,19 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-SPEC_DIR = "spec"  # <data-dir>/spec: where API specs' files live (uploaded through the API)
+from livestrap.datadir import DataDir
+
 LOCAL_SCHEMES = ("file", "copy")
-# The data dir's secrets and the trees an image must never take in (see MasterSettings,
-# MasterRepo, ImageStore): dirs are refused with everything in them.
-PROTECTED_DIRS = ("keys", "images", "tmp")
-PROTECTED_FILES = (
-    "admin.token",
-    "discovery.token",
-    "livestrap.db",
-    "livestrap.db-wal",
-    "livestrap.db-shm",
-    "livestrap.db-journal",
-)
 
 
 @dataclass(frozen=True)
@@ -79,12 +69,13 @@ def refusal(path: Path, rules: PathRules, named: Path | None = None) -> str | No
 def _secret(path: Path, data_dir: Path, extra_files: tuple[Path, ...]) -> str | None:
     if _inside(data_dir, path):
         return f"{path} is or contains the master's data dir {data_dir}"
-    for name in PROTECTED_DIRS:
-        top = data_dir / name
+    # the data dir's secrets and the trees an image must never take in: dirs are refused
+    # with everything in them
+    layout = DataDir(data_dir)
+    for top in layout.secret_dirs():
         if _inside(path, top) or _inside(top, path):
-            return f"{path} is, holds or sits in the master's {name}/ ({top})"
-    files = [data_dir / name for name in PROTECTED_FILES]
-    for top in [*files, *(p.resolve() for p in extra_files)]:
+            return f"{path} is, holds or sits in the master's {top.name}/ ({top})"
+    for top in [*layout.secret_files(), *(p.resolve() for p in extra_files)]:
         if _inside(top, path):
             return f"{path} is or holds the master's {top.name} ({top})"
     return None

@@ -9,18 +9,17 @@ import stat
 import tempfile
 from pathlib import Path
 
+from livestrap.datadir import DataDir
 from livestrap.errors import StartupError
 
 # The data dir holds the database (settings, the root password hash) and the tokens. A new
 # one is made 0750. An existing one is only narrowed, never widened: group write and
 # others' read and write go, but others' x stays (nginx's workers, which send
 # DATA_DIR/images, may pass through it by o+x: 0751), and an ACL is left as it is. What
-# is secret inside is protected by its own mode, not by the data dir's (PRIVATE_PARTS).
+# is secret inside is protected by its own mode, not by the data dir's
+# (DataDir.private_parts: made so, narrowed at start).
 PRIVATE_DIR_MODE = 0o750
 NARROWED_BITS = 0o026  # group write, others' read and write
-# Parts of the data dir others must never read, and their modes (made so, narrowed at
-# start); the tokens (0600) and the database (0640) are checked where they are opened.
-PRIVATE_PARTS = {"keys": 0o700, "tmp": 0o700, "spec": 0o750, "logs": 0o750}
 _ACL_XATTR = "system.posix_acl_access"
 
 
@@ -75,13 +74,12 @@ def restrict_dir(path: Path, what: str = "data dir", *, drop: int = NARROWED_BIT
 
 
 def protect_data_dir(data_dir: Path) -> None:
-    """The data dir (made 0750, else narrowed) and its private parts (PRIVATE_PARTS: made
-    with their mode, an existing one narrowed to it)."""
+    """The data dir (made 0750, else narrowed) and its private parts
+    (DataDir.private_parts: made with their mode, an existing one narrowed to it)."""
     data_dir.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
     restrict_dir(data_dir)
-    for name, mode in PRIVATE_PARTS.items():
-        part = data_dir / name
+    for part, mode in DataDir(data_dir).private_parts().items():
         if part.is_symlink():
             continue  # not ours to chmod through; specpaths refuses links in the spec dir
         part.mkdir(mode=mode, exist_ok=True)
-        restrict_dir(part, f"{name}/ of the data dir", drop=0o777 & ~mode)
+        restrict_dir(part, f"{part.name}/ of the data dir", drop=0o777 & ~mode)

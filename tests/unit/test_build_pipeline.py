@@ -141,7 +141,7 @@ def test_stages_share_one_context(store: ImageStore, tmp_path: Path) -> None:
         assert ctx.workdir.name.startswith(workspace.BUILD_PREFIX)
         assert ctx.rootfs == ctx.workdir / "rootfs"
         assert ctx.cache_dir == tmp_path / "cache/apt-archives"
-        assert (store.data_dir / workspace.LOCK_NAME).exists()
+        assert (store.data_dir / "build.lock").exists()
 
     run_build(store, tmp_path, [("one", record), ("two", record), *FAKE_STAGES[1:]])
     assert len(seen) == 2

@@ -71,7 +71,7 @@ def test_mounts_under_real_proc_for_a_fresh_dir(tmp_path: Path) -> None:
 def test_build_lock_is_exclusive(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with workspace.build_lock(data):
-        assert (data / workspace.LOCK_NAME).read_text() == f"{os.getpid()}\n"
+        assert (data / "build.lock").read_text() == f"{os.getpid()}\n"
         with pytest.raises(BuildError) as exc, workspace.build_lock(data):
             pass
         assert exc.value.stage == "prepare"
@@ -81,9 +81,9 @@ def test_build_lock_is_exclusive(tmp_path: Path) -> None:
 
 
 def test_build_lock_rewrites_a_stale_pid(tmp_path: Path) -> None:
-    (tmp_path / workspace.LOCK_NAME).write_text("999999999\n")
+    (tmp_path / "build.lock").write_text("999999999\n")
     with workspace.build_lock(tmp_path):
-        assert (tmp_path / workspace.LOCK_NAME).read_text() == f"{os.getpid()}\n"
+        assert (tmp_path / "build.lock").read_text() == f"{os.getpid()}\n"
 
 
 def test_remove_tree_refuses_while_mounted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,15 +142,3 @@ def test_sweep_mounts_unmounts_deepest_first(
         ["umount", "--lazy", str(points[0])],
         ["umount", str(points[1])],
     ]
-
-
-def test_clean_stale_builds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workspace, "sweep_mounts", lambda path: [])
-    monkeypatch.setattr(workspace, "mounts_under", lambda path: [])
-    tmp = tmp_path / "tmp"
-    (tmp / "build-abc/rootfs").mkdir(parents=True)
-    (tmp / "import-xyz").mkdir()
-    (tmp / "build-file").write_text("not a dir")
-    assert workspace.clean_stale_builds(tmp) == [tmp / "build-abc"]
-    assert sorted(p.name for p in tmp.iterdir()) == ["build-file", "import-xyz"]
-    assert workspace.clean_stale_builds(tmp_path / "missing") == []

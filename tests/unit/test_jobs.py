@@ -20,7 +20,7 @@ from livestrap.master.db import Database, migrate
 from livestrap.master.joblog import append_log, progress_update, read_from, sse_lines, tail_log
 from livestrap.master.jobs import BuildQueue, can_move, merge_overrides
 from livestrap.master.models import Build
-from livestrap.master.schemas.settings import check_spec, write_settings
+from livestrap.master.services.settings import check_spec, write_settings
 from livestrap.store.images import ImageStore
 
 pytestmark = pytest.mark.unit

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
+from livestrap.netboot import vm
 from livestrap.netboot.dnsmasq import DnsmasqOptions, check_options, render_dnsmasq_config
 from livestrap.netboot.qemu import NodeSpec, qemu_argv, render_tftp_script
 from livestrap.netboot.vm import PROBE_MBR, running_nested
@@ -120,3 +122,19 @@ def test_kvm_probe_pieces(tmp_path: Path) -> None:
     assert running_nested(cpuinfo)
     cpuinfo.write_text("flags\t\t: fpu vme lahf_lm\n")
     assert not running_nested(cpuinfo)
+
+
+def test_kvm_probe_runs_and_kills_its_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """_probe through run.start: stopped as soon as the answer is known, and never left over."""
+    monkeypatch.setattr(vm, "KVM_PROBE_S", 0.5)
+    err, out = tmp_path / "stderr", tmp_path / "serial"
+    started = time.monotonic()
+    mbr = ["sh", "-c", f"echo K > {out}; exec sleep 30"]
+    assert vm._probe(mbr, err, lambda: out.exists() and b"K" in out.read_bytes())
+    assert not vm._probe(["sh", "-c", "echo 'KVM internal error' >&2; exec sleep 30"], err, None)
+    assert vm._probe(["sleep", "30"], err, None)  # still running, no error: the ROM works
+    assert not vm._probe(["sh", "-c", "echo 'qemu: some error'; exec sleep 30"], err, None)
+    assert not vm._probe(["true"], err, None)  # QEMU gave up
+    assert time.monotonic() - started < 10

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from livestrap.master.accel import OriginalRequest, accel_prefix, parse_original_uri
+from livestrap.master.accel import accel_prefix
 from livestrap.netboot.nginx import NginxOptions, check_options, render_nginx_config
 
 pytestmark = pytest.mark.unit
@@ -151,22 +151,3 @@ def test_nginx_config_refuses(opts: NginxOptions, problem: str) -> None:
 )
 def test_accel_prefix(value: str | None, prefix: str | None) -> None:
     assert accel_prefix(value) == prefix
-
-
-@pytest.mark.parametrize(
-    ("uri", "parsed"),
-    [
-        ("/boot/images/img-a/vmlinuz?mac=52:54:00:12:34:56",
-         OriginalRequest("img-a", "vmlinuz", "52:54:00:12:34:56")),
-        ("/boot/images/img-a/vmlinuz?mac=52%3A54%3A00%3A12%3A34%3A56",
-         OriginalRequest("img-a", "vmlinuz", "52:54:00:12:34:56")),
-        ("/boot/m/52-54-00-12-34-56/images/img-a/root.squashfs",
-         OriginalRequest("img-a", "root.squashfs", "52-54-00-12-34-56")),
-        ("/boot/images/img-a/initrd.img", OriginalRequest("img-a", "initrd.img", None)),
-        ("/boot/ipxe?mac=x", None),
-        ("/boot/images/img-a/sub/vmlinuz", None),
-        ("/api/v1/nodes", None),
-    ],
-)  # fmt: skip
-def test_parse_original_uri(uri: str, parsed: OriginalRequest | None) -> None:
-    assert parse_original_uri(uri) == parsed

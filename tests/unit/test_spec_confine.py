@@ -12,7 +12,7 @@ import pytest
 from livestrap.cli.spec_cmd import effective_spec
 from livestrap.errors import SpecError
 from livestrap.master.config import MasterSettings
-from livestrap.master.schemas.settings import api_rules, check_spec, parse_api_spec
+from livestrap.master.services.settings import api_rules, check_spec, parse_api_spec
 from livestrap.spec import load_spec, parse_spec
 from livestrap.specpaths import PathRules, check_local_url
 
@@ -127,7 +127,7 @@ def test_file_urls_only_under_the_allowed_roots(cfg: MasterSettings, tmp_path: P
 def test_the_build_worker_refuses_secrets_but_takes_the_master_repo(cfg: MasterSettings) -> None:
     """The worker re-reads the stored effective spec with the master's rules: its own
     copy:// repo in <data-dir>/repo and host keyrings pass, the secrets do not."""
-    from livestrap.master.schemas.settings import master_rules
+    from livestrap.master.services.settings import master_rules
 
     rules = master_rules(cfg)
     (cfg.data_dir / "repo/key.asc").write_text("k")
@@ -199,7 +199,7 @@ def test_cli_spec_check_uses_livestrap_data_dir(
 
 
 def test_a_sqlite_database_elsewhere_is_protected_too(tmp_path: Path) -> None:
-    from livestrap.master.schemas.settings import master_rules
+    from livestrap.master.services.settings import master_rules
 
     db = tmp_path / "elsewhere/master.db"
     db.parent.mkdir()
@@ -233,7 +233,7 @@ def test_build_rules_bind_what_names_spec_but_take_the_masters_additions(
     """The worker's re-check of a queued API build: its paths in spec/ must still resolve
     there (an upload may have swapped a folder for a link since); the master's repo and
     the host keyring, outside spec/, pass with the master's rules."""
-    from livestrap.master.schemas.settings import build_rules, master_rules
+    from livestrap.master.services.settings import build_rules, master_rules
 
     rules = build_rules(cfg)
     (cfg.data_dir / "repo/key.asc").write_text("k")

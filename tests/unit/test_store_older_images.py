@@ -27,7 +27,7 @@ from livestrap.cli import app, main
 from livestrap.errors import StoreError
 from livestrap.master.app import warn_invalid_images
 from livestrap.master.ipxe import render_boot_script
-from livestrap.master.schemas.images import ImageDetail, ImageSummary
+from livestrap.master.services.images import image_detail, image_summary
 from livestrap.store.bundle import import_image
 from livestrap.store.images import ImageStore
 from livestrap.store.manifest import parse_metadata
@@ -54,8 +54,8 @@ def test_an_old_style_image_stays_listed_with_its_problems(store: ImageStore) ->
 def test_summary_and_detail_carry_the_problems(store: ImageStore) -> None:
     old_style(store)
     (info,) = store.list()
-    assert ImageSummary.of(info).problems == list(info.problems)
-    detail = ImageDetail.of(store.get("old-1"), "old-1")
+    assert image_summary(info).problems == list(info.problems)
+    detail = image_detail(store.get("old-1"), "old-1")
     assert detail.problems == list(info.problems) and detail.active
     assert detail.kernel_cmdline[-1] == "foo=$bar"  # shown as stored, not rewritten
 

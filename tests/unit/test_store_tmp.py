@@ -90,3 +90,54 @@ def test_names_carry_kind_and_owner(store: ImageStore) -> None:
     assert (path.stat().st_mode & 0o777) == 0o700
     with pytest.raises(ValueError, match="lower-case"):
         tmpdirs.make_dir(store.tmp_dir, "../x")
+
+
+def test_clean_stale_builds(tmp_path: Path) -> None:
+    """Moved from test_build_workspace (workspace.clean_stale_builds is now this sweep, kind
+    BUILD): every build tree goes, through the eraser; files and other kinds stay."""
+    erased: list[Path] = []
+
+    def eraser(path: Path) -> None:  # builder.workspace.remove_tree unmounts first
+        erased.append(path)
+        tmpdirs.erase(path)
+
+    tmp = tmp_path / "tmp"
+    (tmp / "build-abc/rootfs").mkdir(parents=True)
+    (tmp / "import-xyz").mkdir()
+    (tmp / "build-file").write_text("not a dir")
+    assert tmpdirs.clean_stale(tmp, (tmpdirs.BUILD,), eraser=eraser) == ["build-abc"]
+    assert erased == [tmp / "build-abc"]
+    assert sorted(p.name for p in tmp.iterdir()) == ["build-file", "import-xyz"]
+    assert tmpdirs.clean_stale(tmp_path / "missing", (tmpdirs.BUILD,)) == []
+
+
+def test_build_sweep_takes_live_trees_and_leaves_links(store: ImageStore, tmp_path: Path) -> None:
+    """A build tree is stale to the lock's holder even if its maker lives (the lock says no
+    build runs); a link is not followed, and the import sweep's entries are not its own."""
+    live_build = store.new_staging_dir("build-")
+    live_import = tmpdirs.make_dir(store.tmp_dir, "import")
+    (tmp_path / "elsewhere").mkdir()
+    (store.tmp_dir / "build-link").symlink_to(tmp_path / "elsewhere")
+    dead_import = store.tmp_dir / f"import-{_dead_pid()}.1-abcdef"
+    dead_import.mkdir()
+    assert store.clean_stale_tmp((tmpdirs.BUILD,)) == [live_build.name]
+    assert tmp_entries(store) == sorted(["build-link", dead_import.name, live_import.name])
+    assert (tmp_path / "elsewhere").is_dir()
+    assert store.clean_stale_tmp() == [dead_import.name]  # the default: not build trees
+    assert tmp_entries(store) == sorted(["build-link", live_import.name])
+
+
+def test_legacy_names_go_with_their_kind(tmp_path: Path) -> None:
+    for name in ("import-x1y2", "api-upload-q.bundle", "build-old"):
+        (tmp_path / name).mkdir()
+    assert tmpdirs.clean_stale(tmp_path, ("upload",)) == ["api-upload-q.bundle"]
+    assert tmpdirs.clean_stale(tmp_path, ("delete", "export")) == []
+    assert tmpdirs.clean_stale(tmp_path) == ["import-x1y2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build-old"]
+
+
+def _dead_pid() -> int:
+    """A pid no process has (a child that has been reaped)."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid

@@ -26,7 +26,11 @@ _CMDLINE_KEYS = {
     "livestrap.image": "image",
     "BOOTIF": "bootif",
 }
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
+# the master's events.MAC_RE, spelled again: the agent imports nothing of livestrap's
+_MAC = re.compile(
+    r"^(?:01(?P<prefix>[:-]))?"
+    r"(?P<mac>[0-9a-f]{2}(?P<sep>[:-]?)[0-9a-f]{2}(?:(?P=sep)[0-9a-f]{2}){4})\Z"
+)
 
 
 class ConfigError(Exception):
@@ -54,14 +58,16 @@ class AgentConfig:
 
 
 def normalize_mac(value: str) -> str | None:
-    """`01-aa-bb-..` (PXELINUX BOOTIF, 01 = Ethernet) or any aa:bb/aa-bb form → aa:bb:...
+    """`01-aa-bb-..` (PXELINUX BOOTIF, 01 = Ethernet), aa:bb:.., aa-bb-.. or aabb.. → aa:bb:...
 
-    Returns None for anything else, so a mangled BOOTIF only loses the PXE hint.
+    Returns None for anything else, so a mangled BOOTIF only loses the PXE hint. The same
+    rules as the master's events.normalize_mac (tests/unit/test_mac_normalizers.py).
     """
-    text = value.strip().lower().replace("-", ":")
-    if text.count(":") == 6 and text.startswith("01:"):
-        text = text[3:]
-    return text if _MAC.match(text) else None
+    m = _MAC.match(value.strip().lower())
+    if not m or (m["prefix"] is not None and m["prefix"] != m["sep"]):
+        return None
+    hexdigits = "".join(c for c in m["mac"] if c not in ":-")
+    return ":".join(hexdigits[n : n + 2] for n in range(0, 12, 2))
 
 
 def parse_cmdline(text: str) -> dict[str, str]:

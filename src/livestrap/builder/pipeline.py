@@ -27,10 +27,11 @@ from livestrap.builder import (
     squashfs,
 )
 from livestrap.builder.events import BuildEvent, EventSink, discard
-from livestrap.builder.workspace import BUILD_PREFIX, build_lock, clean_stale_builds, remove_tree
+from livestrap.builder.workspace import BUILD_PREFIX, build_lock, remove_tree
 from livestrap.errors import BuildCancelled, BuildError, CommandError
 from livestrap.run import BuildLog, query, run
 from livestrap.spec import ResolvedSpec, spec_warnings
+from livestrap.store import tmpdirs
 from livestrap.store.images import ImageStore
 from livestrap.store.manifest import (
     METADATA,
@@ -253,15 +254,15 @@ def build(
     current = "prepare"
     try:
         with build_lock(store.data_dir):
-            for stale in clean_stale_builds(store.tmp_dir):
-                log.write(f"removed stale build tree {stale}")
+            for stale in store.clean_stale_tmp((tmpdirs.BUILD,), eraser=remove_tree):
+                log.write(f"removed stale build tree {store.tmp_dir / stale}")
             workdir = store.new_staging_dir(BUILD_PREFIX)  # makes tmp/ (0700) if need be
             ctx = BuildContext(
                 spec=spec,
                 store=store,
                 log=log,
                 workdir=workdir,
-                cache_dir=(cache_dir or store.data_dir / "cache") / "apt-archives",
+                cache_dir=(cache_dir or store.layout.cache) / "apt-archives",
                 cancel=cancel,
                 force=force,
             )

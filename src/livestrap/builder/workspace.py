@@ -4,7 +4,8 @@ Commands that need /proc, /sys or /dev in the chroot run in a private mount name
 (`unshare --mount`), so their mounts vanish with them even on SIGKILL. `sweep_mounts` is
 the second line: before a tree is deleted, anything still mounted under it is unmounted,
 and a tree with a mount left is never deleted (rmtree through a bind mount of /dev would
-destroy the host's).
+destroy the host's). Stale trees are swept by store.tmpdirs (kind BUILD) under the lock,
+with `remove_tree` as the eraser.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ import fcntl
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+from livestrap.datadir import DataDir
 from livestrap.errors import BuildError
+from livestrap.run import attempt
+from livestrap.store import tmpdirs
 
-LOCK_NAME = "build.lock"
-BUILD_PREFIX = "build-"
+BUILD_PREFIX = f"{tmpdirs.BUILD}-"  # staging dirs of builds (named by store.tmpdirs)
 
 
 def mounts_under(path: Path, mounts_file: Path = Path("/proc/self/mounts")) -> list[Path]:
@@ -47,8 +49,8 @@ def sweep_mounts(path: Path) -> list[Path]:
     """Unmount everything under `path`; returns what had to be unmounted."""
     swept = mounts_under(path)
     for point in swept:
-        if subprocess.run(["umount", str(point)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "--lazy", str(point)], capture_output=True)
+        if attempt(["umount", str(point)]) != 0:
+            attempt(["umount", "--lazy", str(point)])
     return swept
 
 
@@ -69,7 +71,7 @@ def remove_tree(path: Path) -> None:
 def build_lock(data_dir: Path) -> Iterator[None]:
     """Hold the one-build-at-a-time lock for the data dir (fails fast if taken)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(DataDir(data_dir).build_lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -83,14 +85,3 @@ def build_lock(data_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def clean_stale_builds(tmp_dir: Path) -> list[Path]:
-    """Remove build trees left by killed builds; call only while holding the lock."""
-    removed = []
-    if tmp_dir.is_dir():
-        for entry in tmp_dir.iterdir():
-            if entry.name.startswith(BUILD_PREFIX) and entry.is_dir():
-                remove_tree(entry)
-                removed.append(entry)
-    return removed

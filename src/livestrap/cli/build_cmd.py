@@ -18,6 +18,7 @@ from livestrap.builder.plan import BuildPlan
 from livestrap.cli.options import DEFAULT_DATA_DIR, WritableCacheDir, WritableDataDir
 from livestrap.cli.progress import JsonProgress, RichProgress
 from livestrap.cli.spec_cmd import SpecArg, effective_spec
+from livestrap.datadir import DataDir
 from livestrap.errors import BuildError
 from livestrap.store.images import ImageStore
 
@@ -56,7 +57,7 @@ def build(
     store = ImageStore(data_dir)
     before = {info.id for info in store.list()}
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    log_path = data_dir / "logs" / f"build-{stamp}.log"
+    log_path = DataDir(data_dir).build_log(stamp)
     signal.signal(signal.SIGTERM, _interrupt)
     view = JsonProgress() if json_out else RichProgress(console)
     try:

@@ -11,29 +11,16 @@ import httpx
 import typer
 
 from livestrap.cli import tables
-from livestrap.cli.client import MasterError, raise_for_refusal
+from livestrap.cli.client import raise_for_refusal, reaching
 from livestrap.cli.describe import describe_build
-from livestrap.cli.options import id_ref
-from livestrap.cli.output import (
-    JsonAlias,
-    ListOutput,
-    Quiet,
-    ShowOutput,
-    chosen_format,
-    print_one,
-    print_rows,
-)
-from livestrap.cli.remote import remote_app, remote_of
+from livestrap.cli.options import id_argument
+from livestrap.cli.output import JsonAlias, ListOutput, Quiet, ShowOutput, chosen_format, print_one
+from livestrap.cli.remote import list_remote, remote_app, remote_of, show_remote
 from livestrap.errors import SpecError
 from livestrap.yamlfile import read_yaml
 
 app = remote_app("Build jobs on a running master.")
-BuildId = Annotated[
-    str,
-    typer.Argument(
-        help="Build id or a unique prefix of one (see `livestrap builds list`).", callback=id_ref
-    ),
-]
+BuildId = Annotated[str, id_argument("builds")]
 Follow = Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until it ends.")]
 StartOutput = Annotated[
     Literal["value", "json", "yaml"] | None,
@@ -50,18 +37,14 @@ def stream_log(client: httpx.Client, build_id: str, follow: bool) -> None:
     """Print the build's log line by line as the master sends it."""
     path = f"/api/v1/builds/{build_id}/log"
     timeout = httpx.Timeout(60, read=None)  # a quiet stage may print nothing for minutes
-    try:
-        with client.stream(
-            "GET", path, params={"follow": str(follow).lower()}, timeout=timeout
-        ) as resp:
-            if resp.status_code >= 400:
-                resp.read()
-                raise_for_refusal(resp, "GET", path)
-            for line in resp.iter_lines():
-                sys.stdout.write(line + "\n")
-                sys.stdout.flush()
-    except httpx.TransportError as err:
-        raise MasterError(f"cannot reach the master at {client.base_url}: {err}") from None
+    params = {"follow": str(follow).lower()}
+    with reaching(client), client.stream("GET", path, params=params, timeout=timeout) as resp:
+        if resp.status_code >= 400:
+            resp.read()
+            raise_for_refusal(resp, "GET", path)
+        for line in resp.iter_lines():
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
 
 
 @app.command("list")
@@ -73,14 +56,13 @@ def list_builds(
 ) -> None:
     """Builds, newest first: state, stage, progress, image and age."""
     fmt = chosen_format(output, "table", json_alias=json_alias, quiet=quiet)
-    print_rows(fmt, remote_of(ctx).call("GET", "/api/v1/builds"), tables.BUILDS)
+    list_remote(ctx, "/api/v1/builds", tables.BUILDS, fmt)
 
 
 @app.command("show")
 def show(ctx: typer.Context, build_id: BuildId, output: ShowOutput = None) -> None:
     """One build: state, stage, image, times, error and what it builds (-o yaml: its spec)."""
-    build = remote_of(ctx).call("GET", f"/api/v1/builds/{build_id}")
-    print_one(chosen_format(output, "describe"), build, describe_build)
+    show_remote(ctx, f"/api/v1/builds/{build_id}", output, describe_build)
 
 
 @app.command("log")

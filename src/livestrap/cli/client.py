@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -11,6 +13,7 @@ import httpx
 import typer
 
 from livestrap.cli.options import DEFAULT_DATA_DIR
+from livestrap.datadir import DataDir
 from livestrap.errors import LivestrapError, OptionError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -62,7 +65,7 @@ def check_token(token: str, source: str) -> str:
 def make_client(master: str, token: str | None, data_dir: Path = DEFAULT_DATA_DIR) -> httpx.Client:
     check_master_url(master)
     if token is None:
-        token_file = data_dir / "admin.token"
+        token_file = DataDir(data_dir).admin_token
         try:
             token = check_token(token_file.read_text().strip(), str(token_file))
         except OSError:
@@ -89,13 +92,26 @@ def raise_for_refusal(resp: httpx.Response, method: str, path: str) -> None:
     raise MasterError(f"{method} {path}: {resp.status_code}: {detail}")
 
 
-def call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
-    """One request; a refusal or a connection problem becomes a MasterError with the reason."""
+@contextmanager
+def reaching(client: httpx.Client) -> Iterator[None]:
+    """A connection problem inside the block becomes a MasterError naming the master."""
     try:
-        resp = client.request(method, path, **kwargs)
+        yield
     except httpx.TransportError as err:
         raise MasterError(f"cannot reach the master at {client.base_url}: {err}") from None
+
+
+def send(client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """One request, answered: a refusal or a connection problem becomes a MasterError."""
+    with reaching(client):
+        resp = client.request(method, path, **kwargs)
     raise_for_refusal(resp, method, path)
+    return resp
+
+
+def call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
+    """One request's answer: the JSON it carries, else its text (see `send`)."""
+    resp = send(client, method, path, **kwargs)
     if resp.headers.get("content-type", "").startswith("application/json"):
         return resp.json()
     return resp.text
@@ -107,11 +123,7 @@ def call_pages(client: httpx.Client, path: str, params: dict[str, str] | None = 
     rows: list[Any] = []
     query = dict(params or {})
     for _ in range(MAX_PAGES):
-        try:
-            resp = client.request("GET", path, params=query)
-        except httpx.TransportError as err:
-            raise MasterError(f"cannot reach the master at {client.base_url}: {err}") from None
-        raise_for_refusal(resp, "GET", path)
+        resp = send(client, "GET", path, params=query)
         page = resp.json()
         if not isinstance(page, list):
             raise MasterError(f"GET {path}: expected a JSON list, got {type(page).__name__}")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from livestrap.cli import tables
-from livestrap.cli.options import DEFAULT_DATA_DIR, ExistingDataDir
+from livestrap.cli.options import DEFAULT_DATA_DIR, ExistingDataDir, id_argument
 from livestrap.cli.output import (
     DocumentOutput,
     JsonAlias,
@@ -20,7 +21,8 @@ from livestrap.cli.output import (
     print_document,
     print_rows,
 )
-from livestrap.master.schemas.images import ImageDetail, ImageDiff, ImageSummary
+from livestrap.master.schemas.images import ImageDiff
+from livestrap.master.services.images import image_detail, image_diff, image_summary
 from livestrap.store.bundle import export_image, import_image
 from livestrap.store.images import ImageStore
 
@@ -29,9 +31,15 @@ DiffOutput = Annotated[
     ShortListFormat | None,
     output_option(("table", "json", "yaml", "value"), value="the package names, one per line"),
 ]
-ImageId = Annotated[
-    str, typer.Argument(help="Image id or a unique prefix of one (see `livestrap images list`).")
-]
+ImageId = Annotated[str, id_argument("images", check=None)]  # local: no URL path
+
+
+def _on_image(data_dir: Path, image_id: str, act: Callable[[ImageStore, str], object]) -> str:
+    """The whole id `image_id` (a unique prefix) names in the store, after `act` on it."""
+    store = ImageStore(data_dir)
+    whole = store.resolve(image_id)
+    act(store, whole)
+    return whole
 
 
 @app.command("list")
@@ -43,7 +51,7 @@ def list_images(
 ) -> None:
     """Show every image: id, label, created, total size, and which is active."""
     fmt = chosen_format(output, "table", json_alias=json_alias, quiet=quiet)
-    rows = [ImageSummary.of(i).model_dump(mode="json") for i in ImageStore(data_dir).list()]
+    rows = [image_summary(i).model_dump(mode="json") for i in ImageStore(data_dir).list()]
     print_rows(fmt, rows, tables.IMAGES)
 
 
@@ -56,7 +64,7 @@ def show(
     meta = store.get(store.resolve(image_id))
     print_document(
         chosen_format(output, "yaml"),
-        ImageDetail.of(meta, store.active_id()).model_dump(mode="json"),
+        image_detail(meta, store.active_id()).model_dump(mode="json"),
     )
 
 
@@ -83,7 +91,7 @@ def diff(
     fmt = chosen_format(output, "table", json_alias=json_alias)
     store = ImageStore(data_dir)
     a, b = store.resolve(a), store.resolve(b)
-    d = ImageDiff.of(a, b, store.diff(a, b))
+    d = image_diff(a, b, store.diff(a, b))
     print_rows(fmt, package_changes(d), tables.PACKAGE_CHANGES, data=d.model_dump(mode="json"))
 
 
@@ -94,9 +102,7 @@ def export(
     data_dir: ExistingDataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Write an image as a bundle (a tar of its directory)."""
-    store = ImageStore(data_dir)
-    image_id = store.resolve(image_id)
-    export_image(store, image_id, dest)
+    image_id = _on_image(data_dir, image_id, lambda store, whole: export_image(store, whole, dest))
     typer.echo(f"exported {image_id} to {dest}")
 
 
@@ -113,16 +119,10 @@ def import_(
 @app.command("activate")
 def activate(image_id: ImageId, data_dir: ExistingDataDir = DEFAULT_DATA_DIR) -> None:
     """Make an image the one nodes boot."""
-    store = ImageStore(data_dir)
-    image_id = store.resolve(image_id)
-    store.activate(image_id)
-    typer.echo(f"active: {image_id}")
+    typer.echo(f"active: {_on_image(data_dir, image_id, ImageStore.activate)}")
 
 
 @app.command("delete")
 def delete(image_id: ImageId, data_dir: ExistingDataDir = DEFAULT_DATA_DIR) -> None:
     """Delete an image (never the active one)."""
-    store = ImageStore(data_dir)
-    image_id = store.resolve(image_id)
-    store.delete(image_id)
-    typer.echo(f"deleted {image_id}")
+    typer.echo(f"deleted {_on_image(data_dir, image_id, ImageStore.delete)}")

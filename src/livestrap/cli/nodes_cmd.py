@@ -10,7 +10,7 @@ import typer
 from livestrap.cli import tables
 from livestrap.cli.describe import describe_node
 from livestrap.cli.humanize import local_time
-from livestrap.cli.options import id_ref
+from livestrap.cli.options import id_argument
 from livestrap.cli.output import (
     EventsOutput,
     JsonAlias,
@@ -18,18 +18,12 @@ from livestrap.cli.output import (
     Quiet,
     ShowOutput,
     chosen_format,
-    print_one,
     print_rows,
 )
-from livestrap.cli.remote import remote_app, remote_of
+from livestrap.cli.remote import list_remote, remote_app, remote_of, show_remote
 
 app = remote_app("Nodes known to a running master.")
-NodeId = Annotated[
-    str,
-    typer.Argument(
-        help="Node id or a unique prefix of one (see `livestrap nodes list`).", callback=id_ref
-    ),
-]
+NodeId = Annotated[str, id_argument("nodes")]
 
 
 class Status(StrEnum):
@@ -49,15 +43,13 @@ def list_nodes(
     """Every node: status, model, boot MAC, IP and when it was last heard from."""
     fmt = chosen_format(output, "table", json_alias=json_alias, quiet=quiet)
     params = {k: str(v) for k, v in (("status", status), ("mac", mac)) if v is not None}
-    nodes = remote_of(ctx).call_pages("/api/v1/nodes", params)
-    print_rows(fmt, nodes, tables.NODES)
+    list_remote(ctx, "/api/v1/nodes", tables.NODES, fmt, params)
 
 
 @app.command("show")
 def show(ctx: typer.Context, node_id: NodeId, output: ShowOutput = None) -> None:
     """One node: identity, status, CPU, memory, disks, NICs, failures (-o json: all facts)."""
-    node = remote_of(ctx).call("GET", f"/api/v1/nodes/{node_id}")
-    print_one(chosen_format(output, "describe"), node, describe_node)
+    show_remote(ctx, f"/api/v1/nodes/{node_id}", output, describe_node)
 
 
 @app.command("timeline")

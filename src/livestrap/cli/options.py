@@ -74,6 +74,14 @@ def id_ref(value: str) -> str:
     return value
 
 
+def id_argument(group: str, check: Callable[[str], str] | None = id_ref) -> Any:
+    """The id argument of `livestrap GROUP show|delete|...`: a whole id or a unique prefix,
+    checked by `id_ref` where it goes into a URL path."""
+    noun = group.removesuffix("s").capitalize()
+    help = f"{noun} id or a unique prefix of one (see `livestrap {group} list`)."
+    return typer.Argument(help=help, callback=check)
+
+
 def warn_deprecated(old: str, new: str) -> None:
     """Scripts keep working; their authors learn the new spelling on stderr."""
     typer.echo(f"warning: {old} is deprecated; use {new}", err=True)

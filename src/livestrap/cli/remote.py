@@ -9,7 +9,7 @@ after the command name in front of it, where click parses a group's options.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from livestrap.cli.client import (
     make_client,
 )
 from livestrap.cli.options import DEFAULT_DATA_DIR
+from livestrap.cli.output import TableView, chosen_format, print_one, print_rows
 
 CLIENT_OPTIONS = ("--master", "--token", "--data-dir")  # each takes a value
 CLIENT_EPILOG = (
@@ -99,12 +100,8 @@ class RemoteGroup(TyperGroup):
         return super().parse_args(ctx, hoist_client_options(args))
 
 
-def connect(
-    ctx: typer.Context,
-    master: MasterUrl = DEFAULT_URL,
-    token: Token = None,
-    data_dir: ClientDataDir = DEFAULT_DATA_DIR,
-) -> None:
+def connect(ctx: typer.Context, master: MasterUrl = DEFAULT_URL, token: Token = None,
+            data_dir: ClientDataDir = DEFAULT_DATA_DIR) -> None:  # fmt: skip
     remote = Remote(master, token, data_dir)
     ctx.obj = remote
     ctx.call_on_close(remote.close)
@@ -123,3 +120,20 @@ def remote_of(ctx: typer.Context) -> Remote:
     if obj is None:
         raise RuntimeError(f"{ctx.command_path}: not in a group made by remote_app")
     return obj
+
+
+def list_remote(
+    ctx: typer.Context, path: str, view: TableView, fmt: str, params: dict[str, str] | None = None
+) -> None:
+    """`GROUP list`: every row of a list on the master (all its pages), as `fmt` says."""
+    print_rows(fmt, remote_of(ctx).call_pages(path, params), view)
+
+
+def show_remote(
+    ctx: typer.Context,
+    path: str,
+    output: str | None,
+    describe: Callable[[Mapping[str, Any]], list[str]],
+) -> None:
+    """`GROUP show ID`: one thing on the master, described (or -o json|yaml|value)."""
+    print_one(chosen_format(output, "describe"), remote_of(ctx).call("GET", path), describe)

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from livestrap import datadir
 from livestrap.cli import tables
 from livestrap.cli.client import check_master_url
 from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir, renamed
@@ -99,7 +100,7 @@ def make_nodes(
         node_serial = serial if count == 1 else (f"{serial}-{i + 1}" if serial else None)
         node_spec = NodeSpec(name=node_name, master_host=host, master_port=port,
                              serial=node_serial, **spec)  # fmt: skip
-        nodes.append(VirtualNode(node_spec, remote.data_dir / "vms" / node_name))
+        nodes.append(VirtualNode(node_spec, datadir.DataDir(remote.data_dir).vm(node_name)))
     return nodes
 
 
@@ -180,7 +181,7 @@ def boot(
 @vm_app.command("stop")
 def stop(ctx: typer.Context) -> None:
     """Stop the nodes `vm boot --detach` left running (in DATA_DIR/vms)."""
-    stopped = stop_recorded(remote_of(ctx).data_dir / "vms")
+    stopped = stop_recorded(datadir.DataDir(remote_of(ctx).data_dir).vms)
     if stopped:
         typer.echo(f"stopped: {', '.join(stopped)}")
     else:
@@ -245,7 +246,7 @@ def nginx_config(
     """Print an nginx site for nginx in front of the master: nginx sends the image files
     (sendfile) straight from DATA_DIR/images, the master keeps the boot timeline."""
     opts = nginx.NginxOptions(
-        images_dir=str((data_dir / "images").absolute()),
+        images_dir=str(datadir.DataDir(data_dir).images.absolute()),
         master=renamed(upstream, old_master, "nginx-config --master", "--upstream", UPSTREAM),
         listen=renamed(nginx_listen, old_listen, "nginx-config --listen", "--nginx-listen", "80"),
         server_name=server_name,

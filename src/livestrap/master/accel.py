@@ -18,20 +18,14 @@ naming a file they could download anyway, and a timeline entry — /boot is open
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from fastapi import Response
 
 from livestrap.master.artifacts import ArtifactFile
 
 ACCEL_HEADER = "x-livestrap-accel"
-SENT_PATH = "/nginx/sent"  # under /boot
 CLIENT_HEADER = "x-livestrap-client"  # the node's address, in nginx's notice
 _PREFIX_RE = re.compile(r"^/[A-Za-z0-9_./-]*/\Z")
-_ARTIFACT_URI_RE = re.compile(
-    r"^/boot/(?:m/(?P<mac>[^/]+)/)?images/(?P<image_id>[^/]+)/(?P<name>[^/]+)\Z"
-)
 
 
 def accel_prefix(value: str | None) -> str | None:
@@ -50,27 +44,4 @@ def accel_response(art: ArtifactFile, prefix: str) -> Response:
             "x-accel-redirect": f"{prefix}{art.image_id}/{art.name}",
             "cache-control": "no-store",
         },
-    )
-
-
-@dataclass(frozen=True)
-class OriginalRequest:
-    """Which artifact a request nginx finished was for, and the node's MAC if it said."""
-
-    image_id: str
-    name: str
-    mac: str | None
-
-
-def parse_original_uri(uri: str) -> OriginalRequest | None:
-    """/boot/images/<id>/<name>?mac=M or /boot/m/<mac>/images/<id>/<name>; None otherwise."""
-    parts = urlsplit(uri)
-    m = _ARTIFACT_URI_RE.match(parts.path)
-    if m is None:
-        return None
-    mac = m.group("mac")
-    if mac is None:
-        mac = parse_qs(parts.query).get("mac", [""])[0] or None
-    return OriginalRequest(
-        unquote(m.group("image_id")), unquote(m.group("name")), unquote(mac) if mac else None
     )

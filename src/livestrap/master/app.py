@@ -15,6 +15,7 @@ from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database, migrate
 from livestrap.master.errors import install_error_handlers
 from livestrap.master.guards import Guards
+from livestrap.master.inventory import report_applier
 from livestrap.master.jobs import BuildQueue
 from livestrap.master.limits import add_body_limits
 from livestrap.master.report_writer import ReportWriter
@@ -54,7 +55,7 @@ def make_state(
         jobs=BuildQueue(db, store, cfg, build_stages),
         admin_token=ensure_token(cfg.admin_token_file)[0],
         discovery_token=ensure_token(cfg.discovery_token_file)[0],
-        reports=ReportWriter(db, discovery.report_applier(cfg, guards)),
+        reports=ReportWriter(db, report_applier(cfg, guards)),
         guards=guards,
     )
 

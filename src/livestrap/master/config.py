@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from livestrap.datadir import DataDir
 from livestrap.errors import OptionError, StoreError
 from livestrap.store.limits import DEFAULT_MAX_IMAGE_BYTES, max_image_bytes
 
@@ -99,18 +100,23 @@ class MasterSettings:
     max_import_bytes: int = field(default_factory=max_import_bytes)  # LIVESTRAP_MAX_IMPORT_BYTES
 
     @property
+    def layout(self) -> DataDir:
+        """The paths under data_dir (livestrap.datadir)."""
+        return DataDir(self.data_dir)
+
+    @property
     def db_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.data_dir / 'livestrap.db'}"
+        return self.database_url or f"sqlite:///{self.layout.db}"
 
     @property
     def spec_dir(self) -> Path:
         """The one folder specs sent through the API may name files in."""
-        return self.data_dir / "spec"
+        return self.layout.spec
 
     @property
     def admin_token_file(self) -> Path:
-        return self.data_dir / "admin.token"
+        return self.layout.admin_token
 
     @property
     def discovery_token_file(self) -> Path:
-        return self.data_dir / "discovery.token"
+        return self.layout.discovery_token

@@ -24,7 +24,10 @@ from sqlalchemy.orm import Session
 from livestrap.master.history import History
 from livestrap.master.models import BootEvent, NodeMac
 
-MAC_RE = re.compile(r"^[0-9a-f]{2}([:-]?[0-9a-f]{2}){5}\Z")
+MAC_RE = re.compile(
+    r"^(?:01(?P<prefix>[:-]))?"  # PXELINUX's BOOTIF: 01 (Ethernet), then the MAC
+    r"(?P<mac>[0-9a-f]{2}(?P<sep>[:-]?)[0-9a-f]{2}(?:(?P=sep)[0-9a-f]{2}){4})\Z"
+)
 KINDS = (
     "script",
     "kernel",
@@ -43,15 +46,16 @@ KINDS = (
 
 
 def normalize_mac(value: str | None) -> str | None:
-    """'AA-BB-CC-DD-EE-FF', 'aabbccddeeff', '01-aa-bb-...' (BOOTIF) -> 'aa:bb:cc:dd:ee:ff'."""
-    if not value:
+    """'AA-BB-CC-DD-EE-FF', 'aabbccddeeff', '01-aa-bb-...' (BOOTIF) -> 'aa:bb:cc:dd:ee:ff'.
+
+    One separator throughout (':', '-' or none) and the BOOTIF prefix `01` only with the
+    same separator; anything else is None. agent.config.normalize_mac keeps the same rules
+    (the agent cannot import this); tests/unit/test_mac_normalizers.py holds both to one table.
+    """
+    found = MAC_RE.match(value.strip().lower()) if value else None
+    if found is None or found["prefix"] not in (None, found["sep"]):
         return None
-    text = value.strip().lower()
-    if text.startswith("01-") and len(text) == 20:
-        text = text[3:]
-    if not MAC_RE.match(text):
-        return None
-    digits = re.sub(r"[^0-9a-f]", "", text)
+    digits = found["mac"].replace(found["sep"], "") if found["sep"] else found["mac"]
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
 
 

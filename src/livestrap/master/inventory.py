@@ -35,8 +35,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from livestrap.master.config import MasterSettings
 from livestrap.master.events import record_event
-from livestrap.master.history import History
+from livestrap.master.guards import Guards
 from livestrap.master.identity import (
     Evidence,
     identity_change,
@@ -47,82 +48,43 @@ from livestrap.master.identity import (
     serial_of,
     system_uuid_of,
 )
+from livestrap.master.inventory_heartbeat import heartbeat
+from livestrap.master.inventory_rules import (
+    BOOT_SLACK_S,
+    DRIFT,
+    Guard,
+    Outcome,
+    Report,
+    booted_at,
+    is_new_boot,
+    is_online,
+    online_cutoff,
+    status_of,
+)
 from livestrap.master.models import BootEvent, Node, NodeMac
 from livestrap.master.queries import node_macs, node_query, timeline
+from livestrap.master.schemas.nodes import DiscoveryReport
 
-# the views live in master.queries, the identity rules in master.identity
-__all__ = ["identity_macs", "node_macs", "node_query", "sane_uuid", "timeline"]
-from livestrap.master.schemas.nodes import NodeStatus
-
-BOOT_SLACK_S = 10.0
-DRIFT = 0.001
-
-
-def booted_at(at: float, uptime_s: float | None) -> float:
-    return at - (uptime_s or 0)
-
-
-def is_new_boot(now: float, uptime_s: int | None, last: tuple[float, float] | None) -> bool:
-    """Whether a report at `now` starts a boot, given (at, booted_at) of the last report."""
-    if last is None:
-        return True
-    last_at, last_booted = last
-    slack = BOOT_SLACK_S + DRIFT * max(0.0, now - last_at)
-    return booted_at(now, uptime_s) - last_booted > slack
-
-
-def online_cutoff(now: float, heartbeat_s: int, offline_after: int) -> float:
-    """Nodes last seen before this time are offline."""
-    return now - heartbeat_s * offline_after
-
-
-def status_of(last_seen_at: float, cutoff: float) -> NodeStatus:
-    return "online" if last_seen_at >= cutoff else "offline"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a report did: the node it belongs to and what to tell the agent."""
-
-    node_id: str
-    created: bool
-    facts_required: bool
-    retry_after_s: float = 0.0  # > 0: refused, the address made too many nodes lately
-    reason: str = ""  # else why the agent is to retry later (no node id: it is evidence)
-
-
-@dataclass(frozen=True)
-class Report:
-    """The fields of a discovery report the inventory uses (already validated)."""
-
-    agent_version: str | None
-    image_id: str | None
-    boot_mac: str | None
-    node_id: str | None
-    facts_hash: str | None
-    facts: dict[str, Any] | None
-    failures: list[dict[str, Any]]
-    uptime_s: int | None
-
-
-@dataclass(frozen=True)
-class Guard:
-    """What register checks besides identity: when a node counts as online, the new-node
-    quota of an address (ip -> seconds to wait, 0 = allowed), the event budget of the
-    conflict and identity events ((MAC or node id, ip, kind) -> allowed), and the bounded
-    history."""
-
-    offline_after: int = 3
-    new_node_wait: Callable[[str | None], float] | None = None
-    event_allowed: Callable[[str, str | None, str], bool] | None = None
-    history: History | None = None
-
-    def allows(self, subject: str, ip: str | None, kind: str) -> bool:
-        return self.event_allowed is None or self.event_allowed(subject, ip, kind)
-
-
-def is_online(node: Node, now: float, offline_after: int) -> bool:
-    return node.last_seen_at >= online_cutoff(now, node.heartbeat_s, offline_after)
+# the views live in master.queries, the identity rules in master.identity, the rules
+# without a database in master.inventory_rules, the heartbeat in master.inventory_heartbeat
+__all__ = [
+    "BOOT_SLACK_S",
+    "DRIFT",
+    "Guard",
+    "Outcome",
+    "Report",
+    "booted_at",
+    "heartbeat",
+    "identity_macs",
+    "is_new_boot",
+    "is_online",
+    "node_macs",
+    "node_query",
+    "online_cutoff",
+    "sane_uuid",
+    "status_of",
+    "timeline",
+]
 
 
 @dataclass(frozen=True)
@@ -349,57 +311,37 @@ def register(
     return Outcome(node.id, created, facts_required=False)
 
 
-def heartbeat(
-    session: Session,
-    report: Report,
-    ip: str | None,
-    heartbeat_s: int,
-    offline_after: int,
-    now: float | None = None,
-    history: History | None = None,
-) -> Outcome:
-    """A report without facts: note that the node is alive; ask for facts if needed."""
-    now = time.time() if now is None else now
-    if report.node_id is None:
-        return Outcome("", created=False, facts_required=True)
-    values: dict[str, Any] = {"last_seen_at": now, "last_ip": ip, "heartbeat_s": heartbeat_s}
-    if report.image_id is not None:
-        values["image_id"] = report.image_id
-    cutoff = online_cutoff(now, heartbeat_s, offline_after)
-    # The usual heartbeat, of a node that is online, is this one statement.
-    online = session.execute(
-        update(Node)
-        .where(Node.id == report.node_id, Node.last_seen_at >= cutoff)
-        .values(**values)
-        .returning(Node.facts_hash),
-        execution_options={"synchronize_session": False},
-    ).first()
-    if online is not None:
-        return Outcome(report.node_id, created=False, facts_required=_stale(report, online[0]))
-    row = session.execute(
-        select(Node.facts_hash, Node.last_seen_at).where(Node.id == report.node_id)
-    ).first()
-    if row is None:  # deleted, or another master's id: the facts will make a node again
-        return Outcome(report.node_id, created=False, facts_required=True)
-    session.execute(
-        update(Node).where(Node.id == report.node_id).values(**values),
-        execution_options={"synchronize_session": False},
+REPORT_FIELDS = {"agent_version", "image_id", "boot_mac", "node_id", "facts_hash", "uptime_s"}
+
+
+def report_of(body: DiscoveryReport) -> Report:
+    """The fields of a validated discovery report that the inventory uses."""
+    return Report(
+        **body.model_dump(include=REPORT_FIELDS),
+        facts=body.facts_dict(),
+        failures=[failure.model_dump() for failure in body.failures],
     )
-    if row.last_seen_at < cutoff:
-        record_event(
-            session,
-            "heartbeat-resumed",
-            mac=report.boot_mac,
-            ip=ip,
-            node_id=report.node_id,
-            image_id=report.image_id,
-            detail={"silent_s": round(now - row.last_seen_at, 1)},
-            at=now,
-            history=history,
+
+
+def report_applier(
+    cfg: MasterSettings, guards: Guards | None = None
+) -> Callable[[Session, Report, str | None], Outcome]:
+    """What the report writer does with one report: register it (with facts) or take it
+    as a heartbeat (without)."""
+    guard = Guard(offline_after=cfg.offline_after)
+    if guards is not None:
+        guard = Guard(
+            offline_after=cfg.offline_after,
+            new_node_wait=guards.new_node_wait,
+            event_allowed=guards.event_allowed,
+            history=guards.history,
         )
-    return Outcome(report.node_id, created=False, facts_required=_stale(report, row.facts_hash))
 
+    def apply(session: Session, report: Report, ip: str | None) -> Outcome:
+        if report.facts is None:
+            return heartbeat(
+                session, report, ip, cfg.heartbeat_s, cfg.offline_after, history=guard.history
+            )
+        return register(session, report, ip, cfg.heartbeat_s, guard=guard)
 
-def _stale(report: Report, stored_hash: str | None) -> bool:
-    """Whether the agent's facts differ from the ones the master keeps."""
-    return report.facts_hash is not None and report.facts_hash != stored_hash
+    return apply

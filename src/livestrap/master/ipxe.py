@@ -14,11 +14,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from livestrap import bootpaths
 from livestrap.kernelopts import check_kernel_options
 
-ARTIFACT_PATH = "/boot/images/{image_id}/{name}?mac=${{net0/mac}}"
-SQUASHFS_PATH = "/boot/m/${{net0/mac:hexhyp}}/images/{image_id}/root.squashfs"
-SCRIPT_PATH = "/boot/ipxe?mac=${net0/mac}"
 CONSOLES = ("console=tty0", "console=ttyS0,115200n8")
 NO_IMAGE_REASON = "no active image on the master"
 
@@ -47,7 +45,7 @@ def _retry_lines(base: str, reason: str, retry_s: int) -> list[str]:
     return [
         f"echo livestrap: {reason}; retrying in {retry_s} s",
         f"sleep {retry_s}",
-        f"chain --replace --autofree {base}{SCRIPT_PATH}",
+        f"chain --replace --autofree {bootpaths.script_url(base)}",
     ]
 
 
@@ -62,11 +60,11 @@ def kernel_arguments(
     return [
         "initrd=initrd.img",
         "boot=live",
-        "fetch=" + base + SQUASHFS_PATH.format(image_id=image_id),
+        "fetch=" + bootpaths.mac_file_url(base, image_id, bootpaths.SQUASHFS),
         f"livestrap.url={base}",
         f"livestrap.token={token}",
         f"livestrap.image={image_id}",
-        "BOOTIF=01-${net0/mac:hexhyp}",
+        f"BOOTIF=01-{bootpaths.IPXE_MAC_HYPHENS}",
         *CONSOLES,
         *extras,
     ]
@@ -83,8 +81,8 @@ def render_boot_script(
     """Boot `image_id`; if a download or the boot itself fails, retry from /boot/ipxe."""
     base = check_base_url(base_url)
     args = " ".join(kernel_arguments(base, image_id, token, kernel_cmdline))
-    kernel = base + ARTIFACT_PATH.format(image_id=image_id, name="vmlinuz")
-    initrd = base + ARTIFACT_PATH.format(image_id=image_id, name="initrd.img")
+    kernel = bootpaths.file_url(base, image_id, bootpaths.KERNEL)
+    initrd = bootpaths.file_url(base, image_id, bootpaths.INITRD)
     lines = [
         "#!ipxe",
         f"kernel {kernel} {args} || goto failed",

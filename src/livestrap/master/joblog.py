@@ -35,7 +35,7 @@ def progress_update(names: list[str], event: BuildEvent) -> dict[str, Any] | Non
 
 def append_log(path: Path, line: str) -> None:
     """Add one line of the master's own (why a build ended outside the pipeline)."""
-    path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)  # logs/ (workdirs.PRIVATE_PARTS)
+    path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)  # logs/ (DataDir.private_parts)
     with path.open("a", encoding="utf-8") as fh:
         fh.write(line.rstrip("\n") + "\n")
 

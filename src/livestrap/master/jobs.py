@@ -20,15 +20,16 @@ from sqlalchemy import func, select, update
 from livestrap.builder.events import BuildEvent
 from livestrap.builder.pipeline import STAGES, Stage, build
 from livestrap.builder.plan import BuildPlan
-from livestrap.builder.workspace import build_lock, clean_stale_builds
+from livestrap.builder.workspace import build_lock, remove_tree
 from livestrap.errors import BuildCancelled, BuildError, ConflictError, NotFoundError
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database
 from livestrap.master.joblog import append_log, progress_update
 from livestrap.master.models import Build
-from livestrap.master.schemas.settings import build_rules, parse_api_spec, read_settings
+from livestrap.master.services.settings import build_rules, parse_api_spec, read_settings
 from livestrap.spec import BuildSpec, ResolvedSpec
 from livestrap.specfields import recheck_host_inputs
+from livestrap.store import tmpdirs
 from livestrap.store.images import ImageStore
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class BuildQueue:
         self._thread: threading.Thread | None = None
 
     def log_path(self, build_id: str) -> Path:
-        return self.settings.data_dir / "logs" / f"build-{build_id}.log"
+        return self.settings.layout.build_log(build_id)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -221,8 +222,8 @@ class BuildQueue:
         """Remove build trees a killed master left in tmp/ (unless a CLI build holds the lock)."""
         try:
             with build_lock(self.store.data_dir):
-                for path in clean_stale_builds(self.store.tmp_dir):
-                    log.warning("removed stale build tree %s", path)
+                for name in self.store.clean_stale_tmp((tmpdirs.BUILD,), eraser=remove_tree):
+                    log.warning("removed stale build tree %s", self.store.tmp_dir / name)
         except BuildError as err:
             log.warning("stale build trees not cleaned: %s", err)
 

@@ -25,6 +25,7 @@ import threading
 from pathlib import Path
 from typing import IO, Literal, cast
 
+from livestrap.datadir import DataDir
 from livestrap.errors import ArchiveError, ConflictError, NotFoundError, SpecError
 from livestrap.fdpath import descend
 from livestrap.master.errors import DISK_FULL_ERRNOS
@@ -68,9 +69,9 @@ def spec_path(spec_dir: Path, rel: str) -> Path:
 
 
 def new_staging(spec_dir: Path) -> Path:
-    """A fresh private folder in <data-dir>/tmp (same file system as spec/: a rename moves
-    it in; named by store.tmpdirs, so a killed upload's leftovers are cleaned)."""
-    return tmpdirs.make_dir(spec_dir.parent / "tmp", "upload")
+    """A fresh private folder in <data-dir>/tmp (same file system as spec/, DataDir.spec: a
+    rename moves it in; named by store.tmpdirs, so a killed upload's leftovers are cleaned)."""
+    return tmpdirs.make_dir(DataDir(spec_dir.parent).tmp, "upload")
 
 
 def _member_name(name: str) -> str | None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from livestrap import bootpaths
+
 IPXE_DIR = "/usr/lib/ipxe"
 BIOS_IPXE = "undionly.kpxe"
 EFI_IPXE = "ipxe.efi"
@@ -47,7 +49,7 @@ def check_options(opts: DnsmasqOptions) -> list[str]:
 
 
 def render_dnsmasq_config(opts: DnsmasqOptions) -> str:
-    script = f"{opts.master_url.rstrip('/')}/boot/ipxe?mac=${{net0/mac}}"
+    script = bootpaths.script_url(opts.master_url)
     lines = [
         "# livestrap: network boot PXE -> iPXE -> the master (generated; edit the options,",
         "# not this file: livestrap netboot dnsmasq-config)",

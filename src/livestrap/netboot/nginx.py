@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from livestrap import bootpaths
 from livestrap.master.config import IMPORT_FRAMING_BYTES, MAX_BODY_BYTES, MAX_IMPORT_BYTES
 from livestrap.master.specfiles import MAX_TREE_BYTES as SPEC_FILES_BYTES
 
@@ -144,7 +145,7 @@ def render_nginx_config(opts: NginxOptions) -> str:
         "    }",
         "",
         "    # The master answers /boot; for image files with X-Accel-Redirect to the files.",
-        "    location /boot/ {",
+        f"    location {bootpaths.PREFIX}/ {{",
         "        proxy_pass http://livestrap_master;",
         *_proxy([f"        proxy_set_header X-Livestrap-Accel {INTERNAL};"]),
         "    }",
@@ -161,7 +162,7 @@ def render_nginx_config(opts: NginxOptions) -> str:
         "",
         f"    location = {SENT} {{",
         "        internal;",
-        "        proxy_pass http://livestrap_master/boot/nginx/sent;",
+        f"        proxy_pass http://livestrap_master{bootpaths.SENT_PATH};",
         "        proxy_method POST;",
         "        proxy_pass_request_body off;",
         *_proxy(SENT_HEADERS, forwarded=False),

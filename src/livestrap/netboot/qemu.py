@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from livestrap import bootpaths
+
 Firmware = Literal["bios", "uefi"]
 MASTER_IN_GUEST = "10.0.2.100"
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
@@ -59,7 +61,7 @@ class NodeSpec:
 def render_tftp_script(master: str = MASTER_IN_GUEST) -> str:
     """What slirp's TFTP gives iPXE: chain to the master's script (iPXE's ROM already
     configured net0 by DHCP to fetch this, so no second `dhcp`)."""
-    return f"#!ipxe\nchain http://{master}/boot/ipxe?mac=${{net0/mac}}\n"
+    return f"#!ipxe\nchain {bootpaths.script_url(f'http://{master}')}\n"
 
 
 def guestfwd(spec: NodeSpec) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from livestrap.netboot.qemu import (
     qemu_argv,
     render_tftp_script,
 )
-from livestrap.run import stop_process_group
+from livestrap.run import Process, start
 
 KVM_PROBE_S = 5.0
 
@@ -63,29 +62,22 @@ def kvm_usable(workdir: Path | None = None) -> bool:
 def _probe(argv: list[str], err: Path, ok: Callable[[], bool] | None) -> bool:
     """Run argv for up to KVM_PROBE_S: True when `ok()` turns true (or, with no `ok`, when
     QEMU is still running at the end with no KVM error)."""
-    with err.open("wb") as errfh:
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errfh,
-                                start_new_session=True)  # fmt: skip
-        try:
-            deadline = time.monotonic() + KVM_PROBE_S
-            while time.monotonic() < deadline and proc.poll() is None:
-                if b"KVM internal error" in err.read_bytes():
-                    return False
-                if ok is not None and ok():
-                    return True
-                time.sleep(0.1)
-            return ok is None and proc.poll() is None and b"error" not in err.read_bytes()
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    with start(argv, stage="kvm-probe", output=err, grace_s=0) as proc:  # killed on leaving
+        deadline = time.monotonic() + KVM_PROBE_S
+        while time.monotonic() < deadline and proc.running():
+            if b"KVM internal error" in err.read_bytes():
+                return False
+            if ok is not None and ok():
+                return True
+            time.sleep(0.1)
+        return ok is None and proc.running() and b"error" not in err.read_bytes()
 
 
 @dataclass
 class VirtualNode:
     spec: NodeSpec
     workdir: Path
-    proc: subprocess.Popen[bytes] | None = None
+    proc: Process | None = None
     started_at: float = 0.0
 
     @property
@@ -113,20 +105,17 @@ class VirtualNode:
         if max_s:
             argv = ["timeout", "--kill-after=10", str(max_s), *argv]
         (self.workdir / "qemu.argv").write_text("\n".join(argv) + "\n")
-        stderr = (self.workdir / "qemu.stderr").open("wb")
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, start_new_session=True
-        )
+        self.proc = start(argv, stage="vm", output=self.workdir / "qemu.stderr", grace_s=5.0)
         self.started_at = time.monotonic()
         (self.workdir / "qemu.pid").write_text(f"{self.proc.pid}\n")
 
     def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.proc is not None and self.proc.running()
 
     def stop(self) -> None:
         """Stop the QEMU process we started (its process group only), then reap it."""
         if self.proc is not None:
-            stop_process_group(self.proc, grace_s=5.0)
+            self.proc.stop()
 
     def console(self) -> str:
         return self.console_log.read_text(errors="replace") if self.console_log.exists() else ""

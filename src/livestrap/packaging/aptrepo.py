@@ -13,12 +13,11 @@ import hashlib
 import lzma
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from livestrap.run import LineSink, query, run
+from livestrap.run import LineSink, attempt, query, run
 
 KEY_FILE = "key.asc"
 
@@ -60,9 +59,7 @@ def gpg_session(home: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        subprocess.run(
-            ["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, check=False
-        )
+        attempt(["gpgconf", "--homedir", str(home), "--kill", "all"])
 
 
 def _secret_fingerprint(home: Path, log: LineSink) -> str | None:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from livestrap.datadir import DataDir
 from livestrap.errors import LivestrapError, RepoError
 from livestrap.packaging.agent_deb import PACKAGE as AGENT_PACKAGE
 from livestrap.packaging.agent_deb import build_agent_deb
@@ -46,10 +47,11 @@ class Published:
 
 class MasterRepo:
     def __init__(self, data_dir: Path) -> None:
-        self.root = data_dir / "repo"
-        self.gnupg_home = data_dir / "keys" / "gnupg"
+        layout = DataDir(data_dir)
+        self.root = layout.repo
+        self.gnupg_home = layout.gnupg
         self.key_file = self.root / KEY_FILE
-        self._lock_file = data_dir / "repo.lock"
+        self._lock_file = layout.repo_lock
 
     def is_published(self) -> bool:
         return (self.root / "dists" / IDENTITY.suite / "InRelease").is_file()

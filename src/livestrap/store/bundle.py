@@ -16,7 +16,6 @@ import hashlib
 import lzma
 import os
 import shutil
-import subprocess
 import tarfile
 import tempfile
 import zlib
@@ -24,7 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Literal, cast
 
-from livestrap.errors import ArchiveError, StoreError
+from livestrap.errors import ArchiveError, CommandError, StoreError
+from livestrap.run import Pipe, pipe
 from livestrap.store.images import ImageStore
 from livestrap.store.limits import check_free_space, check_image_size, max_image_bytes
 from livestrap.store.manifest import (
@@ -96,48 +96,33 @@ def _compressor(raw: IO[bytes], compression: Compression) -> Iterator[IO[bytes]]
         with lzma.LZMAFile(raw, "wb") as xz:
             yield xz
     else:
-        with _zstd(["zstd", "-q", "-c"], subprocess.PIPE, raw) as proc:
-            assert proc.stdin is not None
+        with _zstd(["zstd", "-q", "-c"], None, raw) as proc:
             yield proc.stdin
 
 
 @contextlib.contextmanager
-def _zstd(
-    argv: list[str], stdin: IO[bytes] | int, stdout: IO[bytes] | int
-) -> Iterator[subprocess.Popen[bytes]]:
+def _zstd(argv: list[str], stdin: IO[bytes] | None, stdout: IO[bytes] | None) -> Iterator[Pipe]:
     """Run zstd as a filter; a non-zero exit becomes an ArchiveError with its message.
     What it still writes after the reader is done is drained, up to MAX_TRAILING bytes."""
-    with tempfile.TemporaryFile() as err:
-        try:
-            proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=err)
-        except FileNotFoundError:
-            raise ArchiveError("zstd is not installed; it is needed for .tar.zst") from None
-        with proc:  # closes the pipes and waits, whatever happens
-            try:
-                yield proc
-            except BaseException:
-                proc.kill()
-                raise
-            finally:
-                if proc.stdin:
-                    with contextlib.suppress(BrokenPipeError):
-                        proc.stdin.close()
-            if proc.stdout:
-                _drain(proc)
-        if proc.returncode != 0:
-            err.seek(0)
-            msg = err.read().decode(errors="replace").strip()
-            raise ArchiveError(f"zstd failed (exit {proc.returncode}): {msg}")
+    try:
+        proc = pipe(argv, stage="bundle", stdin=stdin, stdout=stdout)
+    except FileNotFoundError:
+        raise ArchiveError("zstd is not installed; it is needed for .tar.zst") from None
+    try:
+        with proc:  # closes the pipes, waits and checks the exit status, whatever happens
+            yield proc
+            if stdout is None:
+                _drain(proc.stdout)
+    except CommandError as err:
+        raise ArchiveError(f"zstd failed (exit {err.returncode}): {err.log_tail}") from None
 
 
-def _drain(proc: subprocess.Popen[bytes]) -> None:
+def _drain(stream: IO[bytes]) -> None:
     """Read the tar trailer padding zstd may still write; refuse a bomb hidden after it."""
-    assert proc.stdout is not None
     left = MAX_TRAILING
-    while chunk := proc.stdout.read(CHUNK):
+    while chunk := stream.read(CHUNK):
         left -= len(chunk)
-        if left < 0:
-            proc.kill()
+        if left < 0:  # leaving the pipe's block with this error kills zstd
             raise ArchiveError(f"bundle has more than {MAX_TRAILING} bytes after its tar archive")
 
 
@@ -205,8 +190,7 @@ def _decompressed(bundle: Path) -> Iterator[IO[bytes]]:
         raise ArchiveError(f"cannot open {bundle}: {err.strerror}") from None
     with fh:
         if magic.startswith(ZSTD_MAGIC):
-            with _zstd(["zstd", "-d", "-q", "-c"], fh, subprocess.PIPE) as proc:
-                assert proc.stdout is not None
+            with _zstd(["zstd", "-d", "-q", "-c"], fh, None) as proc:
                 yield proc.stdout
         elif magic.startswith(GZIP_MAGIC):
             with gzip.GzipFile(fileobj=fh, mode="rb") as gz:

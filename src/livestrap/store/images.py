@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from livestrap.datadir import DataDir
 from livestrap.errors import ImageNotFound, StoreError
 from livestrap.ids import unique_match
 from livestrap.store import tmpdirs
@@ -32,11 +33,6 @@ from livestrap.store.manifest import (
     read_metadata,
     verify_artifacts,
 )
-
-IMAGES = "images"
-ACTIVE = "active"
-TMP = "tmp"
-STORE_LOCK = "store.lock"
 
 
 @dataclass(frozen=True)
@@ -78,9 +74,11 @@ class ImageStore:
     def __init__(self, data_dir: Path) -> None:
         # Nothing is created here: read-only commands must not write to the data dir.
         self.data_dir = data_dir
-        self.images_dir = data_dir / IMAGES
-        self.active_link = data_dir / ACTIVE
-        self.tmp_dir = data_dir / TMP
+        self.layout = DataDir(data_dir)
+        self.images_dir = self.layout.images
+        self.active_link = self.layout.active
+        self.tmp_dir = self.layout.tmp
+        self._link_top = self.images_dir.name  # `active` -> images/<id>, relative
 
     # -- reading -------------------------------------------------------------------------
 
@@ -147,7 +145,7 @@ class ImageStore:
                 raise StoreError(f"{self.active_link} is not a symlink") from None
             raise StoreError(f"cannot read {self.active_link}: {err.strerror}") from None
         parts = target.split("/")
-        if len(parts) != 2 or parts[0] != IMAGES:
+        if len(parts) != 2 or parts[0] != self._link_top:
             raise StoreError(f"{self.active_link} points to unexpected target {target!r}")
         return check_image_id(parts[1])
 
@@ -168,7 +166,7 @@ class ImageStore:
         their change is made. Held for milliseconds, so it blocks rather than fails."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
-            fd = os.open(self.data_dir / STORE_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            fd = os.open(self.layout.store_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
         except OSError as err:
             raise StoreError(f"cannot lock the store in {self.data_dir}: {err.strerror}") from None
         try:
@@ -191,9 +189,9 @@ class ImageStore:
                 f"image {image_id} cannot be activated: the master cannot boot it "
                 f"({'; '.join(blocking)}); build or import one that keeps today's rules"
             )
-        tmp_link = self.data_dir / f".{ACTIVE}.{secrets.token_hex(8)}"
+        tmp_link = self.active_link.with_name(f".{self.active_link.name}.{secrets.token_hex(8)}")
         try:
-            os.symlink(f"{IMAGES}/{image_id}", tmp_link)
+            os.symlink(f"{self._link_top}/{image_id}", tmp_link)
             os.replace(tmp_link, self.active_link)
         except OSError as err:
             tmp_link.unlink(missing_ok=True)
@@ -282,7 +280,10 @@ class ImageStore:
         if bad:
             raise StoreError(f"artifacts do not match metadata in {staging_dir}: {', '.join(bad)}")
 
-    def clean_stale_tmp(self) -> builtins.list[str]:
+    def clean_stale_tmp(
+        self, kinds: tuple[str, ...] = tmpdirs.KINDS, *, eraser: tmpdirs.Eraser = tmpdirs.erase
+    ) -> builtins.list[str]:
         """Erase what killed imports, uploads, exports and deletes left in tmp/ (entries
-        whose owner process is gone); build trees are the build lock holder's to clean."""
-        return tmpdirs.clean_stale(self.tmp_dir)
+        whose owner process is gone): the sweep every caller uses (store.tmpdirs). Build
+        trees only for the build lock's holder: kinds=(tmpdirs.BUILD,) with its eraser."""
+        return tmpdirs.clean_stale(self.tmp_dir, kinds, eraser=eraser)

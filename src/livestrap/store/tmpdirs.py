@@ -1,10 +1,14 @@
-"""`<data-dir>/tmp/`: one owner for its names, so leftovers of a killed process are known.
+"""`<data-dir>/tmp/`: one owner for its names and for sweeping it, so leftovers are known.
 
 Every entry is `<kind>-<pid>.<start>-<random>`: the kind says what made it (import,
 upload, export, delete, build) and the pid with its start time (from /proc, so a reused
-pid is not mistaken for the owner) who owns it. An entry whose owner is gone is stale;
-`clean_stale` erases those at master start and before each import. Build trees are named
-here too but erased only by the build code under the build lock (they may hold mounts).
+pid is not mistaken for the owner) who owns it. `clean_stale` is the one sweep:
+- imports, uploads, exports and deletes are stale when their owner is gone (or they carry
+  a name of a livestrap before the owner tag); the master sweeps them at start and
+  before each import, upload and export (ImageStore.clean_stale_tmp);
+- build trees are stale to the holder of the build lock, who runs the only build: it
+  sweeps them (kind BUILD) with an eraser that unmounts first (builder.workspace), since
+  they may hold mounts.
 Entries this module did not name are left alone.
 """
 
@@ -14,6 +18,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 KINDS = ("import", "upload", "export", "delete")
@@ -23,6 +28,7 @@ LEGACY_PREFIXES = ("import-", "delete-", "api-upload-", "api-export-")
 # tmp/ holds uploads, exports and half-unpacked images: the owner's alone (the data dir
 # itself may be open to others for traversal, e.g. 0751 for nginx)
 TMP_DIR_MODE = 0o700
+Eraser = Callable[[Path], None]
 _NAME_RE = re.compile(r"(?P<kind>[a-z]+)-(?P<pid>[0-9]+)\.(?P<start>[0-9]+)-")
 
 
@@ -73,15 +79,36 @@ def owner_alive(pid: int, start: str) -> bool:
 
 
 def is_stale(name: str, kinds: tuple[str, ...] = KINDS) -> bool:
-    """An entry of one of `kinds` whose owner is gone, or a legacy one (no owner tag)."""
+    """An entry of one of `kinds` whose owner is gone, or a legacy one (no owner tag).
+    A build tree (BUILD in `kinds`: asked by the build lock's holder) is stale whoever
+    made it, tagged or not."""
+    if BUILD in kinds and name.startswith(f"{BUILD}-"):
+        return True
     m = _NAME_RE.match(name)
     if m is None:
-        return name.startswith(LEGACY_PREFIXES)
+        return name.startswith(LEGACY_PREFIXES) and _legacy_kind(name) in kinds
     return m["kind"] in kinds and not owner_alive(int(m["pid"]), m["start"])
 
 
-def clean_stale(tmp_dir: Path, kinds: tuple[str, ...] = KINDS) -> list[str]:
-    """Erase the stale entries of `kinds` under tmp/; names of what was removed."""
+def _legacy_kind(name: str) -> str:
+    """The kind of a legacy name (`api-upload-...` was an upload)."""
+    return name.removeprefix("api-").split("-", 1)[0]
+
+
+def erase(entry: Path) -> None:
+    """Erase one entry of tmp/ (a dir with all in it; a file or a link itself)."""
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry)
+    else:
+        entry.unlink()
+
+
+def clean_stale(
+    tmp_dir: Path, kinds: tuple[str, ...] = KINDS, *, eraser: Eraser = erase
+) -> list[str]:
+    """The one sweep of tmp/: erase its stale entries of `kinds` with `eraser`; the names
+    of what was removed. Build trees are swept only as directories (BUILD, by the build
+    lock's holder, whose eraser unmounts first: builder.workspace.remove_tree)."""
     try:
         entries = sorted(tmp_dir.iterdir())
     except FileNotFoundError:
@@ -90,11 +117,10 @@ def clean_stale(tmp_dir: Path, kinds: tuple[str, ...] = KINDS) -> list[str]:
     for entry in entries:
         if not is_stale(entry.name, kinds):
             continue
+        if entry.name.startswith(f"{BUILD}-") and (entry.is_symlink() or not entry.is_dir()):
+            continue  # not a tree a build made
         try:
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+            eraser(entry)
         except FileNotFoundError:
             continue  # another process cleaned it first
         removed.append(entry.name)

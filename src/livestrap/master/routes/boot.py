@@ -19,18 +19,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.background import BackgroundTask
 
+from livestrap import bootpaths
 from livestrap.errors import ImageNotFound, LivestrapError
-from livestrap.master.accel import (
-    ACCEL_HEADER,
-    CLIENT_HEADER,
-    SENT_PATH,
-    accel_prefix,
-    accel_response,
-    parse_original_uri,
-)
+from livestrap.master.accel import ACCEL_HEADER, CLIENT_HEADER, accel_prefix, accel_response
 from livestrap.master.artifacts import (
     ArtifactFile,
     ArtifactResponse,
@@ -46,18 +39,20 @@ from livestrap.master.artifacts import (
     range_not_satisfiable,
 )
 from livestrap.master.deps import StateDep, client_ip
-from livestrap.master.events import normalize_mac, record_event
 from livestrap.master.guards import too_many
 from livestrap.master.ipxe import check_base_url, render_boot_script, render_no_image_script
 from livestrap.master.ratelimit import address_key
+from livestrap.master.services.boot_events import record_boot_event
 from livestrap.master.state import AppState
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/boot", tags=["boot"])
+router = APIRouter(prefix=bootpaths.PREFIX, tags=["boot"])
 
-ARTIFACT_PATH = "/images/{image_id}/{name}"
-MAC_ARTIFACT_PATH = "/m/{node_mac}/images/{image_id}/{name}"
-START_KIND = {"vmlinuz": "kernel", "initrd.img": "initrd", "root.squashfs": "squashfs-start"}
+START_KIND = {
+    bootpaths.KERNEL: "kernel",
+    bootpaths.INITRD: "initrd",
+    bootpaths.SQUASHFS: "squashfs-start",
+}
 UNUSABLE = "the active image on the master is unusable (see the master's log)"
 ARTIFACT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/octet-stream": {}}, "description": "The file."},
@@ -78,14 +73,7 @@ BootLimited = [Depends(limit_boot)]
 
 
 def _record(state: AppState, kind: str, **fields: Any) -> None:
-    mac = normalize_mac(fields.get("mac"))
-    if mac is not None and not state.guards.event_allowed(mac, fields.get("ip"), kind):
-        return  # spent: the boot goes on, the event is counted in a `suppressed` one
-    try:
-        with state.db.session() as session:
-            record_event(session, kind, history=state.guards.history, **fields)
-    except SQLAlchemyError:
-        log.exception("could not record boot event %s %s", kind, fields)
+    record_boot_event(state.db, state.guards, kind, **fields)
 
 
 def _base_url(state: AppState, request: Request) -> str:
@@ -114,7 +102,7 @@ def _script(state: AppState, base: str) -> tuple[str | None, str]:
 
 
 @router.get(
-    "/ipxe",
+    bootpaths.SCRIPT_ROUTE,
     response_class=PlainTextResponse,
     dependencies=BootLimited,
     responses={429: ARTIFACT_RESPONSES[429]},
@@ -180,7 +168,7 @@ def _record_download(
         detail["range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
         expected = byte_range[1] - byte_range[0] + 1
     _record(state, START_KIND[art.name], detail=detail, at=at, **fields)
-    if art.name != "root.squashfs":
+    if art.name != bootpaths.SQUASHFS:
         return None
 
     def on_sent(sent: int, seconds: float) -> None:
@@ -190,8 +178,8 @@ def _record_download(
     return on_sent
 
 
-@router.get(ARTIFACT_PATH, responses=ARTIFACT_RESPONSES, dependencies=BootLimited)
-@router.head(ARTIFACT_PATH, responses=ARTIFACT_RESPONSES, dependencies=BootLimited)
+@router.get(bootpaths.FILE_ROUTE, responses=ARTIFACT_RESPONSES, dependencies=BootLimited)
+@router.head(bootpaths.FILE_ROUTE, responses=ARTIFACT_RESPONSES, dependencies=BootLimited)
 def artifact(
     image_id: str, name: str, request: Request, state: StateDep, mac: str | None = None
 ) -> Response:
@@ -199,8 +187,8 @@ def artifact(
     return _serve(state, request, image_id, name, mac)
 
 
-@router.get(MAC_ARTIFACT_PATH, responses=ARTIFACT_RESPONSES, dependencies=BootLimited)
-@router.head(MAC_ARTIFACT_PATH, responses=ARTIFACT_RESPONSES, dependencies=BootLimited)
+@router.get(bootpaths.MAC_FILE_ROUTE, responses=ARTIFACT_RESPONSES, dependencies=BootLimited)
+@router.head(bootpaths.MAC_FILE_ROUTE, responses=ARTIFACT_RESPONSES, dependencies=BootLimited)
 def artifact_for_mac(
     node_mac: str, image_id: str, name: str, request: Request, state: StateDep
 ) -> Response:
@@ -242,7 +230,9 @@ def _limit(state: AppState, ip: str | None) -> None:
         raise too_many(wait, "/boot requests")
 
 
-@router.post(SENT_PATH, status_code=204, response_class=Response, include_in_schema=False)
+@router.post(
+    bootpaths.SENT_ROUTE, status_code=204, response_class=Response, include_in_schema=False
+)
 def nginx_sent(
     request: Request,
     state: StateDep,
@@ -253,11 +243,11 @@ def nginx_sent(
 ) -> Response:
     """nginx's post_action after it sent an artifact: the squashfs-end event."""
     node_ip = from_nginx(request, state)
-    original = parse_original_uri(x_original_uri)
+    original = bootpaths.parse_file_url(x_original_uri)
     if original is None:
         raise ImageNotFound(f"not an artifact URL: {x_original_uri!r}")
     art = find_artifact(state.store, original.image_id, original.name)
-    if art.name == "root.squashfs":
+    if art.name == bootpaths.SQUASHFS:
         detail: dict[str, Any] = {}
         expected = art.size
         try:

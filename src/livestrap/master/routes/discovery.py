@@ -26,16 +26,14 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from livestrap.master.config import MasterSettings
 from livestrap.master.deps import StateDep, client_ip
 from livestrap.master.errors import validation_details
 from livestrap.master.events import normalize_mac
-from livestrap.master.guards import Guards, too_many
-from livestrap.master.inventory import Guard, Outcome, Report, heartbeat, register
+from livestrap.master.guards import too_many
+from livestrap.master.inventory import report_of
 from livestrap.master.limits import BodyTooLarge
 from livestrap.master.ratelimit import address_key, retry_after
 from livestrap.master.schemas.nodes import (
@@ -151,29 +149,6 @@ async def require_discovery_token(request: Request, state: AppState) -> None:
     )
 
 
-def report_applier(
-    cfg: MasterSettings, guards: Guards | None = None
-) -> Callable[[Session, Report, str | None], Outcome]:
-    """What the report writer does with one report (see master.inventory for the rules)."""
-    guard = Guard(offline_after=cfg.offline_after)
-    if guards is not None:
-        guard = Guard(
-            offline_after=cfg.offline_after,
-            new_node_wait=guards.new_node_wait,
-            event_allowed=guards.event_allowed,
-            history=guards.history,
-        )
-
-    def apply(session: Session, report: Report, ip: str | None) -> Outcome:
-        if report.facts is None:
-            return heartbeat(
-                session, report, ip, cfg.heartbeat_s, cfg.offline_after, history=guard.history
-            )
-        return register(session, report, ip, cfg.heartbeat_s, guard=guard)
-
-    return apply
-
-
 @router.post(
     "/discovery",
     response_model=ReportAnswer,
@@ -198,17 +173,7 @@ async def discovery(
 ) -> ReportAnswer:
     """Validated here on the event loop; applied by the report writer (one thread,
     batched transactions: master.report_writer)."""
-    report = Report(
-        agent_version=body.agent_version,
-        image_id=body.image_id,
-        boot_mac=body.boot_mac,
-        node_id=body.node_id,
-        facts_hash=body.facts_hash,
-        facts=body.facts_dict(),
-        failures=[failure.model_dump() for failure in body.failures],
-        uptime_s=body.uptime_s,
-    )
-    outcome = await state.reports.submit(report, client_ip(request))
+    outcome = await state.reports.submit(report_of(body), client_ip(request))
     if outcome.retry_after_s > 0 and outcome.reason:
         wait = retry_after(outcome.retry_after_s)
         detail = f"{outcome.reason}: retry in {wait} s (docs/security.md)"

@@ -24,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 from livestrap.master.artifacts import valid_image_id
 from livestrap.master.deps import AdminOnly, StateDep
 from livestrap.master.schemas.images import Activated, ImageDetail, ImageDiff, ImageSummary
+from livestrap.master.services.images import image_detail, image_diff, image_summary, info_of
 from livestrap.master.upload import receive_bundle
 from livestrap.store import tmpdirs
 from livestrap.store.bundle import Compression, export_image, import_image
@@ -82,21 +83,21 @@ def _resolve(store: ImageStore, ref: str) -> str:
 @router.get("/images", response_model=list[ImageSummary])
 def list_images(state: StateDep) -> list[ImageSummary]:
     """Every image, oldest first, and which one is active."""
-    return [ImageSummary.of(info) for info in state.store.list()]
+    return [image_summary(info) for info in state.store.list()]
 
 
 @router.get("/images/{image_id}", response_model=ImageDetail)
 def show_image(image_id: str, state: StateDep) -> ImageDetail:
     """An image's full metadata (spec, packages, artifact checksums, ...)."""
     meta = state.store.get(_resolve(state.store, image_id))
-    return ImageDetail.of(meta, state.store.active_id())
+    return image_detail(meta, state.store.active_id())
 
 
 @router.get("/images/{a}/diff/{b}", response_model=ImageDiff)
 def diff_images(a: str, b: str, state: StateDep) -> ImageDiff:
     """Packages added, removed and changed in version going from image a to image b."""
     a, b = _resolve(state.store, a), _resolve(state.store, b)
-    return ImageDiff.of(a, b, state.store.diff(a, b))
+    return image_diff(a, b, state.store.diff(a, b))
 
 
 @router.post("/images/{image_id}/activate", response_model=Activated)
@@ -160,4 +161,4 @@ async def import_bundle(request: Request, state: StateDep) -> ImageSummary:
         )
     finally:  # a bundle may be gigabytes: unlinked off the event loop
         await anyio.to_thread.run_sync(partial(path.unlink, missing_ok=True))
-    return ImageSummary.of_metadata(meta, state.store.active_id())
+    return image_summary(info_of(meta, state.store.active_id()))

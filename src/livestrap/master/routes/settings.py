@@ -8,14 +8,8 @@ from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
 from livestrap.master.deps import AdminOnly, SessionDep, StateDep
-from livestrap.master.schemas.settings import (
-    SpecBody,
-    check_spec,
-    parse_api_spec,
-    read_settings,
-    write_settings,
-)
-from livestrap.resolve import resolve
+from livestrap.master.schemas.settings import SpecBody
+from livestrap.master.services import settings as service
 from livestrap.spec import BuildSpec
 
 router = APIRouter(prefix="/settings", tags=["settings"], dependencies=[AdminOnly])
@@ -27,8 +21,7 @@ def get_settings(session: SessionDep) -> JSONResponse:
 
     Returned as stored, not re-validated: a key file deleted since still shows here
     (and is reported by /settings/effective and by new builds)."""
-    data = read_settings(session)
-    return JSONResponse(BuildSpec().model_dump(mode="json") if data is None else data)
+    return JSONResponse(service.shown_settings(session))
 
 
 @router.get("/effective", response_model=BuildSpec)
@@ -36,9 +29,7 @@ def get_effective(state: StateDep, session: SessionDep) -> JSONResponse:
     """The stored spec with every default filled: mirror and key from the host, suite, kernel.
 
     422 when it cannot be resolved (e.g. no mirror known)."""
-    data = read_settings(session)
-    spec = parse_api_spec(data, state.settings, source="settings")
-    return JSONResponse(resolve(spec, source="settings").model_dump(mode="json"))
+    return JSONResponse(service.effective_settings(session, state.settings))
 
 
 @router.put("", response_model=BuildSpec)
@@ -48,5 +39,4 @@ def put_settings(
     """Replace the stored spec. Checked like `livestrap spec check` (422 names the field);
     every path must be in <data-dir>/spec (relative ones are taken from it, stored absolute;
     upload files with PUT /settings/files/{path}), file:// URLs under an allowed root."""
-    spec, _ = check_spec(body, state.settings, source="settings")
-    return JSONResponse(write_settings(session, spec))
+    return JSONResponse(service.replace_settings(session, body, state.settings))

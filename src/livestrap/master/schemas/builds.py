@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from livestrap.master.models import Build
 
 BuildState = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 
@@ -48,34 +46,3 @@ class BuildDetail(BuildSummary):
     """GET /api/v1/builds/{id}: the summary plus the full effective spec it builds."""
 
     spec: dict[str, Any]
-
-
-def _utc(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
-
-
-def _fields(row: Build) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "seq": row.seq,
-        "state": row.state,
-        "stage": row.stage,
-        "progress": row.progress,
-        "created": _utc(row.created_at),
-        "started": _utc(row.started_at),
-        "finished": _utc(row.finished_at),
-        "image_id": row.image_id,
-        "reused": row.reused,
-        "error": row.error,
-        "activate": row.activate,
-        "force": row.force,
-        "log_url": f"/api/v1/builds/{row.id}/log",
-    }
-
-
-def build_summary(row: Build) -> BuildSummary:
-    return BuildSummary(**_fields(row))
-
-
-def build_detail(row: Build) -> BuildDetail:
-    return BuildDetail(**_fields(row), spec=row.spec)

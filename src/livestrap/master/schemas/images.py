@@ -1,14 +1,14 @@
-"""Response models of /api/v1/images: the same facts `livestrap images ...` prints."""
+"""Response models of /api/v1/images: the same facts `livestrap images ...` prints.
+
+Models of their own, not the store's: the on-disk metadata (store.manifest) may change
+its format without changing the API (master.services.images maps one to the other)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
-
-from livestrap.store.images import ImageInfo, PackageDiff
-from livestrap.store.manifest import ImageMetadata
+from pydantic import BaseModel, ConfigDict, Field
 
 PROBLEMS = (
     "Rules of this livestrap that the stored image, made under older ones, breaks; empty "
@@ -27,48 +27,35 @@ class ImageSummary(BaseModel):
     active: bool = Field(description="Whether nodes boot this image now.")
     problems: list[str] = Field(default_factory=list, description=PROBLEMS)
 
-    @classmethod
-    def of(cls, info: ImageInfo) -> ImageSummary:
-        return cls(
-            id=info.id,
-            label=info.label,
-            created=info.created,
-            total_size=info.total_size,
-            active=info.active,
-            problems=list(info.problems),
-        )
 
-    @classmethod
-    def of_metadata(cls, meta: ImageMetadata, active_id: str | None) -> ImageSummary:
-        return cls(
-            id=meta.id,
-            label=meta.label,
-            created=meta.created,
-            total_size=meta.total_size(),
-            active=meta.id == active_id,
-        )
+class Artifact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sha256: str
+    size: int
 
 
-class ImageDetail(ImageMetadata):
+class ImageDetail(BaseModel):
     """The image's metadata.yaml as JSON, plus whether nodes boot it now."""
 
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    label: str
+    created: datetime
+    builder: str
+    distro: str
+    suite: str
+    arch: str
+    spec: dict[str, Any]
+    spec_sha256: str
+    kernel_version: str
+    kernel_cmdline: list[str]
+    agent_version: str | None = None
+    inputs_sha256: str | None = None
+    packages: dict[str, str]
+    artifacts: dict[str, Artifact]
     active: bool
     problems: list[str] = Field(default_factory=list, description=PROBLEMS)
-
-    # What the store read, its problems already noted: not checked again on the way out.
-    @field_validator("spec")
-    @classmethod
-    def _spec(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        return v
-
-    @field_validator("kernel_cmdline")
-    @classmethod
-    def _kernel_cmdline(cls, v: list[str], info: ValidationInfo) -> list[str]:
-        return v
-
-    @classmethod
-    def of(cls, meta: ImageMetadata, active_id: str | None) -> ImageDetail:
-        return cls(**meta.model_dump(), active=meta.id == active_id, problems=meta.stored_problems)
 
 
 class ImageDiff(BaseModel):
@@ -81,10 +68,6 @@ class ImageDiff(BaseModel):
     changed: dict[str, tuple[str, str]] = Field(
         description="Packages in both with another version: name -> [version in a, in b]."
     )
-
-    @classmethod
-    def of(cls, a: str, b: str, diff: PackageDiff) -> ImageDiff:
-        return cls(a=a, b=b, added=diff.added, removed=diff.removed, changed=diff.changed)
 
 
 class Activated(BaseModel):

@@ -1,29 +1,18 @@
-"""The build settings: one BuildSpec document in the `settings` table, and its API body.
+"""The body of PUT /api/v1/settings: a BuildSpec in the API docs, passed through as sent.
 
-The body is a BuildSpec in the API docs, but checked by `parse_spec` itself:
 FastAPI's own validation of a BuildSpec would take relative paths from the master's
 working directory and word its errors differently from the CLI; the raw JSON is passed
 through instead and validated with `<data-dir>/spec` as base, every path confined to it
-(see api_rules and routes/settings.py).
+(master.services.settings.check_spec).
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import replace
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import PlainValidator
-from sqlalchemy.orm import Session
 
-from livestrap.master.config import MasterSettings
-from livestrap.master.models import SettingRow
-from livestrap.resolve import resolve
-from livestrap.spec import BuildSpec, ResolvedSpec, parse_spec
-from livestrap.specpaths import PathRules
-
-SETTINGS_KEY = "build_spec"
+from livestrap.spec import BuildSpec
 
 
 def _as_sent(value: Any) -> Any:
@@ -31,56 +20,3 @@ def _as_sent(value: Any) -> Any:
 
 
 SpecBody = Annotated[Any, PlainValidator(_as_sent, json_schema_input_type=BuildSpec)]
-
-
-def sqlite_file(settings: MasterSettings) -> Path | None:
-    url = settings.db_url
-    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
-
-
-def master_rules(settings: MasterSettings) -> PathRules:
-    """What any spec the master builds may name: nothing of the master's secrets."""
-    db = sqlite_file(settings)
-    return PathRules(data_dir=settings.data_dir, protected_files=(db,) if db else ())
-
-
-def api_rules(settings: MasterSettings) -> PathRules:
-    """A spec sent through the API: also confined to <data-dir>/spec, its file:// URLs to
-    that folder and to settings.file_mirror_roots."""
-    return replace(
-        master_rules(settings),
-        confine=settings.spec_dir,
-        file_roots=(settings.spec_dir, *settings.file_mirror_roots),
-    )
-
-
-def build_rules(settings: MasterSettings) -> PathRules:
-    """The build worker's last word on a queued build (every one came through the API):
-    what it names in spec/ (or under a file root) must still resolve there, since a later
-    upload may have put a link where a folder was; the master's own additions (its
-    copy:// repo, host keyrings and mirrors) lie outside and get master_rules."""
-    return replace(api_rules(settings), only_named=True)
-
-
-def parse_api_spec(data: Any, settings: MasterSettings, source: str) -> BuildSpec:
-    """parse_spec for what came through the API: paths relative to (and within) spec/."""
-    return parse_spec(data, base_dir=settings.spec_dir, source=source, rules=api_rules(settings))
-
-
-def check_spec(
-    data: Any, settings: MasterSettings, source: str = "spec"
-) -> tuple[BuildSpec, ResolvedSpec]:
-    """Validate like the CLI: (spec as given, paths confined to spec/; resolved)."""
-    spec = parse_api_spec(data, settings, source)
-    return spec, resolve(spec, source=source)
-
-
-def read_settings(session: Session) -> dict[str, Any] | None:
-    row = session.get(SettingRow, SETTINGS_KEY)
-    return None if row is None else dict(row.value)
-
-
-def write_settings(session: Session, spec: BuildSpec) -> dict[str, Any]:
-    value = spec.model_dump(mode="json")
-    session.merge(SettingRow(key=SETTINGS_KEY, value=value, updated_at=time.time()))
-    return value

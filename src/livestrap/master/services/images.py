@@ -1,0 +1,51 @@
+"""Images as the API shows them: the one mapper from what the store reads (ImageInfo,
+the on-disk ImageMetadata) to the schemas of /api/v1/images. Written out field by field,
+so a change of the file format is a change here, never one of the API."""
+
+from __future__ import annotations
+
+from livestrap.master.schemas.images import Artifact, ImageDetail, ImageDiff, ImageSummary
+from livestrap.store.images import ImageInfo, PackageDiff
+from livestrap.store.manifest import ImageMetadata
+
+
+def info_of(meta: ImageMetadata, active_id: str | None) -> ImageInfo:
+    """The list's line of one image the store has just read (e.g. imported)."""
+    problems = tuple(meta.stored_problems)
+    return ImageInfo(meta.id, meta.label, meta.created, meta.total_size(), meta.id == active_id,
+                     problems)  # fmt: skip
+
+
+def image_summary(info: ImageInfo) -> ImageSummary:
+    return ImageSummary(id=info.id, label=info.label, created=info.created,
+                        total_size=info.total_size, active=info.active,
+                        problems=list(info.problems))  # fmt: skip
+
+
+def image_detail(meta: ImageMetadata, active_id: str | None) -> ImageDetail:
+    """What the store read, its problems already noted: not checked again on the way out."""
+    return ImageDetail(
+        id=meta.id,
+        label=meta.label,
+        created=meta.created,
+        builder=meta.builder,
+        distro=meta.distro,
+        suite=meta.suite,
+        arch=meta.arch,
+        spec=meta.spec,
+        spec_sha256=meta.spec_sha256,
+        kernel_version=meta.kernel_version,
+        kernel_cmdline=list(meta.kernel_cmdline),
+        agent_version=meta.agent_version,
+        inputs_sha256=meta.inputs_sha256,
+        packages=dict(meta.packages),
+        artifacts={
+            name: Artifact(sha256=art.sha256, size=art.size) for name, art in meta.artifacts.items()
+        },
+        active=meta.id == active_id,
+        problems=list(meta.stored_problems),
+    )
+
+
+def image_diff(a: str, b: str, diff: PackageDiff) -> ImageDiff:
+    return ImageDiff(a=a, b=b, added=diff.added, removed=diff.removed, changed=diff.changed)

@@ -1,0 +1,150 @@
+"""Nodes as operators read them: found by id or unique id prefix, listed and their
+timelines paged (master.queries), and the one mapper from a row to NodeSummary's fields
+(both views of a node share it); what a report does to a node is master.inventory."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy.orm import Session
+
+from livestrap.errors import NotFoundError
+from livestrap.master.config import MasterSettings
+from livestrap.master.inventory import node_macs, node_query, online_cutoff, status_of, timeline
+from livestrap.master.lookup import full_id
+from livestrap.master.models import BootEvent, Node
+from livestrap.master.queries import cursor
+from livestrap.master.schemas.nodes import NodeDetail, NodeStatus, NodeSummary, TimelineEvent
+from livestrap.master.services.convert import utc
+
+T = TypeVar("T")
+Page = tuple[list[T], str | None]  # the rows, and the cursor of the next page or None
+
+
+class NodeRow(Protocol):
+    """What both a Node and a row of node_query have."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def system_uuid(self) -> str | None: ...
+    @property
+    def boot_mac(self) -> str | None: ...
+    @property
+    def last_ip(self) -> str | None: ...
+    @property
+    def image_id(self) -> str | None: ...
+    @property
+    def agent_version(self) -> str | None: ...
+    @property
+    def boots(self) -> int: ...
+    @property
+    def first_seen_at(self) -> float: ...
+    @property
+    def last_seen_at(self) -> float: ...
+
+
+def online_since(cfg: MasterSettings) -> float:
+    """Nodes last seen before this time, now, are offline."""
+    return online_cutoff(time.time(), cfg.heartbeat_s, cfg.offline_after)
+
+
+def node_id(session: Session, ref: str) -> str:
+    """The node's full id from an id or a unique id prefix (409 when several match)."""
+    found = full_id(session, Node.id, "node", ref)
+    if found is None:
+        raise NotFoundError(f"no node {ref!r}")
+    return found
+
+
+def find_node(session: Session, ref: str) -> Node:
+    node = session.get(Node, ref) or session.get(Node, node_id(session, ref))
+    if node is None:  # deleted in between
+        raise NotFoundError(f"no node {ref!r}")
+    return node
+
+
+def forget_node(session: Session, ref: str) -> None:
+    """The node and its MACs go (the database drops them: ON DELETE CASCADE); its boot
+    events stay, unattached."""
+    session.delete(find_node(session, ref))
+
+
+def _page(rows: list[T], limit: int, key: Callable[[T], str]) -> Page[T]:
+    """The first `limit` of `rows` (asked for limit + 1) and the next page's cursor."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, key(rows[-1]) if more else None
+
+
+def list_nodes(
+    session: Session,
+    cutoff: float,
+    status: NodeStatus | None,
+    mac: str | None,
+    after: tuple[float, Any] | None,
+    limit: int,
+) -> Page[NodeSummary]:
+    query = node_query(cutoff, status, mac, after).limit(limit + 1)
+    rows = list(session.execute(query))
+    rows, next_cursor = _page(rows, limit, lambda row: cursor(row.first_seen_at, row.id))
+    return [NodeSummary(**_fields(row, cutoff, row._mapping)) for row in rows], next_cursor
+
+
+def show_node(session: Session, ref: str, cutoff: float) -> NodeDetail:
+    node = find_node(session, ref)
+    facts = node.facts if isinstance(node.facts, dict) else {}
+    system = facts.get("system")
+    system = system if isinstance(system, dict) else {}
+    return NodeDetail(
+        **_fields(node, cutoff, system),
+        macs=sorted(node_macs(session, node.id)),
+        heartbeat_s=node.heartbeat_s,
+        facts_hash=node.facts_hash,
+        facts=facts,
+        failures=list(node.failures or []),
+    )
+
+
+def node_timeline(
+    session: Session, node: str, after: tuple[float, Any] | None, limit: int
+) -> Page[TimelineEvent]:
+    """The boot events of the node of id `node`, plus those of its MACs from before it
+    was a node."""
+    events = timeline(session, node, node_macs(session, node), after, limit + 1)
+    events, next_cursor = _page(events, limit, lambda e: cursor(e.at, e.id))
+    return [timeline_event(e) for e in events], next_cursor
+
+
+def _fields(row: NodeRow, cutoff: float, system: Mapping[Any, Any]) -> dict[str, Any]:
+    """The one mapper of a node to NodeSummary's fields, for both views of it. `system`
+    holds its vendor, product and serial: a Node's facts, or a row of the list (which has
+    them taken out of the facts in SQL)."""
+    return {
+        "id": row.id,
+        "status": status_of(row.last_seen_at, cutoff),
+        "system_uuid": row.system_uuid,
+        "vendor": system.get("vendor"),
+        "product": system.get("product"),
+        "serial": system.get("serial"),
+        "boot_mac": row.boot_mac,
+        "last_ip": row.last_ip,
+        "image_id": row.image_id,
+        "agent_version": row.agent_version,
+        "boots": row.boots,
+        "first_seen_at": utc(row.first_seen_at),
+        "last_seen_at": utc(row.last_seen_at),
+    }
+
+
+def timeline_event(event: BootEvent) -> TimelineEvent:
+    return TimelineEvent(
+        kind=event.kind,
+        at=utc(event.at),
+        mac=event.mac,
+        ip=event.ip,
+        image_id=event.image_id,
+        detail=event.detail or {},
+    )
