@@ -37,6 +37,7 @@ PURE = ("livestrap.run", "subprocess")
 # who may run commands besides run.py: the agent (stdlib only) and pkgcheck (an mmdebstrap
 # hook that needs the hook's environment, which run.py's clean one would drop)
 OWN_COMMANDS = ("livestrap.run", "livestrap.agent", "livestrap.builder.pkgcheck")
+BUILDING = ("livestrap.builder", "livestrap.master", "livestrap.packaging")
 RULES = [
     Rule("livestrap.agent", only=(STDLIB, "livestrap.agent")),  # bare python3 on the image
     Rule("livestrap.builder", forbid=("livestrap.master",)),
@@ -46,6 +47,17 @@ RULES = [
     Rule("livestrap.netboot.dnsmasq", forbid=PURE, transitive=True),
     Rule("livestrap.netboot.nginx", forbid=PURE, transitive=True),
     Rule("livestrap", forbid=("subprocess",), exempt=OWN_COMMANDS),  # run.py runs commands
+    Rule("livestrap.datadir", only=(STDLIB,)),  # the layout, no I/O of its own
+    Rule("livestrap.bootpaths", only=(STDLIB,)),  # pure: the /boot URL scheme
+    Rule("livestrap.spec", forbid=BUILDING),  # the input knows nothing of what uses it
+    Rule("livestrap.specfields", forbid=BUILDING),
+    Rule("livestrap.resolve", forbid=BUILDING),
+    Rule(
+        "livestrap.master.schemas",
+        forbid=("livestrap.master.models", "sqlalchemy", "livestrap.store"),
+    ),
+    Rule("livestrap.master.services", forbid=("fastapi",)),
+    Rule("livestrap.cli", forbid=("livestrap.master.routes",)),  # the master through its API
 ]
 
 
