@@ -8,6 +8,12 @@ command's whole process group (only processes we started) before it propagates.
 Shapes: `run` (a stage's command, to its end), `query` (short, output is data),
 `attempt` (best-effort cleanup, exit status returned), `start` (a long-lived process:
 a VM, a probe) and `pipe` (a filter the caller streams through: zstd on a bundle).
+
+Environment: build commands always get the clean one (fixed PATH, HOME=/root), so an
+image does not depend on who built it. `start` and `pipe` take `inherit_env=True` for the
+user's own tools, which see the caller's environment as they did before run.py ran them:
+QEMU under /opt or ~/.local/bin (found on the caller's PATH, as `kvm_usable` looks for
+it), and ZSTD_CLEVEL / ZSTD_NBTHREADS tuning an export.
 """
 
 from __future__ import annotations
@@ -37,7 +43,6 @@ BASE_ENV = {
 }
 TAIL_LINES = 40
 TERM_GRACE_S = 10.0
-PIPE_WAIT_S = 60.0  # how long a filter may take to finish once its input ended
 
 
 class BuildLog:
@@ -71,6 +76,11 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     if extra:
         env.update(extra)
     return env
+
+
+def _child_env(extra: Mapping[str, str] | None, inherit: bool) -> dict[str, str]:
+    """The clean environment, or with `inherit` the caller's own (read now), plus `extra`."""
+    return {**os.environ, **(extra or {})} if inherit else clean_env(extra)
 
 
 def run(
@@ -283,9 +293,11 @@ def start(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     grace_s: float = TERM_GRACE_S,
+    inherit_env: bool = False,
 ) -> Process:
     """Start a long-lived command: stdout and stderr to the file `output` (truncated) or
-    line by line to `log` (from a side thread), else nowhere; stdin is /dev/null."""
+    line by line to `log` (from a side thread), else nowhere; stdin is /dev/null.
+    `inherit_env`: the caller's environment instead of the clean one (see the module)."""
     if output is not None and log is not None:
         raise ValueError("start: output goes to a file or to a log, not both")
     args = [str(a) for a in argv]
@@ -296,21 +308,22 @@ def start(
         if output is not None:
             sink = stack.enter_context(output.open("wb"))
         popen = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=sink,
-                                 stderr=subprocess.STDOUT, env=clean_env(env), cwd=cwd,
-                                 start_new_session=True)  # fmt: skip
+                                 stderr=subprocess.STDOUT, env=_child_env(env, inherit_env),
+                                 cwd=cwd, start_new_session=True)  # fmt: skip
     return Process(popen, args, stage, grace_s, log)
 
 
 class Pipe:
     """A filter process the caller streams through (zstd on a bundle); see `pipe`.
 
-    Leaving the block closes our ends, waits (up to `wait_s`) and raises CommandError,
-    naming the stage with stderr's tail, on a non-zero exit. An exception inside the
-    block kills the process first; it is always reaped.
+    Leaving the block closes our ends, waits (as long as it takes, or up to `wait_s`) and
+    raises CommandError, naming the stage with stderr's tail, on a non-zero exit. An
+    exception inside the block, or while leaving it (Ctrl-C during the wait), kills the
+    process; it is always reaped.
     """
 
     def __init__(self, popen: subprocess.Popen[bytes], argv: list[str], stage: str,
-                 wait_s: float, log: LineSink | None) -> None:  # fmt: skip
+                 wait_s: float | None, log: LineSink | None) -> None:  # fmt: skip
         self._proc, self.argv, self.stage, self.wait_s = popen, argv, stage, wait_s
         assert popen.stderr is not None
         self._stderr = _Tail(popen.stderr, log)
@@ -339,21 +352,26 @@ class Pipe:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: object) -> None:  # fmt: skip
-        if exc is not None:
-            stop_process_group(self._proc, grace_s=0)
-        self._close()
-        if exc is None:
-            try:
-                self._proc.wait(timeout=self.wait_s)
-            except subprocess.TimeoutExpired:
+        try:
+            if exc is not None:
                 stop_process_group(self._proc, grace_s=0)
-                raise CommandError(self.stage, self.argv, self._proc.returncode,
-                                   f"still running {self.wait_s:.0f} s after its input ended"
-                                   ) from None  # fmt: skip
-        code = self._proc.wait()
+            self._close()  # may block: flushing into a slow command
+            code = self._proc.wait() if exc is not None else self._wait()
+        except BaseException:
+            stop_process_group(self._proc, grace_s=0)
+            raise
         # a broken pipe inside the block is only the symptom when it failed by itself
         if (exc is None and code != 0) or (isinstance(exc, BrokenPipeError) and code > 0):
             raise CommandError(self.stage, self.argv, code, self._stderr.text().strip()) from exc
+
+    def _wait(self) -> int:
+        try:
+            return self._proc.wait(timeout=self.wait_s)
+        except subprocess.TimeoutExpired:
+            stop_process_group(self._proc, grace_s=0)
+            raise CommandError(self.stage, self.argv, self._proc.returncode,
+                               f"still running {self.wait_s:.0f} s after its input ended"
+                               ) from None  # fmt: skip
 
     def _close(self) -> None:
         for stream in (self._proc.stdin, self._proc.stdout):
@@ -369,12 +387,15 @@ def pipe(
     stdin: IO[bytes] | None = None,
     stdout: IO[bytes] | None = None,
     log: LineSink | None = None,
-    wait_s: float = PIPE_WAIT_S,
+    wait_s: float | None = None,
+    inherit_env: bool = False,
 ) -> Pipe:
     """Start a filter: it reads the file `stdin` (else the caller writes `Pipe.stdin`) and
     writes the file `stdout` (else the caller reads `Pipe.stdout`); stderr is kept for the
     error and given to `log`. Use it as `with pipe(...) as p:`. A command that is not
-    installed raises OSError here, before the block."""
+    installed raises OSError here, before the block. Leaving the block waits for the
+    command's end (a slow destination at the end of a large export); `wait_s` bounds that
+    wait, then kills it. `inherit_env`: as for `start`."""
     args = [str(a) for a in argv]
     if log is not None:
         log(f"$ {shlex.join(args)}")
@@ -383,7 +404,7 @@ def pipe(
         stdin=subprocess.PIPE if stdin is None else stdin,
         stdout=subprocess.PIPE if stdout is None else stdout,
         stderr=subprocess.PIPE,
-        env=clean_env(),
+        env=_child_env(None, inherit_env),
         start_new_session=True,
     )
     return Pipe(popen, args, stage, wait_s, log)

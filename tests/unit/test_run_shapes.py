@@ -3,8 +3,11 @@ real tiny commands: exit status, stderr's tail in the error, kill on leaving, no
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -219,3 +222,49 @@ def test_attempt_returns_the_status_and_never_raises() -> None:
     assert attempt(["sh", "-c", "echo out; echo err >&2; exit 7"], log=logged.append) == 7
     assert logged == ["$ sh -c 'echo out; echo err >&2; exit 7'", "out", "err"]
     assert attempt(["cat"]) == 0  # stdin is /dev/null: `cat` ends at once
+
+
+# -- pipe: the wait once the input ended ---------------------------------------------------
+
+
+def test_pipe_waits_for_a_slow_command_as_long_as_it_takes(tmp_path: Path) -> None:
+    """No bound by default: a slow destination at the end of a large export is no error."""
+    out = tmp_path / "out"
+    started = time.monotonic()
+    script = "cat; sleep 1; echo done"
+    with out.open("wb") as fh, pipe(["sh", "-c", script], stage="bundle", stdout=fh) as p:
+        p.stdin.write(b"data\n")
+    assert p.wait_s is None
+    assert time.monotonic() - started >= 1
+    assert out.read_bytes() == b"data\ndone\n"
+    assert reaped(p.pid)
+
+
+@contextlib.contextmanager
+def interrupt_after(seconds: float) -> Iterator[None]:
+    """Raise KeyboardInterrupt in this (the main) thread after `seconds`, like a Ctrl-C."""
+
+    def ctrl_c(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, ctrl_c)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("wait_s", [None, 30.0])
+def test_pipe_ctrl_c_while_waiting_for_the_command_kills_it(wait_s: float | None) -> None:
+    started = time.monotonic()
+    p = pipe(["sh", "-c", "cat >/dev/null; exec sleep 30"], stage="bundle", wait_s=wait_s)
+    try:
+        with pytest.raises(KeyboardInterrupt), interrupt_after(0.3), p:
+            p.stdin.write(b"x")
+        assert time.monotonic() - started < 5
+        assert reaped(p.pid)
+    finally:  # on failure, do not leave our sleep behind
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)

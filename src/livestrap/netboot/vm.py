@@ -62,7 +62,8 @@ def kvm_usable(workdir: Path | None = None) -> bool:
 def _probe(argv: list[str], err: Path, ok: Callable[[], bool] | None) -> bool:
     """Run argv for up to KVM_PROBE_S: True when `ok()` turns true (or, with no `ok`, when
     QEMU is still running at the end with no KVM error)."""
-    with start(argv, stage="kvm-probe", output=err, grace_s=0) as proc:  # killed on leaving
+    # the caller's env: QEMU is found on its PATH (see run.py); killed on leaving
+    with start(argv, stage="kvm-probe", output=err, grace_s=0, inherit_env=True) as proc:
         deadline = time.monotonic() + KVM_PROBE_S
         while time.monotonic() < deadline and proc.running():
             if b"KVM internal error" in err.read_bytes():
@@ -105,7 +106,8 @@ class VirtualNode:
         if max_s:
             argv = ["timeout", "--kill-after=10", str(max_s), *argv]
         (self.workdir / "qemu.argv").write_text("\n".join(argv) + "\n")
-        self.proc = start(argv, stage="vm", output=self.workdir / "qemu.stderr", grace_s=5.0)
+        stderr = self.workdir / "qemu.stderr"  # the user's QEMU, on the user's PATH
+        self.proc = start(argv, stage="vm", output=stderr, grace_s=5.0, inherit_env=True)
         self.started_at = time.monotonic()
         (self.workdir / "qemu.pid").write_text(f"{self.proc.pid}\n")
 

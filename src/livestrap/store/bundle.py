@@ -105,7 +105,8 @@ def _zstd(argv: list[str], stdin: IO[bytes] | None, stdout: IO[bytes] | None) ->
     """Run zstd as a filter; a non-zero exit becomes an ArchiveError with its message.
     What it still writes after the reader is done is drained, up to MAX_TRAILING bytes."""
     try:
-        proc = pipe(argv, stage="bundle", stdin=stdin, stdout=stdout)
+        # the caller's env (ZSTD_CLEVEL, ZSTD_NBTHREADS); waits for zstd as long as it takes
+        proc = pipe(argv, stage="bundle", stdin=stdin, stdout=stdout, inherit_env=True)
     except FileNotFoundError:
         raise ArchiveError("zstd is not installed; it is needed for .tar.zst") from None
     try:
