@@ -7,7 +7,7 @@ import asyncio
 import shutil
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -316,6 +316,18 @@ def _fail_one_commit(
     monkeypatch.setattr(q.db, "session", failing)
 
 
+def _queued_after_a_failed(
+    q: BuildQueue, monkeypatch: pytest.MonkeyPatch, action: Callable[[str], object]
+) -> str:
+    """A new build whose `action` (claim or cancel) failed to commit: still queued."""
+    build_id = q.submit(None, activate=False, force=False)
+    _fail_one_commit(q, monkeypatch)
+    with pytest.raises(OperationalError):
+        action(build_id)
+    assert _row(q, build_id).state == "queued"
+    return build_id
+
+
 def test_a_failed_claim_lookup_leaves_the_build_queued(
     queue: BuildQueue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -337,11 +349,8 @@ def test_a_failed_claim_lookup_leaves_the_build_queued(
 def test_a_failed_claim_commit_leaves_the_build_queued_and_cancellable(
     queue: BuildQueue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    build_id = queue.submit(None, activate=False, force=False)
-    _fail_one_commit(queue, monkeypatch)
-    with pytest.raises(OperationalError):
-        queue._claim_next()  # what the worker does, in this thread
-    assert _row(queue, build_id).state == "queued"
+    # the claim as the worker does it, in this thread
+    build_id = _queued_after_a_failed(queue, monkeypatch, lambda _: queue._claim_next())
     queue.cancel(build_id)  # no leftover cancel event answers: the queued build is cancelled
     row = _row(queue, build_id)
     assert row.state == "cancelled" and row.started_at is None
@@ -363,11 +372,7 @@ def test_a_failed_claim_commit_then_the_worker_runs_it(
 def test_a_failed_cancel_leaves_the_build_claimable(
     queue: BuildQueue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    build_id = queue.submit(None, activate=False, force=False)
-    _fail_one_commit(queue, monkeypatch)
-    with pytest.raises(OperationalError):
-        queue.cancel(build_id)
-    assert _row(queue, build_id).state == "queued"
+    build_id = _queued_after_a_failed(queue, monkeypatch, queue.cancel)
     job = queue._claim_next()
     assert job is not None and job.id == build_id
     assert _row(queue, build_id).state == "running"
