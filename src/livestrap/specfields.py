@@ -10,10 +10,11 @@ forgotten (a forgotten field would silently reuse a stale image).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
@@ -170,6 +171,36 @@ def host_inputs(model: BaseModel, loc: str = "") -> Iterator[HostInput]:
         for i, item in enumerate(items):
             if isinstance(item, BaseModel):
                 yield from host_inputs(item, f"{where}[{i}]" if item is not value else where)
+
+
+def _types(annotation: Any) -> Iterator[Any]:
+    """The annotation and every type inside it (unions, lists, Annotated)."""
+    yield annotation
+    for arg in get_args(annotation):
+        yield from _types(arg)
+
+
+@functools.cache
+def unmarked_paths(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields (nested models too) typed with a Path but carrying no HostPath mark:
+    `host_inputs` would not find them, so the fingerprint would miss their files."""
+    found: list[str] = []
+
+    def walk(cls: type[BaseModel], loc: str, seen: frozenset[type[BaseModel]]) -> None:
+        for name, field in cls.model_fields.items():
+            where = f"{loc}.{name}" if loc else name
+            marked = any(isinstance(m, HostPath | HostUrl) for m in field.metadata)
+            types = [t for t in _types(field.annotation) if isinstance(t, type)]
+            if not (marked or _mark(field.annotation)) and any(
+                issubclass(t, PurePath) for t in types
+            ):
+                found.append(where)
+            for sub in types:
+                if issubclass(sub, BaseModel) and sub not in seen:
+                    walk(sub, where, seen | {sub})
+
+    walk(model, "", frozenset({model}))
+    return tuple(found)
 
 
 def recheck_host_inputs(model: BaseModel, rules: PathRules, source: str = "spec") -> None:

@@ -3,14 +3,17 @@ a build's inputs."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import ast
+import shutil
+from pathlib import Path, PurePosixPath
+from typing import Annotated
 
 import pytest
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from livestrap.builder import fingerprint
-from livestrap.spec import BuildSpec, parse_spec
-from livestrap.specfields import HostDirs, HostFile, HostFiles, host_inputs
+from livestrap.spec import BuildSpec, Repo, ResolvedSpec, parse_spec
+from livestrap.specfields import HostDirs, HostFile, HostFiles, host_inputs, unmarked_paths
 
 pytestmark = pytest.mark.unit
 
@@ -88,3 +91,67 @@ def test_every_host_path_of_the_spec_is_marked() -> None:
         ("extra_dirs", str(KEY.parent)),
         ("scripts", str(KEY)),
     }
+
+
+@pytest.mark.parametrize("model", [BuildSpec, ResolvedSpec, Repo])
+def test_no_spec_field_names_a_path_without_a_mark(model: type[BaseModel]) -> None:
+    """A field typed plain `Path`/`list[Path]` (no HostPath mark) would be left out of the
+    fingerprint, and its file's edits would reuse a stale image: every one is marked."""
+    assert unmarked_paths(model) == ()
+
+
+class _Sub(BaseModel):
+    blob: Path
+
+
+class _Unmarked(BuildSpec):
+    firmware: Path | None = None
+    blobs: list[Path] = Field(default_factory=list)
+    subs: list[_Sub] = Field(default_factory=list)
+    pure: Annotated[PurePosixPath, Field(description="a path all the same")] | None = None
+
+
+def test_unmarked_path_fields_are_found_and_refused() -> None:
+    """The walk that guards the spec finds a plain Path anywhere in a type, in nested
+    models too; the fingerprint refuses such a spec rather than miss the file."""
+    assert unmarked_paths(_Unmarked) == ("firmware", "blobs", "subs.blob", "pure")
+    with pytest.raises(TypeError, match=r"firmware, blobs, subs\.blob, pure"):
+        fingerprint.local_inputs(_Unmarked())
+    upstream = {"http://m/dists/s/InRelease": "ab"}
+    with pytest.raises(TypeError, match="without a HostPath mark"):
+        fingerprint.inputs_sha256(_Unmarked(), upstream)
+
+
+def test_the_builder_hash_covers_what_decides_a_build() -> None:
+    """Beyond builder/*.py: the spec's rules and defaults, the APT renderers, the overlay
+    copy. Every livestrap module the builder imports is hashed or said not to decide."""
+    src = Path(fingerprint.__file__).resolve().parents[1]
+    hashed = {p.relative_to(src).as_posix() for p in fingerprint.builder_files()}
+    assert all((src / name).is_file() for name in hashed)
+    deciding = {"apt.py", "resolve.py", "spec.py", "specfields.py", "kernelopts.py", "fdpath.py"}
+    assert deciding <= hashed
+    assert {p.relative_to(src).as_posix() for p in (src / "builder").glob("*.py")} <= hashed
+    # what the builder imports that does not decide the image's contents
+    not_deciding = {"errors", "run", "datadir", "store", "packaging", "__init__"}
+    for py in (src / "builder").glob("*.py"):
+        for node in ast.walk(ast.parse(py.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("livestrap"):
+                parts = (node.module or "").split(".")
+                top = parts[1] if len(parts) > 1 else "__init__"
+                if top != "builder" and top not in not_deciding:
+                    assert f"{top}.py" in hashed, f"{py.name} imports {node.module}"
+
+
+def test_an_edit_of_the_spec_rules_changes_the_builder_hash(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    src = Path(fingerprint.__file__).resolve().parents[1]
+    before = fingerprint.builder_sha256()
+    copy = tmp_path / "livestrap"
+    shutil.copytree(src / "builder", copy / "builder")
+    for name in fingerprint.DECIDING_MODULES:
+        shutil.copy(src / name, copy / name)
+    monkeypatch.setattr(fingerprint, "PACKAGE_DIR", copy)
+    assert fingerprint.builder_sha256() == before
+    (copy / "apt.py").write_text("# another rule\n", "utf-8")
+    assert fingerprint.builder_sha256() != before

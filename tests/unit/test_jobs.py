@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from fake_build import FAKE_STAGES
 from livestrap.builder.events import BuildEvent, EventKind
@@ -277,3 +282,97 @@ def test_a_queued_build_is_rechecked_with_the_api_rules(queue: BuildQueue, tmp_p
     outcome = queue._run(job)
     assert outcome.state == "failed" and "outside" in (outcome.error or ""), outcome.error
     assert outcome.image_id is None and not list(queue.store.images_dir.glob("*"))
+
+
+# -- database errors while claiming or cancelling -----------------------------------------
+
+
+def _db_error() -> OperationalError:
+    return OperationalError("claim", {}, Exception("database is locked"))
+
+
+def _in_thread(thread: str | None) -> bool:
+    return thread is None or threading.current_thread().name == thread
+
+
+def _fail_one_commit(
+    q: BuildQueue, monkeypatch: pytest.MonkeyPatch, thread: str | None = None
+) -> None:
+    """The next session (in `thread`, when named) fails to commit: its body ran, then it
+    rolls back, as a locked SQLite would. Later sessions work."""
+    real = q.db.session
+
+    @contextmanager
+    def failing() -> Iterator[Session]:
+        if not _in_thread(thread):
+            with real() as session:
+                yield session
+            return
+        monkeypatch.setattr(q.db, "session", real)
+        with real() as session:
+            yield session
+            raise _db_error()
+
+    monkeypatch.setattr(q.db, "session", failing)
+
+
+def _queued_after_a_failed(
+    q: BuildQueue, monkeypatch: pytest.MonkeyPatch, action: Callable[[str], object]
+) -> str:
+    """A new build whose `action` (claim or cancel) failed to commit: still queued."""
+    build_id = q.submit(None, activate=False, force=False)
+    _fail_one_commit(q, monkeypatch)
+    with pytest.raises(OperationalError):
+        action(build_id)
+    assert _row(q, build_id).state == "queued"
+    return build_id
+
+
+def test_a_failed_claim_lookup_leaves_the_build_queued(
+    queue: BuildQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_get = Session.get
+
+    def get_once(self: Session, *args: Any, **kwargs: Any) -> Any:
+        if not _in_thread("build-worker"):
+            return real_get(self, *args, **kwargs)
+        monkeypatch.setattr(Session, "get", real_get)
+        raise _db_error()
+
+    queue.start()
+    monkeypatch.setattr(Session, "get", get_once)
+    build_id = queue.submit(None, activate=False, force=False)
+    assert _wait(queue, build_id).state == "succeeded"  # the worker's next turn runs it
+    assert Session.get is real_get  # the failure did happen
+
+
+def test_a_failed_claim_commit_leaves_the_build_queued_and_cancellable(
+    queue: BuildQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the claim as the worker does it, in this thread
+    build_id = _queued_after_a_failed(queue, monkeypatch, lambda _: queue._claim_next())
+    queue.cancel(build_id)  # no leftover cancel event answers: the queued build is cancelled
+    row = _row(queue, build_id)
+    assert row.state == "cancelled" and row.started_at is None
+    assert queue._claim_next() is None
+
+
+def test_a_failed_claim_commit_then_the_worker_runs_it(
+    queue: BuildQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue.start()
+    _fail_one_commit(queue, monkeypatch, "build-worker")
+    build_id = queue.submit(None, activate=False, force=False)
+    assert _wait(queue, build_id).state == "succeeded"
+    assert not queue._cancels
+    with pytest.raises(ConflictError):
+        queue.cancel(build_id)  # finished: no 202 on a leftover event
+
+
+def test_a_failed_cancel_leaves_the_build_claimable(
+    queue: BuildQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_id = _queued_after_a_failed(queue, monkeypatch, queue.cancel)
+    job = queue._claim_next()
+    assert job is not None and job.id == build_id
+    assert _row(queue, build_id).state == "running"

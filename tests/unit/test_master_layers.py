@@ -62,6 +62,29 @@ def test_routers_open_no_transaction_of_their_own(path: Path) -> None:
     assert not calls, f"{path.name} opens a session at lines {calls}"
 
 
+def _splats(path: Path) -> list[int]:
+    """Lines where a call takes `**something` that is not another model's model_dump()."""
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        for kw in node.keywords
+        if kw.arg is None
+        and not (
+            isinstance(kw.value, ast.Call)
+            and isinstance(kw.value.func, ast.Attribute)
+            and kw.value.func.attr == "model_dump"
+        )
+    ]
+
+
+@pytest.mark.parametrize("path", [MASTER / "services/builds.py", MASTER / "services/nodes.py"])
+def test_mappers_build_their_schemas_field_by_field(path: Path) -> None:
+    """A dict[str, Any] splatted into a schema escapes mypy (a misspelled or mistyped key
+    passes): summaries are built with keywords, details from a checked summary."""
+    assert not _splats(path), f"{path.name} splats a dict at lines {_splats(path)}"
+
+
 def test_the_api_image_is_not_the_file_format(tmp_path: Path) -> None:
     """The API's ImageDetail is a model of its own, mapped field by field, in the order
     the API has always answered."""

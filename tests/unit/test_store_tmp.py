@@ -108,7 +108,24 @@ def test_clean_stale_builds(tmp_path: Path) -> None:
     assert tmpdirs.clean_stale(tmp, (tmpdirs.BUILD,), eraser=eraser) == ["build-abc"]
     assert erased == [tmp / "build-abc"]
     assert sorted(p.name for p in tmp.iterdir()) == ["build-file", "import-xyz"]
-    assert tmpdirs.clean_stale(tmp_path / "missing", (tmpdirs.BUILD,)) == []
+    assert tmpdirs.clean_stale(tmp_path / "missing", (tmpdirs.BUILD,), eraser=eraser) == []
+
+
+def test_build_sweep_needs_an_eraser(store: ImageStore, tmp_path: Path) -> None:
+    """Build trees may hold bind mounts (/dev): the plain rmtree default must never reach
+    them, so sweeping BUILD without the unmount-first eraser is refused, before any erase."""
+    tmp = tmp_path / "tmp"
+    (tmp / "build-abc/dev").mkdir(parents=True)
+    for kinds in ((tmpdirs.BUILD,), (*tmpdirs.KINDS, tmpdirs.BUILD)):
+        with pytest.raises(ValueError, match="eraser"):
+            tmpdirs.clean_stale(tmp, kinds)
+        with pytest.raises(ValueError, match="eraser"):
+            tmpdirs.clean_stale(tmp_path / "missing", kinds)
+    assert (tmp / "build-abc/dev").is_dir()
+    store.new_staging_dir("build-")
+    with pytest.raises(ValueError, match="eraser"):
+        store.clean_stale_tmp((tmpdirs.BUILD,))
+    assert tmpdirs.clean_stale(tmp) == []  # the default kinds need none
 
 
 def test_build_sweep_takes_live_trees_and_leaves_links(store: ImageStore, tmp_path: Path) -> None:
@@ -120,7 +137,14 @@ def test_build_sweep_takes_live_trees_and_leaves_links(store: ImageStore, tmp_pa
     (store.tmp_dir / "build-link").symlink_to(tmp_path / "elsewhere")
     dead_import = store.tmp_dir / f"import-{_dead_pid()}.1-abcdef"
     dead_import.mkdir()
-    assert store.clean_stale_tmp((tmpdirs.BUILD,)) == [live_build.name]
+    erased: list[str] = []
+
+    def eraser(path: Path) -> None:  # builder.workspace.remove_tree unmounts first
+        erased.append(path.name)
+        tmpdirs.erase(path)
+
+    assert store.clean_stale_tmp((tmpdirs.BUILD,), eraser=eraser) == [live_build.name]
+    assert erased == [live_build.name]
     assert tmp_entries(store) == sorted(["build-link", dead_import.name, live_import.name])
     assert (tmp_path / "elsewhere").is_dir()
     assert store.clean_stale_tmp() == [dead_import.name]  # the default: not build trees

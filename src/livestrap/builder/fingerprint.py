@@ -18,10 +18,22 @@ from urllib.parse import urlsplit
 from livestrap import __version__
 from livestrap.apt import AptSource
 from livestrap.spec import BuildSpec
-from livestrap.specfields import HostPath, host_inputs
+from livestrap.specfields import HostPath, host_inputs, unmarked_paths
 
 Fetch = Callable[[str], bytes]
 TIMEOUT_S = 15
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/livestrap
+# Modules outside builder/ whose code decides what a build produces: the spec's rules and
+# defaults (spec, specfields, kernelopts, resolve), the APT sources and pins the image
+# gets (apt), how an overlay is copied (fdpath). Hashed with builder/*.py.
+DECIDING_MODULES = (
+    "apt.py",
+    "fdpath.py",
+    "kernelopts.py",
+    "resolve.py",
+    "spec.py",
+    "specfields.py",
+)
 
 
 def fetch_url(url: str) -> bytes:
@@ -52,12 +64,19 @@ def upstream_state(sources: list[AptSource], fetch: Fetch = fetch_url) -> dict[s
     return state
 
 
+def builder_files() -> list[Path]:
+    """The code a build's fingerprint covers: builder/*.py and DECIDING_MODULES."""
+    own = sorted((PACKAGE_DIR / "builder").glob("*.py"))
+    return [*own, *(PACKAGE_DIR / name for name in DECIDING_MODULES)]
+
+
 def builder_sha256() -> str:
     """The build code itself: an edited stage (a new hook, a masked unit) must not reuse
     an image the old code made, even though the version number did not change."""
     digest = hashlib.sha256(__version__.encode())
-    for py in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(py.name.encode() + b"\0" + py.read_bytes() + b"\0")
+    for py in builder_files():
+        name = py.relative_to(PACKAGE_DIR).as_posix()
+        digest.update(name.encode() + b"\0" + py.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
@@ -77,7 +96,11 @@ def inputs_sha256(spec: BuildSpec, upstream: dict[str, str]) -> str:
 
 def local_inputs(spec: BuildSpec) -> dict[str, str]:
     """sha256 of every file the spec brings in, by path: every field marked as naming a
-    host file or folder (livestrap.specfields), found by walking the spec, not listed."""
+    host file or folder (livestrap.specfields), found by walking the spec, not listed.
+    TypeError for a spec type with a Path field carrying no mark: it would be missed."""
+    unmarked = unmarked_paths(type(spec))
+    if unmarked:
+        raise TypeError(f"spec fields name paths without a HostPath mark: {', '.join(unmarked)}")
     files: dict[str, Path] = {}
     for item in host_inputs(spec):
         if not isinstance(item.mark, HostPath):

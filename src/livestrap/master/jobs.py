@@ -187,7 +187,6 @@ class BuildQueue:
                 self._user_cancelled.add(build_id)
                 event.set()
                 return
-            self._queued.pop(build_id, None)
             with self.db.session() as session:
                 row = session.get(Build, build_id)
                 if row is None:
@@ -195,8 +194,11 @@ class BuildQueue:
                 if not can_move(row.state, CANCELLED):
                     raise ConflictError(f"build {build_id} already finished ({row.state})")
                 row.state, row.finished_at = CANCELLED, time.time()
-                row.error = "cancelled before it started"
-                append_log(Path(row.log_path), f"=== {row.error}")
+                row.error = note = "cancelled before it started"
+                log_path = Path(row.log_path)
+            # only once committed: a database error leaves the build queued, and claimable
+            self._queued.pop(build_id, None)
+            append_log(log_path, f"=== {note}")
 
     def is_finished(self, build_id: str) -> bool:
         with self.db.session() as session:
@@ -229,18 +231,30 @@ class BuildQueue:
 
     def _claim_next(self) -> _Job | None:
         """The oldest build this queue took, now running. Its resolved spec is kept in
-        memory from submit (in seq order), never parsed again from the row, the record."""
-        with self._lock, self.db.session() as session:
+        memory from submit (in seq order), never parsed again from the row, the record.
+        The build leaves `_queued` only once `running` is committed: a database error
+        leaves it queued in both places, and the worker's next turn claims it again."""
+        with self._lock:
             while not self._stopping.is_set() and self._queued:
                 build_id, spec = next(iter(self._queued.items()))
+                job = self._mark_running(build_id, spec)
                 del self._queued[build_id]
-                row = session.get(Build, build_id)
-                if row is None or row.state != QUEUED:
-                    continue
-                row.state, row.started_at = RUNNING, time.time()
-                cancel = self._cancels[build_id] = threading.Event()
-                return _Job(build_id, spec, row.activate, row.force, Path(row.log_path), cancel)
+                if job is not None:
+                    self._cancels[build_id] = job.cancel
+                    return job
             return None
+
+    def _mark_running(self, build_id: str, spec: ResolvedSpec) -> _Job | None:
+        """The build as a job once its row says `running` (committed); None when the row
+        is gone or no longer queued. Raises when the database does."""
+        with self.db.session() as session:
+            row = session.get(Build, build_id)
+            if row is None or row.state != QUEUED:
+                return None
+            row.state, row.started_at = RUNNING, time.time()
+            log_path, cancel = Path(row.log_path), threading.Event()
+            job = _Job(build_id, spec, row.activate, row.force, log_path, cancel)
+        return job
 
     def _run(self, job: _Job) -> _Outcome:
         """Run one build; every way it can end becomes an outcome, never an exception."""

@@ -281,9 +281,10 @@ class ImageStore:
             raise StoreError(f"artifacts do not match metadata in {staging_dir}: {', '.join(bad)}")
 
     def clean_stale_tmp(
-        self, kinds: tuple[str, ...] = tmpdirs.KINDS, *, eraser: tmpdirs.Eraser = tmpdirs.erase
+        self, kinds: tuple[str, ...] = tmpdirs.KINDS, *, eraser: tmpdirs.Eraser | None = None
     ) -> builtins.list[str]:
         """Erase what killed imports, uploads, exports and deletes left in tmp/ (entries
         whose owner process is gone): the sweep every caller uses (store.tmpdirs). Build
-        trees only for the build lock's holder: kinds=(tmpdirs.BUILD,) with its eraser."""
+        trees only for the build lock's holder: kinds=(tmpdirs.BUILD,) with its eraser,
+        which is then required (ValueError without: a plain rmtree could cross a mount)."""
         return tmpdirs.clean_stale(self.tmp_dir, kinds, eraser=eraser)

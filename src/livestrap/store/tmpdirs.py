@@ -104,11 +104,17 @@ def erase(entry: Path) -> None:
 
 
 def clean_stale(
-    tmp_dir: Path, kinds: tuple[str, ...] = KINDS, *, eraser: Eraser = erase
+    tmp_dir: Path, kinds: tuple[str, ...] = KINDS, *, eraser: Eraser | None = None
 ) -> list[str]:
-    """The one sweep of tmp/: erase its stale entries of `kinds` with `eraser`; the names
-    of what was removed. Build trees are swept only as directories (BUILD, by the build
-    lock's holder, whose eraser unmounts first: builder.workspace.remove_tree)."""
+    """The one sweep of tmp/: erase its stale entries of `kinds` with `eraser` (`erase`
+    by default); the names of what was removed. Build trees are swept only as directories
+    (BUILD, by the build lock's holder), and only with an eraser given: they may hold bind
+    mounts (of /dev, say), which a plain rmtree would go through into the host's tree, so
+    their eraser unmounts first (builder.workspace.remove_tree; store/ does not import it)."""
+    if eraser is None:
+        if BUILD in kinds:
+            raise ValueError("sweeping build trees needs an eraser that unmounts first")
+        eraser = erase
     try:
         entries = sorted(tmp_dir.iterdir())
     except FileNotFoundError:

@@ -3,7 +3,7 @@ is master.jobs), found by id or unique id prefix, and the one mapper to their sc
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,7 +12,7 @@ from livestrap.errors import NotFoundError
 from livestrap.master.db import Database
 from livestrap.master.lookup import full_id
 from livestrap.master.models import Build
-from livestrap.master.schemas.builds import BuildDetail, BuildSummary
+from livestrap.master.schemas.builds import BuildDetail, BuildState, BuildSummary
 from livestrap.master.services.convert import utc, utc_or_none
 
 
@@ -39,28 +39,25 @@ def final_state(db: Database, build_id: str) -> dict[str, Any]:
         return {"state": row.state, "image_id": row.image_id, "error": row.error}
 
 
-def _fields(row: Build) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "seq": row.seq,
-        "state": row.state,
-        "stage": row.stage,
-        "progress": row.progress,
-        "created": utc(row.created_at),
-        "started": utc_or_none(row.started_at),
-        "finished": utc_or_none(row.finished_at),
-        "image_id": row.image_id,
-        "reused": row.reused,
-        "error": row.error,
-        "activate": row.activate,
-        "force": row.force,
-        "log_url": f"/api/v1/builds/{row.id}/log",
-    }
-
-
 def build_summary(row: Build) -> BuildSummary:
-    return BuildSummary(**_fields(row))
+    """The one mapper of a build row to its summary (the detail view extends it)."""
+    return BuildSummary(
+        id=row.id,
+        seq=row.seq,
+        state=cast(BuildState, row.state),  # the column is text; pydantic checks the value
+        stage=row.stage,
+        progress=row.progress,
+        created=utc(row.created_at),
+        started=utc_or_none(row.started_at),
+        finished=utc_or_none(row.finished_at),
+        image_id=row.image_id,
+        reused=row.reused,
+        error=row.error,
+        activate=row.activate,
+        force=row.force,
+        log_url=f"/api/v1/builds/{row.id}/log",
+    )
 
 
 def build_detail(row: Build) -> BuildDetail:
-    return BuildDetail(**_fields(row), spec=row.spec)
+    return BuildDetail(**build_summary(row).model_dump(), spec=row.spec)

@@ -1,6 +1,6 @@
 """Nodes as operators read them: found by id or unique id prefix, listed and their
-timelines paged (master.queries), and the one mapper from a row to NodeSummary's fields
-(both views of a node share it); what a report does to a node is master.inventory."""
+timelines paged (master.queries), and the one mapper from a row to a NodeSummary (the
+detail view extends it); what a report does to a node is master.inventory."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def list_nodes(
     query = node_query(cutoff, status, mac, after).limit(limit + 1)
     rows = list(session.execute(query))
     rows, next_cursor = _page(rows, limit, lambda row: cursor(row.first_seen_at, row.id))
-    return [NodeSummary(**_fields(row, cutoff, row._mapping)) for row in rows], next_cursor
+    return [node_summary(row, cutoff, row._mapping) for row in rows], next_cursor
 
 
 def show_node(session: Session, ref: str, cutoff: float) -> NodeDetail:
@@ -99,7 +99,7 @@ def show_node(session: Session, ref: str, cutoff: float) -> NodeDetail:
     system = facts.get("system")
     system = system if isinstance(system, dict) else {}
     return NodeDetail(
-        **_fields(node, cutoff, system),
+        **node_summary(node, cutoff, system).model_dump(),  # checked as a NodeSummary
         macs=sorted(node_macs(session, node.id)),
         heartbeat_s=node.heartbeat_s,
         facts_hash=node.facts_hash,
@@ -118,25 +118,25 @@ def node_timeline(
     return [timeline_event(e) for e in events], next_cursor
 
 
-def _fields(row: NodeRow, cutoff: float, system: Mapping[Any, Any]) -> dict[str, Any]:
-    """The one mapper of a node to NodeSummary's fields, for both views of it. `system`
-    holds its vendor, product and serial: a Node's facts, or a row of the list (which has
-    them taken out of the facts in SQL)."""
-    return {
-        "id": row.id,
-        "status": status_of(row.last_seen_at, cutoff),
-        "system_uuid": row.system_uuid,
-        "vendor": system.get("vendor"),
-        "product": system.get("product"),
-        "serial": system.get("serial"),
-        "boot_mac": row.boot_mac,
-        "last_ip": row.last_ip,
-        "image_id": row.image_id,
-        "agent_version": row.agent_version,
-        "boots": row.boots,
-        "first_seen_at": utc(row.first_seen_at),
-        "last_seen_at": utc(row.last_seen_at),
-    }
+def node_summary(row: NodeRow, cutoff: float, system: Mapping[Any, Any]) -> NodeSummary:
+    """The one mapper of a node to its summary, for both views of it. `system` holds its
+    vendor, product and serial: a Node's facts, or a row of the list (which has them
+    taken out of the facts in SQL)."""
+    return NodeSummary(
+        id=row.id,
+        status=status_of(row.last_seen_at, cutoff),
+        system_uuid=row.system_uuid,
+        vendor=system.get("vendor"),
+        product=system.get("product"),
+        serial=system.get("serial"),
+        boot_mac=row.boot_mac,
+        last_ip=row.last_ip,
+        image_id=row.image_id,
+        agent_version=row.agent_version,
+        boots=row.boots,
+        first_seen_at=utc(row.first_seen_at),
+        last_seen_at=utc(row.last_seen_at),
+    )
 
 
 def timeline_event(event: BootEvent) -> TimelineEvent:
