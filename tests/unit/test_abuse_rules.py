@@ -3,8 +3,6 @@ on SQLite (master.inventory, master.history, master.refusals)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +12,7 @@ from livestrap.master.db import Database
 from livestrap.master.events import record_event
 from livestrap.master.history import History
 from livestrap.master.inventory import Guard, Report, register, timeline
-from livestrap.master.models import Base, BootEvent, Node, NodeMac
+from livestrap.master.models import BootEvent, Node, NodeMac
 from livestrap.master.refusals import RefusalLog
 
 pytestmark = [pytest.mark.unit, pytest.mark.security]
@@ -22,14 +20,6 @@ pytestmark = [pytest.mark.unit, pytest.mark.security]
 UUID_A = "4c4c4544-0042-3510-8052-b2c04f4d4e31"
 UUID_B = "4c4c4544-0042-3510-8052-b2c04f4d4e99"
 MAC = "aa:bb:cc:00:00:01"
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'abuse.db'}")
-    Base.metadata.create_all(database.engine)
-    yield database
-    database.dispose()
 
 
 def report(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from livestrap.errors import ConflictError, ImageNotFound, StoreError
 from livestrap.ids import MAX_LISTED, AmbiguousIdError, unique_match
 from livestrap.master.db import Database
 from livestrap.master.lookup import full_id, prefix_query
-from livestrap.master.models import Base, Node
+from livestrap.master.models import Node
 from livestrap.store.images import ImageStore
 
 pytestmark = pytest.mark.unit
@@ -69,14 +68,6 @@ def test_store_resolve_skips_links_and_files(store: ImageStore) -> None:
 def test_empty_store_resolves_nothing(tmp_path: Path) -> None:
     with pytest.raises(ImageNotFound):
         ImageStore(tmp_path / "none").resolve("x")
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'test.db'}")
-    Base.metadata.create_all(database.engine)
-    yield database
-    database.dispose()
 
 
 def add_nodes(db: Database, ids: list[str]) -> None:

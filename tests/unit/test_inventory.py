@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +19,7 @@ from livestrap.master.inventory import (
     status_of,
     timeline,
 )
-from livestrap.master.models import Base, BootEvent, Node, NodeMac
+from livestrap.master.models import BootEvent, Node, NodeMac
 
 pytestmark = pytest.mark.unit
 
@@ -82,14 +80,6 @@ def test_status() -> None:
     assert cutoff == 70.0
     assert status_of(70.0, cutoff) == "online"
     assert status_of(69.9, cutoff) == "offline"
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'inventory.db'}")
-    Base.metadata.create_all(database.engine)
-    yield database
-    database.dispose()
 
 
 def report(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ast
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from store_helpers import add_image
 
 from livestrap.master.db import Database
-from livestrap.master.models import Base, BootEvent, Node, NodeMac
+from livestrap.master.models import BootEvent, Node, NodeMac
 from livestrap.master.queries import parse_cursor
 from livestrap.master.schemas.images import ImageDetail
 from livestrap.master.services import nodes
@@ -105,14 +104,6 @@ def test_an_imported_image_is_summed_up_as_the_list_shows_it(tmp_path: Path) -> 
     meta = add_image(store, "img-1")
     (listed,) = store.list()
     assert image_summary(info_of(meta, None)) == image_summary(listed)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'layers.db'}")
-    Base.metadata.create_all(database.engine)
-    yield database
-    database.dispose()
 
 
 def _node(node_id: str, first_seen: float, facts: dict[str, Any]) -> Node:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,18 +14,10 @@ from sqlalchemy.orm import Session
 
 from livestrap.master.db import Database
 from livestrap.master.inventory import Outcome, Report, heartbeat, register
-from livestrap.master.models import Base, BootEvent, Node
+from livestrap.master.models import BootEvent, Node
 from livestrap.master.report_writer import ReportWriter
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'writer.db'}")
-    Base.metadata.create_all(database.engine)
-    yield database
-    database.dispose()
 
 
 def report(mac: str = "aa:bb:cc:00:00:01", **kw: Any) -> Report:

@@ -8,7 +8,6 @@ ceiling in all."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from livestrap.master.db import Database
 from livestrap.master.guards import Guards
 from livestrap.master.identity import MAX_REBOOT_WAIT_S, reboot_wait, serial_of
 from livestrap.master.inventory import Guard, Outcome, Report, heartbeat, register
-from livestrap.master.models import Base, BootEvent, Node, NodeMac
+from livestrap.master.models import BootEvent, Node, NodeMac
 from livestrap.master.refusals import RefusalLog
 
 pytestmark = [pytest.mark.unit, pytest.mark.security]
@@ -28,14 +27,6 @@ pytestmark = [pytest.mark.unit, pytest.mark.security]
 UUID_A = "4c4c4544-0042-3510-8052-b2c04f4d4e31"
 MAC = "aa:bb:cc:00:00:01"
 HOME, ELSEWHERE = "10.0.0.9", "10.0.0.66"
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'takeover.db'}")
-    Base.metadata.create_all(database.engine)
-    yield database
-    database.dispose()
 
 
 def report(
