@@ -78,11 +78,3 @@ def ensure_token(path: Path) -> tuple[str, bool]:
 
 def token_matches(given: str | None, expected: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
-
-
-def bearer(header: str | None) -> str | None:
-    """The token of an `Authorization: Bearer <token>` header, if that is what it is."""
-    if not header:
-        return None
-    scheme, _, value = header.partition(" ")
-    return value.strip() or None if scheme.lower() == "bearer" else None

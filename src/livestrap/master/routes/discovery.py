@@ -22,14 +22,14 @@ import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from livestrap.master.deps import StateDep, client_ip
+from livestrap.master.deps import StateDep, client_ip, credentials, discovery_bearer
 from livestrap.master.errors import validation_details
 from livestrap.master.events import normalize_mac
 from livestrap.master.guards import too_many
@@ -42,7 +42,7 @@ from livestrap.master.schemas.nodes import (
     ReportAnswer,
 )
 from livestrap.master.state import AppState
-from livestrap.master.tokens import bearer, token_matches
+from livestrap.master.tokens import token_matches
 
 log = logging.getLogger("livestrap.master")
 
@@ -132,7 +132,7 @@ async def require_discovery_token(request: Request, state: AppState) -> None:
     refused reports have their own bucket per address (429 beyond it, nothing read), and
     of a refused body only its first HINT_BYTES are read (DiscoveryRoute calls this
     first)."""
-    given = bearer(request.headers.get("authorization"))
+    given = credentials(await discovery_bearer(request))
     if token_matches(given, state.discovery_token):
         return
     ip = client_ip(request)
@@ -167,6 +167,9 @@ async def require_discovery_token(request: Request, state: AppState) -> None:
         },
     },
     summary="Agent report: register a node (with facts) or heartbeat (without)",
+    # declares the discovery token in OpenAPI; the check itself is DiscoveryRoute's, which
+    # runs before the body is read (a dependency would run after)
+    dependencies=[Security(discovery_bearer)],
 )
 async def discovery(
     body: DiscoveryReport, request: Request, response: Response, state: StateDep
