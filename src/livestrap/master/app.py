@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from livestrap import __version__
 from livestrap.builder.pipeline import Stage
+from livestrap.master import apidocs
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database, migrate
 from livestrap.master.errors import install_error_handlers
@@ -100,6 +101,9 @@ def create_app(
         version=__version__,
         description="Build, store and serve live discovery images; keep the inventory.",
         lifespan=lifespan,
+        docs_url=None,  # apidocs serves /docs and /redoc without a CDN
+        redoc_url=None,
+        generate_unique_id_function=apidocs.operation_id,
     )
     app.state.livestrap = state
     install_error_handlers(app)
@@ -108,8 +112,9 @@ def create_app(
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(boot.router)
     repo.mount(app, state)
+    apidocs.mount(app)
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], summary="Liveness check and version")
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 

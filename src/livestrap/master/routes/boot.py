@@ -70,6 +70,8 @@ async def limit_boot(request: Request, state: StateDep) -> None:
 
 
 BootLimited = [Depends(limit_boot)]
+FILE_SUMMARY = "Boot file of an image (kernel, initrd, squashfs)"
+MAC_FILE_SUMMARY = "Boot file of an image, the node's MAC in the path"
 
 
 def _record(state: AppState, kind: str, **fields: Any) -> None:
@@ -178,8 +180,18 @@ def _record_download(
     return on_sent
 
 
-@router.get(bootpaths.FILE_ROUTE, responses=ARTIFACT_RESPONSES, dependencies=BootLimited)
-@router.head(bootpaths.FILE_ROUTE, responses=ARTIFACT_RESPONSES, dependencies=BootLimited)
+@router.get(
+    bootpaths.FILE_ROUTE,
+    responses=ARTIFACT_RESPONSES,
+    dependencies=BootLimited,
+    summary=FILE_SUMMARY,
+)
+@router.head(
+    bootpaths.FILE_ROUTE,
+    responses=ARTIFACT_RESPONSES,
+    dependencies=BootLimited,
+    summary=FILE_SUMMARY,
+)
 def artifact(
     image_id: str, name: str, request: Request, state: StateDep, mac: str | None = None
 ) -> Response:
@@ -187,8 +199,18 @@ def artifact(
     return _serve(state, request, image_id, name, mac)
 
 
-@router.get(bootpaths.MAC_FILE_ROUTE, responses=ARTIFACT_RESPONSES, dependencies=BootLimited)
-@router.head(bootpaths.MAC_FILE_ROUTE, responses=ARTIFACT_RESPONSES, dependencies=BootLimited)
+@router.get(
+    bootpaths.MAC_FILE_ROUTE,
+    responses=ARTIFACT_RESPONSES,
+    dependencies=BootLimited,
+    summary=MAC_FILE_SUMMARY,
+)
+@router.head(
+    bootpaths.MAC_FILE_ROUTE,
+    responses=ARTIFACT_RESPONSES,
+    dependencies=BootLimited,
+    summary=MAC_FILE_SUMMARY,
+)
 def artifact_for_mac(
     node_mac: str, image_id: str, name: str, request: Request, state: StateDep
 ) -> Response:

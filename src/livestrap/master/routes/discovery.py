@@ -171,7 +171,7 @@ async def require_discovery_token(request: Request, state: AppState) -> None:
     # runs before the body is read (a dependency would run after)
     dependencies=[Security(discovery_bearer)],
 )
-async def discovery(
+async def submit_report(
     body: DiscoveryReport, request: Request, response: Response, state: StateDep
 ) -> ReportAnswer:
     """Validated here on the event loop; applied by the report writer (one thread,

@@ -89,7 +89,7 @@ def list_nodes(
     return nodes
 
 
-@router.get("/{node_id}", response_model=NodeDetail, responses=NOT_FOUND, summary="One node")
+@router.get("/{node_id}", response_model=NodeDetail, responses=NOT_FOUND, summary="Show a node")
 def show_node(node_id: NodeRef, session: SessionDep, state: StateDep) -> NodeDetail:
     return service.show_node(session, node_id, service.online_since(state.settings))
 
@@ -117,7 +117,11 @@ def node_timeline(
 
 
 @router.delete(
-    "/{node_id}", status_code=204, response_class=Response, responses=NOT_FOUND, summary="Forget"
+    "/{node_id}",
+    status_code=204,
+    response_class=Response,
+    responses=NOT_FOUND,
+    summary="Forget a node",
 )
 def delete_node(node_id: NodeRef, session: SessionDep) -> Response:
     """Forget a node and its MACs; its boot events stay, unattached. It re-registers on boot.

@@ -25,7 +25,7 @@ def get_settings(session: SessionDep) -> JSONResponse:
 
 
 @router.get("/effective", response_model=BuildSpec)
-def get_effective(state: StateDep, session: SessionDep) -> JSONResponse:
+def get_effective_settings(state: StateDep, session: SessionDep) -> JSONResponse:
     """The stored spec with every default filled: mirror and key from the host, suite, kernel.
 
     422 when it cannot be resolved (e.g. no mirror known)."""

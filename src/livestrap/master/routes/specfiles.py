@@ -30,7 +30,7 @@ UPLOAD_BODY: dict[str, Any] = {
 }
 
 
-@router.get("")
+@router.get("", summary="List the spec folder")
 def list_files(
     state: StateDep,
     response: Response,
@@ -55,14 +55,14 @@ def list_files(
     return rows
 
 
-@router.get("/{path:path}", response_class=FileResponse)
+@router.get("/{path:path}", response_class=FileResponse, summary="Read a spec-folder file")
 def get_file(path: str, state: StateDep) -> FileResponse:
     """A file of the spec folder as stored (never through a link)."""
     dest = specfiles.spec_path(state.settings.spec_dir, path)
     return FileResponse(specfiles.regular_file(dest), media_type="application/octet-stream")
 
 
-@router.delete("/{path:path}", status_code=204)
+@router.delete("/{path:path}", status_code=204, summary="Delete from the spec folder")
 def delete_file(path: str, state: StateDep) -> Response:
     """Delete a file or a whole tree of the spec folder."""
     specfiles.remove(specfiles.spec_path(state.settings.spec_dir, path))
@@ -95,7 +95,7 @@ def _store(staging: Path, body: Path, dest: Path, tree: bool) -> int:
     return members
 
 
-@router.put("/{path:path}", openapi_extra=UPLOAD_BODY)
+@router.put("/{path:path}", openapi_extra=UPLOAD_BODY, summary="Store in the spec folder")
 async def put_file(path: str, request: Request, state: StateDep) -> dict[str, object]:
     """Store a file (or, as a tar, a tree) at `path` in the spec folder; a spec then names
     it by that relative path. Limits: see livestrap.master.specfiles."""
