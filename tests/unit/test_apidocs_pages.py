@@ -14,6 +14,7 @@ SWAGGER = """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>livestrap master - Swagger UI</title>
 <link rel="icon" type="image/png" href="/docs-static/favicon.png">
 <link rel="stylesheet" href="/docs-static/swagger-ui.css">

@@ -60,6 +60,7 @@ RULES = [
         forbid=("livestrap.master.models", "sqlalchemy", "livestrap.store"),
     ),
     Rule("livestrap.master.services", forbid=("fastapi",)),
+    Rule("livestrap.master.apidocs", only=(STDLIB, "fastapi", "fastapi_offline")),  # no state
     Rule("livestrap.cli", forbid=("livestrap.master.routes",)),  # the master through its API
 ]
 

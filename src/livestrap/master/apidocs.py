@@ -54,43 +54,39 @@ def docs_headers(*, redoc: bool = False) -> dict[str, str]:
     }
 
 
-def swagger_page(title: str, openapi_url: str, static_url: str = STATIC_URL) -> str:
-    """The Swagger UI page; swagger-init.js reads the document's URL from data-openapi-url."""
-    t, o, s = escape(title), escape(openapi_url), escape(static_url)
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{t} - Swagger UI</title>
-<link rel="icon" type="image/png" href="{s}/favicon.png">
-<link rel="stylesheet" href="{s}/swagger-ui.css">
-</head>
-<body>
-<div id="swagger-ui" data-openapi-url="{o}"></div>
-<script src="{s}/swagger-ui-bundle.js"></script>
-<script src="{s}/swagger-init.js"></script>
-</body>
-</html>
-"""
-
-
-def redoc_page(title: str, openapi_url: str, static_url: str = STATIC_URL) -> str:
-    """The ReDoc page; the standalone bundle starts itself on the <redoc> element."""
-    t, o, s = escape(title), escape(openapi_url), escape(static_url)
+def _page(title: str, static_url: str, head: str, body: str) -> str:
+    """The frame both pages share; `head` and `body` are already escaped markup."""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{t} - ReDoc</title>
-<link rel="icon" type="image/png" href="{s}/favicon.png">
-</head>
+<title>{escape(title)}</title>
+<link rel="icon" type="image/png" href="{escape(static_url)}/favicon.png">
+{head}</head>
 <body>
-<redoc spec-url="{o}"></redoc>
-<script src="{s}/redoc.standalone.js"></script>
-</body>
+{body}</body>
 </html>
 """
+
+
+def swagger_page(title: str, openapi_url: str, static_url: str = STATIC_URL) -> str:
+    """The Swagger UI page; swagger-init.js reads the document's URL from data-openapi-url."""
+    o, s = escape(openapi_url), escape(static_url)
+    head = f'<link rel="stylesheet" href="{s}/swagger-ui.css">\n'
+    body = (
+        f'<div id="swagger-ui" data-openapi-url="{o}"></div>\n'
+        f'<script src="{s}/swagger-ui-bundle.js"></script>\n'
+        f'<script src="{s}/swagger-init.js"></script>\n'
+    )
+    return _page(f"{title} - Swagger UI", static_url, head, body)
+
+
+def redoc_page(title: str, openapi_url: str, static_url: str = STATIC_URL) -> str:
+    """The ReDoc page; the standalone bundle starts itself on the <redoc> element."""
+    o, s = escape(openapi_url), escape(static_url)
+    body = f'<redoc spec-url="{o}"></redoc>\n<script src="{s}/redoc.standalone.js"></script>\n'
+    return _page(f"{title} - ReDoc", static_url, "", body)
 
 
 def mount(app: FastAPI) -> None:

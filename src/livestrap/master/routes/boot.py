@@ -15,7 +15,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
@@ -72,6 +73,21 @@ async def limit_boot(request: Request, state: StateDep) -> None:
 BootLimited = [Depends(limit_boot)]
 FILE_SUMMARY = "Boot file of an image (kernel, initrd, squashfs)"
 MAC_FILE_SUMMARY = "Boot file of an image, the node's MAC in the path"
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def file_route(path: str, summary: str) -> Callable[[Endpoint], Endpoint]:
+    """One function for a boot file's HEAD and GET routes (the OpenAPI document names
+    them headArtifact and artifact: master.apidocs.operation_id)."""
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        for add in (router.head, router.get):
+            add(path, responses=ARTIFACT_RESPONSES, dependencies=BootLimited, summary=summary)(
+                endpoint
+            )
+        return endpoint
+
+    return register
 
 
 def _record(state: AppState, kind: str, **fields: Any) -> None:
@@ -180,18 +196,7 @@ def _record_download(
     return on_sent
 
 
-@router.get(
-    bootpaths.FILE_ROUTE,
-    responses=ARTIFACT_RESPONSES,
-    dependencies=BootLimited,
-    summary=FILE_SUMMARY,
-)
-@router.head(
-    bootpaths.FILE_ROUTE,
-    responses=ARTIFACT_RESPONSES,
-    dependencies=BootLimited,
-    summary=FILE_SUMMARY,
-)
+@file_route(bootpaths.FILE_ROUTE, FILE_SUMMARY)
 def artifact(
     image_id: str, name: str, request: Request, state: StateDep, mac: str | None = None
 ) -> Response:
@@ -199,18 +204,7 @@ def artifact(
     return _serve(state, request, image_id, name, mac)
 
 
-@router.get(
-    bootpaths.MAC_FILE_ROUTE,
-    responses=ARTIFACT_RESPONSES,
-    dependencies=BootLimited,
-    summary=MAC_FILE_SUMMARY,
-)
-@router.head(
-    bootpaths.MAC_FILE_ROUTE,
-    responses=ARTIFACT_RESPONSES,
-    dependencies=BootLimited,
-    summary=MAC_FILE_SUMMARY,
-)
+@file_route(bootpaths.MAC_FILE_ROUTE, MAC_FILE_SUMMARY)
 def artifact_for_mac(
     node_mac: str, image_id: str, name: str, request: Request, state: StateDep
 ) -> Response:
