@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from livestrap import __version__
 from livestrap.builder.pipeline import Stage
+from livestrap.master import console
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database, migrate
 from livestrap.master.errors import install_error_handlers
@@ -108,6 +109,7 @@ def create_app(
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(boot.router)
     repo.mount(app, state)
+    console.mount(app)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
