@@ -74,10 +74,10 @@ test: deps lint
 	$(MAKE) --no-print-directory test-postgres
 	$(MAKE) --no-print-directory bench-smoke
 
-# The master's API tests again, on PostgreSQL (skipped, saying why, if it cannot start;
+# The master's API and console tests again, on PostgreSQL (skipped, saying why, if it cannot start;
 # in CI, CI=true, that fails instead).
 test-postgres: system-deps
-	$(WITH_PG) $(BIN)/pytest tests/api -q
+	$(WITH_PG) $(BIN)/pytest tests/api tests/console -q
 
 # Starts the local cluster (and drops the superuser `livestrap` older runs left).
 postgres: system-deps
