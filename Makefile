@@ -11,14 +11,15 @@ export LIVESTRAP_DATA_DIR
 # starts by itself; the tests start their own on 127.0.0.1.
 APT_PACKAGES := mmdebstrap squashfs-tools dpkg-dev apt-utils gnupg debian-archive-keyring \
 	initramfs-tools-core zstd xz-utils lz4 kmod util-linux ca-certificates openssl curl \
-	qemu-system-x86 ipxe-qemu ipxe ovmf socat dnsmasq-base iproute2 postgresql nginx-light
+	qemu-system-x86 ipxe-qemu ipxe ovmf socat dnsmasq-base iproute2 postgresql nginx-light \
+	chromium chromium-driver
 # PostgreSQL for the API tests' second pass and the discovery benchmark: a local server on
 # 127.0.0.1; scripts/test-postgres.sh runs a command with LIVESTRAP_TEST_POSTGRES set to a
 # throwaway role (random password, no superuser) that owns one database; both are dropped
 # when the command ends.
 WITH_PG := scripts/test-postgres.sh
 
-.PHONY: all deps system-deps venv lint unit integration e2e test test-postgres postgres demo demo-stop bench bench-page bench-smoke clean
+.PHONY: all deps system-deps venv lock lint unit integration e2e test test-postgres postgres demo demo-stop bench bench-page bench-smoke clean
 
 all: test
 
@@ -33,11 +34,22 @@ system-deps:
 		rc=$$?; [ -z "$$made" ] || rm -f $$policy; exit $$rc; \
 	fi
 
-$(BIN)/.installed: pyproject.toml
+# The venv installs exactly requirements.lock (every version pinned, every file checked by
+# its sha256), then livestrap itself without resolving anything again. `make lock` remakes
+# the lock from pyproject.toml's ranges (a deliberate upgrade; commit the result).
+PIP_VERSION := 26.3
+UV_VERSION := 0.13.8
+$(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q pip==$(PIP_VERSION)
+	$(BIN)/pip install -q --require-hashes -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
 	touch $@
+
+lock:
+	$(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install -q uv==$(UV_VERSION)
+	.venv-lock/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --no-header \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
 
 venv: $(BIN)/.installed
 
@@ -62,10 +74,10 @@ test: deps lint
 	$(MAKE) --no-print-directory test-postgres
 	$(MAKE) --no-print-directory bench-smoke
 
-# The master's API tests again, on PostgreSQL (skipped, saying why, if it cannot start;
+# The master's API and console tests again, on PostgreSQL (skipped, saying why, if it cannot start;
 # in CI, CI=true, that fails instead).
 test-postgres: system-deps
-	$(WITH_PG) $(BIN)/pytest tests/api -q
+	$(WITH_PG) $(BIN)/pytest tests/api tests/console -q
 
 # Starts the local cluster (and drops the superuser `livestrap` older runs left).
 postgres: system-deps

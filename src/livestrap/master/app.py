@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from livestrap import __version__
 from livestrap.builder.pipeline import Stage
-from livestrap.master import apidocs
+from livestrap.master import apidocs, console
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database, migrate
 from livestrap.master.errors import install_error_handlers
@@ -113,6 +113,7 @@ def create_app(
     app.include_router(boot.router)
     repo.mount(app, state)
     apidocs.mount(app)
+    console.mount(app)
 
     @app.get("/healthz", tags=["health"], summary="Liveness check and version")
     def healthz() -> dict[str, str]:

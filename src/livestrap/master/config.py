@@ -94,6 +94,8 @@ class MasterSettings:
     unattached_events: int = _env_int("LIVESTRAP_UNATTACHED_EVENTS", 50_000)  # with no node
     tls_cert: Path | None = None  # PEM certificate (chain) for HTTPS; with tls_key
     tls_key: Path | None = None
+    # how long a web console login lasts (seconds), then it logs in again
+    console_session_s: float = _env("LIVESTRAP_CONSOLE_SESSION_S", 8 * 3600)
     # where file:// and copy:// URLs of API specs may point, besides <data-dir>/spec
     file_mirror_roots: tuple[Path, ...] = ()
     max_body_bytes: int = field(default_factory=max_body_bytes)  # LIVESTRAP_MAX_BODY_BYTES

@@ -83,3 +83,14 @@ class BootEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     __table_args__ = (Index("ix_boot_events_at", "at"),)  # same name as in 0001
+
+
+class ConsoleSession(Base):
+    """A web console login. The cookie carries the session id; only its sha256 is kept,
+    so a copy of the database logs nobody in. Logout deletes the row."""
+
+    __tablename__ = "console_sessions"
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
