@@ -97,21 +97,25 @@ def effective_settings(session: Session, settings: MasterSettings) -> dict[str, 
     return resolve(spec, source="settings").model_dump(mode="json")
 
 
-def replace_settings(
-    session: Session, data: Any, settings: MasterSettings, text: str | None = None
-) -> dict[str, Any]:
+def replace_settings(session: Session, data: Any, settings: MasterSettings) -> dict[str, Any]:
     """Check `data` like `livestrap spec check`, then store it as the settings."""
-    spec, _ = check_spec(data, settings, source="settings", text=text)
+    spec, _ = check_spec(data, settings, source="settings")
     return write_settings(session, spec)
 
 
-def replace_settings_yaml(session: Session, text: str, settings: MasterSettings) -> dict[str, Any]:
-    """The console's save: `text` is YAML (no anchors), then checked as replace_settings
-    checks the API's JSON. SpecError (with .problems) when either fails; nothing stored."""
+def settings_from_yaml(text: str, settings: MasterSettings) -> BuildSpec:
+    """The console's text, checked as replace_settings checks the API's JSON: YAML (no
+    anchors), then check_spec with the text for lines. SpecError, with .problems."""
     if len(text) > MAX_SPEC_CHARS:
         raise SpecError(f"settings: over {MAX_SPEC_CHARS} characters", [TOO_LONG])
     data = parse_yaml(text, "settings", plain=True)
-    return replace_settings(session, data, settings, text=text)
+    spec, _ = check_spec(data, settings, source="settings", text=text)
+    return spec
+
+
+def replace_settings_yaml(session: Session, text: str, settings: MasterSettings) -> dict[str, Any]:
+    """The console's save: nothing is stored unless settings_from_yaml passes."""
+    return write_settings(session, settings_from_yaml(text, settings))
 
 
 def as_yaml(data: Any) -> str:
