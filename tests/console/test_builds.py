@@ -9,7 +9,7 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -35,10 +35,9 @@ def stored_settings(master: Master) -> None:
 
 def api_build(master: Master, build_id: str) -> dict[str, Any]:
     with master.admin() as admin:
-        answer = admin.get(f"/api/v1/builds/{build_id}")
-        answer.raise_for_status()
-        build: dict[str, Any] = answer.json()
-        return build
+        return cast(
+            dict[str, Any], admin.get(f"/api/v1/builds/{build_id}").raise_for_status().json()
+        )
 
 
 def wait_for(

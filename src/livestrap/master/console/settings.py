@@ -66,7 +66,6 @@ def save(
     try:
         replace_settings_yaml(db, spec, state.settings)
     except SpecError as err:
-        db.rollback()
         return settings_page(request, login, db, state, text=spec, problems=problems_of(err))
     return RedirectResponse(f"{PREFIX}/settings?saved=1", status_code=303)
 
