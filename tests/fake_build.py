@@ -4,6 +4,7 @@ a few bytes per artifact. The master's API tests drive build jobs with it."""
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from datetime import UTC, datetime
 
@@ -17,7 +18,10 @@ from livestrap.store.manifest import (
     dump_metadata,
 )
 
-STEP_S = 0.3
+# Seconds each stage's steps take. The browser tests raise it to watch a log fill live; the
+# master's process reads it from its environment (master_process(env=...) passes it on).
+STEP_ENV = "LIVESTRAP_TEST_FAKE_STEP_S"
+STEP_S = float(os.environ.get(STEP_ENV, "0.3"))
 
 
 def _work(ctx: BuildContext, stage: str, lines: int) -> None:

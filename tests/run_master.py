@@ -3,6 +3,8 @@
 Usage: python tests/run_master.py --data-dir D --port P [--fake-builds]
 The database URL comes from LIVESTRAP_DATABASE_URL (as `livestrap serve` takes it), never
 the command line: a PostgreSQL URL carries the test role's password, and argv is in `ps`.
+LIVESTRAP_TEST_FAKE_STEP_S (fake_build.STEP_ENV; default 0.3) sets how long each fake
+stage's steps take: master_process(env={...}) passes it on, e.g. to watch a log live.
 """
 
 from __future__ import annotations

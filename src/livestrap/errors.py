@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 
 class LivestrapError(Exception):
     """Base of every error livestrap raises on purpose; its text is shown to the operator."""
@@ -20,8 +23,24 @@ class StartupError(LivestrapError):
     """The master cannot start: its database, data dir or listen address is unusable."""
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a spec, for a page to list next to the text: the field (pydantic's
+    loc joined with ".", "" for the whole document) and, when known, the line and column."""
+
+    field: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+
 class SpecError(LivestrapError):
-    """The build spec is invalid; raised before any download or long work starts."""
+    """The build spec is invalid; raised before any download or long work starts.
+    `problems`: the same, one per field, when the checks could tell them apart."""
+
+    def __init__(self, message: str, problems: Sequence[Problem] = ()) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems)
 
 
 class StoreError(LivestrapError):

@@ -24,9 +24,9 @@ from pydantic import (
     model_validator,
 )
 
-from livestrap.errors import SpecError
+from livestrap.errors import Problem, SpecError
 from livestrap.kernelopts import check_kernel_options
-from livestrap.specerrors import format_validation_error
+from livestrap.specerrors import format_validation_error, validation_problems
 from livestrap.specfields import (
     RECORDED,
     Components,
@@ -204,12 +204,14 @@ def parse_spec(
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise SpecError(f"{source} must be a mapping of keys to values")
+        problem = Problem("", "must be a mapping of keys to values")
+        raise SpecError(f"{source} must be a mapping of keys to values", [problem])
     try:
         context = {"base_dir": base_dir or Path.cwd(), "rules": rules or PathRules()}
         return BuildSpec.model_validate(data, context=context)
     except ValidationError as err:
-        raise SpecError(format_validation_error(err, source, text)) from None
+        message = format_validation_error(err, source, text)
+        raise SpecError(message, validation_problems(err, text)) from None
 
 
 def check_recorded_spec(data: Any) -> BuildSpec:

@@ -8,12 +8,15 @@ One place for every YAML file the CLI reads (specs, `settings set`, `builds star
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from livestrap.errors import SpecError
+from livestrap.errors import Problem, SpecError
+
+TOP_KEY = re.compile(r"([A-Za-z_][\w-]*)\s*:")
 
 
 def read_text(path: Path, what: str = "") -> str:
@@ -43,12 +46,34 @@ def describe(err: yaml.YAMLError) -> str:
     return text
 
 
-def parse_yaml(text: str, source: str) -> Any:
-    """The document in `text`; a syntax error becomes a SpecError naming `source` and where."""
+def top_key_at(text: str, line: int) -> str:
+    """The top-level key whose block holds `line` (0-based), "" before the first: which
+    field a syntax error is in, as far as broken YAML can tell."""
+    for row in reversed(text.splitlines()[: line + 1]):
+        if found := TOP_KEY.match(row):
+            return found[1]
+    return ""
+
+
+def syntax_problem(err: yaml.YAMLError, text: str) -> Problem:
+    """A syntax error as one Problem: the field it is in, the problem, line and column."""
+    if not isinstance(err, yaml.MarkedYAMLError):
+        return Problem("", " ".join(str(err).split()))
+    mark = err.problem_mark or err.context_mark
+    message = describe(err).split(": ", 1)[-1]
+    if mark is None:
+        return Problem("", message)
+    return Problem(top_key_at(text, mark.line), message, mark.line + 1, mark.column + 1)
+
+
+def parse_yaml(text: str, source: str, *, plain: bool = False) -> Any:
+    """The document in `text`; a syntax error becomes a SpecError naming `source` and where.
+    `plain`: refuse anchors and aliases too (text from a web form: load_plain_yaml)."""
     try:
-        return yaml.safe_load(text)
+        return load_plain_yaml(text) if plain else yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise SpecError(f"{source} is not valid YAML{describe(err)}") from None
+        message = f"{source} is not valid YAML{describe(err)}"
+        raise SpecError(message, [syntax_problem(err, text)]) from None
 
 
 def read_yaml(path: Path, what: str = "") -> Any:

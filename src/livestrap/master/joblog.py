@@ -75,6 +75,14 @@ async def tail_log(
         await asyncio.sleep(poll_s)
 
 
+def sse_data(line: str) -> str:
+    """One log line as one event. A carriage return inside it (a progress meter) would end
+    the SSE field and let the rest read as a field of its own (`event: end`): each part
+    becomes a `data:` field of the same event, which the reader joins with newlines."""
+    parts = line.rstrip("\r").split("\r")
+    return "".join(f"data: {part}\n" for part in parts) + "\n"
+
+
 async def sse_lines(
     chunks: AsyncIterator[bytes], end: Callable[[], Awaitable[str]]
 ) -> AsyncIterator[str]:
@@ -85,8 +93,8 @@ async def sse_lines(
         pending += decoder.decode(chunk)
         *lines, pending = pending.split("\n")
         for line in lines:
-            yield f"data: {line.rstrip(chr(13))}\n\n"
+            yield sse_data(line)
     pending += decoder.decode(b"", final=True)
     if pending:
-        yield f"data: {pending.rstrip(chr(13))}\n\n"
+        yield sse_data(pending)
     yield f"event: end\ndata: {await end()}\n\n"

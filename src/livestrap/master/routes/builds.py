@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
@@ -12,22 +10,22 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from livestrap.master.deps import AdminOnly, SessionDep, StateDep
-from livestrap.master.joblog import sse_lines, tail_log
-from livestrap.master.jobs import BuildQueue
 from livestrap.master.schemas.builds import BuildDetail, BuildRequest, BuildSummary
 from livestrap.master.services.builds import (
+    STREAM_HEADERS,
     build_detail,
     build_summary,
-    final_state,
     find_build,
+    log_chunks,
+    log_events,
     newest_builds,
+    queue_build,
 )
 
 router = APIRouter(prefix="/builds", tags=["builds"], dependencies=[AdminOnly])
 BuildRef = Annotated[
     str, PathParam(description="A build id, or a unique prefix of one (as git takes commits).")
 ]
-STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @router.post("", status_code=202, response_model=BuildDetail)
@@ -35,8 +33,7 @@ def start_build(
     state: StateDep, session: SessionDep, body: BuildRequest | None = None
 ) -> BuildDetail:
     """Queue a build; it runs when the builds before it are done (one at a time)."""
-    req = body or BuildRequest()
-    build_id = state.jobs.submit(req.overrides, activate=req.activate, force=req.force)
+    build_id = queue_build(state.jobs, body or BuildRequest())
     return build_detail(find_build(session, build_id))
 
 
@@ -83,19 +80,8 @@ async def build_log(
 ) -> StreamingResponse:
     """The build's log; `Accept: text/event-stream` gives Server-Sent Events instead."""
     row = await run_in_threadpool(find_build, session, build_id)
-    build_id = row.id
-    jobs: BuildQueue = state.jobs
-
-    async def finished() -> bool:
-        return await run_in_threadpool(jobs.is_finished, build_id)
-
-    chunks = tail_log(Path(row.log_path), finished, follow=follow)
     if accept and "text/event-stream" in accept:
-
-        async def end() -> str:
-            return json.dumps(await run_in_threadpool(final_state, state.db, build_id))
-
-        return StreamingResponse(
-            sse_lines(chunks, end), media_type="text/event-stream", headers=STREAM_HEADERS
-        )
+        events = log_events(state.jobs, state.db, row)
+        return StreamingResponse(events, media_type="text/event-stream", headers=STREAM_HEADERS)
+    chunks = log_chunks(state.jobs, row, follow=follow)
     return StreamingResponse(chunks, media_type="text/plain; charset=utf-8", headers=STREAM_HEADERS)

@@ -12,15 +12,20 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import yaml
 from sqlalchemy.orm import Session
 
+from livestrap.errors import Problem, SpecError
 from livestrap.master.config import MasterSettings
 from livestrap.master.models import SettingRow
 from livestrap.resolve import resolve
 from livestrap.spec import BuildSpec, ResolvedSpec, parse_spec
 from livestrap.specpaths import PathRules
+from livestrap.yamlfile import PlainDumper, parse_yaml
 
 SETTINGS_KEY = "build_spec"
+MAX_SPEC_CHARS = 100_000  # a spec typed into the console; real ones are a few KiB
+TOO_LONG = Problem("", f"longer than {MAX_SPEC_CHARS} characters")
 
 
 def sqlite_file(settings: MasterSettings) -> Path | None:
@@ -52,16 +57,20 @@ def build_rules(settings: MasterSettings) -> PathRules:
     return replace(api_rules(settings), only_named=True)
 
 
-def parse_api_spec(data: Any, settings: MasterSettings, source: str) -> BuildSpec:
-    """parse_spec for what came through the API: paths relative to (and within) spec/."""
-    return parse_spec(data, base_dir=settings.spec_dir, source=source, rules=api_rules(settings))
+def parse_api_spec(
+    data: Any, settings: MasterSettings, source: str, text: str | None = None
+) -> BuildSpec:
+    """parse_spec for what came through the API: paths relative to (and within) spec/.
+    `text`: the YAML `data` was read from (the console), for lines in the errors."""
+    rules = api_rules(settings)
+    return parse_spec(data, base_dir=settings.spec_dir, source=source, text=text, rules=rules)
 
 
 def check_spec(
-    data: Any, settings: MasterSettings, source: str = "spec"
+    data: Any, settings: MasterSettings, source: str = "spec", text: str | None = None
 ) -> tuple[BuildSpec, ResolvedSpec]:
     """Validate like the CLI: (spec as given, paths confined to spec/; resolved)."""
-    spec = parse_api_spec(data, settings, source)
+    spec = parse_api_spec(data, settings, source, text)
     return spec, resolve(spec, source=source)
 
 
@@ -92,3 +101,23 @@ def replace_settings(session: Session, data: Any, settings: MasterSettings) -> d
     """Check `data` like `livestrap spec check`, then store it as the settings."""
     spec, _ = check_spec(data, settings, source="settings")
     return write_settings(session, spec)
+
+
+def settings_from_yaml(text: str, settings: MasterSettings) -> BuildSpec:
+    """The console's text, checked as replace_settings checks the API's JSON: YAML (no
+    anchors), then check_spec with the text for lines. SpecError, with .problems."""
+    if len(text) > MAX_SPEC_CHARS:
+        raise SpecError(f"settings: over {MAX_SPEC_CHARS} characters", [TOO_LONG])
+    data = parse_yaml(text, "settings", plain=True)
+    spec, _ = check_spec(data, settings, source="settings", text=text)
+    return spec
+
+
+def replace_settings_yaml(session: Session, text: str, settings: MasterSettings) -> dict[str, Any]:
+    """The console's save: nothing is stored unless settings_from_yaml passes."""
+    return write_settings(session, settings_from_yaml(text, settings))
+
+
+def as_yaml(data: Any) -> str:
+    """A spec as the console shows it: block YAML in the fields' own order."""
+    return yaml.dump(data, Dumper=PlainDumper, sort_keys=False, allow_unicode=True)
