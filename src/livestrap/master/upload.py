@@ -20,10 +20,11 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 
 from livestrap.master.config import IMPORT_FRAMING_BYTES
+from livestrap.master.services.bundles import import_received
 from livestrap.store import tmpdirs
 from livestrap.store.images import ImageStore
 from livestrap.store.limits import check_free_space
-from livestrap.store.manifest import CHUNK
+from livestrap.store.manifest import CHUNK, ImageMetadata
 
 FIELD = b"file"
 
@@ -148,3 +149,11 @@ async def receive_bundle(
         path.unlink(missing_ok=True)
         raise
     return path
+
+
+async def import_upload(
+    request: Request, store: ImageStore, cap: int, field: bytes = FIELD
+) -> ImageMetadata:
+    """Add the image in the request's bundle: what POST /api/v1/images/import and the
+    console's import both do (the same checks, the same refusals)."""
+    return await import_received(store, await receive_bundle(request, store, cap, field), cap)

@@ -1,6 +1,6 @@
 """/ui/images: the image store for operators — the list, one image's packages, the diff of
 two, activate, delete, export and import. The same services as /api/v1/images (and so
-the same checks: an import is master.services.bundles.import_upload, as for the API);
+the same checks: an import is master.upload.import_upload, as for the API);
 a refusal is shown on a page, or in #import-result for the htmx upload, never as JSON."""
 
 from __future__ import annotations
@@ -15,14 +15,11 @@ from livestrap.master.console.guard import CONSOLE_GUARDS, PREFIX, LoginDep
 from livestrap.master.console.render import page
 from livestrap.master.console.sessions import Login
 from livestrap.master.deps import StateDep
+from livestrap.master.download import TempFileResponse, bundle_download
 from livestrap.master.errors import DISK_FULL_DETAIL, disk_full, status_for
-from livestrap.master.services.bundles import (
-    TempFileResponse,
-    export_download,
-    import_upload,
-    resolve_image,
-)
+from livestrap.master.services.bundles import resolve_image
 from livestrap.master.services.images import image_rows
+from livestrap.master.upload import import_upload
 from livestrap.store.bundle import Compression
 
 HERE = f"{PREFIX}/images"
@@ -113,7 +110,7 @@ def export_image(
 ) -> TempFileResponse | Response:  # fmt: skip
     """The bundle download, the same bytes as GET /api/v1/images/{id}/export."""
     try:
-        return export_download(state.store, image_id, compression)
+        return bundle_download(state.store, image_id, compression)
     except LivestrapError as err:
         return _problem(request, login, err)
 

@@ -1,7 +1,8 @@
 """/api/v1/images: the store over HTTP — what `livestrap images ...` does on the master host.
 
-Bundles (export, import) go through master.services.bundles, which the console uses too:
-streamed through `<data-dir>/tmp`, removed as soon as the request is done with them. Import
+Bundles (export, import) go through master.download and master.upload, which the console
+uses too: streamed through `<data-dir>/tmp`, removed as soon as the request is done with
+them (master.services.bundles). Import
 checks happen in store.bundle: a refused bundle is a 422 naming the member, and the store
 is left as it was.
 """
@@ -14,15 +15,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 
 from livestrap.master.deps import AdminOnly, StateDep
+from livestrap.master.download import TempFileResponse, bundle_download
 from livestrap.master.schemas.images import Activated, ImageDetail, ImageDiff, ImageSummary
-from livestrap.master.services.bundles import (
-    MEDIA_TYPE,
-    TempFileResponse,
-    export_download,
-    import_upload,
-    resolve_image,
-)
+from livestrap.master.services.bundles import MEDIA_TYPE, resolve_image
 from livestrap.master.services.images import image_detail, image_diff, image_summary, info_of
+from livestrap.master.upload import import_upload
 from livestrap.store.bundle import Compression
 
 router = APIRouter(dependencies=[AdminOnly], tags=["images"])
@@ -87,7 +84,7 @@ def export_bundle(
     image_id: str, state: StateDep, compression: Compression = "zst"
 ) -> TempFileResponse:
     """Download the image as a bundle (tar of its directory) for `images import` elsewhere."""
-    return export_download(state.store, image_id, compression)
+    return bundle_download(state.store, image_id, compression)
 
 
 @router.post(
