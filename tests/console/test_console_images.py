@@ -20,7 +20,9 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "unit"))
 
 from store_helpers import artifact_bytes, image_members, make_metadata, member, write_tar
 
+from livestrap.master.config import MAX_BODY_BYTES
 from livestrap.store.images import ImageStore
+from livestrap.store.manifest import METADATA, dump_metadata
 
 pytestmark = pytest.mark.integration
 
@@ -227,6 +229,25 @@ def test_hostile_bundles_are_refused_naming_the_member(
     assert wrong_field.status_code == 422 and "`bundle` field" in wrong_field.text
     assert {i.id for i in ImageStore(master.data_dir).list()} == before
     assert not (master.data_dir / "evil").exists()
+
+
+def test_a_bundle_over_the_json_body_cap_is_imported(
+    master: Master, console: Console, tmp_path: Path
+) -> None:
+    """The console's import has the import cap (LIVESTRAP_MAX_IMPORT_BYTES), not the 1 MiB
+    of the JSON routes."""
+    client, token = console
+    image_id = "big-1"
+    files = {**artifact_bytes(image_id), "root.squashfs": bytes(3 << 19)}
+    meta = make_metadata(image_id, files)
+    members = [member(f"{image_id}/{METADATA}", dump_metadata(meta).encode())]
+    members += [member(f"{image_id}/{name}", data) for name, data in files.items()]
+    bundle = write_tar(tmp_path / "big.tar", members).read_bytes()
+    assert len(bundle) > MAX_BODY_BYTES
+    answer = client.post("/ui/images/import", files={"bundle": ("big.tar", bundle)},
+                         headers=hx(token))  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    assert ImageStore(master.data_dir).get(image_id).total_size() > MAX_BODY_BYTES
 
 
 @pytest.mark.security
