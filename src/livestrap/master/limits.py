@@ -5,7 +5,8 @@ Why: nothing else bounds what a client may send, and a handler that buffers a bo
 the cap is answered 413 before any byte is read; a chunked body is cut off (413) as soon
 as it passes the cap. Discovery and the JSON APIs get `max_body_bytes`; only the image
 import gets `max_import_bytes`, and that route reads nothing before the admin token is
-checked (master.routes.images), so the larger cap is never open to anonymous clients.
+checked (master.routes.images), so the larger cap is never open to anonymous clients; the
+console's import reads nothing before its session and CSRF token are (console.images).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from livestrap.master.config import IMPORT_FRAMING_BYTES, MasterSettings
 from livestrap.master.specfiles import MAX_TREE_BYTES
 
 IMPORT_ROUTE = ("POST", "/api/v1/images/import")
+CONSOLE_IMPORT_ROUTE = ("POST", "/ui/images/import")
 # uploads into <data-dir>/spec (admin; the route reads nothing before the token is checked
 # and enforces its own, smaller caps per file and per tree: master.specfiles)
 SPEC_FILES_PREFIX = ("PUT", "/api/v1/settings/files/")
@@ -135,6 +137,9 @@ def add_body_limits(app: FastAPI, cfg: MasterSettings) -> None:
     app.add_middleware(
         BodyLimit,
         default=Cap(cfg.max_body_bytes, "LIVESTRAP_MAX_BODY_BYTES"),
-        routes={IMPORT_ROUTE: Cap(cfg.max_import_bytes + IMPORT_FRAMING_BYTES, IMPORT_SETTING)},
+        routes={
+            route: Cap(cfg.max_import_bytes + IMPORT_FRAMING_BYTES, IMPORT_SETTING)
+            for route in (IMPORT_ROUTE, CONSOLE_IMPORT_ROUTE)
+        },
         prefixes={SPEC_FILES_PREFIX: Cap(SPEC_FILES_BYTES, "spec-file upload cap")},
     )

@@ -20,18 +20,20 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 
 from livestrap.master.config import IMPORT_FRAMING_BYTES
+from livestrap.master.services.bundles import import_received
 from livestrap.store import tmpdirs
 from livestrap.store.images import ImageStore
 from livestrap.store.limits import check_free_space
-from livestrap.store.manifest import CHUNK
+from livestrap.store.manifest import CHUNK, ImageMetadata
 
 FIELD = b"file"
 
 
 class _FilePart:
-    """Collects the bytes of the multipart part named `file`, drops every other part."""
+    """Collects the bytes of the multipart part named `field` (the first one), drops the rest."""
 
-    def __init__(self) -> None:
+    def __init__(self, field: bytes = FIELD) -> None:
+        self.wanted = field
         self.out = bytearray()
         self.found = False
         self.complete = False  # the closing boundary was seen
@@ -65,7 +67,7 @@ class _FilePart:
         self._field = self._value = b""
 
     def _headers_done(self) -> None:
-        self._in_file = self._name == FIELD and not self.found
+        self._in_file = self._name == self.wanted and not self.found
         self.found = self.found or self._in_file
 
     def _data(self, data: bytes, start: int, end: int) -> None:
@@ -98,8 +100,11 @@ def _parser(boundary: bytes | None, part: _FilePart) -> MultipartParser:
         raise _bad_multipart(str(err)) from None
 
 
-async def receive_bundle(request: Request, store: ImageStore, cap: int) -> Path:
-    """The bundle in the request, as a file under tmp/ (the caller removes it)."""
+async def receive_bundle(
+    request: Request, store: ImageStore, cap: int, field: bytes = FIELD
+) -> Path:
+    """The bundle in the request, as a file under tmp/ (the caller removes it); a multipart
+    body carries it in the part named `field` (the API's `file`, the console's `bundle`)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap + IMPORT_FRAMING_BYTES:
         raise _too_large(cap)
@@ -109,7 +114,7 @@ async def receive_bundle(request: Request, store: ImageStore, cap: int) -> Path:
     if declared.isdigit():
         check_free_space(store.tmp_dir, int(declared))
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
-    part = _FilePart() if ctype == b"multipart/form-data" else None
+    part = _FilePart(field) if ctype == b"multipart/form-data" else None
     parser = _parser(params.get(b"boundary"), part) if part is not None else None
     fd, path = tmpdirs.make_file(store.tmp_dir, "upload", ".bundle")
     try:
@@ -137,8 +142,18 @@ async def receive_bundle(request: Request, store: ImageStore, cap: int) -> Path:
             if not part.complete:
                 raise _bad_multipart("it ends before its closing boundary (cut off?)")
             if not part.found:
-                raise HTTPException(422, "multipart upload needs the bundle in a `file` field")
+                raise HTTPException(
+                    422, f"multipart upload needs the bundle in a `{field.decode()}` field"
+                )
     except BaseException:
         path.unlink(missing_ok=True)
         raise
     return path
+
+
+async def import_upload(
+    request: Request, store: ImageStore, cap: int, field: bytes = FIELD
+) -> ImageMetadata:
+    """Add the image in the request's bundle: what POST /api/v1/images/import and the
+    console's import both do (the same checks, the same refusals)."""
+    return await import_received(store, await receive_bundle(request, store, cap, field), cap)

@@ -4,9 +4,35 @@ so a change of the file format is a change here, never one of the API."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from livestrap.errors import StoreError
 from livestrap.master.schemas.images import Artifact, ImageDetail, ImageDiff, ImageSummary
-from livestrap.store.images import ImageInfo, PackageDiff
+from livestrap.store.images import ImageInfo, ImageStore, PackageDiff
 from livestrap.store.manifest import ImageMetadata
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """One line of the console's image list: the store's line plus what only the
+    metadata says (None: not recorded, or the metadata went unreadable since listing)."""
+
+    info: ImageInfo
+    kernel_version: str | None
+    agent_version: str | None
+
+
+def image_rows(store: ImageStore) -> list[ImageRow]:
+    """Every image, oldest first, with its kernel and agent version."""
+    rows = []
+    for info in store.list():
+        try:
+            meta = store.get(info.id)
+        except StoreError:  # deleted or broken between list() and get()
+            rows.append(ImageRow(info, None, None))
+            continue
+        rows.append(ImageRow(info, meta.kernel_version, meta.agent_version))
+    return rows
 
 
 def info_of(meta: ImageMetadata, active_id: str | None) -> ImageInfo:
