@@ -58,13 +58,14 @@ def node_query(
     mac: str | None = None,
     after: tuple[float, Any] | None = None,
 ) -> Select[Any]:
-    """Rows for the node list; vendor/product/serial come out of the JSON in SQL."""
+    """Rows for the node list; vendor/product/serial from their columns (facts.system's,
+    copied on each report: migration 0003), not parsed out of every node's facts."""
     query = select(
         Node.id,
         Node.system_uuid,
-        Node.facts[("system", "vendor")].as_string().label("vendor"),
-        Node.facts[("system", "product")].as_string().label("product"),
-        Node.facts[("system", "serial")].as_string().label("serial"),
+        Node.vendor,
+        Node.product,
+        Node.serial,
         Node.boot_mac,
         Node.last_ip,
         Node.image_id,
