@@ -132,14 +132,26 @@ def test_the_timeline_shows_where_a_boot_stopped(
     phases = _phases(client, node_id)
     assert phases["script"] == "running" and phases["kernel"] == "missing"
     assert phases["report"] == "missing"
-    from livestrap.master.events import record_event
 
+
+def test_a_boot_stuck_for_long_shows_stalled(
+    master: Master, console: tuple[httpx.Client, str]
+) -> None:
+    from sqlalchemy import update
+
+    from livestrap.master.events import record_event
+    from livestrap.master.models import BootEvent
+
+    client, _ = console
+    node_id, facts = new_node(master)
     db = master.database()
-    try:  # an older boot that stopped in the initrd: as if the node were stuck for 15 min
+    try:  # as if it had reported long ago, then rebooted and hung in the initrd 15 min ago
         with db.session() as s:
+            s.execute(update(BootEvent).where(BootEvent.node_id == node_id)
+                      .values(at=time.time() - 5000))  # fmt: skip
             start = time.time() - 900
             for offset, kind in ((0, "script"), (2, "kernel"), (5, "initrd")):
-                record_event(s, kind, mac=mac, node_id=node_id, at=start + 60 + offset)
+                record_event(s, kind, mac=facts["nics"][0]["mac"], at=start + offset)
     finally:
         db.dispose()
     phases = _phases(client, node_id)

@@ -9,8 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from livestrap.cli.describe import cpu_summary, memory_summary
-from livestrap.cli.humanize import binary_size, link_speed
+from livestrap.master.console.render import size
 
 MAX_TEXT = 200
 MAX_ROWS = {"disks": 64, "nics": 64, "pci": 128, "dimms": 64}
@@ -53,6 +52,31 @@ def _table(name: str, items: object, row: Any) -> Table:
     return Table([row(e) for e in entries[:cap]], max(0, len(entries) - cap))
 
 
+def binary_size(value: object) -> str:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return size(value) if ok else "-"  # type: ignore[arg-type]
+
+
+def link_speed(mbps: object) -> str:
+    """Mb/s as the agent reads it from sysfs (-1: no link)."""
+    if not isinstance(mbps, int) or isinstance(mbps, bool) or mbps <= 0:
+        return "-"
+    return f"{mbps} Mb/s" if mbps < 1000 else f"{mbps / 1000:g} Gb/s"
+
+
+def _cpu(cpu: Mapping[str, Any]) -> str:
+    """The model, then how many sockets, cores and threads."""
+    parts = [f"{cpu[k]} {k if cpu[k] != 1 else k[:-1]}" for k in ("sockets", "cores", "threads")
+             if isinstance(cpu.get(k), int)]  # fmt: skip
+    return text(f"{text(cpu.get('model'))}: {', '.join(parts)}" if parts else cpu.get("model"))
+
+
+def _memory(memory: Mapping[str, Any]) -> str:
+    dimms = memory.get("dimms")
+    count = f" ({len(dimms)} DIMMs)" if isinstance(dimms, list) else ""
+    return binary_size(memory.get("total")) + count
+
+
 def _link(nic: Mapping[str, Any]) -> str:
     if nic.get("operstate"):
         return text(nic["operstate"])
@@ -83,9 +107,9 @@ def hardware(facts: Mapping[str, Any]) -> Hardware:
             ("Vendor", "vendor"), ("Product", "product"), ("Serial", "serial"),
             ("UUID", "uuid"), ("Firmware", "firmware"), ("Image", "image_id"),
             ("Kernel", "kernel"))],
-        cpu=[("Model", text(cpu_summary(cpu)) if cpu else "-"),
+        cpu=[("Model", _cpu(cpu) if cpu else "-"),
              ("Features", text(", ".join(sorted(k for k, v in flags.items() if v is True))))],
-        memory=[("Total", text(memory_summary(memory)) if memory else "-")],
+        memory=[("Total", _memory(memory) if memory else "-")],
         dimms=_table("dimms", memory.get("dimms"), lambda d: [
             text(d.get("locator")), binary_size(d.get("size")), text(d.get("type")),
             text(d.get("speed")), text(d.get("manufacturer")), text(d.get("serial"))]),
