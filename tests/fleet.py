@@ -28,8 +28,9 @@ def machine_facts(n: int, **system: Any) -> dict[str, Any]:
              "manufacturer": "Samsung", "serial": f"M{n:06d}{i}", "part": "M393A4K40DB3"}
             for i in range(8)]},
         "disks": [
-            {"name": name, "size": 960 * 10**9, "model": "SAMSUNG MZ7LH960", "serial": f"S{n:06d}{i}",
-             "wwn": None, "rotational": False, "removable": False, "transport": "sata",
+            {"name": name, "size": 960 * 10**9, "model": "SAMSUNG MZ7LH960",
+             "serial": f"S{n:06d}{i}", "wwn": None, "rotational": False, "removable": False,
+             "transport": "sata",
              "links": {"by_id": [f"ata-SAMSUNG_S{n:06d}{i}"], "by_path": []}}
             for i, name in enumerate(("sda", "sdb"))],
         "nics": [
@@ -43,7 +44,8 @@ def machine_facts(n: int, **system: Any) -> dict[str, Any]:
         "pci": [
             {"address": f"0000:{bus:02x}:00.0", "class": "0x020000", "vendor": "0x8086",
              "device": "0x159b", "subsystem_vendor": "0x8086", "subsystem_device": "0x0003",
-             "driver": "ice", "class_name": "Ethernet controller", "vendor_name": "Intel Corporation",
+             "driver": "ice", "class_name": "Ethernet controller",
+             "vendor_name": "Intel Corporation",
              "device_name": "Ethernet Controller E810-XXV"}
             for bus in range(12)],
     }  # fmt: skip

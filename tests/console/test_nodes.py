@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 _n = itertools.count(100)
 LINK = re.compile(r'<a class="node-link[^"]*" href="/ui/nodes/([0-9a-f-]+)"')
 PHASE = re.compile(r'<g class="phase" data-phase="(\w+)" data-state="(\w+)">')
-XSS = ('<script>alert(1)</script>', '"><img src=x onerror=alert(1)>')
+XSS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
 
 
 def register(master: Master, facts: dict[str, Any], token: str | None = None) -> httpx.Response:
@@ -106,7 +106,8 @@ def test_a_node_page_lays_out_its_hardware(
     assert f'<h1 class="mono">{node_id}</h1>' in text
     for needle in ('id="hardware"', 'id="disks"', 'id="nics"', 'id="pci"', 'id="raw"',
                    "Vendor0", facts["system"]["serial"], "2 sockets, 64 cores, 128 threads",
-                   "256.0 GiB (8 DIMMs)", "894.1 GiB", "25 Gb/s", "leaf-", "Ethernet Controller E810-XXV",
+                   "256.0 GiB (8 DIMMs)", "894.1 GiB", "25 Gb/s", "leaf-",
+                   "Ethernet Controller E810-XXV",
                    'data-confirm="Forget this node?"'):  # fmt: skip
         assert needle in text, needle
     assert client.get("/ui/nodes/nope").status_code == 404

@@ -34,7 +34,8 @@ def test_a_whole_boot_is_done_with_each_phase_timed() -> None:
     assert {p.state for p in t.phases} == {"done"}
     spans = {p.name: (p.start, p.end) for p in t.phases}
     assert spans == {"firmware": (None, None), "script": (100, 101), "kernel": (101, 103),
-                     "initrd": (103, 110), "squashfs": (110, 150), "report": (170, 170)}  # fmt: skip
+                     "initrd": (103, 110), "squashfs": (110, 150),
+                     "report": (170, 170)}  # fmt: skip
     assert t.started == 100 and t.refusals == []
 
 
@@ -96,7 +97,7 @@ def test_bars_follow_time_and_stay_on_the_track() -> None:
     assert [b.phase for b in bars] == list(PHASES)
     by = {b.phase: b for b in bars}
     assert by["script"].x == LEFT and by["squashfs"].width > by["kernel"].width
-    assert all(LEFT <= b.x and b.x + b.width <= LEFT + TRACK + 6 for b in bars)
+    assert all(b.x >= LEFT and b.x + b.width <= LEFT + TRACK + 6 for b in bars)
     assert by["squashfs"].label == "40.0 s" and by["firmware"].label == "before the first request"
     assert len({b.y for b in bars}) == len(bars)  # one row each
 

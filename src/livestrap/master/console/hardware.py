@@ -96,7 +96,8 @@ def _lldp(nic: Mapping[str, Any]) -> str:
 
 def _addresses(nic: Mapping[str, Any]) -> str:
     found = [a for a in nic.get("addresses") or [] if isinstance(a, Mapping)][:8]
-    return text(", ".join(f"{a.get('address')}/{a.get('prefixlen')}" for a in found)) if found else "-"
+    shown = ", ".join(f"{a.get('address')}/{a.get('prefixlen')}" for a in found)
+    return text(shown) if found else "-"
 
 
 def hardware(facts: Mapping[str, Any]) -> Hardware:

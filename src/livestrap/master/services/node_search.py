@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from livestrap.master.events import normalize_mac
@@ -65,25 +65,26 @@ def _free_text(term: str) -> ColumnElement[bool]:
     )
 
 
-def search_query(
-    cutoff: float, filters: NodeFilters, after: tuple[float, Any] | None = None
-) -> Select[Any]:
-    """node_query (the API's list, same columns and order) narrowed by the filters."""
-    query = node_query(cutoff, filters.status, None, after)
+def conditions(cutoff: float, filters: NodeFilters) -> list[ColumnElement[bool]]:
+    """The WHERE of a search: every filter set, all of them at once."""
+    where: list[ColumnElement[bool]] = []
+    if filters.status == "online":
+        where.append(Node.last_seen_at >= cutoff)
+    elif filters.status == "offline":
+        where.append(Node.last_seen_at < cutoff)
     for column, term in (
         (Node.vendor, filters.vendor),
         (Node.product, filters.product),
         (Node.serial, filters.serial),
+        (Node.image_id, filters.image),
     ):
         if term is not None:
-            query = query.where(column.icontains(term, autoescape=True))
-    if filters.image is not None:
-        query = query.where(Node.image_id.icontains(filters.image, autoescape=True))
+            where.append(column.icontains(term, autoescape=True))
     if filters.mac is not None:
-        query = query.where(_mac_owners(filters.mac))
+        where.append(_mac_owners(filters.mac))
     if filters.q is not None:
-        query = query.where(_free_text(filters.q))
-    return query
+        where.append(_free_text(filters.q))
+    return where
 
 
 def search_nodes(
@@ -94,7 +95,8 @@ def search_nodes(
     limit: int = PAGE_SIZE,
 ) -> Page[NodeSummary]:
     """One page of the nodes matching `filters`, and the next page's cursor (or None)."""
-    rows = list(session.execute(search_query(cutoff, filters, after).limit(limit + 1)))
+    query = node_query(cutoff, None, None, after).where(*conditions(cutoff, filters))
+    rows = list(session.execute(query.limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = cursor(rows[-1].first_seen_at, rows[-1].id) if more and rows else None
@@ -103,5 +105,5 @@ def search_nodes(
 
 def count_nodes(session: Session, cutoff: float, filters: NodeFilters) -> int:
     """How many nodes match, on every page."""
-    query = search_query(cutoff, filters).order_by(None)
-    return session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    query = select(func.count(Node.id)).where(*conditions(cutoff, filters))
+    return session.scalar(query) or 0
