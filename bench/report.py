@@ -27,6 +27,7 @@ SECTIONS = [
     ("serving", "serve_bench"),
     ("discovery", "discovery_bench"),
     ("peer", "peer_bench"),
+    ("console", "console_bench"),
 ]
 
 

@@ -52,27 +52,31 @@ def _after(
     return or_(sort > at[0], and_(sort == at[0], key > at[1]))
 
 
+LIST_COLUMNS: tuple[Any, ...] = (
+    Node.id,
+    Node.system_uuid,
+    Node.vendor,
+    Node.product,
+    Node.serial,
+    Node.boot_mac,
+    Node.last_ip,
+    Node.image_id,
+    Node.agent_version,
+    Node.boots,
+    Node.first_seen_at,
+    Node.last_seen_at,
+)
+
+
 def node_query(
     cutoff: float,
     status: str | None = None,
     mac: str | None = None,
     after: tuple[float, Any] | None = None,
 ) -> Select[Any]:
-    """Rows for the node list; vendor/product/serial come out of the JSON in SQL."""
-    query = select(
-        Node.id,
-        Node.system_uuid,
-        Node.facts[("system", "vendor")].as_string().label("vendor"),
-        Node.facts[("system", "product")].as_string().label("product"),
-        Node.facts[("system", "serial")].as_string().label("serial"),
-        Node.boot_mac,
-        Node.last_ip,
-        Node.image_id,
-        Node.agent_version,
-        Node.boots,
-        Node.first_seen_at,
-        Node.last_seen_at,
-    ).order_by(Node.first_seen_at, Node.id)
+    """Rows for the node list; vendor/product/serial from their columns (facts.system's,
+    copied on each report: migration 0003), not parsed out of every node's facts."""
+    query = select(*LIST_COLUMNS).order_by(Node.first_seen_at, Node.id)
     if status == "online":
         query = query.where(Node.last_seen_at >= cutoff)
     elif status == "offline":

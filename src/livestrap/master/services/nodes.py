@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from livestrap.errors import NotFoundError
@@ -148,3 +149,14 @@ def timeline_event(event: BootEvent) -> TimelineEvent:
         image_id=event.image_id,
         detail=event.detail or {},
     )
+
+
+def recent_events(session: Session, node: str, limit: int) -> list[BootEvent]:
+    """The node's newest `limit` boot events (and its MACs' from before it was a node),
+    oldest first: enough for its last boot's timeline."""
+    owned = BootEvent.node_id == node
+    macs = node_macs(session, node)
+    if macs:
+        owned = owned | (BootEvent.node_id.is_(None) & BootEvent.mac.in_(macs))
+    query = select(BootEvent).where(owned).order_by(BootEvent.at.desc(), BootEvent.id.desc())
+    return list(reversed(session.scalars(query.limit(limit)).all()))
