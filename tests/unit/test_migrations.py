@@ -1,0 +1,48 @@
+"""Migrations on a database that already has data: 0003 fills the search columns of the
+nodes registered before it, and 0002's sessions table comes up empty."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+from livestrap.master.db import MIGRATIONS, make_engine, migrate
+
+pytestmark = pytest.mark.unit
+
+
+def upgrade_to(engine: sa.Engine, revision: str) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def test_0003_fills_the_search_columns_of_existing_nodes(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    upgrade_to(engine, "0001")
+    facts = {"system": {"vendor": "Dell Inc.", "product": "R650", "serial": "S" * 300}}
+    with engine.begin() as conn:
+        for node_id, node_facts in (("n1", facts), ("n2", {}), ("n3", {"system": "junk"})):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO nodes (id, facts, failures, heartbeat_s, first_seen_at, "
+                    "last_seen_at, boots) VALUES (:id, :facts, '[]', 30, 1, 1, 1)"
+                ),
+                {"id": node_id, "facts": json.dumps(node_facts)},
+            )
+    migrate(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT id, vendor, product, serial FROM nodes ORDER BY id"))
+        got = [tuple(r) for r in rows]
+        sessions = conn.execute(sa.text("SELECT count(*) FROM console_sessions")).scalar()
+    assert got == [("n1", "Dell Inc.", "R650", "S" * 255), ("n2", None, None, None),
+                   ("n3", None, None, None)]  # fmt: skip
+    assert sessions == 0
+    engine.dispose()
