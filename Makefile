@@ -47,9 +47,11 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 lock:
-	$(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install -q uv==$(UV_VERSION)
+	[ -x .venv-lock/bin/uv ] || { $(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install -q uv==$(UV_VERSION); }
 	.venv-lock/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --no-header \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
+	.venv-lock/bin/uv pip compile pyproject.toml --generate-hashes --no-header \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements-runtime.lock
 
 venv: $(BIN)/.installed
 
