@@ -93,9 +93,13 @@ class Browser:
         return url.removeprefix(self.base_url)
 
     def wait(self, until: Callable[[Any], Any], timeout: float = WAIT_S) -> Any:
+        """`until`'s first truthy value; an element htmx swapped out meanwhile is retried."""
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(until)
+        ignored = (StaleElementReferenceException,)
+        waiter = WebDriverWait(self.driver, timeout, 0.1, ignored_exceptions=ignored)
+        return waiter.until(until)
 
     def find(self, css: str, timeout: float = WAIT_S) -> Any:
         """The element for `css` once it is there (fails after `timeout`)."""
@@ -111,8 +115,9 @@ class Browser:
         return found
 
     def text(self, css: str = "body") -> str:
-        value: str = self.find(css).text
-        return value
+        """The visible text of `css` (found again if htmx swaps it while we read)."""
+        value: str = self.wait(lambda _: self.find(css).text + "\0")
+        return value[:-1]
 
     def wait_text(self, css: str, wanted: str, timeout: float = WAIT_S) -> str:
         """The text of `css` once it contains `wanted`."""

@@ -209,6 +209,7 @@ def follow_a_build(browser: Browser) -> str:
         )
     )
     assert "step" in seen_while_running
+    assert browser.find("progress#build-progress").get_attribute("max")
     browser.shot("build-running")
     browser.wait_text("#build-state", "succeeded", timeout=60)
     log = browser.text("pre#build-log")
