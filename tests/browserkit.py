@@ -124,10 +124,25 @@ class Browser:
         self.wait(lambda _: wanted in self.text(css), timeout)
         return self.text(css)
 
+    def act(self, css: str, action: Callable[[Any], None]) -> None:
+        """Do `action` to `css`, again if the page swapped the element out meanwhile (a
+        navigation still settling, an htmx swap): chromedriver then says the node "does
+        not belong to the document"."""
+        from selenium.common.exceptions import WebDriverException
+
+        def attempt(_: Any) -> bool:
+            try:
+                action(self.find(css))
+            except WebDriverException as err:
+                if "does not belong to the document" not in str(err):
+                    raise
+                return False
+            return True
+
+        self.wait(attempt)
+
     def fill(self, css: str, value: str) -> None:
-        box = self.find(css)
-        box.clear()
-        box.send_keys(value)
+        self.act(css, lambda box: (box.clear(), box.send_keys(value)))
 
     def set_value(self, css: str, value: str) -> None:
         """Replace a text area's content at once (send_keys types YAML's indentation badly)."""
@@ -140,7 +155,7 @@ class Browser:
         )
 
     def click(self, css: str) -> None:
-        self.find(css).click()
+        self.act(css, lambda element: element.click())
 
     def submit_and_wait(self, css: str) -> None:
         """Click `css` and wait for the next page to load (the old <html> goes stale)."""
