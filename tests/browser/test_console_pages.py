@@ -118,8 +118,8 @@ def test_find_a_node_by_mac_and_open_its_timeline(
     assert timeline.is_displayed()
     states = phases(logged_in)
     assert set(states) == set(PHASES)
-    assert states["script"] == "done" and states["report"] == "done"
-    assert states["kernel"] != "done"  # it never fetched one: there is no image
+    # a report proves the phases before it, recorded or not (tests/console covers stalls)
+    assert set(states.values()) == {"done"}
     for phase in PHASES:
         assert phase in timeline.text.lower()
     logged_in.shot("node")
