@@ -20,11 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^ \\]+)")
 
 
-def locked() -> dict[str, tuple[Version, int]]:
+def locked(lock: str = "requirements.lock") -> dict[str, tuple[Version, int]]:
     """name: (pinned version, number of hashes)."""
     pins: dict[str, tuple[Version, int]] = {}
     name = ""
-    for line in (ROOT / "requirements.lock").read_text().splitlines():
+    for line in (ROOT / lock).read_text().splitlines():
         if m := PIN.match(line):
             name = canonicalize_name(m[1])
             pins[name] = (Version(m[2]), 0)
@@ -58,3 +58,17 @@ def test_every_pin_has_hashes() -> None:
 def test_the_venv_has_the_locked_versions() -> None:
     for name, (pinned, _) in locked().items():
         assert Version(version(name)) == pinned, f"{name}: venv {version(name)}, lock {pinned}"
+
+
+def test_the_runtime_lock_pins_the_same_versions() -> None:
+    """requirements-runtime.lock (the Debian package's venv) is the same resolution
+    without the dev extra: every runtime dependency, at the version the tests ran."""
+    full, runtime = locked(), locked("requirements-runtime.lock")
+    assert all(hashes for _, hashes in runtime.values())
+    assert {name: pin for name, (pin, _) in runtime.items()} == {
+        name: full[name][0] for name in runtime
+    }
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for dep in project["dependencies"]:
+        assert canonicalize_name(Requirement(dep).name) in runtime
+    assert "pytest" not in runtime and "selenium" not in runtime
