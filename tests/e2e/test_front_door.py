@@ -19,8 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import BUILD_LOCK, REGISTER_TIMEOUT_S, require_qemu
 
+from e2ekit import BUILD_LOCK, REGISTER_TIMEOUT_S, require_qemu
 from helpers import TEST_CACHE, mounts_below, require_build_tools
 from masterproc import free_port
 from readme import README, blocks

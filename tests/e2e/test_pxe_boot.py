@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import registered_node, wait_for
 
+from e2ekit import registered_node, wait_for
 from livestrap.netboot.qemu import NodeSpec
 from masterproc import Master, master_process
 
