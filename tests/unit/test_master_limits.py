@@ -102,7 +102,7 @@ def test_env_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     assert MasterSettings().max_import_bytes == 2 << 30
     for bad in ("0", "-1", "1x", "1.5M", "²", "9" * 4301):
         monkeypatch.setenv("LIVESTRAP_MAX_BODY_BYTES", bad)
-        with pytest.raises(OptionError, match="max_body_bytes: .*LIVESTRAP_MAX_BODY_BYTES"):
+        with pytest.raises(OptionError, match=r"max_body_bytes: .*LIVESTRAP_MAX_BODY_BYTES"):
             load_settings()
 
 

@@ -109,5 +109,5 @@ def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_p
 @pytest.mark.parametrize("text", ["many", "-1", "nan", "inf"])
 def test_a_bad_limit_is_refused_with_its_name(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
     monkeypatch.setenv("LIVESTRAP_BOOT_RATE", text)
-    with pytest.raises(OptionError, match="boot_rate: .*, from env LIVESTRAP_BOOT_RATE"):
+    with pytest.raises(OptionError, match=r"boot_rate: .*, from env LIVESTRAP_BOOT_RATE"):
         load_settings()
