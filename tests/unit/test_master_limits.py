@@ -16,7 +16,8 @@ from sqlalchemy.exc import OperationalError
 
 from livestrap.errors import OptionError, StoreError
 from livestrap.master.artifacts import RangeNotSatisfiable, parse_range
-from livestrap.master.config import MAX_BODY_BYTES, MAX_IMPORT_BYTES, MasterSettings, env_bytes
+from livestrap.master.config import MAX_IMPORT_BYTES, MasterSettings
+from livestrap.master.config_load import load_settings
 from livestrap.master.errors import disk_full
 from livestrap.master.limits import BodyLimit, Cap
 from livestrap.master.routes.discovery import _hints
@@ -97,11 +98,12 @@ def test_env_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LIVESTRAP_MAX_IMPORT_BYTES", raising=False)
     cfg = MasterSettings(data_dir=Path("/nonexistent"))
     assert (cfg.max_body_bytes, cfg.max_import_bytes) == (2048, MAX_IMPORT_BYTES)
-    assert env_bytes("LIVESTRAP_UNSET_FOR_TEST", 7) == 7
-    for bad in ("0", "-1", "1m", "²", "9" * 4301):
+    monkeypatch.setenv("LIVESTRAP_MAX_IMPORT_BYTES", "2G")
+    assert MasterSettings().max_import_bytes == 2 << 30
+    for bad in ("0", "-1", "1x", "1.5M", "²", "9" * 4301):
         monkeypatch.setenv("LIVESTRAP_MAX_BODY_BYTES", bad)
-        with pytest.raises(OptionError, match="LIVESTRAP_MAX_BODY_BYTES"):
-            env_bytes("LIVESTRAP_MAX_BODY_BYTES", MAX_BODY_BYTES)
+        with pytest.raises(OptionError, match=r"max_body_bytes: .*LIVESTRAP_MAX_BODY_BYTES"):
+            load_settings()
 
 
 def nested(depth: int) -> Any:

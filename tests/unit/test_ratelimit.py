@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from livestrap.errors import OptionError
-from livestrap.master.config import MasterSettings, env_number
+from livestrap.master.config import MasterSettings
+from livestrap.master.config_load import load_settings
 from livestrap.master.ratelimit import RateLimiter, address_key, retry_after
 
 pytestmark = [pytest.mark.unit, pytest.mark.security]
@@ -108,5 +109,5 @@ def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_p
 @pytest.mark.parametrize("text", ["many", "-1", "nan", "inf"])
 def test_a_bad_limit_is_refused_with_its_name(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
     monkeypatch.setenv("LIVESTRAP_BOOT_RATE", text)
-    with pytest.raises(OptionError, match="LIVESTRAP_BOOT_RATE"):
-        env_number("LIVESTRAP_BOOT_RATE", 50)
+    with pytest.raises(OptionError, match=r"boot_rate: .*, from env LIVESTRAP_BOOT_RATE"):
+        load_settings()

@@ -130,7 +130,7 @@ def test_placeholder_serials_are_no_serial() -> None:
 @pytest.fixture
 def guards(db: Database, tmp_path: Path) -> Guards:
     cfg = MasterSettings(data_dir=tmp_path, mac_event_burst=3, mac_event_rate=0.001,
-                         new_nodes_per_window=5, new_nodes_total=4)  # fmt: skip
+                         new_nodes_per_address=5, new_nodes_total=4)  # fmt: skip
     return Guards.from_settings(cfg, db)
 
 

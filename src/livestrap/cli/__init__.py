@@ -14,6 +14,7 @@ import livestrap
 from livestrap.cli import (
     build_cmd,
     builds_cmd,
+    config_cmd,
     images_cmd,
     nodes_cmd,
     repo_cmd,
@@ -38,6 +39,7 @@ app.add_typer(repo_cmd.repo_app, name="repo")
 app.add_typer(nodes_cmd.app, name="nodes")
 app.add_typer(settings_cmd.app, name="settings")
 app.add_typer(builds_cmd.app, name="builds")
+app.add_typer(config_cmd.app, name="config")
 app.add_typer(vm_cmd.vm_app, name="vm")
 app.add_typer(vm_cmd.netboot_app, name="netboot")
 app.command("build")(build_cmd.build)

@@ -60,6 +60,22 @@ WritableDataDir = Annotated[
     Path, _data_dir("Where images, caches and logs live (made if missing).", writable_data_dir)
 ]
 CacheDir = Annotated[Path | None, _cache_dir()]
+# The same for commands that take the master's settings (serve, builder): no envvar= here,
+# the settings read LIVESTRAP_DATA_DIR themselves and so know where a value came from.
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help=r"The TOML config file (docs/config.md) \[default: LIVESTRAP_CONFIG, else "
+        "/etc/livestrap/livestrap.toml if it exists].",
+        show_default=False,
+    ),
+]
+SettingsDataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help=DATA_DIR_HELP + r" \[default: /var/lib/livestrap]"),
+]
+SettingsCacheDir = Annotated[Path | None, typer.Option("--cache-dir", help=CACHE_DIR_HELP)]
 WritableCacheDir = Annotated[Path | None, _cache_dir(writable_cache_dir)]
 
 

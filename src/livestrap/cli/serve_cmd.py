@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from livestrap.cli.options import DEFAULT_DATA_DIR, CacheDir, DataDir
+from livestrap.cli.options import ConfigFile, SettingsCacheDir, SettingsDataDir
 from livestrap.errors import OptionError
 from livestrap.master.app import create_app
-from livestrap.master.config import MasterSettings
+from livestrap.master.config_load import load_settings
 from livestrap.master.preflight import plain_http_warning, preflight
 from livestrap.master.tokens import ensure_token
 
@@ -24,40 +24,43 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 def serve(
-    data_dir: DataDir = DEFAULT_DATA_DIR,
-    listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to listen on.")] = (
-        "127.0.0.1:8080"
-    ),
+    config: ConfigFile = None,
+    data_dir: SettingsDataDir = None,
+    listen: Annotated[
+        str | None,
+        typer.Option("--listen", help=r"HOST:PORT to listen on \[default: 127.0.0.1:8080]."),
+    ] = None,
     database_url: Annotated[
         str | None,
         typer.Option(
             "--database-url",
-            envvar="LIVESTRAP_DATABASE_URL",
-            help=r"SQLAlchemy URL, e.g. postgresql://user@host/db \[default: SQLite in DATA_DIR].",
+            help=r"SQLAlchemy URL, e.g. postgresql://user@host/db; LIVESTRAP_DATABASE_URL keeps "
+            r"a password out of ps \[default: SQLite in DATA_DIR].",
         ),
     ] = None,
     public_url: Annotated[
         str | None,
         typer.Option("--public-url", help=r"URL nodes use to reach the master \[default: Host]."),
     ] = None,
-    cache_dir: CacheDir = None,
+    cache_dir: SettingsCacheDir = None,
     file_mirror_roots: Annotated[
         list[Path] | None,
         typer.Option(
             "--file-mirror-root",
-            envvar="LIVESTRAP_FILE_MIRROR_ROOTS",
             help="A folder file:// and copy:// URLs of API specs may point into (repeat it; "
-            r"the env var takes a space-separated list) \[default: only DATA_DIR/spec].",
+            r"LIVESTRAP_FILE_MIRROR_ROOTS takes a space-separated list) \[default: only "
+            "DATA_DIR/spec].",
         ),
     ] = None,
     access_log: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             "--access-log/--no-access-log",
             help="Log every HTTP request (off: at fleet scale it costs the master CPU; "
-            "each node's boot timeline already records what it fetched).",
+            r"each node's boot timeline already records what it fetched) \[default: off].",
+            show_default=False,
         ),
-    ] = False,
+    ] = None,
     tls_cert: Annotated[
         Path | None,
         typer.Option("--tls-cert", help="PEM certificate (chain): serve HTTPS (with --tls-key)."),
@@ -65,20 +68,47 @@ def serve(
     tls_key: Annotated[
         Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")
     ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level", help=r"critical, error, warning, info, debug or trace \[default: info]."
+        ),
+    ] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            "--role",
+            help=r"all: also run the build worker (demo, tests); api: never build (the packaged "
+            r"livestrap-builder.service does) \[default: all].",
+        ),
+    ] = None,
+    trusted_proxies: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-proxy",
+            help="An address or network whose X-Forwarded-For/-Proto headers are believed "
+            r"(repeat it; * for any) \[default: 127.0.0.1].",
+        ),
+    ] = None,
 ) -> None:
     """Run the master: REST API, netboot files, discovery and build jobs."""
-    host, port = parse_listen(listen)
-    settings = MasterSettings(
-        data_dir=data_dir,
-        host=host,
-        port=port,
-        database_url=database_url,
-        public_url=public_url,
-        cache_dir=cache_dir,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        file_mirror_roots=tuple(p.absolute() for p in file_mirror_roots or ()),
-    )
+    host, port = parse_listen(listen) if listen is not None else (None, None)
+    flags = {
+        "data_dir": data_dir,
+        "host": host,
+        "port": port,
+        "database_url": database_url,
+        "public_url": public_url,
+        "cache_dir": cache_dir,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+        "file_mirror_roots": tuple(file_mirror_roots) if file_mirror_roots else None,
+        "access_log": access_log,
+        "log_level": log_level,
+        "role": role,
+        "trusted_proxies": tuple(trusted_proxies) if trusted_proxies else None,
+    }
+    settings = load_settings(flags, config)
     preflight(settings)  # one line per problem here; uvicorn's startup would print tracebacks
     for name, path in (("admin", settings.admin_token_file),
                        ("discovery", settings.discovery_token_file)):  # fmt: skip
@@ -87,16 +117,17 @@ def serve(
     warning = plain_http_warning(settings)
     if warning:
         typer.echo(warning, err=True)
-    scheme = "https" if tls_cert else "http"
-    typer.echo(f"livestrap master on {scheme}://{host}:{port} (API docs: /docs), data in "
-               f"{data_dir}", err=True)  # fmt: skip
+    scheme = "https" if settings.tls_cert else "http"
+    typer.echo(f"livestrap master on {scheme}://{settings.host}:{settings.port} (API docs: "
+               f"/docs), data in {settings.data_dir}", err=True)  # fmt: skip
     uvicorn.run(
         create_app(settings),
-        host=host,
-        port=port,
-        log_level="info",
-        access_log=access_log,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=settings.access_log,
+        forwarded_allow_ips=list(settings.trusted_proxies),
         timeout_graceful_shutdown=5,
-        ssl_certfile=tls_cert,
-        ssl_keyfile=tls_key,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
     )

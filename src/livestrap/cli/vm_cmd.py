@@ -18,7 +18,7 @@ from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir, renamed
 from livestrap.cli.output import ListOutput, Quiet, chosen_format, print_rows
 from livestrap.cli.remote import Remote, remote_app, remote_of
 from livestrap.errors import OptionError, SpecError
-from livestrap.master import config
+from livestrap.master.config_load import load_settings
 from livestrap.netboot import nginx
 from livestrap.netboot.dnsmasq import DnsmasqOptions, check_options, render_dnsmasq_config
 from livestrap.netboot.qemu import NodeSpec
@@ -245,13 +245,14 @@ def nginx_config(
 ) -> None:
     """Print an nginx site for nginx in front of the master: nginx sends the image files
     (sendfile) straight from DATA_DIR/images, the master keeps the boot timeline."""
+    caps = load_settings()  # the master's body caps (env, config file), so nginx refuses first
     opts = nginx.NginxOptions(
         images_dir=str(datadir.DataDir(data_dir).images.absolute()),
         master=renamed(upstream, old_master, "nginx-config --master", "--upstream", UPSTREAM),
         listen=renamed(nginx_listen, old_listen, "nginx-config --listen", "--nginx-listen", "80"),
         server_name=server_name,
-        max_body_bytes=config.max_body_bytes(),
-        max_import_bytes=config.max_import_bytes(),
+        max_body_bytes=caps.max_body_bytes,
+        max_import_bytes=caps.max_import_bytes,
     )
     problems = nginx.check_options(opts)
     if problems:

@@ -1,37 +1,33 @@
-"""The master's settings: where its data lives, where it listens, which database."""
+"""The master's settings: where its data lives, where it listens, which database, its limits.
+
+One pydantic-settings model. Each value comes from, highest first: a flag (init keywords),
+the environment (LIVESTRAP_<KEY>), the TOML file (`livestrap.master.config_load` picks it;
+keyword construction in code and tests reads none), then the default here. docs/config.md
+lists every key; tests/unit/test_config_doc.py keeps the two in step.
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+import ipaddress
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from livestrap.datadir import DataDir
-from livestrap.errors import OptionError, StoreError
-from livestrap.store.limits import DEFAULT_MAX_IMAGE_BYTES, max_image_bytes
+from livestrap.errors import StoreError
+from livestrap.store.limits import DEFAULT_MAX_IMAGE_BYTES, parse_size
 
-
-def env_number(name: str, default: float) -> float:
-    """A limit from the environment (LIVESTRAP_...); 0 turns that limit off."""
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise OptionError(f"{name}={text!r}: expected a number (0 turns the limit off)") from None
-    if value < 0 or value != value or value == float("inf"):
-        raise OptionError(f"{name}={text!r}: expected a number >= 0 (0 turns the limit off)")
-    return value
-
-
-def _env(name: str, default: float) -> float:
-    return field(default_factory=lambda: env_number(name, default))
-
-
-def _env_int(name: str, default: int) -> int:
-    return field(default_factory=lambda: int(env_number(name, default)))
-
+DEFAULT_DATA_DIR = Path("/var/lib/livestrap")
+ENV_PREFIX = "LIVESTRAP_"
 
 # Request body caps (master.limits): every body is counted while it is read.
 MAX_BODY_BYTES = 1 << 20  # discovery reports and the JSON APIs
@@ -40,66 +36,133 @@ MAX_IMPORT_BYTES = DEFAULT_MAX_IMAGE_BYTES  # a bundle, and the image it unpacks
 # import route's body cap is the import limit plus this (master.limits, master.upload, nginx).
 IMPORT_FRAMING_BYTES = 1 << 20
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's names
 
-def env_bytes(name: str, default: int) -> int:
-    """A byte count from the environment (a positive integer), else `default`."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18 or int(raw) == 0:
-        raise OptionError(f"{name}={raw[:40]!r}: expected a positive number of bytes")
-    return int(raw)
+# The TOML file the next MasterSettings() reads (config_load sets it around one construction).
+CONFIG_FILE: ContextVar[Path | None] = ContextVar("livestrap_config_file", default=None)
 
 
-def max_body_bytes() -> int:
-    """The JSON body cap: LIVESTRAP_MAX_BODY_BYTES, else MAX_BODY_BYTES."""
-    return env_bytes("LIVESTRAP_MAX_BODY_BYTES", MAX_BODY_BYTES)
+def _size(value: Any) -> Any:
+    """A byte count: an integer, or text with an optional K/M/G/T suffix (as the env had)."""
+    if isinstance(value, str):
+        try:
+            return parse_size(value)
+        except StoreError:
+            raise ValueError("expected a positive size such as 1048576, 64M or 16G") from None
+    if isinstance(value, bool) or (isinstance(value, int) and value <= 0):
+        raise ValueError("expected a positive number of bytes")
+    return value
 
 
-def max_import_bytes() -> int:
-    """The import cap, for the upload and for the image it unpacks to:
-    LIVESTRAP_MAX_IMPORT_BYTES (bytes, or with a K/M/G/T suffix), else MAX_IMPORT_BYTES."""
-    try:
-        return max_image_bytes()
-    except StoreError as err:
-        raise OptionError(str(err)) from None
+def _words(value: Any) -> Any:
+    """A list from the environment: words apart by spaces (or commas, as uvicorn's own)."""
+    if isinstance(value, str):
+        return tuple(value.replace(",", " ").split())
+    return value
 
 
-@dataclass(frozen=True)
-class MasterSettings:
-    data_dir: Path
-    host: str = "127.0.0.1"
-    port: int = 8080
-    database_url: str | None = None
-    public_url: str | None = None  # how nodes reach the master; default: the request's Host
-    heartbeat_s: int = 30
-    offline_after: int = 3  # heartbeat intervals without news before a node shows offline
-    boot_retry_s: int = 30  # how long iPXE waits before asking again when no image is active
+def _level(value: str) -> str:
+    level = value.strip().lower()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _proxies(value: tuple[str, ...]) -> tuple[str, ...]:
+    """Addresses or networks uvicorn trusts for X-Forwarded-*, or "*" (any: only behind a
+    proxy that sets the headers itself)."""
+    for item in value:
+        if item != "*":
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address, a network or *") from None
+    return value
+
+
+def _http_url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return value
+
+
+def _absolute(value: tuple[Path, ...]) -> tuple[Path, ...]:
+    return tuple(p.absolute() for p in value)
+
+
+Limit = Annotated[float, Field(ge=0, allow_inf_nan=False)]  # 0 turns the limit off
+Count = Annotated[int, Field(ge=0)]  # 0 turns the limit off
+Positive = Annotated[int, Field(ge=1)]
+Bytes = Annotated[int, BeforeValidator(_size)]
+WordList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_words)]
+
+
+class MasterSettings(BaseSettings):
+    """Every setting of `livestrap serve` (and the builder). Frozen: one per process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="forbid", env_ignore_empty=True
+    )
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    role: Literal["all", "api"] = "all"  # all: serve also runs the build worker; api: never
+    host: str = Field("127.0.0.1", min_length=1)
+    port: int = Field(8080, ge=1, le=65535)
+    public_url: Annotated[str | None, AfterValidator(_http_url)] = None  # default: request Host
+    database_url: str | None = None  # SQLAlchemy URL; default: SQLite in data_dir
     cache_dir: Path | None = None  # package cache of builds (default: <data-dir>/cache)
-    # Abuse limits of the unauthenticated routes, per client address (docs/security.md).
-    # Sized for a rack behind one NAT address; 0 turns a limit off.
-    discovery_rate: float = _env("LIVESTRAP_DISCOVERY_RATE", 100)  # reports/s per address
-    discovery_burst: float = _env("LIVESTRAP_DISCOVERY_BURST", 2000)
-    new_nodes_per_window: int = _env_int("LIVESTRAP_NEW_NODES_PER_ADDRESS", 1000)
-    new_nodes_window_s: float = _env("LIVESTRAP_NEW_NODES_WINDOW_S", 3600)
-    new_nodes_total: int = _env_int("LIVESTRAP_NEW_NODES_TOTAL", 20_000)  # all addresses
-    boot_rate: float = _env("LIVESTRAP_BOOT_RATE", 50)  # /boot requests/s per address
-    boot_burst: float = _env("LIVESTRAP_BOOT_BURST", 1000)
-    mac_event_rate: float = _env("LIVESTRAP_MAC_EVENT_RATE", 0.5)  # /boot events/s per MAC
-    mac_event_burst: float = _env("LIVESTRAP_MAC_EVENT_BURST", 60)
-    refused_window_s: float = _env("LIVESTRAP_REFUSED_WINDOW_S", 300)  # refusals coalesce
-    refused_rate: float = _env("LIVESTRAP_REFUSED_RATE", 10)  # refused reports/s per address
-    refused_burst: float = _env("LIVESTRAP_REFUSED_BURST", 200)
-    events_per_node: int = _env_int("LIVESTRAP_EVENTS_PER_NODE", 500)  # per node, per MAC
-    unattached_events: int = _env_int("LIVESTRAP_UNATTACHED_EVENTS", 50_000)  # with no node
     tls_cert: Path | None = None  # PEM certificate (chain) for HTTPS; with tls_key
     tls_key: Path | None = None
-    # how long a web console login lasts (seconds), then it logs in again
-    console_session_s: float = _env("LIVESTRAP_CONSOLE_SESSION_S", 8 * 3600)
     # where file:// and copy:// URLs of API specs may point, besides <data-dir>/spec
-    file_mirror_roots: tuple[Path, ...] = ()
-    max_body_bytes: int = field(default_factory=max_body_bytes)  # LIVESTRAP_MAX_BODY_BYTES
-    max_import_bytes: int = field(default_factory=max_import_bytes)  # LIVESTRAP_MAX_IMPORT_BYTES
+    file_mirror_roots: Annotated[
+        tuple[Path, ...], NoDecode, BeforeValidator(_words), AfterValidator(_absolute)
+    ] = ()
+    log_level: Annotated[str, AfterValidator(_level)] = "info"
+    access_log: bool = False  # one log line per HTTP request
+    trusted_proxies: Annotated[WordList, AfterValidator(_proxies)] = ("127.0.0.1",)
+    heartbeat_s: Positive = 30
+    offline_after: Positive = 3  # heartbeat intervals without news before a node shows offline
+    boot_retry_s: Positive = 30  # how long iPXE waits before asking again when no image is active
+    # Abuse limits of the unauthenticated routes, per client address (docs/security.md).
+    # Sized for a rack behind one NAT address; 0 turns a limit off.
+    discovery_rate: Limit = 100  # reports/s per address
+    discovery_burst: Limit = 2000
+    new_nodes_per_address: Count = 1000  # new nodes per address per window
+    new_nodes_window_s: Limit = 3600
+    new_nodes_total: Count = 20_000  # all addresses
+    boot_rate: Limit = 50  # /boot requests/s per address
+    boot_burst: Limit = 1000
+    mac_event_rate: Limit = 0.5  # /boot events/s per MAC
+    mac_event_burst: Limit = 60
+    refused_window_s: Limit = 300  # refusals coalesce
+    refused_rate: Limit = 10  # refused reports/s per address
+    refused_burst: Limit = 200
+    events_per_node: Count = 500  # per node, per MAC
+    unattached_events: Count = 50_000  # with no node
+    # how long a web console login lasts (seconds), then it logs in again
+    console_session_s: Limit = 8 * 3600
+    max_body_bytes: Bytes = MAX_BODY_BYTES
+    max_import_bytes: Bytes = MAX_IMPORT_BYTES
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """flags > env > file > defaults; no .env or secrets directory."""
+        path = CONFIG_FILE.get()
+        if path is None:
+            return (init_settings, env_settings)
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, path))
+
+    @property
+    def new_nodes_per_window(self) -> int:
+        """The old name of new_nodes_per_address."""
+        return self.new_nodes_per_address
 
     @property
     def layout(self) -> DataDir:

@@ -45,7 +45,7 @@ class Guards:
         return cls(
             discovery=RateLimiter(cfg.discovery_rate, cfg.discovery_burst),
             refused=RateLimiter(cfg.refused_rate, cfg.refused_burst),
-            new_nodes=RateLimiter.per_window(cfg.new_nodes_per_window, cfg.new_nodes_window_s),
+            new_nodes=RateLimiter.per_window(cfg.new_nodes_per_address, cfg.new_nodes_window_s),
             new_nodes_total=RateLimiter.per_window(cfg.new_nodes_total, cfg.new_nodes_window_s),
             boot=RateLimiter(cfg.boot_rate, cfg.boot_burst),
             mac_events=RateLimiter(cfg.mac_event_rate, cfg.mac_event_burst),

@@ -21,17 +21,27 @@ class InsufficientSpace(StoreError):
     """Not enough free space for what an operation would write (the API answers 507)."""
 
 
+def parse_size(raw: str) -> int:
+    """A positive byte count: digits with an optional K/M/G/T suffix (16G, 1048576)."""
+    raw = raw.strip()
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    scale = units.get(raw[-1:].upper(), 1)
+    digits = raw[:-1] if raw[-1:].upper() in units else raw
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 15 or int(digits) == 0:
+        raise StoreError(f"{raw[:40]!r}: expected a size such as 16G or 17179869184")
+    return int(digits) * scale
+
+
 def max_image_bytes(environ: dict[str, str] | None = None) -> int:
-    """The cap: LIVESTRAP_MAX_IMPORT_BYTES (bytes, or with a K/M/G/T suffix) or 16 GiB."""
+    """The cap: LIVESTRAP_MAX_IMPORT_BYTES (bytes, or with a K/M/G/T suffix) or 16 GiB.
+    (The master takes its own from its settings, which may also come from its config file.)"""
     raw = (os.environ if environ is None else environ).get(MAX_IMAGE_ENV, "").strip()
     if not raw:
         return DEFAULT_MAX_IMAGE_BYTES
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    scale = units.get(raw[-1].upper(), 1)
-    digits = raw[:-1] if raw[-1].upper() in units else raw
-    if not digits.isdigit() or len(digits) > 15 or int(digits) == 0:
-        raise StoreError(f"{MAX_IMAGE_ENV}={raw!r}: expected a size such as 16G or 17179869184")
-    return int(digits) * scale
+    try:
+        return parse_size(raw)
+    except StoreError as err:
+        raise StoreError(f"{MAX_IMAGE_ENV}={err}") from None
 
 
 def check_image_size(total: int, cap: int) -> None:
