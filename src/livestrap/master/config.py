@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from livestrap.datadir import DataDir
 from livestrap.errors import OptionError, StoreError
@@ -68,6 +69,9 @@ def max_import_bytes() -> int:
 @dataclass(frozen=True)
 class MasterSettings:
     data_dir: Path
+    # TEMPORARY (i14-builder; the config helper owns it): "all" runs the build worker in
+    # the API process, "api" never builds (`livestrap builder` does)
+    role: Literal["all", "api"] = "all"
     host: str = "127.0.0.1"
     port: int = 8080
     database_url: str | None = None
