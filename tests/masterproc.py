@@ -133,6 +133,16 @@ class Master:
         )
 
 
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then a kill when it has not ended within 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextmanager
 def master_process(
     data_dir: Path,
@@ -186,12 +196,7 @@ def master_process(
             time.sleep(0.1)
         yield Master(url, data_dir, proc, database_url or f"sqlite:///{data_dir / 'livestrap.db'}")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 @contextmanager
@@ -206,9 +211,4 @@ def builder_process(
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_builds import FINISHED, SETTINGS, prepare_data, submit, ts, wait_for
 
 from masterproc import Master, builder_process, master_process
-from test_builds import FINISHED, SETTINGS, prepare_data, submit, ts, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -116,5 +116,3 @@ def test_a_builder_waits_for_the_api_to_make_the_database(tmp_path: Path) -> Non
         with master_process(data, role="api", database_url=url) as m, m.admin() as c:
             c.put("/api/v1/settings", json=SETTINGS).raise_for_status()
             assert wait_for(c, submit(c)["id"], timeout=20)["state"] == "succeeded"
-
-

@@ -39,7 +39,7 @@ def builder(
         typer.Option(
             "--data-dir",
             envvar="LIVESTRAP_DATA_DIR",
-            help=f"The master's data dir [default: {DEFAULT_DATA_DIR}].",
+            help=rf"The master's data dir \[default: {DEFAULT_DATA_DIR}].",
         ),
     ] = None,
     database_url: Annotated[

@@ -31,9 +31,9 @@ from livestrap.builder.pipeline import STAGES, Stage, build
 from livestrap.builder.plan import BuildPlan
 from livestrap.builder.workspace import build_lock, remove_tree
 from livestrap.errors import BuildCancelled, BuildError, LivestrapError, SpecError
-from livestrap.master.groupshare import share_tree, shared_log
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database, rows_changed
+from livestrap.master.groupshare import share_tree, shared_log
 from livestrap.master.joblog import append_log, progress_update
 from livestrap.master.models import Build
 from livestrap.master.services.settings import build_rules
