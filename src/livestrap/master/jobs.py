@@ -74,6 +74,7 @@ class BuildQueue:
         self.plan = BuildPlan(settings.data_dir, with_agent=False)
         self.worker = BuildWorker(db, store, settings, stages) if settings.role == "all" else None
         self._stopping = threading.Event()
+        self._submits = threading.Lock()  # one seq each: only this process queues builds
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -112,7 +113,7 @@ class BuildQueue:
         if self._stopping.is_set():
             raise ConflictError("the master is stopping; no new builds")
         build_id = str(uuid.uuid4())
-        with self.db.session() as session:
+        with self._submits, self.db.session() as session:
             seq = session.scalar(select(func.max(Build.seq))) or 0
             session.add(
                 Build(
