@@ -133,6 +133,16 @@ class Master:
         )
 
 
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then a kill when it has not ended within 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextmanager
 def master_process(
     data_dir: Path,
@@ -145,6 +155,7 @@ def master_process(
     cache_dir: Path | None = None,
     env: dict[str, str] | None = None,
     file_mirror_roots: tuple[Path, ...] = (),
+    role: str = "all",
 ) -> Iterator[Master]:
     """A master on 127.0.0.1 serving `data_dir`; stopped (SIGTERM, then kill) afterwards.
     `env` adds to its environment (e.g. LIVESTRAP_DISCOVERY_RATE=0: limits off)."""
@@ -155,6 +166,7 @@ def master_process(
             "--port", str(port), "--heartbeat-s", str(heartbeat_s)]  # fmt: skip
     if fake_builds:
         argv.append("--fake-builds")
+    argv += ["--role", role]
     # The URL goes through the environment: a command line, with a PostgreSQL URL's password,
     # is in `ps` for every local user. One the caller's environment holds is never used.
     child_env = {**os.environ, **(env or {})}
@@ -184,9 +196,19 @@ def master_process(
             time.sleep(0.1)
         yield Master(url, data_dir, proc, database_url or f"sqlite:///{data_dir / 'livestrap.db'}")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
+
+
+@contextmanager
+def builder_process(
+    data_dir: Path, database_url: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`livestrap builder` (with the fake stages: tests/run_builder.py) on `data_dir` and
+    its master's database; stopped (SIGTERM, then kill) afterwards."""
+    argv = [sys.executable, str(HERE / "run_builder.py"), "--data-dir", str(data_dir)]
+    child_env = {**os.environ, **(env or {}), "LIVESTRAP_DATABASE_URL": database_url}
+    proc = subprocess.Popen(argv, env=child_env)
+    try:
+        yield proc
+    finally:
+        stop_process(proc)

@@ -33,6 +33,7 @@ def parse(argv: list[str] | None = None) -> tuple[MasterSettings, bool]:
     parser.add_argument("--heartbeat-s", type=int, default=30)
     parser.add_argument("--cache-dir", type=Path)
     parser.add_argument("--file-mirror-root", type=Path, action="append", default=[])
+    parser.add_argument("--role", choices=("all", "api"), default="all")
     args = parser.parse_args(argv)
     settings = MasterSettings(
         data_dir=args.data_dir,
@@ -42,6 +43,7 @@ def parse(argv: list[str] | None = None) -> tuple[MasterSettings, bool]:
         heartbeat_s=args.heartbeat_s,
         cache_dir=args.cache_dir,
         file_mirror_roots=tuple(args.file_mirror_root),
+        role=args.role,
     )
     return settings, args.fake_builds
 

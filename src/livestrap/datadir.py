@@ -51,6 +51,12 @@ class DataDir:
         return self.root / "build.lock"
 
     @property
+    def worker_lock(self) -> Path:
+        """Held by the build worker that claims and runs a build (one per data dir; a
+        `running` row nobody holds it for was left by a dead worker)."""
+        return self.root / "builder.lock"
+
+    @property
     def cache(self) -> Path:
         """The builds' package cache unless --cache-dir names another."""
         return self.root / "cache"

@@ -75,10 +75,10 @@ def resolve(
         raise SpecError(f"{source} is invalid:\n  " + "\n  ".join(problems))
     if agent is None or not spec.agent:
         return resolved
-    return _with_agent(resolved, agent())
+    return with_agent(resolved, agent())
 
 
-def _with_agent(spec: ResolvedSpec, agent: AgentRepo) -> ResolvedSpec:
+def with_agent(spec: ResolvedSpec, agent: AgentRepo) -> ResolvedSpec:
     """The spec plus the master's repo and the agent's packages."""
     if any(r.name == agent.repo.name for r in spec.repos):
         raise RepoError(

@@ -16,7 +16,7 @@ import pytest
 
 import livestrap
 from helpers import require_commands
-from masterproc import PG_ADMIN_URL, free_port
+from masterproc import PG_ADMIN_URL, free_port, stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.security]
 
@@ -82,12 +82,7 @@ def test_https_master(tmp_path: Path) -> None:
         assert mode(data) == 0o750
         assert mode(data / "livestrap.db") == 0o640
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def test_key_of_another_certificate_is_refused(tmp_path: Path) -> None:

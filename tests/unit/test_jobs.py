@@ -260,7 +260,7 @@ def test_stop_interrupts_the_running_build(queue: BuildQueue) -> None:
         time.sleep(0.01)
     queue.stop()
     assert _row(queue, build_id).state == "interrupted"
-    assert _row(queue, waiting).state == "interrupted"
+    assert _row(queue, waiting).state == "queued"  # in the database: the next worker runs it
     assert not list(queue.store.tmp_dir.glob("build-*"))
     with pytest.raises(ConflictError, match="stopping"):
         queue.submit(None, activate=False, force=False)
@@ -277,9 +277,10 @@ def test_a_queued_build_is_rechecked_with_the_api_rules(queue: BuildQueue, tmp_p
     elsewhere.mkdir()
     shutil.rmtree(overlay)
     overlay.symlink_to(elsewhere)
-    job = queue._claim_next()  # what the worker does next, in this thread
+    assert queue.worker is not None
+    job = queue.worker.claim()  # what the worker does next, in this thread
     assert job is not None and job.id == build_id
-    outcome = queue._run(job)
+    outcome = queue.worker.execute(job)
     assert outcome.state == "failed" and "outside" in (outcome.error or ""), outcome.error
     assert outcome.image_id is None and not list(queue.store.images_dir.glob("*"))
 
@@ -350,11 +351,13 @@ def test_a_failed_claim_commit_leaves_the_build_queued_and_cancellable(
     queue: BuildQueue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the claim as the worker does it, in this thread
-    build_id = _queued_after_a_failed(queue, monkeypatch, lambda _: queue._claim_next())
+    worker = queue.worker
+    assert worker is not None
+    build_id = _queued_after_a_failed(queue, monkeypatch, lambda _: worker.claim())
     queue.cancel(build_id)  # no leftover cancel event answers: the queued build is cancelled
     row = _row(queue, build_id)
     assert row.state == "cancelled" and row.started_at is None
-    assert queue._claim_next() is None
+    assert worker.claim() is None
 
 
 def test_a_failed_claim_commit_then_the_worker_runs_it(
@@ -364,7 +367,7 @@ def test_a_failed_claim_commit_then_the_worker_runs_it(
     _fail_one_commit(queue, monkeypatch, "build-worker")
     build_id = queue.submit(None, activate=False, force=False)
     assert _wait(queue, build_id).state == "succeeded"
-    assert not queue._cancels
+    assert queue.worker is not None and queue.worker._job is None
     with pytest.raises(ConflictError):
         queue.cancel(build_id)  # finished: no 202 on a leftover event
 
@@ -373,6 +376,7 @@ def test_a_failed_cancel_leaves_the_build_claimable(
     queue: BuildQueue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     build_id = _queued_after_a_failed(queue, monkeypatch, queue.cancel)
-    job = queue._claim_next()
+    assert queue.worker is not None
+    job = queue.worker.claim()
     assert job is not None and job.id == build_id
     assert _row(queue, build_id).state == "running"

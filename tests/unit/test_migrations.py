@@ -46,3 +46,20 @@ def test_0003_fills_the_search_columns_of_existing_nodes(tmp_path: Path) -> None
                    ("n3", None, None, None)]  # fmt: skip
     assert sessions == 0
     engine.dispose()
+
+
+def test_0004_adds_cancel_requested_false_to_existing_builds(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    upgrade_to(engine, "0003")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO builds (id, seq, state, progress, spec, activate, force, reused, "
+                "log_path, created_at) VALUES ('b1', 1, 'queued', 0, '{}', 0, 0, 0, 'x', 1)"
+            )
+        )
+    migrate(engine)
+    with engine.connect() as conn:
+        value = conn.execute(sa.text("SELECT cancel_requested FROM builds")).scalar()
+    assert value in (0, False)
+    engine.dispose()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from livestrap.packaging.master_repo import MasterRepo
-from livestrap.resolve import AgentRepo, resolve
+from livestrap.resolve import AgentRepo, resolve, with_agent
 from livestrap.run import LineSink
 from livestrap.spec import BuildSpec, ResolvedSpec
 
@@ -35,6 +35,13 @@ class BuildPlan:
     def resolve(self, spec: BuildSpec, source: str = "spec") -> ResolvedSpec:
         """The spec resolved on this host, with the master's repository when it wants the agent."""
         return resolve(spec, agent=self._agent if self.with_agent else None, source=source)
+
+    def add_agent(self, spec: ResolvedSpec) -> ResolvedSpec:
+        """`spec` (resolved without the agent) with the master's repository, published on
+        first use: the build worker's step, so the API process never runs gpg."""
+        if not self.with_agent or not spec.agent:
+            return spec
+        return with_agent(spec, self._agent())
 
     def _agent(self) -> AgentRepo:
         repo = MasterRepo(self.data_dir)

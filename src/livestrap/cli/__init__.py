@@ -13,6 +13,7 @@ from rich.text import Text
 import livestrap
 from livestrap.cli import (
     build_cmd,
+    builder_cmd,
     builds_cmd,
     config_cmd,
     images_cmd,
@@ -44,6 +45,7 @@ app.add_typer(vm_cmd.vm_app, name="vm")
 app.add_typer(vm_cmd.netboot_app, name="netboot")
 app.command("build")(build_cmd.build)
 app.command("serve")(serve_cmd.serve)
+app.command("builder")(builder_cmd.builder)
 
 
 def _print_version(value: bool) -> None:

@@ -8,11 +8,13 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import URL, Engine, create_engine, event, make_url
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import URL, CursorResult, Engine, Executable, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -111,6 +113,22 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def rows_changed(session: Session, statement: Executable) -> int:
+    """How many rows an UPDATE changed: a compare-and-set (`... WHERE state = 'queued'`)
+    won when it is 1, on SQLite and PostgreSQL alike."""
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
+
+
+def schema_is_current(engine: Engine) -> bool:
+    """Whether the schema is at the newest revision (a process that does not migrate,
+    `livestrap builder`, waits for the API to)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision() == head
 
 
 class Database:

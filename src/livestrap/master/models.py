@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 
 SEARCH_LEN = 255  # the longest vendor, product or serial kept in its own column
@@ -45,6 +45,8 @@ class Build(Base):
     force: Mapped[bool] = mapped_column(Boolean, default=False)
     image_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     reused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # set by the API on a running build; the worker (maybe another process) polls it
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     log_path: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[float] = mapped_column(Float)
