@@ -33,5 +33,6 @@ def builder(
         {"data_dir": data_dir, "database_url": database_url, "cache_dir": cache_dir}, config
     )
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+        level = "DEBUG" if settings.log_level == "trace" else settings.log_level.upper()
+        logging.basicConfig(level=level, format=LOG_FORMAT)
     run_builder(settings)
