@@ -100,6 +100,7 @@ class MasterSettings:
     file_mirror_roots: tuple[Path, ...] = ()
     max_body_bytes: int = field(default_factory=max_body_bytes)  # LIVESTRAP_MAX_BODY_BYTES
     max_import_bytes: int = field(default_factory=max_import_bytes)  # LIVESTRAP_MAX_IMPORT_BYTES
+    log_level: str = "info"  # TEMPORARY (i14-ops): the config helper's field replaces it
 
     @property
     def layout(self) -> DataDir:

@@ -51,6 +51,15 @@ def can_move(old: str, new: str) -> bool:
     return new in TRANSITIONS.get(old, frozenset())
 
 
+def log_build_end(
+    build_id: str, state: str, seconds: float, image_id: str | None, error: str | None
+) -> None:
+    """One line per finished build: outcome, duration, image (or why it failed)."""
+    level = logging.INFO if state == SUCCEEDED else logging.WARNING
+    what = f"image {image_id}" if image_id else f"error: {(error or '-').splitlines()[0][:300]}"
+    log.log(level, "build %s %s after %.1f s, %s", build_id, state, seconds, what)
+
+
 def merge_overrides(base: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
     """The settings with top-level keys replaced by the overrides (lists are replaced,
     not extended: `packages: [x]` means exactly x). Validation happens on the result."""
@@ -254,6 +263,7 @@ class BuildQueue:
             row.state, row.started_at = RUNNING, time.time()
             log_path, cancel = Path(row.log_path), threading.Event()
             job = _Job(build_id, spec, row.activate, row.force, log_path, cancel)
+        log.info("build %s started: %s (log %s)", build_id, spec.label, log_path)
         return job
 
     def _run(self, job: _Job) -> _Outcome:
@@ -320,5 +330,7 @@ class BuildQueue:
             if row is not None and can_move(row.state, outcome.state):
                 row.state, row.error, row.finished_at = outcome.state, outcome.error, time.time()
                 row.image_id, row.reused = outcome.image_id, outcome.reused
+                log_build_end(job.id, outcome.state, row.finished_at - (row.started_at or 0),
+                              outcome.image_id, outcome.error)  # fmt: skip
             self._cancels.pop(job.id, None)
             self._user_cancelled.discard(job.id)
