@@ -12,6 +12,7 @@ from rich.text import Text
 
 import livestrap
 from livestrap.cli import (
+    backup_cmd,
     build_cmd,
     builds_cmd,
     images_cmd,
@@ -42,6 +43,8 @@ app.add_typer(vm_cmd.vm_app, name="vm")
 app.add_typer(vm_cmd.netboot_app, name="netboot")
 app.command("build")(build_cmd.build)
 app.command("serve")(serve_cmd.serve)
+app.command("backup")(backup_cmd.backup)
+app.command("restore")(backup_cmd.restore)
 
 
 def _print_version(value: bool) -> None:

@@ -356,3 +356,9 @@ def import_image(store: ImageStore, bundle: Path, *, max_bytes: int | None = Non
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return meta
+
+
+# the same compression and stream guards for the master's backups (master.backup)
+compressor = _compressor
+decompressed = _decompressed
+READ_ERRORS = _READ_ERRORS
