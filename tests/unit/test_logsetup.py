@@ -54,7 +54,9 @@ def test_levels_and_time_only_on_a_terminal() -> None:
     plain = logging_config("warning", stream=io.StringIO())
     assert plain["formatters"]["line"]["fmt"] == FORMAT
     assert plain["root"]["level"] == "WARNING"
-    assert logging_config("info", stream=Tty())["formatters"]["line"]["fmt"].startswith("%(asctime)s")
+    assert logging_config("info", stream=Tty())["formatters"]["line"]["fmt"].startswith(
+        "%(asctime)s"
+    )
     assert plain["loggers"]["uvicorn.access"]["propagate"] is False  # access log off by default
 
 
