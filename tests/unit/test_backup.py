@@ -90,7 +90,7 @@ def test_no_restore_under_a_running_master(tmp_path: Path) -> None:
     write_backup(cfg, archive, None, print)  # a backup is fine while it runs
     running = InUse(cfg.data_dir)
     try:
-        with pytest.raises(ConflictError, match="running on .*--force"):
+        with pytest.raises(ConflictError, match=r"running on .*--force"):
             restore_backup(cfg, archive, print)
         restore_backup(cfg, archive, print, force=True)
     finally:

@@ -23,19 +23,35 @@ ARTIFACT_ROUTES: Final = frozenset(
     {bootpaths.PREFIX + bootpaths.FILE_ROUTE, bootpaths.PREFIX + bootpaths.MAC_FILE_ROUTE}
 )
 NO_ROUTE: Final = "none"
+MAX_ROUTES: Final = 1000  # prefixes cached (the app has about a hundred routes)
 
 
-def route_template(scope: Scope) -> str:
-    """The path template of the route that answered, else "none"."""
+def route_template(scope: Scope, prefixes: dict[int, str] | None = None) -> str:
+    """The path template of the route that answered, else "none". The route's own path
+    lacks the prefix of the include_router that added it (FastAPI >= 0.16x keeps included
+    routers nested), so the prefix is the part of the URL before what its regex matches;
+    `prefixes` caches it per route (a route is included once: one prefix each)."""
     route = scope.get("route")
     path = getattr(route, "path", None)
-    return path if isinstance(path, str) and path else NO_ROUTE
+    if not isinstance(path, str) or not path:
+        return NO_ROUTE
+    if prefixes is not None and id(route) in prefixes:
+        return prefixes[id(route)] + path
+    regex, url = getattr(route, "path_regex", None), scope.get("path", "")
+    prefix = ""
+    if regex is not None and not regex.match(url):
+        cut = [i for i, c in enumerate(url) if c == "/" and i > 0 and regex.match(url[i:])]
+        prefix = url[: cut[0]] if cut else ""
+    if prefixes is not None and len(prefixes) < MAX_ROUTES:
+        prefixes[id(route)] = prefix
+    return prefix + path
 
 
 class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._prefixes: dict[int, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,7 +81,7 @@ class MetricsMiddleware:
     ) -> None:
         method = scope.get("method", "")
         method = method if method in METHODS else "other"
-        route = route_template(scope)
+        route = route_template(scope, self._prefixes)
         code = f"{status // 100}xx" if status else "none"  # none: no answer (disconnect)
         self.metrics.http_seconds.labels(method, route, code).observe(seconds)
         if first_byte is not None:
