@@ -22,6 +22,12 @@ DatabaseUrl = Annotated[
 ]
 NOT_IMAGES = "Images are not in it: export them one by one with `livestrap images export ID FILE`."
 
+BACKUP_CONFIG_HELP = (
+    r"The config file to include \[default: LIVESTRAP_CONFIG, else "
+    "/etc/livestrap/livestrap.toml if present]."
+)
+RESTORE_CONFIG_HELP = "Write the archive's config file here (else it is left)."
+
 
 def _say(summary: Summary, verb: str, where: Path) -> None:
     typer.echo(f"{verb} {where}: {', '.join(summary.members)}")
@@ -37,14 +43,7 @@ def backup(
     dest: Annotated[Path, typer.Argument(help="Archive to write: .tar.gz, .tgz or .tar.zst.")],
     data_dir: ExistingDataDir = DEFAULT_DATA_DIR,
     database_url: DatabaseUrl = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            help=r"The config file to include \[default: LIVESTRAP_CONFIG, else "
-            "/etc/livestrap/livestrap.toml if present].",
-        ),
-    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help=BACKUP_CONFIG_HELP)] = None,
 ) -> None:
     """Back up the master: database (SQLite online backup, or pg_dump), tokens, signing keys,
     spec dir and config file, in one archive (mode 0600: it holds secrets). Safe while the
@@ -58,10 +57,7 @@ def restore(
     archive: Annotated[Path, typer.Argument(help="Archive made by `livestrap backup`.")],
     data_dir: DataDir = DEFAULT_DATA_DIR,
     database_url: DatabaseUrl = None,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="Write the archive's config file here (else it is left)."),
-    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help=RESTORE_CONFIG_HELP)] = None,
     force: Annotated[
         bool,
         typer.Option("--force", help="Restore even though a master or builder runs on DATA_DIR."),

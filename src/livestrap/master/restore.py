@@ -40,7 +40,7 @@ from livestrap.master.config import MasterSettings
 from livestrap.master.running import exclusive
 from livestrap.master.tokens import MAX_TOKEN_FILE_BYTES, read_token
 from livestrap.run import LineSink
-from livestrap.store.bundle import READ_ERRORS, decompressed
+from livestrap.store.bundle import READ_ERRORS, decompressed, path_problem
 from livestrap.store.targuard import TarGuard, warn_if_vulnerable
 from livestrap.workdirs import protect_data_dir
 
@@ -75,13 +75,10 @@ class _Staging:
         self.count += 1
         if self.count > MAX_MEMBERS:
             raise ArchiveError(f"refusing backup: more than {MAX_MEMBERS} members")
-        if name.startswith("/"):
-            raise refuse("absolute path")
+        problem = path_problem(name, MAX_DEPTH)
+        if problem:
+            raise refuse(problem)
         parts = name.split("/")
-        if ".." in parts:
-            raise refuse("path traversal ('..')")
-        if any(p in ("", ".") for p in parts) or len(parts) > MAX_DEPTH:
-            raise refuse("non-canonical path")
         if member.issym() or member.islnk():
             raise refuse(f"link (to {member.linkname[:200]!r})")
         if not (member.isdir() or member.type in (tarfile.REGTYPE, tarfile.AREGTYPE)):
