@@ -46,6 +46,12 @@ class DataDir:
     # -- builds ---------------------------------------------------------------------------
 
     @property
+    def in_use_lock(self) -> Path:
+        """Held (shared) by every master and builder running on this data dir; restore
+        takes it exclusively (master.running)."""
+        return self.root / "running.lock"
+
+    @property
     def build_lock(self) -> Path:
         """One build at a time per data dir (builder.workspace)."""
         return self.root / "build.lock"

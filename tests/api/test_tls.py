@@ -72,8 +72,8 @@ def test_https_master(tmp_path: Path) -> None:
         with pytest.raises(httpx.ConnectError):  # nor does a client that trusts nothing
             httpx.get(f"{url}/healthz", timeout=5, verify=ssl.create_default_context())
         text = log.read_text()
-        assert f"livestrap master on https://127.0.0.1:{port}" in text
-        assert "warning" not in text
+        assert f"starting: listen https://127.0.0.1:{port}, data dir {data}, role " in text
+        assert "WARNING" not in text
         for name in ("admin", "discovery"):
             path = data / f"{name}.token"
             assert path.read_text().strip() not in text

@@ -26,6 +26,7 @@ LAYOUT = {
     "tmp": "tmp",
     "store_lock": "store.lock",
     "build_lock": "build.lock",
+    "in_use_lock": "running.lock",
     "cache": "cache",
     "logs": "logs",
     "spec": "spec",

@@ -4,8 +4,10 @@ tokens (stderr ends up in logs)."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,16 @@ from masterproc import free_port
 pytestmark = [pytest.mark.unit, pytest.mark.security]
 
 SRC = Path(livestrap.__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """serve() installs the master's log handler (on capsys's stream): undo it after."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def run_serve(
@@ -47,8 +59,11 @@ def test_first_start_prints_paths_not_tokens(
     for name in ("admin", "discovery"):
         token = (data / f"{name}.token").read_text().strip()
         assert token not in err
-        assert f"{name} token made: {data / f'{name}.token'} (mode 0600)" in err
-    assert "warning" not in err  # loopback: nothing crosses a network
+        assert (
+            f"INFO livestrap.master.app: {name} token made: {data / f'{name}.token'} (mode 0600"
+            in err
+        )
+    assert "WARNING" not in err  # loopback: nothing crosses a network
     run_serve(monkeypatch, data, f"127.0.0.1:{free_port()}")
     assert "token made" not in capsys.readouterr().err  # second start: nothing made
 
@@ -60,8 +75,7 @@ def test_tls_files_reach_uvicorn(
     seen = run_serve(monkeypatch, tmp_path / "d", "0.0.0.0:8443", cert=cert, key=key)
     assert (seen["ssl_certfile"], seen["ssl_keyfile"]) == (cert, key)
     err = capsys.readouterr().err
-    assert "warning" not in err
-    assert "livestrap master on https://0.0.0.0:8443" in err
+    assert "WARNING" not in err
 
 
 def test_plain_http_off_loopback_warns(
@@ -70,7 +84,7 @@ def test_plain_http_off_loopback_warns(
     seen = run_serve(monkeypatch, tmp_path / "d", "0.0.0.0:8080")
     assert seen["ssl_certfile"] is None and seen["ssl_keyfile"] is None
     err = capsys.readouterr().err
-    assert "warning: listening on 0.0.0.0:8080 without TLS: the admin token crosses" in err
+    assert "WARNING livestrap.master: listening on 0.0.0.0:8080 without TLS: the admin token" in err
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from rich.text import Text
 
 import livestrap
 from livestrap.cli import (
+    backup_cmd,
     build_cmd,
     builder_cmd,
     builds_cmd,
@@ -46,6 +47,8 @@ app.add_typer(vm_cmd.netboot_app, name="netboot")
 app.command("build")(build_cmd.build)
 app.command("serve")(serve_cmd.serve)
 app.command("builder")(builder_cmd.builder)
+app.command("backup")(backup_cmd.backup)
+app.command("restore")(backup_cmd.restore)
 
 
 def _print_version(value: bool) -> None:

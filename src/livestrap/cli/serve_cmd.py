@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging.config
 from pathlib import Path
 from typing import Annotated
 
@@ -12,8 +13,8 @@ from livestrap.cli.options import ConfigFile, SettingsCacheDir, SettingsDataDir
 from livestrap.errors import OptionError
 from livestrap.master.app import create_app
 from livestrap.master.config_load import load_settings
+from livestrap.master.logsetup import logging_config
 from livestrap.master.preflight import plain_http_warning, preflight
-from livestrap.master.tokens import ensure_token
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -110,20 +111,19 @@ def serve(
     }
     settings = load_settings(flags, config)
     preflight(settings)  # one line per problem here; uvicorn's startup would print tracebacks
-    for name, path in (("admin", settings.admin_token_file),
-                       ("discovery", settings.discovery_token_file)):  # fmt: skip
-        if ensure_token(path)[1]:  # the path only: stderr ends up in logs
-            typer.echo(f"{name} token made: {path} (mode 0600)", err=True)
+    try:
+        log_config = logging_config(settings.log_level, settings.access_log)
+    except ValueError as err:
+        raise OptionError(str(err)) from None
+    logging.config.dictConfig(log_config)  # the app logs where the token files are
     warning = plain_http_warning(settings)
     if warning:
-        typer.echo(warning, err=True)
-    scheme = "https" if settings.tls_cert else "http"
-    typer.echo(f"livestrap master on {scheme}://{settings.host}:{settings.port} (API docs: "
-               f"/docs), data in {settings.data_dir}", err=True)  # fmt: skip
+        logging.getLogger("livestrap.master").warning("%s", warning.removeprefix("warning: "))
     uvicorn.run(
-        create_app(settings),
+        create_app(settings),  # logs its start: version, listen URL, data dir, role
         host=settings.host,
         port=settings.port,
+        log_config=log_config,
         log_level=settings.log_level,
         access_log=settings.access_log,
         forwarded_allow_ips=list(settings.trusted_proxies),

@@ -5,20 +5,26 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from livestrap import __version__
 from livestrap.builder.pipeline import Stage
 from livestrap.master import apidocs, console
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database, migrate
+from livestrap.master.deps import AdminOnly
 from livestrap.master.errors import install_error_handlers
 from livestrap.master.guards import Guards
+from livestrap.master.httpmetrics import MetricsMiddleware
 from livestrap.master.inventory import report_applier
 from livestrap.master.jobs import BuildQueue
 from livestrap.master.limits import add_body_limits
+from livestrap.master.logsetup import redact
+from livestrap.master.metrics import Metrics
 from livestrap.master.report_writer import ReportWriter
 from livestrap.master.routes import (
     boot,
@@ -30,6 +36,7 @@ from livestrap.master.routes import (
     settings,
     specfiles,
 )
+from livestrap.master.running import InUse
 from livestrap.master.state import AppState
 from livestrap.master.tokens import ensure_token
 from livestrap.packaging.master_repo import MasterRepo
@@ -54,11 +61,27 @@ def make_state(
         store=store,
         repo=MasterRepo(cfg.data_dir),
         jobs=BuildQueue(db, store, cfg, build_stages),
-        admin_token=ensure_token(cfg.admin_token_file)[0],
-        discovery_token=ensure_token(cfg.discovery_token_file)[0],
+        admin_token=_token("admin", cfg.admin_token_file),
+        discovery_token=_token("discovery", cfg.discovery_token_file),
         reports=ReportWriter(db, report_applier(cfg, guards)),
         guards=guards,
+        metrics=Metrics(db, cfg.offline_after),
     )
+
+
+def _token(name: str, path: Path) -> str:
+    """The token in `path` (made on first start); the log says where, never what."""
+    token, made = ensure_token(path)
+    redact(token)
+    if made:
+        log.info("%s token made: %s (mode 0600; read it there, it is never logged)", name, path)
+    return token
+
+
+def listen_url(cfg: MasterSettings) -> str:
+    scheme = "https" if cfg.tls_cert else "http"
+    host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
+    return f"{scheme}://{host}:{cfg.port}"
 
 
 def warn_invalid_images(store: ImageStore) -> list[str]:
@@ -82,6 +105,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        in_use = await anyio.to_thread.run_sync(InUse, cfg.data_dir)  # restore waits for us
+        log.info("livestrap %s starting: listen %s, data dir %s, role %s", __version__,
+                 listen_url(cfg), cfg.data_dir, cfg.role)  # fmt: skip
         migrate(state.db.engine)
         # what killed imports, uploads and exports left (maybe big: off the event loop)
         await anyio.to_thread.run_sync(state.store.clean_stale_tmp)
@@ -95,6 +121,8 @@ def create_app(
             state.reports.stop()
             state.guards.stop()
             state.db.dispose()
+            in_use.release()
+            log.info("livestrap master stopped")
 
     app = FastAPI(
         title="livestrap master",
@@ -108,6 +136,7 @@ def create_app(
     app.state.livestrap = state
     install_error_handlers(app)
     add_body_limits(app, cfg)
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     for module in (specfiles, settings, builds, images, nodes, discovery):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(boot.router)
@@ -118,5 +147,11 @@ def create_app(
     @app.get("/healthz", tags=["health"], summary="Liveness check and version")
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
+
+    @app.get("/metrics", tags=["health"], dependencies=[AdminOnly], response_class=Response,
+             summary="Prometheus metrics (admin token)")  # fmt: skip
+    def metrics() -> Response:
+        """Prometheus text format; the counts of nodes and builds are read at each scrape."""
+        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -15,6 +15,7 @@ from livestrap.builder.pipeline import Stage
 from livestrap.errors import StartupError
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database, schema_is_current
+from livestrap.master.running import InUse
 from livestrap.master.services.settings import sqlite_file
 from livestrap.master.worker import BuildWorker
 from livestrap.store.images import ImageStore
@@ -63,6 +64,8 @@ def run_builder(settings: MasterSettings, stages: list[tuple[str, Stage]] | None
     db = wait_for_database(settings, stop)
     if db is None:
         return
+    # after the database: the master made running.lock (as its own user), we only share it
+    in_use = InUse(settings.data_dir)  # a restore refuses while we run
     worker = BuildWorker(db, ImageStore(settings.data_dir), settings, stages, who="builder")
     log.info("builder started: data in %s", settings.data_dir)
     started = time.monotonic()
@@ -72,4 +75,5 @@ def run_builder(settings: MasterSettings, stages: list[tuple[str, Stage]] | None
     finally:
         worker.stop()
         db.dispose()
+        in_use.release()
         log.info("builder stopped after %.0f s", time.monotonic() - started)

@@ -24,6 +24,7 @@ A report that matched online nodes without evidence but booted after they last r
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import uuid
@@ -61,9 +62,12 @@ from livestrap.master.inventory_rules import (
     online_cutoff,
     status_of,
 )
+from livestrap.master.logsetup import printable
 from livestrap.master.models import BootEvent, Node, NodeMac
 from livestrap.master.queries import node_macs, node_query, timeline
 from livestrap.master.schemas.nodes import DiscoveryReport
+
+log = logging.getLogger("livestrap.master")
 
 # the views live in master.queries, the identity rules in master.identity, the rules
 # without a database in master.inventory_rules, the heartbeat in master.inventory_heartbeat
@@ -308,6 +312,9 @@ def register(
             history=guard.history,
         )
     session.flush()
+    if created:
+        log.info("new node %s: MAC %s, %s %s", node.id, report.boot_mac or "-",
+                 printable(node.vendor or "-"), printable(node.product or "-"))  # fmt: skip
     return Outcome(node.id, created, facts_required=False)
 
 

@@ -15,6 +15,7 @@ per flush.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -28,7 +29,9 @@ from livestrap.master.events import record_event
 from livestrap.master.history import History
 from livestrap.master.models import BootEvent
 
+log = logging.getLogger("livestrap.master")
 MAX_KEYS = 10_000
+LOG_LINES_PER_WINDOW = 100  # refusal lines from all addresses together, per window
 FLUSH_S = 2.0  # how stale a count in the database may be
 Key = tuple[str, ...]
 
@@ -190,8 +193,11 @@ class RefusalLog(Tally):
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(db, "refused", "count", window_s, history, clock)
+        self._logged: OrderedDict[str, float] = OrderedDict()  # address -> line written at
+        self._lines: list[float] = []  # when the lines of the current window were written
 
     def record(self, reason: str, ip: str | None, mac: str | None, image: str | None) -> None:
+        self._log_line(reason, ip, mac)
         self.count(
             (ip or "", mac or "", reason),
             mac=mac,
@@ -199,3 +205,24 @@ class RefusalLog(Tally):
             image_id=image,
             detail={"reason": reason},
         )
+
+    def _log_line(self, reason: str, ip: str | None, mac: str | None) -> None:
+        """One log line per address per window (at least FLUSH_S), and at most
+        LOG_LINES_PER_WINDOW in all: a flood costs the log no more than its counts."""
+        now, window = self.clock(), max(self.window_s, FLUSH_S)
+        addr = ip or "unknown address"
+        with self._lock:
+            last = self._logged.get(addr)
+            if last is not None and now - last < window:
+                return
+            self._lines = [t for t in self._lines if now - t < window]
+            if len(self._lines) >= LOG_LINES_PER_WINDOW:
+                return
+            self._lines.append(now)
+            self._logged[addr] = now
+            self._logged.move_to_end(addr)
+            while len(self._logged) > self.max_keys:
+                self._logged.popitem(last=False)
+        log.warning("refused discovery report from %s: %s%s; more from this address in the "
+                    "next %.0f s are counted in its timeline, not logged", addr, reason,
+                    f" (MAC {mac})" if mac else "", window)  # fmt: skip

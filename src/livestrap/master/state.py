@@ -8,6 +8,7 @@ from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database
 from livestrap.master.guards import Guards
 from livestrap.master.jobs import BuildQueue
+from livestrap.master.metrics import Metrics
 from livestrap.master.report_writer import ReportWriter
 from livestrap.packaging.master_repo import MasterRepo
 from livestrap.store.images import ImageStore
@@ -24,3 +25,4 @@ class AppState:
     discovery_token: str
     reports: ReportWriter
     guards: Guards
+    metrics: Metrics

@@ -90,6 +90,15 @@ def worker_lock(path: Path) -> Iterator[bool]:
         os.close(fd)
 
 
+def log_build_end(
+    build_id: str, state: str, seconds: float, image_id: str | None, error: str | None
+) -> None:
+    """One line per finished build: outcome, duration, image (or why it failed)."""
+    level = logging.INFO if state == SUCCEEDED else logging.WARNING
+    what = f"image {image_id}" if image_id else f"error: {(error or '-').splitlines()[0][:300]}"
+    log.log(level, "build %s %s after %.1f s, %s", build_id, state, seconds, what)
+
+
 @dataclass
 class Job:
     id: str
@@ -345,11 +354,10 @@ class BuildWorker:
 
     def finish(self, job: Job, outcome: Outcome) -> None:
         """Record how the build ended; the log is complete before the state says finished."""
-        log.info(
-            "build %s %s%s", job.id, outcome.state, f": {outcome.error}" if outcome.error else ""
-        )
         with self._lock, self.db.session() as session:
             row = session.get(Build, job.id)
+            took = time.time() - (row.started_at or time.time()) if row is not None else 0.0
+            log_build_end(job.id, outcome.state, took, outcome.image_id, outcome.error)
             if row is not None and can_move(row.state, outcome.state):
                 row.state, row.error, row.finished_at = outcome.state, outcome.error, time.time()
                 row.image_id, row.reused = outcome.image_id, outcome.reused

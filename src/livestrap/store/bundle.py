@@ -203,6 +203,19 @@ def _decompressed(bundle: Path) -> Iterator[IO[bytes]]:
             yield fh
 
 
+def path_problem(name: str, max_depth: int = 0) -> str | None:
+    """Why a member name is not a plain relative path (absolute, '..', '', '.', deeper
+    than max_depth parts when given); None when it is one."""
+    parts = name.split("/")
+    if name.startswith("/"):
+        return "absolute path"
+    if ".." in parts:
+        return "path traversal ('..')"
+    if any(p in ("", ".") for p in parts) or 0 < max_depth < len(parts):
+        return "non-canonical path"
+    return None
+
+
 def _read(data: IO[bytes], member: tarfile.TarInfo) -> bytes:
     try:
         return data.read(CHUNK)
@@ -230,13 +243,10 @@ class _Files:
         def refuse(reason: str) -> ArchiveError:
             return ArchiveError(f"refusing bundle member {name!r}: {reason}")
 
-        if name.startswith("/"):
-            raise refuse("absolute path")
         parts = name.split("/")
-        if ".." in parts:
-            raise refuse("path traversal ('..')")
-        if any(p in ("", ".") for p in parts):
-            raise refuse("non-canonical path")
+        problem = path_problem(name)
+        if problem:
+            raise refuse(problem)
         if member.issym():
             raise refuse(f"symlink (to {member.linkname!r})")
         if member.islnk():
@@ -356,3 +366,9 @@ def import_image(store: ImageStore, bundle: Path, *, max_bytes: int | None = Non
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return meta
+
+
+# the same compression and stream guards for the master's backups (master.backup)
+compressor = _compressor
+decompressed = _decompressed
+READ_ERRORS = _READ_ERRORS

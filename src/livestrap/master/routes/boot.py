@@ -263,6 +263,7 @@ def nginx_sent(
     if original is None:
         raise ImageNotFound(f"not an artifact URL: {x_original_uri!r}")
     art = find_artifact(state.store, original.image_id, original.name)
+    state.metrics.sent(art.name, x_bytes_sent, via="nginx")
     if art.name == bootpaths.SQUASHFS:
         detail: dict[str, Any] = {}
         expected = art.size

@@ -124,6 +124,7 @@ def limit_discovery(request: Request, state: AppState) -> None:
     (nothing read or stored); DiscoveryRoute calls this after the token check."""
     wait = state.guards.discovery.take(address_key(client_ip(request)))
     if wait > 0:
+        state.metrics.refuse("rate limited")
         raise too_many(wait, "discovery reports")
 
 
@@ -138,8 +139,10 @@ async def require_discovery_token(request: Request, state: AppState) -> None:
     ip = client_ip(request)
     wait = state.guards.refused.take(address_key(ip))
     if wait > 0:
+        state.metrics.refuse("rate limited")
         raise too_many(wait, "refused discovery reports")
     reason = "no discovery token" if given is None else "wrong discovery token"
+    state.metrics.refuse("no token" if given is None else "wrong token")
     mac, image = _hints(await _body_prefix(request))
     state.guards.refusals.record(reason, ip, mac, image)  # in memory: no database write
     raise HTTPException(
@@ -177,6 +180,10 @@ async def submit_report(
     """Validated here on the event loop; applied by the report writer (one thread,
     batched transactions: master.report_writer)."""
     outcome = await state.reports.submit(report_of(body), client_ip(request))
+    if outcome.retry_after_s > 0:
+        state.metrics.refuse("rebooted" if outcome.reason else "new-node quota")
+    else:
+        state.metrics.reports.labels("heartbeat" if body.facts is None else "report").inc()
     if outcome.retry_after_s > 0 and outcome.reason:
         wait = retry_after(outcome.retry_after_s)
         detail = f"{outcome.reason}: retry in {wait} s (docs/security.md)"
