@@ -62,38 +62,59 @@ def _remove_cgroup(d: Path) -> None:
         d.rmdir()
 
 
+def _statuses() -> dict[int, dict[str, str]]:
+    """/proc/PID/status of every process, as key -> value."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError):
+                lines = (entry / "status").read_text().splitlines()
+                found[int(entry.name)] = {
+                    k: v.strip() for k, _, v in (ln.partition(":") for ln in lines)
+                }
+    return found
+
+
 @dataclass
 class Container:
     tree: Path
     machine: str
     proc: subprocess.Popen[bytes]
     console: Path
+    _leader: int = 0
 
     def leader(self, timeout_s: float = BOOT_TIMEOUT_S) -> int:
-        """The host pid of the container's PID 1 (its root is the tree, its NSpid ends in 1)."""
+        """The host pid of the container's PID 1: a descendant of our nspawn whose pid in
+        its own namespace is 1."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"nspawn exited {self.proc.returncode}: {self.tail()}")
-            for entry in Path("/proc").iterdir():
-                if not entry.name.isdigit():
-                    continue
-                with suppress(OSError):
-                    if os.readlink(entry / "root") != str(self.tree):
-                        continue
-                    status = (entry / "status").read_text()
-                    nspid = next(ln for ln in status.splitlines() if ln.startswith("NSpid:"))
-                    if nspid.split()[-1] == "1" and len(nspid.split()) > 2:
-                        return int(entry.name)
+            statuses = _statuses()
+            for pid, status in statuses.items():
+                nspid = status.get("NSpid", "").split()
+                if len(nspid) > 1 and nspid[-1] == "1" and self._ours(pid, statuses):
+                    self._leader = pid
+                    return pid
             time.sleep(0.2)
         raise TimeoutError(f"no container init after {timeout_s} s: {self.tail()}")
+
+    def _ours(self, pid: int, statuses: dict[int, dict[str, str]]) -> bool:
+        for _ in range(8):  # nspawn -> its outer child -> the container's init
+            ppid = int(statuses.get(pid, {}).get("PPid", "0"))
+            if ppid == self.proc.pid:
+                return True
+            if ppid <= 1:
+                return False
+            pid = ppid
+        return False
 
     def run(
         self, *argv: str, timeout_s: float = 60, check: bool = False
     ) -> subprocess.CompletedProcess[str]:
         """argv inside the container (all its namespaces), bounded in time."""
         return subprocess.run(
-            ["nsenter", "-t", str(self.leader()), "-a", *argv],
+            ["nsenter", "-t", str(self._leader or self.leader()), "-a", *argv],
             capture_output=True, text=True, timeout=timeout_s, check=check,
         )  # fmt: skip
 

@@ -125,10 +125,11 @@ def tree(deb: Path, build_lock: None, tmp_path_factory: pytest.TempPathFactory) 
     cache = TEST_CACHE / "apt-archives"
     cache.mkdir(parents=True, exist_ok=True)
     archives = '"$1/var/cache/apt/archives"'
-    subprocess.run(
+    made = subprocess.run(
         private_ns([
             "mmdebstrap", "--mode=root", "--variant=minbase", "--include=systemd-sysv",
-            f"--include={deb}",
+            f"--include={deb}",  # bind-mounted into the chroot for apt by the hook dir
+            "--hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount",
             "--aptopt=Acquire::Languages \"none\"",
             "--aptopt=APT::Install-Recommends \"false\"",
             f"--setup-hook=mkdir -p {archives} && {copy_debs(str(cache), archives)}",
@@ -136,8 +137,9 @@ def tree(deb: Path, build_lock: None, tmp_path_factory: pytest.TempPathFactory) 
             spec.suite or "", str(root),
             f"deb [signed-by={spec.mirror_key}] {spec.mirror} {spec.suite} main",
         ]),
-        check=True, capture_output=True, timeout=1200,
+        capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
+    assert made.returncode == 0, made.stderr[-4000:]
     mask_host_facing_units(root)
     return root
 
@@ -292,9 +294,9 @@ def test_upgrade_keeps_the_data_and_the_changed_config(
     config_before = (master.tree / "etc/livestrap/livestrap.toml").read_text()
     before = _data_files(master.tree)
     new = rebuilt_with_version(deb, UPGRADE_VERSION, tmp_path)
-    shutil.copy(new, master.tree / "tmp" / new.name)
+    shutil.copy(new, master.tree / "root" / new.name)  # /tmp is a tmpfs in the container
     out = master.container.run("env", "DEBIAN_FRONTEND=noninteractive", "dpkg", "-i",
-                               f"/tmp/{new.name}", timeout_s=600)  # fmt: skip
+                               f"/root/{new.name}", timeout_s=600)  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     version = master.container.run("dpkg-query", "-W", "-f=${Version}", "livestrap").stdout
     assert version == UPGRADE_VERSION
