@@ -123,4 +123,4 @@ bench-smoke: deps
 	cat $$out/benchmarks.md; rm -rf $$out
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache dist build
