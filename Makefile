@@ -8,18 +8,19 @@ export LIVESTRAP_DATA_DIR
 
 # Debian packages the builder and the tests run for real. They are installed with a
 # policy-rc.d that refuses every start: no packaged daemon (nginx on :80, PostgreSQL)
-# starts by itself; the tests start their own on 127.0.0.1.
+# starts by itself; the tests start their own on 127.0.0.1. lintian checks the master's .deb
+# and systemd-container's nspawn boots it in a Debian 12 tree (tests/integration/test_deb_install.py).
 APT_PACKAGES := mmdebstrap squashfs-tools dpkg-dev apt-utils gnupg debian-archive-keyring \
 	initramfs-tools-core zstd xz-utils lz4 kmod util-linux ca-certificates openssl curl \
 	qemu-system-x86 ipxe-qemu ipxe ovmf socat dnsmasq-base iproute2 postgresql nginx-light \
-	chromium chromium-driver
+	chromium chromium-driver lintian systemd-container
 # PostgreSQL for the API tests' second pass and the discovery benchmark: a local server on
 # 127.0.0.1; scripts/test-postgres.sh runs a command with LIVESTRAP_TEST_POSTGRES set to a
 # throwaway role (random password, no superuser) that owns one database; both are dropped
 # when the command ends.
 WITH_PG := scripts/test-postgres.sh
 
-.PHONY: all deps system-deps venv lock lint unit integration e2e test test-postgres postgres demo demo-stop bench bench-page bench-smoke clean
+.PHONY: all deps system-deps venv lock deb lint unit integration e2e test test-postgres postgres demo demo-stop bench bench-page bench-smoke clean
 
 all: test
 
@@ -54,6 +55,13 @@ lock:
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements-runtime.lock
 
 venv: $(BIN)/.installed
+
+# The master as dist/livestrap_<version>_amd64.deb (a private venv in /opt/livestrap made by
+# /usr/bin/python3.11 from requirements-runtime.lock, units, default config): see the README's
+# "Install on a provisioning master". DEB_VERSION overrides the version (an upgrade test).
+DEB_VERSION ?=
+deb: venv
+	$(BIN)/python -m livestrap.packaging.master_deb --out dist $(if $(DEB_VERSION),--version $(DEB_VERSION))
 
 deps: system-deps venv
 
@@ -115,4 +123,4 @@ bench-smoke: deps
 	cat $$out/benchmarks.md; rm -rf $$out
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache dist build

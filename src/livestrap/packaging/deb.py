@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,18 +64,50 @@ def build_deb(
     tree: Path, control: DebControl, out_dir: Path, *, log: LineSink, stage: str = "package"
 ) -> Path:
     """Pack `tree` (the files as installed) with a generated DEBIAN/control into out_dir."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="livestrap-deb-") as tmp:
         root = Path(tmp) / "root"
         shutil.copytree(tree, root, symlinks=True)
-        (root / "DEBIAN").mkdir(exist_ok=True)
-        (root / "DEBIAN/control").write_text(render_control(control))
-        normalize_tree(root)
-        dest = out_dir / deb_filename(control)
-        run(
-            ["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(dest)],
-            stage=stage,
-            log=log,
-            env={"SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH)},
-        )
+        return pack_tree(root, control, out_dir, log=log, stage=stage)
+
+
+def md5sums(root: Path) -> str:
+    """DEBIAN/md5sums: one `digest  path` line per regular file, sorted (dpkg --verify)."""
+    lines = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if rel.parts[0] == "DEBIAN" or path.is_symlink() or not path.is_file():
+            continue
+        digest = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+        lines.append(f"{digest}  {rel.as_posix()}\n")
+    return "".join(lines)
+
+
+def pack_tree(
+    root: Path,
+    control: DebControl,
+    out_dir: Path,
+    *,
+    log: LineSink,
+    stage: str = "package",
+    control_files: Mapping[str, str] | None = None,
+) -> Path:
+    """Pack `root` in place (it becomes the package tree): DEBIAN/control, the extra control
+    files (maintainer scripts, conffiles; md5sums when asked by name with an empty text)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    debian = root / "DEBIAN"
+    debian.mkdir(exist_ok=True)
+    (debian / "control").write_text(render_control(control))
+    normalize_tree(root)
+    for name, text in (control_files or {}).items():
+        path = debian / name
+        path.write_text(md5sums(root) if name == "md5sums" and not text else text)
+        path.chmod(0o755 if text.startswith("#!") else 0o644)
+        os.utime(path, (SOURCE_DATE_EPOCH, SOURCE_DATE_EPOCH))
+    dest = out_dir / deb_filename(control)
+    run(
+        ["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(dest)],
+        stage=stage,
+        log=log,
+        env={"SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH)},
+    )
     return dest
