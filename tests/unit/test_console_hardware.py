@@ -63,7 +63,7 @@ EMPTY = Hardware(
 )  # fmt: skip
 
 # Every JSON type but the right one, for every key the renderer reads.
-WRONG: tuple[object, ...] = (None, True, False, 5, -1, 2.5, "text", [], [1, "x", None], {}, {"a": 1})
+WRONG: tuple[object, ...] = (None, True, False, 5, -1, 2.5, "x", [], [1, "x", None], {}, {"a": 1})
 
 
 def test_representative_facts_exactly() -> None:
