@@ -107,7 +107,7 @@ def create_app(
     )
     app.state.livestrap = state
     install_error_handlers(app)
-    add_body_limits(app, cfg)
+    add_body_limits(app, cfg, page=console.problems.too_large)  # a page under /ui
     for module in (specfiles, settings, builds, images, nodes, discovery):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(boot.router)
