@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WAIT_S = 10.0
@@ -189,12 +187,3 @@ class Browser:
 
     def log_out(self) -> None:
         self.submit_and_wait("button#logout")
-
-
-def require_page(browser: Browser, path: str) -> None:
-    """Skip until the page a helper branch is building is merged (its URL still 404s)."""
-    import httpx
-
-    answer = httpx.get(browser.base_url + path, follow_redirects=False, timeout=10)
-    if answer.status_code == 404:
-        pytest.skip(f"{path} is not in this build of the console yet")

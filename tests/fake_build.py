@@ -18,8 +18,10 @@ from livestrap.store.manifest import (
     dump_metadata,
 )
 
-# Seconds each stage's steps take. The browser tests raise it to watch a log fill live; the
-# master's process reads it from its environment (master_process(env=...) passes it on).
+# Seconds each stage's steps take (default 0.3). A knob for watching a log fill by hand or
+# on a slow machine: set it in the environment of a master started with --fake-builds
+# (master_process(env=...) passes it on). No test sets it: the browser test slows its
+# build with a `slow-me` package instead.
 STEP_ENV = "LIVESTRAP_TEST_FAKE_STEP_S"
 STEP_S = float(os.environ.get(STEP_ENV, "0.3"))
 

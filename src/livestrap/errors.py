@@ -42,6 +42,10 @@ class SpecError(LivestrapError):
         super().__init__(message)
         self.problems = tuple(problems)
 
+    def listed(self) -> list[Problem]:
+        """What a page lists next to the text: the problems, or the message as one."""
+        return list(self.problems) or [Problem("", str(self))]
+
 
 class StoreError(LivestrapError):
     """An image store operation was refused or failed; the store is left as it was."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import httpx
 import pytest
 
-from consoleclient import browser, log_in
-from masterproc import Master
+from consoleclient import CSRF, browser, log_in
+from masterproc import Master, master_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.security]
 
@@ -59,9 +62,13 @@ def test_login_sets_a_strict_httponly_cookie_and_logout_ends_it(master: Master) 
 
 def test_next_never_leaves_the_console(master: Master) -> None:
     with browser(master) as client:
-        for target in ("https://evil.example/", "//evil.example/ui/", "/ui//evil", "/api/v1/nodes"):
+        for target in ("https://evil.example/", "//evil.example/ui/", "/ui//evil", "/api/v1/nodes",
+                       "/ui/../api/v1/nodes", "/ui/%2e%2e/api/v1/nodes", "/ui/.%2E/api",
+                       "/ui/%252e%252e/api", "/ui/..%2fapi/v1/nodes", "/ui/nodes/.."):  # fmt: skip
             answer = client.post("/ui/login", data={"token": master.admin_token, "next": target})
-            assert answer.headers["location"] == "/ui/"
+            assert answer.headers["location"] == "/ui/", target
+        answer = client.get("/ui/login", params={"next": "/ui/../api/v1/nodes"})
+        assert answer.headers["location"] == "/ui/"  # logged in by now: straight there
 
 
 def test_writes_need_the_csrf_token(console: tuple[httpx.Client, str]) -> None:
@@ -116,3 +123,32 @@ def test_relogin_shows_the_overview(master: Master) -> None:
         token = log_in(client, master)
         assert token
         assert "Active image" in client.get("/ui/").text
+
+
+def test_a_new_login_ends_the_old_session(master: Master) -> None:
+    with browser(master) as client:
+        log_in(client, master)
+        old = client.cookies["livestrap_session"]
+        log_in(client, master)
+        assert client.cookies["livestrap_session"] != old
+        assert client.get("/ui/").status_code == 200
+    with httpx.Client(base_url=master.url, cookies={"livestrap_session": old}) as replay:
+        assert replay.get("/ui/").status_code == 303
+
+
+def test_a_session_expires(tmp_path: Path) -> None:
+    env = {"LIVESTRAP_CONSOLE_SESSION_S": "2"}
+    with master_process(tmp_path / "data", env=env) as m, browser(m) as client:
+        answer = client.post("/ui/login", data={"token": m.admin_token})
+        assert "max-age=2;" in answer.headers["set-cookie"].lower()
+        sid = client.cookies["livestrap_session"]
+        token = CSRF.search(client.get("/ui/").text)[1]  # type: ignore[index]
+        time.sleep(2.5)
+        with httpx.Client(base_url=m.url, cookies={"livestrap_session": sid}) as late:
+            answer = late.get("/ui/")  # the server ends it, whatever the browser keeps
+            assert answer.status_code == 303
+            assert answer.headers["location"] == "/ui/login?next=/ui/"
+            answer = late.post("/ui/settings", data={"csrf_token": token, "spec": ""},
+                               headers={"Origin": m.url})  # fmt: skip
+            assert answer.status_code == 401 and "log in again" in answer.text
+            assert late.post("/ui/logout", data={"csrf_token": token}).status_code == 303

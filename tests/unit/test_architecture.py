@@ -62,6 +62,8 @@ RULES = [
     Rule("livestrap.master.services", forbid=("fastapi",)),
     Rule("livestrap.master.apidocs", only=(STDLIB, "fastapi", "fastapi_offline")),  # no state
     Rule("livestrap.cli", forbid=("livestrap.master.routes",)),  # the master through its API
+    # the console is HTTP and templates: the reads and writes are master.services'
+    Rule("livestrap.master.console", forbid=("livestrap.master.routes", "livestrap.cli")),
 ]
 
 

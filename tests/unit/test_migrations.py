@@ -62,4 +62,23 @@ def test_0004_adds_cancel_requested_false_to_existing_builds(tmp_path: Path) -> 
     with engine.connect() as conn:
         value = conn.execute(sa.text("SELECT cancel_requested FROM builds")).scalar()
     assert value in (0, False)
+
+
+def test_0003_pages_through_more_nodes_than_a_batch(tmp_path: Path) -> None:
+    """Every node is filled, across page boundaries (BATCH is 500: 2 pages and a bit)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    upgrade_to(engine, "0001")
+    ids = [f"n{i:05d}" for i in range(1003)]
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO nodes (id, facts, failures, heartbeat_s, first_seen_at, "
+                "last_seen_at, boots) VALUES (:id, :facts, '[]', 30, 1, 1, 1)"
+            ),
+            [{"id": i, "facts": json.dumps({"system": {"serial": f"S-{i}"}})} for i in ids],
+        )
+    migrate(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT id, serial FROM nodes ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [(i, f"S-{i}") for i in ids]
     engine.dispose()

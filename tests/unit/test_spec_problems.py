@@ -64,3 +64,9 @@ def test_sse_data_keeps_a_carriage_return_inside_its_event() -> None:
     assert sse_data("plain") == "data: plain\n\n"
     assert sse_data("ends\r") == "data: ends\n\n"
     assert sse_data("10%\r50%\revent: end") == "data: 10%\ndata: 50%\ndata: event: end\n\n"
+
+
+def test_listed_is_the_problems_or_the_message_as_one() -> None:
+    one = Problem("packages.0", "bad", line=3)
+    assert SpecError("x", [one]).listed() == [one]
+    assert SpecError("the spec is empty").listed() == [Problem("", "the spec is empty")]

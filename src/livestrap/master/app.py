@@ -135,7 +135,7 @@ def create_app(
     )
     app.state.livestrap = state
     install_error_handlers(app)
-    add_body_limits(app, cfg)
+    add_body_limits(app, cfg, page=console.problems.too_large)  # a page under /ui
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     for module in (specfiles, settings, builds, images, nodes, discovery):
         app.include_router(module.router, prefix="/api/v1")

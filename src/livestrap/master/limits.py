@@ -11,13 +11,13 @@ console's import reads nothing before its session and CSRF token are (console.im
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from fastapi import FastAPI
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from livestrap.master.config import IMPORT_FRAMING_BYTES, MasterSettings
@@ -30,6 +30,8 @@ CONSOLE_IMPORT_ROUTE = ("POST", "/ui/images/import")
 SPEC_FILES_PREFIX = ("PUT", "/api/v1/settings/files/")
 SPEC_FILES_BYTES = MAX_TREE_BYTES
 _CLOSE = {"connection": "close"}  # the rest of the body is never read
+# A 413 in another form for some paths (the console's page), else None: the JSON one.
+RefusalPage = Callable[[Scope, str], Response | None]
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ def declared_length(scope: Scope) -> int | None:
 
 class BodyLimit:
     """Pure ASGI middleware: `routes` maps (method, path) to its cap, `prefixes` (method,
-    path prefix) to theirs, else `default`."""
+    path prefix) to theirs, else `default`; `page` may answer a 413 its own way."""
 
     def __init__(
         self,
@@ -73,11 +75,13 @@ class BodyLimit:
         default: Cap,
         routes: Mapping[tuple[str, str], Cap],
         prefixes: Mapping[tuple[str, str], Cap] | None = None,
+        page: RefusalPage | None = None,
     ) -> None:
         self.app = app
         self.default = default
         self.routes = dict(routes)
         self.prefixes = dict(prefixes or {})
+        self.page = page
 
     def cap_for(self, scope: Scope) -> Cap:
         method, path = scope.get("method", ""), scope.get("path", "")
@@ -123,19 +127,21 @@ class BodyLimit:
                 raise
             await self._refuse(cap, scope, receive, send)
 
-    @staticmethod
-    async def _refuse(cap: Cap, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse({"detail": cap.detail()}, status_code=413, headers=_CLOSE)
+    async def _refuse(self, cap: Cap, scope: Scope, receive: Receive, send: Send) -> None:
+        response = self.page(scope, cap.detail()) if self.page else None
+        if response is None:
+            response = JSONResponse({"detail": cap.detail()}, status_code=413, headers=_CLOSE)
         await response(scope, receive, send)
 
 
 IMPORT_SETTING = "LIVESTRAP_MAX_IMPORT_BYTES, plus 1 MiB of multipart framing"
 
 
-def add_body_limits(app: FastAPI, cfg: MasterSettings) -> None:
+def add_body_limits(app: FastAPI, cfg: MasterSettings, page: RefusalPage | None = None) -> None:
     """The caps of `cfg` on every route of `app` (see the module docstring)."""
     app.add_middleware(
         BodyLimit,
+        page=page,
         default=Cap(cfg.max_body_bytes, "LIVESTRAP_MAX_BODY_BYTES"),
         routes={
             route: Cap(cfg.max_import_bytes + IMPORT_FRAMING_BYTES, IMPORT_SETTING)

@@ -7,7 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from livestrap.master.console import auth, builds, images, nodes, overview, settings
+from livestrap.master.console import auth, builds, images, nodes, overview, problems, settings
 from livestrap.master.console.guard import PREFIX, LoginRequired, SecurityHeaders, login_url
 from livestrap.master.console.render import HERE
 
@@ -15,7 +15,10 @@ PAGES = (auth, overview, nodes, images, builds, settings)  # each module has a `
 
 
 def mount(app: FastAPI) -> None:
+    """The pages, their static files and their error pages (after master.errors' handlers,
+    which it keeps for every path outside /ui)."""
     app.add_middleware(SecurityHeaders)
+    problems.install(app)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="console-static")
     for module in PAGES:
         app.include_router(module.router)
@@ -30,4 +33,6 @@ def mount(app: FastAPI) -> None:
             return Response(status_code=401, headers={"HX-Redirect": login_url(exc.next_path)})
         if request.method in ("GET", "HEAD"):
             return RedirectResponse(login_url(exc.next_path), status_code=303)
-        return Response("log in first", status_code=401, media_type="text/plain")
+        back = problems.back_to(request)  # the page the form was on, not the POST's URL
+        return problems.problem_page(request, 401, "Your session has ended: log in again.",
+                                     back=login_url(back), back_label="Log in")  # fmt: skip

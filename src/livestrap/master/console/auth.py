@@ -13,7 +13,7 @@ from livestrap.master.console import sessions
 from livestrap.master.console.guard import (
     PREFIX,
     check_same_origin,
-    require_csrf,
+    csrf_if_logged_in,
     safe_next,
     session_id,
 )
@@ -43,6 +43,7 @@ def login(
     if not token_matches(token.strip(), state.admin_token):
         return page(request, "login.html", None, status_code=401, title="Log in",
                     next=safe_next(next), error="That is not the admin token.")  # fmt: skip
+    sessions.end(db, session_id(request))  # a new login ends this browser's old session
     sid, _ = sessions.start(db, state.settings.console_session_s)
     answer = RedirectResponse(safe_next(next), status_code=303)
     answer.set_cookie(
@@ -57,8 +58,9 @@ def login(
     return answer
 
 
-@router.post("/logout", dependencies=[Depends(require_csrf)])
+@router.post("/logout", dependencies=[Depends(csrf_if_logged_in)])
 def logout(request: Request, db: SessionDep) -> Response:
+    """End the session; without a live one (expired, ended elsewhere) just go to the login."""
     sessions.end(db, session_id(request))
     answer = RedirectResponse(f"{PREFIX}/login", status_code=303)
     answer.delete_cookie(sessions.COOKIE, path=PREFIX, httponly=True, samesite="strict")

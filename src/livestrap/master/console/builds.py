@@ -30,11 +30,6 @@ GOING = frozenset({"queued", "running"})
 router = APIRouter(prefix=f"{PREFIX}/builds", dependencies=CONSOLE_GUARDS, include_in_schema=False)
 
 
-def problems_of(err: SpecError) -> list[Problem]:
-    """What to list next to the text: the error's problems, or its message as one."""
-    return list(err.problems) or [Problem("", str(err))]
-
-
 def history(
     request: Request, login: LoginDep, db: SessionDep, status_code: int = 200,
     overrides: str = "", activate: bool = False, problems: list[Problem] | None = None,
@@ -79,7 +74,7 @@ def start(
     try:
         build_id = queue_build(state.jobs, request_from_yaml(overrides, activate=wanted))
     except SpecError as err:
-        return history(request, login, db, 422, overrides, wanted, problems_of(err))
+        return history(request, login, db, 422, overrides, wanted, err.listed())
     except ConflictError as err:
         return history(request, login, db, 409, overrides, wanted, error=str(err))
     return RedirectResponse(f"{PREFIX}/builds/{build_id}", status_code=303)

@@ -46,6 +46,16 @@ def _dict(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _count(value: object) -> int | None:
+    """A whole number as JSON gives it (true/false are not counts)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _scalar(value: object) -> object:
+    """A value that reads as text (a string or number), else None: no dict or list repr."""
+    return value if isinstance(value, str | int | float) and not isinstance(value, bool) else None
+
+
 def _table(name: str, items: object, row: Any) -> Table:
     entries = [i for i in items if isinstance(i, Mapping)] if isinstance(items, list) else []
     cap = MAX_ROWS[name]
@@ -53,21 +63,22 @@ def _table(name: str, items: object, row: Any) -> Table:
 
 
 def binary_size(value: object) -> str:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-    return size(value) if ok else "-"  # type: ignore[arg-type]
+    n = _count(value)
+    return size(n) if n is not None and n >= 0 else "-"
 
 
 def link_speed(mbps: object) -> str:
     """Mb/s as the agent reads it from sysfs (-1: no link)."""
-    if not isinstance(mbps, int) or isinstance(mbps, bool) or mbps <= 0:
+    n = _count(mbps)
+    if n is None or n <= 0:
         return "-"
-    return f"{mbps} Mb/s" if mbps < 1000 else f"{mbps / 1000:g} Gb/s"
+    return f"{n} Mb/s" if n < 1000 else f"{n / 1000:g} Gb/s"
 
 
 def _cpu(cpu: Mapping[str, Any]) -> str:
     """The model, then how many sockets, cores and threads."""
-    parts = [f"{cpu[k]} {k if cpu[k] != 1 else k[:-1]}" for k in ("sockets", "cores", "threads")
-             if isinstance(cpu.get(k), int)]  # fmt: skip
+    counts = {k: _count(cpu.get(k)) for k in ("sockets", "cores", "threads")}
+    parts = [f"{n} {k if n != 1 else k[:-1]}" for k, n in counts.items() if n is not None]
     return text(f"{text(cpu.get('model'))}: {', '.join(parts)}" if parts else cpu.get("model"))
 
 
@@ -78,8 +89,8 @@ def _memory(memory: Mapping[str, Any]) -> str:
 
 
 def _link(nic: Mapping[str, Any]) -> str:
-    if nic.get("operstate"):
-        return text(nic["operstate"])
+    if state := _scalar(nic.get("operstate")):
+        return text(state)
     carrier = nic.get("carrier")
     return "-" if carrier is None else ("up" if carrier else "no carrier")
 
@@ -87,20 +98,23 @@ def _link(nic: Mapping[str, Any]) -> str:
 def _lldp(nic: Mapping[str, Any]) -> str:
     """The switch and port the NIC is plugged into, as LLDP told the agent."""
     lldp = _dict(nic.get("lldp"))
-    switch = lldp.get("chassis_name") or lldp.get("chassis_id")
-    port = lldp.get("port_id") or lldp.get("port_descr")
+    switch = _scalar(lldp.get("chassis_name")) or _scalar(lldp.get("chassis_id"))
+    port = _scalar(lldp.get("port_id")) or _scalar(lldp.get("port_descr"))
     if not switch and not port:
         return "-"
     return text(f"{switch or '?'} port {port or '?'}")
 
 
 def _addresses(nic: Mapping[str, Any]) -> str:
-    found = [a for a in nic.get("addresses") or [] if isinstance(a, Mapping)][:8]
-    shown = ", ".join(f"{a.get('address')}/{a.get('prefixlen')}" for a in found)
+    items = nic.get("addresses")
+    found = [a for a in items if isinstance(a, Mapping)][:8] if isinstance(items, list) else []
+    shown = ", ".join(f"{text(a.get('address'))}/{text(a.get('prefixlen'))}" for a in found)
     return text(shown) if found else "-"
 
 
-def hardware(facts: Mapping[str, Any]) -> Hardware:
+def hardware(facts: object) -> Hardware:
+    """The facts of one node, whatever their shape: a wrong type reads as "-", never fails."""
+    facts = _dict(facts)
     system, cpu, memory = (_dict(facts.get(k)) for k in ("system", "cpu", "memory"))
     flags = _dict(cpu.get("flags"))
     return Hardware(
@@ -123,7 +137,7 @@ def hardware(facts: Mapping[str, Any]) -> Hardware:
             link_speed(n.get("speed")), "yes" if n.get("pxe") is True else "",
             _addresses(n), _lldp(n)]),
         pci=_table("pci", facts.get("pci"), lambda p: [
-            text(p.get("address")), text(p.get("class_name") or p.get("class")),
-            text(p.get("vendor_name") or p.get("vendor")),
-            text(p.get("device_name") or p.get("device")), text(p.get("driver"))]),
+            text(p.get("address")), text(_scalar(p.get("class_name")) or p.get("class")),
+            text(_scalar(p.get("vendor_name")) or p.get("vendor")),
+            text(_scalar(p.get("device_name")) or p.get("device")), text(p.get("driver"))]),
     )  # fmt: skip

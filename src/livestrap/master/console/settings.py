@@ -29,11 +29,6 @@ router = APIRouter(
 SpecText = Annotated[str, Form()]
 
 
-def problems_of(err: SpecError) -> list[Problem]:
-    """What to list next to the text: the error's problems, or its message as one."""
-    return list(err.problems) or [Problem("", str(err))]
-
-
 def settings_page(
     request: Request, login: LoginDep, db: SessionDep, state: StateDep, *,
     text: str | None = None, problems: list[Problem] | None = None, saved: bool = False,
@@ -66,7 +61,7 @@ def save(
     try:
         replace_settings_yaml(db, spec, state.settings)
     except SpecError as err:
-        return settings_page(request, login, db, state, text=spec, problems=problems_of(err))
+        return settings_page(request, login, db, state, text=spec, problems=err.listed())
     return RedirectResponse(f"{PREFIX}/settings?saved=1", status_code=303)
 
 
@@ -76,5 +71,5 @@ def check(request: Request, login: LoginDep, state: StateDep, spec: SpecText = "
     try:
         settings_from_yaml(spec, state.settings)
     except SpecError as err:
-        return page(request, "settings_check.html", login, problems=problems_of(err))
+        return page(request, "settings_check.html", login, problems=err.listed())
     return page(request, "settings_check.html", login, problems=[])

@@ -37,13 +37,18 @@ def upgrade() -> None:
     nodes = sa.table("nodes", sa.column("id"), sa.column("facts", sa.JSON()),
                      *(sa.column(name) for name in COLUMNS))  # fmt: skip
     conn = op.get_bind()
-    rows = conn.execute(sa.select(nodes.c.id, nodes.c.facts)).all()
-    for start in range(0, len(rows), BATCH):
-        for node_id, facts in rows[start : start + BATCH]:
+    last: str | None = None
+    while True:  # BATCH nodes' facts in memory at a time, paged by id (keyset, not OFFSET)
+        page = sa.select(nodes.c.id, nodes.c.facts).order_by(nodes.c.id).limit(BATCH)
+        rows = conn.execute(page if last is None else page.where(nodes.c.id > last)).all()
+        for node_id, facts in rows:
             system = facts.get("system") if isinstance(facts, dict) else None
             values = {name: _text(system, name) for name in COLUMNS}
             if any(values.values()):
                 conn.execute(nodes.update().where(nodes.c.id == node_id).values(**values))
+        if len(rows) < BATCH:
+            break
+        last = rows[-1][0]
 
 
 def downgrade() -> None:
