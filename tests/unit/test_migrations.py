@@ -82,3 +82,10 @@ def test_0003_pages_through_more_nodes_than_a_batch(tmp_path: Path) -> None:
         rows = conn.execute(sa.text("SELECT id, serial FROM nodes ORDER BY id")).all()
     assert [tuple(r) for r in rows] == [(i, f"S-{i}") for i in ids]
     engine.dispose()
+
+
+def test_a_lone_surrogate_reaches_a_search_column_as_a_replacement() -> None:
+    from livestrap.master.models import SEARCH_LEN, search_fields
+
+    facts = {"system": {"vendor": "bad\ud800", "product": "x" * 300, "serial": 5}}
+    assert search_fields(facts) == ("bad\ufffd", "x" * SEARCH_LEN, None)

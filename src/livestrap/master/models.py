@@ -11,12 +11,19 @@ SEARCH_LEN = 255  # the longest vendor, product or serial kept in its own column
 SEARCH_INDEX = ("first_seen_at", "id", "last_seen_at", "vendor", "product", "serial", "image_id")
 
 
+def search_text(value: Any) -> str | None:
+    """A string for a search column: cut to fit, a lone surrogate (stored by an older
+    master) as U+FFFD, since a text column cannot hold one."""
+    if not isinstance(value, str) or not value:
+        return None
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value[:SEARCH_LEN])
+
+
 def search_fields(facts: Any) -> tuple[str | None, str | None, str | None]:
-    """facts.system's vendor, product and serial for their columns (cut to fit)."""
+    """facts.system's vendor, product and serial for their columns."""
     system = facts.get("system") if isinstance(facts, dict) else None
     system = system if isinstance(system, dict) else {}
-    values = (system.get(key) for key in ("vendor", "product", "serial"))
-    vendor, product, serial = (v[:SEARCH_LEN] if isinstance(v, str) and v else None for v in values)
+    vendor, product, serial = (search_text(system.get(k)) for k in ("vendor", "product", "serial"))
     return vendor, product, serial
 
 

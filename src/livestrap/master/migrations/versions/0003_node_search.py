@@ -25,8 +25,11 @@ BATCH = 500
 
 
 def _text(system: Any, key: str) -> str | None:
+    """What models.search_text keeps (a migration keeps its own copy: models change)."""
     value = system.get(key) if isinstance(system, dict) else None
-    return value[:MAX_LEN] if isinstance(value, str) and value else None
+    if not isinstance(value, str) or not value:
+        return None
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value[:MAX_LEN])
 
 
 def upgrade() -> None:
