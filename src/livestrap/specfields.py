@@ -64,7 +64,10 @@ class HostPath:
     kind: Literal["file", "dir"]
 
     def check(self, value: Path, rules: PathRules, base_dir: Path | None = None) -> Path:
-        path = value.expanduser()
+        try:
+            path = value.expanduser()
+        except RuntimeError:  # `~nobody-here/x`: no such user (found by the API fuzz test)
+            raise ValueError(f"{value}: no such home directory") from None
         if not path.is_absolute():
             path = (base_dir or Path.cwd()) / path
         path = check_path(path, rules)

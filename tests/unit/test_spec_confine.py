@@ -253,3 +253,9 @@ def test_build_rules_bind_what_names_spec_but_take_the_masters_additions(
         parse_spec({"mirror_key": str(KEY), "mirror": f"file://{cfg.spec_dir}/mirror"}, rules=rules)
     with pytest.raises(SpecError, match=r"livestrap\.db"):
         parse_spec({"scripts": [str(cfg.data_dir / "livestrap.db")]}, rules=rules)
+
+
+def test_a_home_dir_of_no_user_is_a_field_error(cfg: MasterSettings) -> None:
+    """`~no-such-user/x` made pathlib raise RuntimeError: a 500 the API fuzz test found."""
+    msg = api_error(cfg, mirror_key="~livestrap-no-such-user/archive.asc")
+    assert "\n  mirror_key" in msg and "no such home directory" in msg, msg
