@@ -83,3 +83,15 @@ def protect_data_dir(data_dir: Path) -> None:
             continue  # not ours to chmod through; specpaths refuses links in the spec dir
         part.mkdir(mode=mode, exist_ok=True)
         restrict_dir(part, f"{part.name}/ of the data dir", drop=0o777 & ~mode)
+    make_shared_parts(DataDir(data_dir))
+
+
+def make_shared_parts(layout: DataDir) -> None:
+    """What the master and a root `livestrap builder` both open, made by the master first
+    (it starts first: the builder waits for its database), so they are the master's user's:
+    images/ (the builder's images take its owner and group, master.groupshare) and the
+    locks. Made by root, the master running as `livestrap` could not list or lock them."""
+    layout.images.mkdir(exist_ok=True)  # its mode as the store makes it (nginx may read it)
+    for lock in (layout.store_lock, layout.build_lock, layout.worker_lock, layout.repo_lock):
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        os.close(os.open(lock, flags, 0o640))
