@@ -87,5 +87,5 @@ def test_0003_pages_through_more_nodes_than_a_batch(tmp_path: Path) -> None:
 def test_a_lone_surrogate_reaches_a_search_column_as_a_replacement() -> None:
     from livestrap.master.models import SEARCH_LEN, search_fields
 
-    facts = {"system": {"vendor": "bad\ud800", "product": "x" * 300, "serial": 5}}
-    assert search_fields(facts) == ("bad\ufffd", "x" * SEARCH_LEN, None)
+    facts = {"system": {"vendor": "bad\ud800", "product": "x" * 300, "serial": "a\x00"}}
+    assert search_fields(facts) == ("bad\ufffd", "x" * SEARCH_LEN, "a\ufffd")

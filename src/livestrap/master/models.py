@@ -13,10 +13,12 @@ SEARCH_INDEX = ("first_seen_at", "id", "last_seen_at", "vendor", "product", "ser
 
 def search_text(value: Any) -> str | None:
     """A string for a search column: cut to fit, a lone surrogate (stored by an older
-    master) as U+FFFD, since a text column cannot hold one."""
+    master) or a NUL as U+FFFD, since a text column cannot hold either."""
     if not isinstance(value, str) or not value:
         return None
-    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value[:SEARCH_LEN])
+    return "".join(
+        "\ufffd" if "\ud800" <= c <= "\udfff" or c == "\x00" else c for c in value[:SEARCH_LEN]
+    )
 
 
 def search_fields(facts: Any) -> tuple[str | None, str | None, str | None]:

@@ -98,6 +98,15 @@ class DiscoveryReport(BaseModel):
     def _node_id(cls, value: str | None) -> str | None:
         return value or None  # "" is what the master answers before it knows the node
 
+    @field_validator("agent_version", "image_id", "node_id", "facts_hash")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        """These land in text columns, and PostgreSQL's text cannot hold a NUL (a 500 the
+        fuzz test found); facts are JSON, where an escaped NUL is kept."""
+        if value is not None and "\x00" in value:
+            raise ValueError("holds a NUL character")
+        return value
+
     @field_validator("facts", mode="before")
     @classmethod
     def _finite(cls, value: Any) -> Any:

@@ -29,7 +29,9 @@ def _text(system: Any, key: str) -> str | None:
     value = system.get(key) if isinstance(system, dict) else None
     if not isinstance(value, str) or not value:
         return None
-    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value[:MAX_LEN])
+    return "".join(
+        "\ufffd" if "\ud800" <= c <= "\udfff" or c == "\x00" else c for c in value[:MAX_LEN]
+    )
 
 
 def upgrade() -> None:
