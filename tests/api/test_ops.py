@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from livestrap.master.backup import write_backup
 from livestrap.master.config import MasterSettings
 from livestrap.master.restore import restore_backup
-from masterproc import Master, master_process
+from masterproc import PG_ADMIN_URL, Master, master_process
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "unit"))
@@ -75,6 +75,11 @@ def test_metrics_of_a_working_master(tmp_path: Path) -> None:
     assert got[("livestrap_http_request_duration_seconds_count", route)] == 2
 
 
+@pytest.mark.skipif(
+    bool(PG_ADMIN_URL),
+    reason="SQLite round trip (the PostgreSQL pass gives each master its own database; "
+    "backup's pg_dump path is not run here)",
+)
 def test_backup_restored_into_a_fresh_data_dir(tmp_path: Path) -> None:
     old, new = prepare_data(tmp_path / "old"), tmp_path / "new"
     archive = tmp_path / "backup.tar.gz"
