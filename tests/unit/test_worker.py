@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from fake_build import FAKE_STAGES
+from livestrap.builder.workspace import build_lock
 from livestrap.errors import SpecError
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database, migrate
@@ -150,3 +151,25 @@ def test_made_files_are_group_readable(tmp_path: Path) -> None:
     assert stat.S_IMODE(image.stat().st_mode) == 0o750
     assert stat.S_IMODE((image / "f").stat().st_mode) == 0o640
     assert image.stat().st_gid == (tmp_path / "images").stat().st_gid
+
+
+def test_a_second_worker_starting_leaves_the_build_lock_alone(
+    queue: BuildQueue, caplog: pytest.LogCaptureFixture
+) -> None:
+    """CI once failed a build with "another build is running (pid ?)": a second builder's
+    start took the build lock for a moment (to sweep stale trees) while the first one's
+    build took it. The sweep now happens only under the worker lock."""
+    stale = queue.store.tmp_dir / "build-left"
+    stale.mkdir(parents=True)
+    with worker_lock(queue.settings.layout.worker_lock) as held:  # a worker that builds
+        assert held
+        with build_lock(queue.settings.data_dir):  # ... right now
+            second = _worker(queue)
+            second.start()
+            second.stop()
+        assert stale.is_dir()  # not its to sweep
+        assert "not cleaned" not in caplog.text  # it never tried the build lock
+    first = _worker(queue)
+    first.start()
+    first.stop()
+    assert not stale.exists()

@@ -147,12 +147,15 @@ class BuildWorker:
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """End builds a dead worker left running (now, before anyone reads them); then
-        work in a thread."""
+        """End builds a dead worker left running (now, before anyone reads them) and
+        remove the build trees it left; then work in a thread. Both only while holding
+        the worker lock: another worker that holds it may be building right now, and
+        even a moment's hold of the build lock here would fail its build."""
         self._stopping.clear()
         with worker_lock(self.settings.layout.worker_lock) as held:
             if held:
                 self.recover()
+                self._clean_stale()
         self._thread = threading.Thread(target=self.run, name="build-worker", daemon=True)
         self._thread.start()
 
@@ -175,7 +178,6 @@ class BuildWorker:
 
     def run(self) -> None:
         """The loop: until stop(), claim and run builds; idle, look again every second."""
-        self._clean_stale()
         while not self._stopping.is_set():
             try:
                 if self.turn():
