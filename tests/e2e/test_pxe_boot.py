@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,60 +61,51 @@ def test_node_pxe_boots_and_registers(master: Master, boot_node: Any, firmware: 
         assert len(client.get("/api/v1/nodes").json()) == 1
 
 
-def test_wrong_discovery_token_is_refused(master: Master, boot_node: Any, tmp_path: Path) -> None:
-    """The token is rotated while the node boots: its agent carries the old one."""
-    spec = spec_for(master, "e2e-token")
-    vm = boot_node(spec)
-    wait_for("squashfs download", lambda: squashfs_fetched(master, spec.mac(0)), vm)
-    db_url = master_db_url(master)
-    port = int(master.url.rsplit(":", 1)[1])
-    master.proc.terminate()
-    master.proc.wait(timeout=20)
-    rotated = master.data_dir / "discovery.token"
-    rotated.write_text(secrets.token_urlsafe(32) + "\n")  # >= 32 bytes, 0600: else refused
-    rotated.chmod(0o600)
-    try:
-        with master_process(master.data_dir, fake_builds=False, database_url=db_url,
-                            port=port) as m2:  # fmt: skip
-            wait_for("refusal", lambda: refused(m2), vm)
-            with m2.admin() as client:
-                assert client.get("/api/v1/nodes").json() == []
-    finally:
-        (master.data_dir / "discovery.token").unlink()
-
-
-def test_master_down_at_first_report_registers_once(master: Master, boot_node: Any) -> None:
-    spec = spec_for(master, "e2e-down")
+def test_one_node_through_an_outage_a_wrong_token_and_a_reboot(
+    master: Master, boot_node: Any
+) -> None:
+    """One VM, one story (each boot under TCG costs minutes, so the checks share it):
+    the master is down at the node's first report (the agent backs off); it comes back
+    with a rotated token (the agent's old one is refused, and recorded); then with the
+    node's token again (the agent retries and registers once); then the node reboots
+    and is still one node."""
+    spec = spec_for(master, "e2e-story")
     vm = boot_node(spec)
     wait_for("squashfs download", lambda: squashfs_fetched(master, spec.mac(0)), vm)
     db_url, port = master_db_url(master), int(master.url.rsplit(":", 1)[1])
+    token_file = master.data_dir / "discovery.token"
+    token = token_file.read_text()
     master.proc.terminate()
     master.proc.wait(timeout=20)
-    time.sleep(60)
+    time.sleep(60)  # down while the node boots and sends its first reports
+    token_file.write_text(secrets.token_urlsafe(32) + "\n")  # >= 32 bytes, 0600: else refused
+    try:
+        with master_process(master.data_dir, fake_builds=False, database_url=db_url,
+                            port=port) as rotated:  # fmt: skip
+            wait_for("refusal", lambda: refused(rotated), vm)
+            with rotated.admin() as client:
+                assert client.get("/api/v1/nodes").json() == []
+    finally:
+        token_file.write_text(token)
     with master_process(master.data_dir, fake_builds=False, database_url=db_url,
-                        port=port) as m2:  # fmt: skip
-        node = wait_for("registration after backoff", lambda: registered_node(m2, spec.mac(0)), vm)
+                        port=port) as m3:  # fmt: skip
+        first = wait_for(
+            "registration after the retries", lambda: registered_node(m3, spec.mac(0)), vm
+        )
         time.sleep(5)
-        with m2.admin() as client:
-            nodes = client.get("/api/v1/nodes").json()
-        assert [n["id"] for n in nodes] == [node["id"]]
+        with m3.admin() as client:
+            assert [n["id"] for n in client.get("/api/v1/nodes").json()] == [first["id"]]
+        vm.stop()
+        vm2 = boot_node(spec)
 
+        def rebooted() -> dict[str, Any] | None:
+            node = registered_node(m3, spec.mac(0))
+            return node if node and node["boots"] >= 2 else None
 
-def test_reboot_keeps_one_node(master: Master, boot_node: Any) -> None:
-    spec = spec_for(master, "e2e-reboot")
-    vm = boot_node(spec)
-    first = wait_for("registration", lambda: registered_node(master, spec.mac(0)), vm)
-    vm.stop()
-    vm2 = boot_node(spec)
-
-    def rebooted() -> dict[str, Any] | None:
-        node = registered_node(master, spec.mac(0))
-        return node if node and node["boots"] >= 2 else None
-
-    second = wait_for("second registration", rebooted, vm2)
-    assert second["id"] == first["id"] and second["status"] == "online"
-    with master.admin() as client:
-        assert len(client.get("/api/v1/nodes").json()) == 1
+        second = wait_for("second registration", rebooted, vm2)
+        assert second["id"] == first["id"] and second["status"] == "online"
+        with m3.admin() as client:
+            assert len(client.get("/api/v1/nodes").json()) == 1
 
 
 def squashfs_fetched(master: Master, mac: str) -> bool:
