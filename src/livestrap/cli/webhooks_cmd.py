@@ -23,11 +23,11 @@ from livestrap.cli.output import (
 )
 from livestrap.cli.remote import list_remote, remote_app, remote_of
 from livestrap.errors import OptionError
+from livestrap.master.webhooks.events import EVENT_TYPES
 
 app = remote_app("Webhooks: where a running master sends its events (docs/webhooks.md).")
 WebhookId = Annotated[str, id_argument("webhooks")]
-EVENTS = ("node.registered", "node.offline", "node.facts_changed", "action.finished",
-          "build.finished", "image.activated")  # fmt: skip
+EVENTS = EVENT_TYPES
 MAX_SECRET_FILE = 4096
 SECRET_FILE_HELP = (
     "Sign with the secret on this file's first line (default: the master makes one, printed once)."

@@ -9,17 +9,11 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-EventType = Literal[
-    "node.registered",
-    "node.offline",
-    "node.facts_changed",
-    "action.finished",
-    "build.finished",
-    "image.activated",
-]  # master.webhooks.events.EVENT_TYPES
+from livestrap.master.webhooks.events import EventType
+
 DeliveryState = Literal["pending", "delivered", "failed"]
 MAX_URL = 2000
-SECRET_RE = r"^[\x21-\x7e]{16,256}$"  # printable ASCII, no spaces: it goes in files and HMACs
+SECRET_RE = re.compile(r"[\x21-\x7e]{16,256}")  # printable ASCII, no spaces (files, HMACs)
 _UNSAFE = re.compile(r"[\x00-\x20\x7f-\x9f]")
 
 
@@ -37,6 +31,12 @@ def _receiver_url(value: str) -> str:
     return value
 
 
+def _secret(value: str | None) -> str | None:
+    if value is not None and not SECRET_RE.fullmatch(value):
+        raise ValueError("expected 16 to 256 printable ASCII characters, no spaces")
+    return value
+
+
 def _unique(events: list[str]) -> list[str]:
     if len(set(events)) != len(events):
         raise ValueError("an event is listed twice")
@@ -49,7 +49,7 @@ class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: Annotated[str, Field(min_length=8, max_length=MAX_URL), AfterValidator(_receiver_url)]
     events: Annotated[list[EventType], Field(min_length=1, max_length=6), AfterValidator(_unique)]
-    secret: Annotated[str | None, Field(pattern=SECRET_RE)] = Field(
+    secret: Annotated[str | None, AfterValidator(_secret)] = Field(
         default=None,
         description="The HMAC key (16 to 256 printable ASCII characters); default: one is "
         "made and returned once, in this answer.",

@@ -15,12 +15,12 @@ from livestrap.master.lookup import full_id
 from livestrap.master.schemas.webhooks import (
     DeliveryState,
     DeliverySummary,
-    EventType,
     WebhookCreate,
     WebhookCreated,
     WebhookSummary,
 )
 from livestrap.master.services.convert import utc, utc_or_none
+from livestrap.master.webhooks.events import EventType
 from livestrap.master.webhooks.outbox import PENDING, invalidate
 from livestrap.master.webhooks.tables import Webhook, WebhookDelivery
 

@@ -10,16 +10,17 @@ import socket
 import uuid
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, Literal, get_args
 
-EVENT_TYPES = (
+EventType = Literal[
     "node.registered",
     "node.offline",
     "node.facts_changed",
     "action.finished",
     "build.finished",
     "image.activated",
-)
+]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 TYPE_PREFIX = "io.livestrap."
 CONTENT_TYPE = "application/cloudevents+json"
 SIGNATURE_HEADER = "X-Livestrap-Signature"
