@@ -24,6 +24,7 @@ from livestrap.cli import (
     settings_cmd,
     spec_cmd,
     vm_cmd,
+    webhooks_cmd,
 )
 from livestrap.cli.output import printable
 from livestrap.errors import LivestrapError
@@ -44,6 +45,7 @@ app.add_typer(builds_cmd.app, name="builds")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(vm_cmd.vm_app, name="vm")
 app.add_typer(vm_cmd.netboot_app, name="netboot")
+app.add_typer(webhooks_cmd.app, name="webhooks")
 app.command("build")(build_cmd.build)
 app.command("serve")(serve_cmd.serve)
 app.command("builder")(builder_cmd.builder)

@@ -35,10 +35,12 @@ from livestrap.master.routes import (
     repo,
     settings,
     specfiles,
+    webhooks,
 )
 from livestrap.master.running import InUse
 from livestrap.master.state import AppState
 from livestrap.master.tokens import ensure_token
+from livestrap.master.webhooks.dispatch import Dispatcher
 from livestrap.packaging.master_repo import MasterRepo
 from livestrap.store.images import ImageStore
 from livestrap.workdirs import protect_data_dir
@@ -66,6 +68,7 @@ def make_state(
         reports=ReportWriter(db, report_applier(cfg, guards)),
         guards=guards,
         metrics=Metrics(db, cfg.offline_after),
+        webhooks=Dispatcher(db, cfg),
     )
 
 
@@ -114,11 +117,13 @@ def create_app(
         await anyio.to_thread.run_sync(warn_invalid_images, state.store)
         state.jobs.start()
         state.guards.start()  # writes the counted refusals every few seconds
+        state.webhooks.start()  # sends the outbox's deliveries (master.webhooks)
         try:
             yield
         finally:
             state.jobs.stop()
             state.reports.stop()
+            state.webhooks.stop()
             state.guards.stop()
             state.db.dispose()
             in_use.release()
@@ -139,6 +144,7 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     for module in (specfiles, settings, builds, images, nodes, discovery):
         app.include_router(module.router, prefix="/api/v1")
+    app.include_router(webhooks.router, prefix="/api/v1")
     app.include_router(boot.router)
     repo.mount(app, state)
     apidocs.mount(app)

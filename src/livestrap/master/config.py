@@ -94,6 +94,7 @@ Limit = Annotated[float, Field(ge=0, allow_inf_nan=False)]  # 0 turns the limit 
 Count = Annotated[int, Field(ge=0)]  # 0 turns the limit off
 Positive = Annotated[int, Field(ge=1)]
 Bytes = Annotated[int, BeforeValidator(_size)]
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 WordList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_words)]
 
 
@@ -143,6 +144,15 @@ class MasterSettings(BaseSettings):
     console_session_s: Limit = 8 * 3600
     max_body_bytes: Bytes = MAX_BODY_BYTES
     max_import_bytes: Bytes = MAX_IMPORT_BYTES
+    # webhooks (docs/webhooks.md): the deliveries this master sends; 0 workers sends none
+    webhook_workers: Count = 4  # deliveries at once (one per webhook at a time)
+    webhook_timeout_s: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 5.0
+    webhook_max_attempts: Positive = 8
+    webhook_backoff_s: Seconds = 30.0  # after the 1st failed attempt; doubles each time
+    webhook_backoff_max_s: Seconds = 3600.0
+    webhook_poll_s: Seconds = 1.0  # how often due deliveries are looked for
+    webhook_sweep_s: Seconds = 5.0  # how often offline nodes are looked for
+    webhook_keep_s: Limit = 7 * 86400  # delivered and failed deliveries kept; 0: forever
 
     @classmethod
     def settings_customise_sources(

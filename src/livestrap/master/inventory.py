@@ -66,6 +66,7 @@ from livestrap.master.logsetup import printable
 from livestrap.master.models import BootEvent, Node, NodeMac
 from livestrap.master.queries import node_macs, node_query, timeline
 from livestrap.master.schemas.nodes import DiscoveryReport
+from livestrap.master.webhooks.notices import node_reported
 
 log = logging.getLogger("livestrap.master")
 
@@ -256,6 +257,7 @@ def register(
     found = find_node(session, system_uuid, macs, report.boot_mac, report.node_id, may_take)
     node, owners, uuid_owner = found.node, found.owners, found.uuid_owner
     created = node is None
+    previous_hash = None if node is None else node.facts_hash  # node.facts_changed
     if node is None and held and not unlike:
         online_s = [(n.last_seen_at, n.heartbeat_s * guard.offline_after) for n in held.values()]
         wait = reboot_wait(now, report.uptime_s, online_s)
@@ -312,6 +314,7 @@ def register(
             history=guard.history,
         )
     session.flush()
+    node_reported(session, node, created, previous_hash, at=now)
     if created:
         log.info("new node %s: MAC %s, %s %s", node.id, report.boot_mac or "-",
                  printable(node.vendor or "-"), printable(node.product or "-"))  # fmt: skip

@@ -131,3 +131,8 @@ class ConsoleSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+# the webhook tables live with the webhooks; imported here so that importing the models
+# puts every table on Base (webhooks.tables imports Base from here: hence at the end)
+from livestrap.master.webhooks import tables as webhook_tables  # noqa: E402, F401

@@ -10,6 +10,7 @@ from livestrap.master.guards import Guards
 from livestrap.master.jobs import BuildQueue
 from livestrap.master.metrics import Metrics
 from livestrap.master.report_writer import ReportWriter
+from livestrap.master.webhooks.dispatch import Dispatcher
 from livestrap.packaging.master_repo import MasterRepo
 from livestrap.store.images import ImageStore
 
@@ -26,3 +27,4 @@ class AppState:
     reports: ReportWriter
     guards: Guards
     metrics: Metrics
+    webhooks: Dispatcher

@@ -46,6 +46,7 @@ from livestrap.master.states import (
     SUCCEEDED,
     can_move,
 )
+from livestrap.master.webhooks import notices
 from livestrap.spec import ResolvedSpec
 from livestrap.specerrors import format_validation_error
 from livestrap.specfields import recheck_host_inputs
@@ -218,6 +219,7 @@ class BuildWorker:
             rows = session.scalars(select(Build).where(Build.state == RUNNING)).all()
             for row in rows:
                 row.state, row.error, row.finished_at = INTERRUPTED, error, time.time()
+                notices.build_finished(session, row.id, INTERRUPTED, row.image_id, error)
             ended = [row.id for row in rows]
         for build_id in ended:
             log.warning("build %s interrupted: %s", build_id, error)
@@ -363,4 +365,8 @@ class BuildWorker:
             if row is not None and can_move(row.state, outcome.state):
                 row.state, row.error, row.finished_at = outcome.state, outcome.error, time.time()
                 row.image_id, row.reused = outcome.image_id, outcome.reused
+                notices.build_finished(session, job.id, outcome.state, outcome.image_id,
+                                       outcome.error)  # fmt: skip
+                if job.activate and outcome.state == SUCCEEDED and outcome.image_id:
+                    notices.image_activated(session, outcome.image_id, "build")
             self._job = None

@@ -14,11 +14,11 @@ from livestrap.errors import LivestrapError
 from livestrap.master.console.guard import CONSOLE_GUARDS, PREFIX, LoginDep
 from livestrap.master.console.render import page
 from livestrap.master.console.sessions import Login
-from livestrap.master.deps import StateDep
+from livestrap.master.deps import SessionDep, StateDep
 from livestrap.master.download import TempFileResponse, bundle_download
 from livestrap.master.errors import DISK_FULL_DETAIL, disk_full, status_for
 from livestrap.master.services.bundles import resolve_image
-from livestrap.master.services.images import image_rows
+from livestrap.master.services.images import activate, image_rows
 from livestrap.master.upload import import_upload
 from livestrap.store.bundle import Compression
 
@@ -83,11 +83,13 @@ def show_image(request: Request, login: LoginDep, state: StateDep, image_id: str
 
 
 @router.post("/{image_id}/activate")
-def activate_image(request: Request, login: LoginDep, state: StateDep, image_id: str) -> Response:
+def activate_image(
+    request: Request, login: LoginDep, state: StateDep, session: SessionDep, image_id: str
+) -> Response:
     """Nodes boot this image from their next /boot/ipxe on."""
     try:
         image_id = resolve_image(state.store, image_id)
-        state.store.activate(image_id)
+        activate(state.store, session, image_id, "console")
     except LivestrapError as err:
         return _problem(request, login, err)
     return RedirectResponse(f"{HERE}/{image_id}", status_code=303)

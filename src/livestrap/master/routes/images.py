@@ -14,11 +14,17 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 
-from livestrap.master.deps import AdminOnly, StateDep
+from livestrap.master.deps import AdminOnly, SessionDep, StateDep
 from livestrap.master.download import TempFileResponse, bundle_download
 from livestrap.master.schemas.images import Activated, ImageDetail, ImageDiff, ImageSummary
 from livestrap.master.services.bundles import MEDIA_TYPE, resolve_image
-from livestrap.master.services.images import image_detail, image_diff, image_summary, info_of
+from livestrap.master.services.images import (
+    activate,
+    image_detail,
+    image_diff,
+    image_summary,
+    info_of,
+)
 from livestrap.master.upload import import_upload
 from livestrap.store.bundle import Compression
 
@@ -61,10 +67,10 @@ def diff_images(a: str, b: str, state: StateDep) -> ImageDiff:
 
 
 @router.post("/images/{image_id}/activate", response_model=Activated)
-def activate_image(image_id: str, state: StateDep) -> Activated:
+def activate_image(image_id: str, state: StateDep, session: SessionDep) -> Activated:
     """Make the image the one nodes boot from their next /boot/ipxe on."""
     image_id = resolve_image(state.store, image_id)
-    state.store.activate(image_id)
+    activate(state.store, session, image_id, "api")
     return Activated(active=image_id)
 
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
+
 from livestrap.errors import StoreError
 from livestrap.master.schemas.images import Artifact, ImageDetail, ImageDiff, ImageSummary
+from livestrap.master.webhooks.notices import image_activated
 from livestrap.store.images import ImageInfo, ImageStore, PackageDiff
 from livestrap.store.manifest import ImageMetadata
 
@@ -75,3 +78,10 @@ def image_detail(meta: ImageMetadata, active_id: str | None) -> ImageDetail:
 
 def image_diff(a: str, b: str, diff: PackageDiff) -> ImageDiff:
     return ImageDiff(a=a, b=b, added=diff.added, removed=diff.removed, changed=diff.changed)
+
+
+def activate(store: ImageStore, session: Session, image_id: str, by: str) -> None:
+    """Make the image active (nodes boot it from their next /boot/ipxe on) and tell the
+    webhooks (image.activated, in the caller's transaction)."""
+    store.activate(image_id)
+    image_activated(session, image_id, by)
