@@ -14,8 +14,8 @@ exponentially, and match at most MAX_SUBJECT characters of a fact.
 
 from __future__ import annotations
 
+import importlib
 import re
-import re._parser as sre  # the stdlib's own regex parser, to refuse backtracking shapes
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from functools import lru_cache
@@ -23,6 +23,8 @@ from typing import Any
 
 from jinja2 import ChainableUndefined, Template, UndefinedError, nodes
 from jinja2.sandbox import SandboxedEnvironment
+
+sre: Any = importlib.import_module("re._parser")  # the stdlib's regex parser (no stubs)
 
 MAX_EXPR = 1000  # characters of a condition or a name pattern
 MAX_DEPTH = 64  # nesting of an expression's parse tree
@@ -79,10 +81,17 @@ class Missing(ChainableUndefined):
     def __hash__(self) -> int:
         return 0
 
-    def _never(self, other: object) -> bool:
+    def __lt__(self, other: object) -> bool:  # type: ignore[override]
         return False
 
-    __lt__ = __le__ = __gt__ = __ge__ = _never
+    def __le__(self, other: object) -> bool:  # type: ignore[override]
+        return False
+
+    def __gt__(self, other: object) -> bool:  # type: ignore[override]
+        return False
+
+    def __ge__(self, other: object) -> bool:  # type: ignore[override]
+        return False
 
 
 class MissingInName(Missing):
@@ -168,9 +177,13 @@ def _check_node(node: nodes.Node) -> None:
         raise ExpressionError(f"the name {node.name!r} is refused")
     if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
         raise ExpressionError(f"the key {node.attr!r} is refused")
-    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
-        if isinstance(node.arg.value, str) and node.arg.value.startswith("_"):
-            raise ExpressionError(f"the key {node.arg.value!r} is refused")
+    key = (
+        node.arg.value
+        if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const)
+        else None
+    )
+    if isinstance(key, str) and key.startswith("_"):
+        raise ExpressionError(f"the key {key!r} is refused")
     if isinstance(node, nodes.Filter) and node.name not in FILTERS:
         raise ExpressionError(f"the filter {node.name!r} is refused")
     if isinstance(node, nodes.Test):
@@ -224,9 +237,9 @@ class RulesEnvironment(SandboxedEnvironment):
         if isinstance(obj, list | tuple | str):
             if isinstance(argument, slice):
                 return obj[argument]
-            if isinstance(argument, int) and not isinstance(argument, bool):
-                if -len(obj) <= argument < len(obj):
-                    return obj[argument]
+            index = isinstance(argument, int) and not isinstance(argument, bool)
+            if index and -len(obj) <= argument < len(obj):
+                return obj[argument]
         return self.undefined(obj=obj, name=str(argument)[:100])
 
 
@@ -328,4 +341,3 @@ def context_of(facts: object, node: Mapping[str, Any], trigger: str) -> dict[str
     context.update(facts=data, node=dict(node), lldp=_pxe_lldp(data.get("nics")))
     context["trigger"] = trigger
     return context
-
