@@ -204,8 +204,6 @@ def dry_run(
     rules = stored_rules(session).rules if rules is None else rules
     named = select(Node.name, Node.id).where(Node.name.is_not(None))
     owners: dict[str, str] = {name: node_id for name, node_id in session.execute(named) if name}
-        session.execute(select(Node.name, Node.id).where(Node.name.is_not(None))).tuples()
-    )
     counts = dict.fromkeys(("nodes", "matched", "renamed", "tagged", "actions", "conflicts",
                             "errors"), 0)  # fmt: skip
     reports: list[RuleReport] = []
