@@ -300,7 +300,7 @@ def _first_line(err: BaseException) -> str:
     return (str(err) or type(err).__name__).splitlines()[0][:200]
 
 
-def test_condition(text: str, context: Mapping[str, Any]) -> bool:
+def holds(text: str, context: Mapping[str, Any]) -> bool:
     """Whether the condition holds; ExpressionError when it fails on these facts."""
     check = compile_condition(text)
     try:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from livestrap.master.events import record_event
 from livestrap.master.models import Node, SettingRow
-from livestrap.master.ruleexpr import ExpressionError, context_of, render_name, test_condition
+from livestrap.master.ruleexpr import ExpressionError, context_of, render_name, holds
 from livestrap.master.schemas.rules import (
     MAX_TAGS,
     DryRun,
@@ -86,7 +86,7 @@ def evaluate(
         outcome = RuleOutcome(rule=rule.name, matched=False)
         report.outcomes.append(outcome)
         try:
-            outcome.matched = test_condition(rule.condition, context)
+            outcome.matched = holds(rule.condition, context)
         except ExpressionError as err:
             outcome.errors.append(f"if: {err}")
         if not outcome.matched:
