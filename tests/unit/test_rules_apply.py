@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from livestrap.master.db import Database
 from livestrap.master.models import BootEvent, Node, NodeTag
-from livestrap.master.schemas.rules import Rule, RuleSet
+from livestrap.master.schemas.rules import RuleSet
 from livestrap.master.services.node_tags import node_ids_with_tag, node_tags
 from livestrap.master.services.rules import apply_rules, dry_run, save_rules
 

@@ -15,9 +15,9 @@ from livestrap.master.ruleexpr import (
     compile_condition,
     compile_pattern,
     context_of,
+    holds,
     render_name,
     size_literals,
-    holds,
 )
 
 pytestmark = pytest.mark.unit
