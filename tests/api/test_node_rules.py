@@ -42,12 +42,13 @@ def admin(master: Master) -> Iterator[httpx.Client]:
 
 
 def register(master: Master, serial: str, memory: int = 2**37) -> str:
-    n = uuid.uuid4().int % 2**24
+    n = uuid.uuid4().bytes
+    mac = "b8:ca:3a:" + ":".join(f"{b:02x}" for b in n[:3])
     facts = {
         "system": {"vendor": "Dell Inc.", "product": "R650", "serial": serial,
                    "uuid": str(uuid.uuid4())},
         "memory": {"total": memory},
-        "nics": [{"name": "eno1", "mac": f"b8:ca:3a:{n >> 16:02x}:{(n >> 8) & 255:02x}:{n & 255:02x}"}],
+        "nics": [{"name": "eno1", "mac": mac}],
     }  # fmt: skip
     payload = {"agent_version": "0.1.0", "image_id": "img-1", "boot_mac": facts["nics"][0]["mac"],
                "node_id": None, "facts_hash": facts_hash(facts), "facts": facts, "failures": [],
@@ -115,9 +116,11 @@ def test_rules_put_get_and_refusals(admin: httpx.Client) -> None:
     for rule, where in [
         ({"name": "evil", "if": "'a' * 10**9"}, "evil"),
         ({"name": "dunder", "if": "system.__class__"}, "dunder"),
-        ({"name": "pattern", "if": "true", "set_name": "{% for i in range(9) %}{% endfor %}"}, "pattern"),
+        ({"name": "pattern", "if": "true", "set_name": "{% for i in x %}{% endfor %}"},
+         "pattern"),
         ({"name": "act", "if": "true", "action": {"kind": "shell", "args": {}}}, "kind"),
-        ({"name": "pkg", "if": "true", "action": {"kind": "install", "args": {"packages": [{"name": "A B"}]}}}, "name"),
+        ({"name": "pkg", "if": "true",
+          "action": {"kind": "install", "args": {"packages": [{"name": "A B"}]}}}, "name"),
         ({"name": "tag", "if": "true", "add_tags": ["NO"]}, "add_tags"),
     ]:  # fmt: skip
         resp = admin.put("/api/v1/rules", json={"rules": [rule]})

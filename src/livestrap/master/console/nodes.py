@@ -72,7 +72,8 @@ def node_page(
     timeline = boot_timeline(service.recent_events(db, node.id, TIMELINE_EVENTS), now)
     bars = layout(timeline, now)
     return page(
-        request, "node.html", login, section="nodes", title=f"Node {node.name or node.id[:8]}", node=node,
+        request, "node.html", login, section="nodes", node=node,
+        title=f"Node {node.name or node.id[:8]}",
         hw=hardware(node.facts), raw=json.dumps(node.facts, indent=2, sort_keys=True),
         bars=bars, svg_width=WIDTH, svg_height=height(bars),
         refusals=timeline.refusals[-MAX_REFUSALS:], refusals_more=max(

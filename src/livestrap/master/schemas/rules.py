@@ -131,22 +131,14 @@ class Rule(BaseModel):
         matching(RULE_NAME_RE, "a rule name (A-Z a-z 0-9 _ . : - space)")
     )
 
-    @field_validator("condition")
+    @field_validator("condition", "set_name")
     @classmethod
-    def _condition(cls, text: str, info: ValidationInfo) -> str:
+    def _language(cls, text: str | None, info: ValidationInfo) -> str | None:
+        """Compiled now, so a refused condition or pattern is never stored."""
+        compile_text = compile_condition if info.field_name == "condition" else compile_pattern
         try:
-            compile_condition(text)
-        except ExpressionError as err:
-            raise ValueError(f"rule {info.data.get('name')!r}: refused: {err}") from None
-        return text
-
-    @field_validator("set_name")
-    @classmethod
-    def _pattern(cls, text: str | None, info: ValidationInfo) -> str | None:
-        if text is None:
-            return None
-        try:
-            compile_pattern(text)
+            if text is not None:
+                compile_text(text)
         except ExpressionError as err:
             raise ValueError(f"rule {info.data.get('name')!r}: refused: {err}") from None
         return text

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from livestrap.master.events import record_event
 from livestrap.master.models import Node, SettingRow
-from livestrap.master.ruleexpr import ExpressionError, context_of, render_name, holds
+from livestrap.master.ruleexpr import ExpressionError, context_of, holds, render_name
 from livestrap.master.schemas.rules import (
     MAX_TAGS,
     DryRun,
