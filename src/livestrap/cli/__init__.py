@@ -20,6 +20,7 @@ from livestrap.cli import (
     images_cmd,
     nodes_cmd,
     repo_cmd,
+    rules_cmd,
     serve_cmd,
     settings_cmd,
     spec_cmd,
@@ -41,6 +42,7 @@ app.add_typer(repo_cmd.agent_app, name="agent")
 app.add_typer(repo_cmd.repo_app, name="repo")
 app.add_typer(nodes_cmd.app, name="nodes")
 app.add_typer(settings_cmd.app, name="settings")
+app.add_typer(rules_cmd.app, name="rules")
 app.add_typer(builds_cmd.app, name="builds")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(vm_cmd.vm_app, name="vm")

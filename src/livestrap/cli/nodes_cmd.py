@@ -10,6 +10,7 @@ import typer
 from livestrap.cli import tables
 from livestrap.cli.describe import describe_node
 from livestrap.cli.humanize import local_time
+from livestrap.cli.nodes_set_cmd import set_node
 from livestrap.cli.options import id_argument
 from livestrap.cli.output import (
     EventsOutput,
@@ -36,13 +37,16 @@ def list_nodes(
     ctx: typer.Context,
     status: Annotated[Status | None, typer.Option(help="Only online or offline nodes.")] = None,
     mac: Annotated[str | None, typer.Option(help="Only the node owning this MAC.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only nodes with this tag.")] = None,
+    name: Annotated[str | None, typer.Option(help="Only the node of this name.")] = None,
     output: ListOutput = None,
     quiet: Quiet = False,
     json_alias: JsonAlias = False,
 ) -> None:
     """Every node: status, model, boot MAC, IP and when it was last heard from."""
     fmt = chosen_format(output, "table", json_alias=json_alias, quiet=quiet)
-    params = {k: str(v) for k, v in (("status", status), ("mac", mac)) if v is not None}
+    given = (("status", status), ("mac", mac), ("tag", tag), ("name", name))
+    params = {k: str(v) for k, v in given if v is not None}
     list_remote(ctx, "/api/v1/nodes", tables.NODES, fmt, params)
 
 
@@ -71,3 +75,6 @@ def delete(ctx: typer.Context, node_id: NodeId) -> None:
     full_id = remote.call("GET", f"/api/v1/nodes/{node_id}")["id"]
     remote.call("DELETE", f"/api/v1/nodes/{full_id}")
     typer.echo(f"deleted node {full_id}")
+
+
+app.command("set")(set_node)  # in its own module (cli.nodes_set_cmd), to keep this one small

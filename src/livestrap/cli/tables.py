@@ -20,6 +20,7 @@ def _model(node: Mapping[str, Any]) -> str:
 NODES = TableView(
     columns=(
         Column("ID", field_of("id"), is_id=True),
+        Column("NAME", field_of("name"), wide_only=True),
         Column("STATUS", field_of("status"), styles=STATUS_STYLES),
         Column("MODEL", _model, wraps=True),
         Column("SERIAL", field_of("serial"), wide_only=True),
@@ -30,6 +31,7 @@ NODES = TableView(
         Column("BOOTS", field_of("boots"), wide_only=True),
         Column("FIRST SEEN", lambda n: ago(n.get("first_seen_at")), wide_only=True),
         Column("LAST SEEN", lambda n: ago(n.get("last_seen_at"))),
+        Column("TAGS", lambda n: ",".join(n.get("tags") or []) or "-", wide_only=True),
     ),
     empty="no nodes",
 )

@@ -33,6 +33,7 @@ from livestrap.master.routes import (
     images,
     nodes,
     repo,
+    rules,
     settings,
     specfiles,
     webhooks,
@@ -142,7 +143,7 @@ def create_app(
     install_error_handlers(app)
     add_body_limits(app, cfg, page=console.problems.too_large)  # a page under /ui
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
-    for module in (specfiles, settings, builds, images, nodes, discovery):
+    for module in (specfiles, settings, builds, images, nodes, discovery, rules):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(webhooks.router, prefix="/api/v1")
     app.include_router(boot.router)

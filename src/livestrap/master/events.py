@@ -8,7 +8,9 @@ MAC and address, counted the same way), `mac-moved` (a MAC went to another node;
 nodes' timelines), `mac-conflict` (a report claimed a MAC an online node owns; it
 stayed; `claimed_by` null: the report looked like the node rebooted and was told to
 come back once it shows offline), `uuid-conflict` (the same for a system UUID) and
-`identity-changed` (a report changed an online node's UUID, serial or MACs). History is
+`identity-changed` (a report changed an online node's UUID, serial or MACs); `node-edited`
+(an operator changed its name or tags), `rules-applied` (rules named it, tagged it or
+queued an action) and `rule-conflict` (a rule's name belongs to another node). History is
 bounded per node and per MAC (master.history).
 """
 
@@ -42,6 +44,9 @@ KINDS = (
     "mac-conflict",
     "uuid-conflict",
     "identity-changed",
+    "node-edited",
+    "rules-applied",
+    "rule-conflict",
 )
 
 

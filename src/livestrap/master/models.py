@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, false
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 
 SEARCH_LEN = 255  # the longest vendor, product or serial kept in its own column
-SEARCH_INDEX = ("first_seen_at", "id", "last_seen_at", "vendor", "product", "serial", "image_id")
+SEARCH_INDEX = (
+    "first_seen_at", "id", "last_seen_at", "vendor", "product", "serial", "image_id", "name",
+)  # fmt: skip
 
 
 def search_text(value: Any) -> str | None:
@@ -84,6 +97,8 @@ class Node(Base):
     vendor: Mapped[str | None] = mapped_column(String(SEARCH_LEN), nullable=True)
     product: Mapped[str | None] = mapped_column(String(SEARCH_LEN), nullable=True)
     serial: Mapped[str | None] = mapped_column(String(SEARCH_LEN), nullable=True)
+    # the operator's (or a rule's) name for it: a DNS label, lower-case (migration 0006)
+    name: Mapped[str | None] = mapped_column(String(63), unique=True, nullable=True)
 
     # The list's order, and every column a search filters on: SQLite walks this index in
     # order and reads a table row (with its large facts) only for the rows it shows.
@@ -131,6 +146,23 @@ class ConsoleSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+# --- node tags (migration 0006; the name is a column of Node) ---
+TAG_LEN = 63
+
+
+class NodeTag(Base):
+    """One tag of a node (an operator's, or a rule's); the list filters on them."""
+
+    __tablename__ = "node_tags"
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+    tag: Mapped[str] = mapped_column(String(TAG_LEN))
+
+    __table_args__ = (
+        PrimaryKeyConstraint("node_id", "tag", name="pk_node_tags"),
+        Index("ix_node_tags_tag", "tag"),
+    )
 
 
 # the webhook tables live with the webhooks; imported here so that importing the models

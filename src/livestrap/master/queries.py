@@ -11,10 +11,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from livestrap.master.models import BootEvent, Node, NodeMac
+from livestrap.master.models import BootEvent, Node, NodeMac, NodeTag
 
 MAX_PAGE = 1000
 CURSOR_MAX = 100
@@ -65,7 +65,13 @@ LIST_COLUMNS: tuple[Any, ...] = (
     Node.boots,
     Node.first_seen_at,
     Node.last_seen_at,
+    Node.name,
 )
+
+
+def has_tag(tag: str) -> ColumnElement[bool]:
+    """The node has `tag`: one probe of node_tags' primary key per node looked at."""
+    return exists().where(NodeTag.node_id == Node.id, NodeTag.tag == tag)
 
 
 def node_query(
@@ -73,6 +79,8 @@ def node_query(
     status: str | None = None,
     mac: str | None = None,
     after: tuple[float, Any] | None = None,
+    tag: str | None = None,
+    name: str | None = None,
 ) -> Select[Any]:
     """Rows for the node list; vendor/product/serial from their columns (facts.system's,
     copied on each report: migration 0003), not parsed out of every node's facts."""
@@ -83,6 +91,10 @@ def node_query(
         query = query.where(Node.last_seen_at < cutoff)
     if mac is not None:
         query = query.where(Node.id.in_(select(NodeMac.node_id).where(NodeMac.mac == mac)))
+    if tag is not None:
+        query = query.where(has_tag(tag))
+    if name is not None:
+        query = query.where(Node.name == name.lower())
     if after is not None:
         query = query.where(_after(Node.first_seen_at, Node.id, after))
     return query

@@ -26,7 +26,7 @@ from livestrap.master.services.node_search import NodeFilters, count_nodes, sear
 
 TIMELINE_EVENTS = 300  # the newest events read for the last boot's picture
 MAX_REFUSALS = 20
-FIELDS = ("status", "vendor", "product", "mac", "image", "serial", "q")
+FIELDS = ("status", "vendor", "product", "mac", "image", "serial", "name", "tag", "q")
 router = APIRouter(prefix=PREFIX, dependencies=CONSOLE_GUARDS, include_in_schema=False)
 
 
@@ -72,7 +72,8 @@ def node_page(
     timeline = boot_timeline(service.recent_events(db, node.id, TIMELINE_EVENTS), now)
     bars = layout(timeline, now)
     return page(
-        request, "node.html", login, section="nodes", title=f"Node {node.id[:8]}", node=node,
+        request, "node.html", login, section="nodes", node=node,
+        title=f"Node {node.name or node.id[:8]}",
         hw=hardware(node.facts), raw=json.dumps(node.facts, indent=2, sort_keys=True),
         bars=bars, svg_width=WIDTH, svg_height=height(bars),
         refusals=timeline.refusals[-MAX_REFUSALS:], refusals_more=max(

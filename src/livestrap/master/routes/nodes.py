@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 
 from livestrap.master.deps import AdminOnly, SessionDep, StateDep
@@ -22,6 +22,8 @@ from livestrap.master.schemas.nodes import (
     NodeSummary,
     TimelineEvent,
 )
+from livestrap.master.schemas.rules import NodePatch
+from livestrap.master.services import node_edit
 from livestrap.master.services import nodes as service
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -74,6 +76,12 @@ def list_nodes(
     response: Response,
     status: Annotated[NodeStatus | None, Query(description="Only online or offline nodes.")] = None,
     mac: Annotated[str | None, Query(description="Only the node owning this MAC.")] = None,
+    tag: Annotated[
+        str | None, Query(max_length=63, description="Only nodes with this tag.")
+    ] = None,
+    name: Annotated[
+        str | None, Query(max_length=63, description="Only the node of this name.")
+    ] = None,
     limit: Limit = MAX_PAGE,
     after: After = None,
 ) -> list[NodeSummary]:
@@ -82,8 +90,9 @@ def list_nodes(
         wanted = normalize_mac(mac)
         if wanted is None:
             raise HTTPException(status_code=422, detail=f"not a MAC address: {mac!r}")
+    cutoff = service.online_since(state.settings)
     nodes, next_cursor = service.list_nodes(
-        session, service.online_since(state.settings), status, wanted, _after(after), limit
+        session, cutoff, status, wanted, _after(after), limit, tag=tag, name=name
     )
     _next_page(request, response, next_cursor)
     return nodes
@@ -92,6 +101,24 @@ def list_nodes(
 @router.get("/{node_id}", response_model=NodeDetail, responses=NOT_FOUND, summary="Show a node")
 def show_node(node_id: NodeRef, session: SessionDep, state: StateDep) -> NodeDetail:
     return service.show_node(session, node_id, service.online_since(state.settings))
+
+
+@router.patch(
+    "/{node_id}",
+    response_model=NodeDetail,
+    responses={
+        **NOT_FOUND,
+        409: {"model": ErrorDetail, "description": "The name is another node's (or the id "
+              "prefix matches several nodes)."},
+    },
+    summary="Name or tag a node",
+)  # fmt: skip
+def patch_node(
+    node_id: NodeRef, session: SessionDep, state: StateDep, body: Annotated[NodePatch, Body()]
+) -> NodeDetail:
+    """Set `name` (a DNS label, unique; `null` clears it) and/or `tags` (the whole list:
+    it replaces the node's tags). A field left out is left alone."""
+    return node_edit.patch_node(session, node_id, body, service.online_since(state.settings))
 
 
 @router.get(

@@ -156,6 +156,8 @@ class NodeSummary(Readable):
     boots: int
     first_seen_at: datetime
     last_seen_at: datetime
+    name: str | None = None  # a DNS label the operator (or a rule) gave it
+    tags: list[str] = Field(default_factory=list)
 
 
 class NodeDetail(NodeSummary):

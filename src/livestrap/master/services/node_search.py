@@ -1,5 +1,5 @@
-"""The console's node search: filters on status, vendor, product, MAC, image and serial,
-plus free text, a keyset page at a time (master.queries' cursors).
+"""The console's node search: filters on status, vendor, product, MAC, image, serial,
+name and tag (exact), plus free text, a keyset page at a time (master.queries' cursors).
 
 Text filters match case-insensitively anywhere in the value (`dell` finds "Dell Inc.");
 vendor, product and serial are plain columns (migration 0003), so a search over 10,000
@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 
 from livestrap.master.events import normalize_mac
 from livestrap.master.models import Node, NodeMac
-from livestrap.master.queries import cursor, node_query
+from livestrap.master.queries import cursor, has_tag, node_query
 from livestrap.master.schemas.nodes import NodeSummary
+from livestrap.master.services.node_tags import tags_of
 from livestrap.master.services.nodes import Page, node_summary
 
 PAGE_SIZE = 50
@@ -36,6 +37,8 @@ class NodeFilters(BaseModel):
     mac: Text = Field(default=None, max_length=MAX_TERM)
     image: Text = Field(default=None, max_length=MAX_TERM)
     serial: Text = Field(default=None, max_length=MAX_TERM)
+    name: Text = Field(default=None, max_length=MAX_TERM)
+    tag: Text = Field(default=None, max_length=MAX_TERM)
     q: Text = Field(default=None, max_length=MAX_TERM)
 
     @field_validator("*", mode="before")
@@ -61,6 +64,7 @@ def _free_text(term: str) -> ColumnElement[bool]:
         Node.serial.icontains(term, autoescape=True),
         Node.vendor.icontains(term, autoescape=True),
         Node.product.icontains(term, autoescape=True),
+        Node.name.contains(term.lower(), autoescape=True),
         _mac_owners(term),
     )
 
@@ -77,11 +81,14 @@ def conditions(cutoff: float, filters: NodeFilters) -> list[ColumnElement[bool]]
         (Node.product, filters.product),
         (Node.serial, filters.serial),
         (Node.image_id, filters.image),
+        (Node.name, filters.name),
     ):
         if term is not None:
             where.append(column.icontains(term, autoescape=True))
     if filters.mac is not None:
         where.append(_mac_owners(filters.mac))
+    if filters.tag is not None:
+        where.append(has_tag(filters.tag.lower()))
     if filters.q is not None:
         where.append(_free_text(filters.q))
     return where
@@ -100,7 +107,8 @@ def search_nodes(
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = cursor(rows[-1].first_seen_at, rows[-1].id) if more and rows else None
-    return [node_summary(row, cutoff, row._mapping) for row in rows], next_cursor
+    tags = tags_of(session, (row.id for row in rows))
+    return [node_summary(row, cutoff, row._mapping, tags[row.id]) for row in rows], next_cursor
 
 
 def count_nodes(session: Session, cutoff: float, filters: NodeFilters) -> int:

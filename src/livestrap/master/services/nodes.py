@@ -5,7 +5,7 @@ detail view extends it); what a report does to a node is master.inventory."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select
@@ -19,6 +19,7 @@ from livestrap.master.models import BootEvent, Node
 from livestrap.master.queries import cursor
 from livestrap.master.schemas.nodes import NodeDetail, NodeStatus, NodeSummary, TimelineEvent
 from livestrap.master.services.convert import utc
+from livestrap.master.services.node_tags import node_tags, tags_of
 
 T = TypeVar("T")
 Page = tuple[list[T], str | None]  # the rows, and the cursor of the next page or None
@@ -45,6 +46,8 @@ class NodeRow(Protocol):
     def first_seen_at(self) -> float: ...
     @property
     def last_seen_at(self) -> float: ...
+    @property
+    def name(self) -> str | None: ...
 
 
 def online_since(cfg: MasterSettings) -> float:
@@ -53,8 +56,11 @@ def online_since(cfg: MasterSettings) -> float:
 
 
 def node_id(session: Session, ref: str) -> str:
-    """The node's full id from an id or a unique id prefix (409 when several match)."""
+    """The node's full id from an id, a unique id prefix (409 when several match) or,
+    failing both, its name."""
     found = full_id(session, Node.id, "node", ref)
+    if found is None and ref:
+        found = session.scalar(select(Node.id).where(Node.name == ref.lower()[:253]))
     if found is None:
         raise NotFoundError(f"no node {ref!r}")
     return found
@@ -87,11 +93,14 @@ def list_nodes(
     mac: str | None,
     after: tuple[float, Any] | None,
     limit: int,
+    tag: str | None = None,
+    name: str | None = None,
 ) -> Page[NodeSummary]:
-    query = node_query(cutoff, status, mac, after).limit(limit + 1)
+    query = node_query(cutoff, status, mac, after, tag, name).limit(limit + 1)
     rows = list(session.execute(query))
     rows, next_cursor = _page(rows, limit, lambda row: cursor(row.first_seen_at, row.id))
-    return [node_summary(row, cutoff, row._mapping) for row in rows], next_cursor
+    tags = tags_of(session, (row.id for row in rows))
+    return [node_summary(row, cutoff, row._mapping, tags[row.id]) for row in rows], next_cursor
 
 
 def show_node(session: Session, ref: str, cutoff: float) -> NodeDetail:
@@ -100,7 +109,9 @@ def show_node(session: Session, ref: str, cutoff: float) -> NodeDetail:
     system = facts.get("system")
     system = system if isinstance(system, dict) else {}
     return NodeDetail(
-        **node_summary(node, cutoff, system).model_dump(),  # checked as a NodeSummary
+        **node_summary(
+            node, cutoff, system, node_tags(session, node.id)
+        ).model_dump(),  # checked as a NodeSummary
         macs=sorted(node_macs(session, node.id)),
         heartbeat_s=node.heartbeat_s,
         facts_hash=node.facts_hash,
@@ -119,10 +130,12 @@ def node_timeline(
     return [timeline_event(e) for e in events], next_cursor
 
 
-def node_summary(row: NodeRow, cutoff: float, system: Mapping[Any, Any]) -> NodeSummary:
+def node_summary(
+    row: NodeRow, cutoff: float, system: Mapping[Any, Any], tags: Sequence[str] = ()
+) -> NodeSummary:
     """The one mapper of a node to its summary, for both views of it. `system` holds its
     vendor, product and serial: a Node's facts, or a row of the list (which has them
-    taken out of the facts in SQL)."""
+    taken out of the facts in SQL); `tags` its tags (master.services.node_tags)."""
     return NodeSummary(
         id=row.id,
         status=status_of(row.last_seen_at, cutoff),
@@ -137,6 +150,8 @@ def node_summary(row: NodeRow, cutoff: float, system: Mapping[Any, Any]) -> Node
         boots=row.boots,
         first_seen_at=utc(row.first_seen_at),
         last_seen_at=utc(row.last_seen_at),
+        name=row.name,
+        tags=list(tags),
     )
 
 

@@ -1,0 +1,43 @@
+"""Node names and tags: `nodes.name` (a unique DNS label, lower-case) and `node_tags`;
+the list's covering index gains the name, so a name filter stays an index scan.
+
+Revision ID: 0006
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0006"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+OLD_INDEX = ("first_seen_at", "id", "last_seen_at", "vendor", "product", "serial", "image_id")
+NEW_INDEX = (*OLD_INDEX, "name")  # models.SEARCH_INDEX
+
+
+def upgrade() -> None:
+    op.drop_index("ix_nodes_search", "nodes")
+    with op.batch_alter_table("nodes") as batch:
+        batch.add_column(sa.Column("name", sa.String(63), nullable=True))
+        batch.create_unique_constraint("uq_nodes_name", ["name"])
+    op.create_index("ix_nodes_search", "nodes", list(NEW_INDEX))
+    op.create_table(
+        "node_tags",
+        sa.Column("node_id", sa.String(36), sa.ForeignKey("nodes.id", ondelete="CASCADE")),
+        sa.Column("tag", sa.String(63)),
+        sa.PrimaryKeyConstraint("node_id", "tag", name="pk_node_tags"),
+    )
+    op.create_index("ix_node_tags_tag", "node_tags", ["tag"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_node_tags_tag", "node_tags")
+    op.drop_table("node_tags")
+    op.drop_index("ix_nodes_search", "nodes")
+    with op.batch_alter_table("nodes") as batch:
+        batch.drop_constraint("uq_nodes_name", type_="unique")
+        batch.drop_column("name")
+    op.create_index("ix_nodes_search", "nodes", list(OLD_INDEX))
