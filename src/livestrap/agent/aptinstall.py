@@ -92,7 +92,7 @@ class AptPaths:
 
     @property
     def cache(self) -> Path:
-        return self.root / "cache"
+        return self.root / "archive-cache"
 
 
 def parse_repo_info(text: str, key: Path = IMAGE_REPO_KEY) -> MasterRepoInfo:

@@ -13,10 +13,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from livestrap.agent.aptinstall import IMAGE_REPO_CONFIG, IMAGE_REPO_KEY
 from livestrap.apt import KeyReader, armor_key
 from livestrap.packaging.master_repo import REPO_NAME
 from livestrap.spec import ResolvedSpec
+
+# The agent's aptinstall.IMAGE_REPO_KEY / IMAGE_REPO_CONFIG, spelled again here so that the
+# build's fingerprint (builder/*.py) covers them; tests/unit/test_build_noderepo.py checks.
+IMAGE_REPO_KEY = Path("/usr/share/livestrap/master-repo.asc")
+IMAGE_REPO_CONFIG = Path("/etc/livestrap/master-repo.json")
 
 
 def image_repo_files(spec: ResolvedSpec, read_key: KeyReader) -> dict[str, str]:
