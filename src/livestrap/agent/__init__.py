@@ -21,7 +21,8 @@ def installed_version(path: Path = VERSION_FILE) -> str:
         text = path.read_text(encoding="ascii", errors="replace").strip()
     except OSError:
         return __version__
-    return text[:100] if text and text.isprintable() else __version__
+    # at most 64 characters: the master's agent_version field (longer: every report refused)
+    return text if text and len(text) <= 64 and text.isprintable() else __version__
 
 
 AGENT_VERSION = installed_version()  # what this process runs, read once at start

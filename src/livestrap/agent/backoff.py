@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 BACKOFF_BASE_S = 1.0
@@ -33,3 +34,21 @@ def heartbeat_delay(heartbeat_s: float, rng: Rng) -> float:
 def rate_limited_delay(retry_after_s: float, rng: Rng) -> float:
     """A 429's Retry-After plus up to 20 %, so a rack limited at once does not return in step."""
     return retry_after_s * (1.0 + JITTER * rng.random())
+
+
+class Backoff:
+    """Consecutive failures of one kind of request: each `retry` waits longer, `reset` ends it."""
+
+    def __init__(self, rng: Rng, log: logging.Logger) -> None:
+        self._rng = rng
+        self._log = log
+        self.attempt = 0
+
+    def retry(self, reason: str) -> float:
+        delay = backoff_delay(self.attempt, self._rng)
+        self.attempt += 1
+        self._log.warning("%s; retry %d in %.1f s", reason, self.attempt, delay)
+        return delay
+
+    def reset(self) -> None:
+        self.attempt = 0

@@ -67,7 +67,7 @@ from typing import Any
 
 from . import AGENT_VERSION
 from .actions import Executor, Order, parse_orders
-from .backoff import Rng, backoff_delay, heartbeat_delay, rate_limited_delay
+from .backoff import Backoff, Rng, heartbeat_delay, rate_limited_delay
 from .config import AgentConfig
 from .results import ResultOutbox
 from .runner import subprocess_runner
@@ -149,7 +149,7 @@ class Reporter:
         self._acked_hash: str | None = None
         self._facts_required = False
         self._since_collect = 0
-        self._attempt = 0
+        self._backoff = Backoff(self._rng, log)
         self.stopped = False  # set when the agent must exit (its package was upgraded)
         self._executor = executor or Executor(base, subprocess_runner, clock)
         self._orders: deque[Order] = deque()
@@ -187,12 +187,6 @@ class Reporter:
             headers["Authorization"] = f"Bearer {self.config.token}"
         return headers
 
-    def _backoff(self, reason: str) -> float:
-        delay = backoff_delay(self._attempt, self._rng)
-        self._attempt += 1
-        log.warning("%s; retry %d in %.1f s", reason, self._attempt, delay)
-        return delay
-
     def step(self) -> float:
         """Send pending results, one report, run the actions it brought; returns how long
         to wait before the next step."""
@@ -212,14 +206,14 @@ class Reporter:
         try:
             response = self._transport(request)
         except TransportError as exc:
-            return self._backoff(f"master {self.url} unreachable ({exc})")
+            return self._backoff.retry(f"master {self.url} unreachable ({exc})")
         status = response.status
         if status == 429 and response.retry_after_s is not None:
             delay = rate_limited_delay(response.retry_after_s, self._rng)
             log.warning("master %s is rate limiting this address; retry in %.1f s", self.url, delay)
             return delay
         if status >= 500:
-            return self._backoff(f"master answered HTTP {status}: {_snippet(response.body)}")
+            return self._backoff.retry(f"master answered HTTP {status}: {_snippet(response.body)}")
         if status in (401, 403):
             log.error(
                 "discovery token refused by %s (HTTP %d): %s; check livestrap.token=, "
@@ -262,7 +256,7 @@ class Reporter:
             self._acked_hash = self._hash
         self._facts_required = answer.facts_required
         self._since_collect += 1
-        self._attempt = 0
+        self._backoff.reset()
         self.last_ok = True
         for order in parse_orders(answer.actions):
             if order.id in self._seen:

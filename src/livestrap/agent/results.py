@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .backoff import Rng, backoff_delay, rate_limited_delay
+from .backoff import Backoff, Rng, rate_limited_delay
 from .transport import Request, Transport, TransportError, snippet
 
 log = logging.getLogger("livestrap.agent")
@@ -39,7 +39,7 @@ class ResultOutbox:
         self._headers = headers
         self._rng = rng
         self._pending: deque[tuple[str, bytes]] = deque()
-        self._attempt = 0
+        self._backoff = Backoff(rng, log)
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -58,15 +58,17 @@ class ResultOutbox:
             try:
                 answer = self._transport(Request(url, data, self._headers()))
             except TransportError as exc:
-                return self._retry(f"result of action {action_id}: master unreachable ({exc})")
+                return self._backoff.retry(
+                    f"result of action {action_id}: master unreachable ({exc})"
+                )
             if answer.status == 429 and answer.retry_after_s is not None:
                 return rate_limited_delay(answer.retry_after_s, self._rng)
             if answer.status >= 500 or answer.status == 429:
-                return self._retry(
+                return self._backoff.retry(
                     f"result of action {action_id}: HTTP {answer.status}: {snippet(answer.body)}"
                 )
             self._pending.popleft()
-            self._attempt = 0
+            self._backoff.reset()
             if answer.status == 200:
                 log.info("result of action %s accepted", action_id)
             elif answer.status in (404, 409):
@@ -76,9 +78,3 @@ class ResultOutbox:
                 log.error("master refused the result of action %s (HTTP %d: %s); dropped",
                           action_id, answer.status, snippet(answer.body))  # fmt: skip
         return None
-
-    def _retry(self, reason: str) -> float:
-        delay = backoff_delay(self._attempt, self._rng)
-        self._attempt += 1
-        log.warning("%s; retry %d in %.1f s", reason, self._attempt, delay)
-        return delay

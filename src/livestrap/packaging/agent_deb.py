@@ -37,14 +37,18 @@ def agent_version(source: Path | None = None) -> str:
     return f"{__version__}+src{digest.hexdigest()[:10]}"
 
 
-_DEB_VERSION = re.compile(r"(?:[0-9]+:)?[0-9][A-Za-z0-9.+~-]{0,99}")
+_DEB_VERSION = re.compile(r"(?:[0-9]+:)?[0-9][A-Za-z0-9.+~-]*")
+MAX_VERSION = 64  # the master's agent_version field: a longer one would refuse every report
 
 
 def check_version(version: str) -> None:
     """A Debian version the agent's own check takes too (`install` names it as
-    livestrap-agent=VERSION); ValueError otherwise."""
-    if not _DEB_VERSION.fullmatch(version):
-        raise ValueError(f"{version!r} is not a Debian package version (e.g. 0.1.0+test1)")
+    livestrap-agent=VERSION) and the master stores as agent_version; ValueError otherwise."""
+    if len(version) > MAX_VERSION or not _DEB_VERSION.fullmatch(version):
+        raise ValueError(
+            f"{version[:80]!r} is not a Debian package version of at most {MAX_VERSION} "
+            "characters (e.g. 0.1.1+test1)"
+        )
 
 
 def render_unit() -> str:
