@@ -16,16 +16,9 @@ from typing import Any
 import pytest
 
 from livestrap.agent import AGENT_VERSION
+from livestrap.agent.backoff import BACKOFF_CAP_S, backoff_delay, heartbeat_delay
 from livestrap.agent.config import AgentConfig, ConfigError
-from livestrap.agent.report import (
-    BACKOFF_CAP_S,
-    REJECTED_RETRY_S,
-    Reporter,
-    backoff_delay,
-    facts_hash,
-    heartbeat_delay,
-    parse_answer,
-)
+from livestrap.agent.report import REJECTED_RETRY_S, Reporter, facts_hash, parse_answer
 from livestrap.agent.transport import (
     Request,
     Response,

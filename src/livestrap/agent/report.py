@@ -30,6 +30,27 @@ rack that was limited at once does not come back in step. 401/403:
 logged at ERROR ("discovery token refused") and retried every 60 s; other 4xx
 (and malformed answers) are logged with the body and retried every 60 s. The loop
 never ends on its own: a live node has nothing better to do than keep trying.
+
+Actions (protocol additions, issue 15; old masters send none). The answer may carry
+``"actions": [{"id": "<uuid4>", "kind": "install"|"reinspect"|"reboot"|"poweroff",
+"args": {...}}, ...]`` (the master sends at most one today; the agent takes up to 8).
+Each is checked again here (livestrap.agent.actions: kinds and arguments exactly as the
+master's, extra argument keys refused; an invalid one is reported failed with the
+reason and never run), then they run one at a time, in order, and each result goes to::
+
+    POST {url}/api/v1/discovery/actions/{id}/result      (same token and headers)
+    {"node_id": str, "status": "succeeded"|"failed", "exit_code": int | null,
+     "output_tail": str (last 4096 chars), "took_s": float, "error": str | null (<= 500)}
+
+200: done; 404/409 (unknown, or no longer delivered): logged and dropped; no answer or
+5xx: kept in memory (at most 32) and retried with the backoff above before the next
+report. After running actions the next report comes FOLLOW_UP_S later, not heartbeat_s,
+so the master can hand over the next one. install: apt-get from the master's repository
+only (livestrap.agent.aptinstall); if it changed the agent's own package version, the
+agent sends the result and exits 0 (systemd's Restart=always starts the new version,
+which then reports its version as agent_version). reinspect: facts are collected now and
+sent in a report (as with facts_required), then the result. reboot/poweroff: the result
+is sent first (up to FOLLOW_UP_TRIES attempts), then `systemctl reboot|poweroff`.
 """
 
 from __future__ import annotations
@@ -39,29 +60,28 @@ import json
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from . import AGENT_VERSION
+from .actions import Executor, Order, parse_orders
+from .backoff import Backoff, Rng, heartbeat_delay, rate_limited_delay
 from .config import AgentConfig
+from .results import ResultOutbox
+from .runner import subprocess_runner
 from .transport import Request, Transport, TransportError, urllib_transport
+from .transport import snippet as _snippet
 
 log = logging.getLogger("livestrap.agent")
 
 DISCOVERY_PATH = "/api/v1/discovery"
-BACKOFF_BASE_S = 1.0
-BACKOFF_FACTOR = 2.0
-BACKOFF_CAP_S = 30.0
 REJECTED_RETRY_S = 60.0
-JITTER = 0.2
 RECOLLECT_EVERY = 10
-
-
-class Rng(Protocol):
-    """The one method of random.Random the loop needs (tests pass a fixed one)."""
-
-    def random(self) -> float: ...
+FOLLOW_UP_S = 1.0  # after actions ran: ask for the next one soon
+FOLLOW_UP_TRIES = 6  # result sends before a reboot/exit goes ahead anyway
+SEEN_IDS = 256  # action ids remembered, so one handed over twice still runs once
 
 
 @dataclass(frozen=True)
@@ -71,26 +91,13 @@ class Answer:
     node_id: str
     heartbeat_s: int | None
     facts_required: bool
+    actions: Any = None  # raw: livestrap.agent.actions.parse_orders checks it
 
 
 def facts_hash(facts: Any) -> str:
     """sha256 of canonical JSON, so master and agent agree without sending the facts."""
     canonical = json.dumps(facts, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def backoff_delay(attempt: int, rng: Rng) -> float:
-    """Full-jitter delay before retry `attempt` (0-based): uniform in [0, min(30, 2**attempt)).
-
-    Full jitter keeps a rack of nodes that lost the master at once from retrying in step.
-    """
-    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * BACKOFF_FACTOR ** min(attempt, 32))
-    return rng.random() * ceiling
-
-
-def heartbeat_delay(heartbeat_s: float, rng: Rng) -> float:
-    """heartbeat_s ±20 %, so nodes booted together spread their heartbeats out."""
-    return heartbeat_s * (1 - JITTER + 2 * JITTER * rng.random())
 
 
 def parse_answer(body: bytes) -> Answer:
@@ -108,11 +115,8 @@ def parse_answer(body: bytes) -> Answer:
         node_id=data["node_id"],
         heartbeat_s=max(1, heartbeat) if heartbeat is not None else None,
         facts_required=data.get("facts_required") is True,
+        actions=data.get("actions"),
     )
-
-
-def _snippet(body: bytes, limit: int = 500) -> str:
-    return body[:limit].decode("utf-8", errors="replace").strip() or "(empty body)"
 
 
 class Reporter:
@@ -127,8 +131,10 @@ class Reporter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         rng: Rng | None = None,
+        executor: Executor | None = None,
     ) -> None:
-        self.url = config.require_url().rstrip("/") + DISCOVERY_PATH
+        base = config.require_url().rstrip("/")
+        self.url = base + DISCOVERY_PATH
         self.config = config
         self.heartbeat_s: float = config.heartbeat_s
         self.node_id: str | None = None
@@ -143,7 +149,12 @@ class Reporter:
         self._acked_hash: str | None = None
         self._facts_required = False
         self._since_collect = 0
-        self._attempt = 0
+        self._backoff = Backoff(self._rng, log)
+        self.stopped = False  # set when the agent must exit (its package was upgraded)
+        self._executor = executor or Executor(base, subprocess_runner, clock)
+        self._orders: deque[Order] = deque()
+        self._seen: deque[str] = deque(maxlen=SEEN_IDS)
+        self._results = ResultOutbox(base, transport, self._headers, self._rng)
 
     def _refresh(self) -> None:
         if self._report is None or self._since_collect >= RECOLLECT_EVERY:
@@ -176,13 +187,18 @@ class Reporter:
             headers["Authorization"] = f"Bearer {self.config.token}"
         return headers
 
-    def _backoff(self, reason: str) -> float:
-        delay = backoff_delay(self._attempt, self._rng)
-        self._attempt += 1
-        log.warning("%s; retry %d in %.1f s", reason, self._attempt, delay)
-        return delay
-
     def step(self) -> float:
+        """Send pending results, one report, run the actions it brought; returns how long
+        to wait before the next step."""
+        retry = self._results.flush() if len(self._results) else None
+        delay = self._report_once()
+        if self.last_ok and self._orders:
+            self._run_orders()
+            retry = self._results.flush()
+            delay = FOLLOW_UP_S
+        return delay if retry is None else min(delay, retry)
+
+    def _report_once(self) -> float:
         """Send one report and return how long to wait before the next one."""
         self.last_ok = False
         body = self.build_body()
@@ -190,14 +206,14 @@ class Reporter:
         try:
             response = self._transport(request)
         except TransportError as exc:
-            return self._backoff(f"master {self.url} unreachable ({exc})")
+            return self._backoff.retry(f"master {self.url} unreachable ({exc})")
         status = response.status
         if status == 429 and response.retry_after_s is not None:
-            delay = response.retry_after_s * (1.0 + JITTER * self._rng.random())
+            delay = rate_limited_delay(response.retry_after_s, self._rng)
             log.warning("master %s is rate limiting this address; retry in %.1f s", self.url, delay)
             return delay
         if status >= 500:
-            return self._backoff(f"master answered HTTP {status}: {_snippet(response.body)}")
+            return self._backoff.retry(f"master answered HTTP {status}: {_snippet(response.body)}")
         if status in (401, 403):
             log.error(
                 "discovery token refused by %s (HTTP %d): %s; check livestrap.token=, "
@@ -240,17 +256,46 @@ class Reporter:
             self._acked_hash = self._hash
         self._facts_required = answer.facts_required
         self._since_collect += 1
-        self._attempt = 0
+        self._backoff.reset()
         self.last_ok = True
+        for order in parse_orders(answer.actions):
+            if order.id in self._seen:
+                log.warning("action %s was handed over again; not run twice", order.id)
+                continue
+            self._seen.append(order.id)
+            self._orders.append(order)
+
+    def _run_orders(self) -> None:
+        """Run the queued actions one at a time; each result is queued before the next runs."""
+        while self._orders and not self.stopped:
+            order = self._orders.popleft()
+            outcome = self._executor.run(order, self._reinspect)
+            self._results.add(order.id, outcome.body(self.node_id))
+            if outcome.then is None:
+                continue
+            for _ in range(FOLLOW_UP_TRIES):  # the result goes first, then reboot or exit
+                wait = self._results.flush()
+                if wait is None:
+                    break
+                self._sleep(wait)
+            self.stopped = self._executor.follow_up(outcome.then)
+
+    def _reinspect(self) -> str | None:
+        """Collect facts now and send them in a report; why it failed, or None."""
+        self._report = None
+        self._facts_required = True
+        self._report_once()
+        return None if self.last_ok else "the report with the new facts was not accepted"
 
     def run(self, max_steps: int | None = None) -> None:
-        """Report forever (or `max_steps` times, for tests); never raises from a step."""
+        """Report until stopped (or `max_steps` times, for tests); never raises from a step."""
         steps = 0
-        while max_steps is None or steps < max_steps:
+        while (max_steps is None or steps < max_steps) and not self.stopped:
             try:
                 delay = self.step()
             except Exception:
                 log.exception("report failed unexpectedly; retrying in %.0f s", REJECTED_RETRY_S)
                 delay = REJECTED_RETRY_S
             steps += 1
-            self._sleep(delay)
+            if not self.stopped:
+                self._sleep(delay)

@@ -74,3 +74,8 @@ def urllib_transport(request: Request) -> Response:
         raise TransportError(str(exc.reason)) from exc
     except (OSError, http.client.HTTPException, ValueError) as exc:
         raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def snippet(body: bytes, limit: int = 500) -> str:
+    """The start of an answer's body, for a log line."""
+    return body[:limit].decode("utf-8", errors="replace").strip() or "(empty body)"

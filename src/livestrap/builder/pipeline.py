@@ -22,6 +22,7 @@ from livestrap.builder import (
     fingerprint,
     initramfs,
     livenet,
+    noderepo,
     rootfs,
     slim,
     squashfs,
@@ -144,6 +145,8 @@ def stage_customize(ctx: BuildContext) -> None:
     """Extra dirs, root access, scripts, then per-machine state and caches removed."""
     customize.copy_extra_dirs(ctx.rootfs, ctx.spec.extra_dirs)
     customize.write_root_access(ctx.rootfs, ctx.spec)
+    kept = noderepo.write_image_repo(ctx.rootfs, ctx.spec, lambda p: Path(p).read_bytes())
+    ctx.log.write(f"master repository kept for the agent: {', '.join(kept) or 'none'}")
     ctx.log.write(f"masked units: {', '.join(customize.mask_units(ctx.rootfs)) or 'none'}")
     customize.run_scripts(
         ctx.rootfs,

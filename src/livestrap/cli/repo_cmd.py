@@ -10,7 +10,7 @@ import typer
 from livestrap.cli import tables
 from livestrap.cli.options import DEFAULT_DATA_DIR, WritableDataDir
 from livestrap.cli.output import ListFormat, chosen_format, output_option, print_rows
-from livestrap.packaging.agent_deb import build_agent_deb
+from livestrap.packaging.agent_deb import build_agent_deb, check_version
 from livestrap.packaging.master_repo import MasterRepo
 
 agent_app = typer.Typer(help="The discovery agent's package.", no_args_is_help=True)
@@ -36,9 +36,20 @@ def build_deb(
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Where to write the .deb.")] = Path(
         "."
     ),
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version", help="Package version (default: <__version__>+src<hash of the sources>)."
+        ),
+    ] = None,
 ) -> None:
     """Build livestrap-agent_<version>_all.deb with dpkg-deb."""
-    deb = build_agent_deb(out_dir, log=_log)
+    if version is not None:
+        try:
+            check_version(version)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--version") from None
+    deb = build_agent_deb(out_dir, log=_log, version=version)
     typer.echo(str(deb))
 
 

@@ -1,12 +1,17 @@
 """The livestrap-agent .deb: the agent's code, a launcher and a systemd unit enabled on install.
 
 Only `livestrap/agent/*.py` ships (the agent imports nothing else), under python3's
-dist-packages, with a `livestrap/__init__.py` stub that is just a namespace marker.
+dist-packages, with a `livestrap/__init__.py` stub that is just a namespace marker, and
+`livestrap/agent/VERSION`: the package's full version, which the agent reports.
+The postinst enables the unit on first install only and never restarts it: an upgrade
+comes from the agent's own `install` action, and a restart would kill the apt run it is
+part of; the agent exits by itself once its result is sent, and systemd restarts it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -30,6 +35,20 @@ def agent_version(source: Path | None = None) -> str:
     for name, text in packaging_files().items():  # a changed unit or script is a new version too
         digest.update(name.encode() + b"\0" + text.encode() + b"\0")
     return f"{__version__}+src{digest.hexdigest()[:10]}"
+
+
+_DEB_VERSION = re.compile(r"(?:[0-9]+:)?[0-9][A-Za-z0-9.+~-]*")
+MAX_VERSION = 64  # the master's agent_version field: a longer one would refuse every report
+
+
+def check_version(version: str) -> None:
+    """A Debian version the agent's own check takes too (`install` names it as
+    livestrap-agent=VERSION) and the master stores as agent_version; ValueError otherwise."""
+    if len(version) > MAX_VERSION or not _DEB_VERSION.fullmatch(version):
+        raise ValueError(
+            f"{version[:80]!r} is not a Debian package version of at most {MAX_VERSION} "
+            "characters (e.g. 0.1.1+test1)"
+        )
 
 
 def render_unit() -> str:
@@ -62,6 +81,13 @@ if [ "$1" = configure ]; then
     if command -v py3compile >/dev/null 2>&1; then
         py3compile -p {PACKAGE}
     fi
+    # an upgrade: reload units, never restart the agent (it runs this very apt-get)
+    if [ -d /run/systemd/system ]; then
+        systemctl --system daemon-reload >/dev/null 2>&1 || true
+    fi
+fi
+if [ "$1" = configure ] && [ -z "$2" ]; then
+    # first install only: enable the unit
     if command -v deb-systemd-helper >/dev/null 2>&1; then
         deb-systemd-helper enable {UNIT_NAME} >/dev/null || true
     else
@@ -96,7 +122,7 @@ def agent_source_dir() -> Path:
     return Path(livestrap.agent.__file__).parent
 
 
-def stage_agent_tree(dest: Path, source: Path | None = None) -> None:
+def stage_agent_tree(dest: Path, source: Path | None = None, version: str | None = None) -> None:
     """Lay out the files of the package as installed, under `dest`."""
     source = source or agent_source_dir()
     pkg = dest / DIST_PACKAGES / "livestrap"
@@ -104,6 +130,7 @@ def stage_agent_tree(dest: Path, source: Path | None = None) -> None:
     (pkg / "__init__.py").write_text('"""livestrap (only the discovery agent is installed)."""\n')
     for py in sorted(source.glob("*.py")):
         shutil.copyfile(py, pkg / "agent" / py.name)
+    (pkg / "agent/VERSION").write_text(f"{version or agent_version(source)}\n")
     launcher = dest / "usr/bin/livestrap-agent"
     launcher.parent.mkdir(parents=True)
     launcher.write_text(LAUNCHER)
@@ -126,9 +153,11 @@ def packaging_files() -> dict[str, str]:
 
 def build_agent_deb(out_dir: Path, *, log: LineSink, version: str | None = None) -> Path:
     """Build livestrap-agent_<version>_all.deb into out_dir (same input → same bytes)."""
+    version = version or agent_version()
+    check_version(version)
     control = DebControl(
         package=PACKAGE,
-        version=version or agent_version(),
+        version=version,
         description=(
             "livestrap discovery agent\n"
             "Reports the hardware of a network-booted node to the livestrap master."
@@ -138,5 +167,5 @@ def build_agent_deb(out_dir: Path, *, log: LineSink, version: str | None = None)
     )
     with tempfile.TemporaryDirectory(prefix="livestrap-agent-") as tmp:
         tree = Path(tmp) / "tree"
-        stage_agent_tree(tree)
+        stage_agent_tree(tree, version=version)
         return build_deb(tree, control, out_dir, log=log, stage="agent-deb")

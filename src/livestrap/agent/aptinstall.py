@@ -1,0 +1,233 @@
+"""The `install` action: apt-get from the master's signed repository and nothing else.
+
+The image carries that repository's public key (IMAGE_REPO_KEY) and its suite and
+components (IMAGE_REPO_CONFIG), written by the build's customize stage. The agent renders
+one deb822 source under /run/livestrap/apt/ (URIs `<livestrap.url>/repo`, Signed-By that
+key) and points apt's SourceList, SourceParts, Lists and Cache there, so no other source
+is ever read and the image's own /var/lib/apt/lists stays as it was. The image's
+/etc/apt/preferences.d still applies: the build pinned the master's repository by its
+suite (`release a=livestrap`, priority 900) and the node's source matches that pin.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .runner import Runner
+
+IMAGE_REPO_KEY = Path("/usr/share/livestrap/master-repo.asc")
+IMAGE_REPO_CONFIG = Path("/etc/livestrap/master-repo.json")
+APT_DIR = Path("/run/livestrap/apt")
+UPDATE_TIMEOUT_S = 180.0
+INSTALL_TIMEOUT_S = 600.0  # both together stay under the master's action_timeout_s (900)
+TAIL_CHARS = 4096
+ERROR_CHARS = 500
+APT_ENV = {
+    "DEBIAN_FRONTEND": "noninteractive",
+    "APT_LISTCHANGES_FRONTEND": "none",
+    "LC_ALL": "C",  # the messages explain_failure reads are apt's English ones
+    "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+}
+_WORD = re.compile(r"[a-z0-9][a-z0-9.+~-]{0,63}")
+_URL = re.compile(r"https?://[^\s/?#]+(?:/[^\s?#]*)?")
+
+
+class InstallError(Exception):
+    """The install cannot even start (no repository in the image, a bad master URL)."""
+
+
+@dataclass(frozen=True)
+class Package:
+    """One validated package request: `name` or `name=version`."""
+
+    name: str
+    version: str | None = None
+
+    def apt_arg(self) -> str:
+        return self.name if self.version is None else f"{self.name}={self.version}"
+
+
+@dataclass(frozen=True)
+class MasterRepoInfo:
+    """What the image knows of the master's repository: suite, components, key file."""
+
+    suite: str
+    components: tuple[str, ...]
+    key: Path = IMAGE_REPO_KEY
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    ok: bool
+    exit_code: int | None
+    output_tail: str
+    error: str | None
+
+
+@dataclass(frozen=True)
+class AptPaths:
+    """apt's private tree for the agent's runs (tmpfs: gone at reboot, like the node)."""
+
+    root: Path = APT_DIR
+
+    @property
+    def source_list(self) -> Path:
+        return self.root / "sources.list"  # kept empty: the main list apt reads first
+
+    @property
+    def source_parts(self) -> Path:
+        return self.root / "sources.list.d"
+
+    @property
+    def sources_file(self) -> Path:
+        return self.source_parts / "livestrap-master.sources"
+
+    @property
+    def lists(self) -> Path:
+        return self.root / "lists"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "archive-cache"
+
+
+def parse_repo_info(text: str, key: Path = IMAGE_REPO_KEY) -> MasterRepoInfo:
+    """IMAGE_REPO_CONFIG's JSON; ValueError when a field is missing or not a plain word."""
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    suite, components = data.get("suite"), data.get("components")
+    if not isinstance(suite, str) or not _WORD.fullmatch(suite):
+        raise ValueError(f"bad suite {suite!r}")
+    if not isinstance(components, list) or not 1 <= len(components) <= 16:
+        raise ValueError("components is not a list of 1..16 names")
+    for comp in components:
+        if not isinstance(comp, str) or not _WORD.fullmatch(comp):
+            raise ValueError(f"bad component {comp!r}")
+    return MasterRepoInfo(suite, tuple(components), key)
+
+
+def load_repo_info(config: Path = IMAGE_REPO_CONFIG, key: Path = IMAGE_REPO_KEY) -> MasterRepoInfo:
+    """The repository the build baked in; InstallError says what the image lacks."""
+    if not config.is_file() or not key.is_file():
+        raise InstallError(
+            f"this image carries no master repository ({config} or {key} is missing: "
+            "built with `agent: false` or by an older livestrap); rebuild it"
+        )
+    try:
+        return parse_repo_info(config.read_text(errors="replace"), key)
+    except ValueError as exc:
+        raise InstallError(f"{config} is unusable: {exc}") from None
+
+
+def repo_uri(master_url: str) -> str:
+    """`<livestrap.url>/repo` (the master serves its repository there)."""
+    url = master_url.strip().rstrip("/")
+    if not _URL.fullmatch(url):
+        raise InstallError(f"master URL {master_url[:100]!r} is not a plain http(s) URL")
+    return f"{url}/repo"
+
+
+def render_sources(uri: str, info: MasterRepoInfo) -> str:
+    """The one deb822 source the agent's apt reads (pure)."""
+    return (
+        "# livestrap: the master's repository (written by the agent; the only source)\n"
+        "Types: deb\n"
+        f"URIs: {uri}\n"
+        f"Suites: {info.suite}\n"
+        f"Components: {' '.join(info.components)}\n"
+        f"Signed-By: {info.key}\n"
+    )
+
+
+def apt_options(paths: AptPaths) -> list[str]:
+    return [
+        "-o", f"Dir::Etc::SourceList={paths.source_list}",
+        "-o", f"Dir::Etc::SourceParts={paths.source_parts}/",
+        "-o", f"Dir::State::Lists={paths.lists}/",
+        "-o", f"Dir::Cache={paths.cache}/",
+    ]  # fmt: skip
+
+
+def update_argv(paths: AptPaths) -> list[str]:
+    # Error-Mode=any: an unreachable or badly signed repository fails the update
+    return ["apt-get", "-q", *apt_options(paths), "-o", "APT::Update::Error-Mode=any", "update"]
+
+
+def install_argv(paths: AptPaths, packages: Sequence[Package]) -> list[str]:
+    return [
+        "apt-get", "-q", "-y", *apt_options(paths), "--no-install-recommends",
+        "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
+        "install", *(p.apt_arg() for p in packages),
+    ]  # fmt: skip
+
+
+_NOT_FOUND = (
+    (re.compile(r"^E: Unable to locate package (\S+)", re.M), "package {0} is not in the "
+     "master's repository"),
+    (re.compile(r"^E: Package '([^']+)' has no installation candidate", re.M), "package {0} "
+     "is not in the master's repository"),
+    (re.compile(r"^E: Version '([^']+)' for '([^']+)' was not found", re.M), "version {0} of "
+     "{1} is not in the master's repository"),
+    (re.compile(r"^E: (?:Could not get lock|Unable to acquire the dpkg frontend lock)", re.M),
+     "another apt or dpkg run holds the lock; try again"),
+)  # fmt: skip
+
+
+def explain_failure(step: str, exit_code: int | None, output: str) -> str:
+    """One human line for a failed apt-get run, from its output (bounded)."""
+    for pattern, message in _NOT_FOUND:
+        m = pattern.search(output)
+        if m:
+            return message.format(*(g[:100] for g in m.groups()))[:ERROR_CHARS]
+    errors = [line for line in output.splitlines() if line.startswith("E: ")]
+    reason = f": {errors[-1][3:]}" if errors else ""
+    where = " from the master's repository" if step == "update" else ""
+    return f"apt-get {step}{where} failed (exit {exit_code}){reason}"[:ERROR_CHARS]
+
+
+def write_apt_tree(paths: AptPaths, sources: str) -> None:
+    """The private tree: an empty main list, the one source, lists and cache dirs."""
+    for folder in (paths.source_parts, paths.lists / "partial", paths.cache / "archives/partial"):
+        folder.mkdir(parents=True, exist_ok=True)
+    paths.source_list.write_text("")
+    for stale in paths.source_parts.iterdir():  # only ever the agent's own file
+        if stale != paths.sources_file and stale.is_file():
+            stale.unlink()
+    paths.sources_file.write_text(sources)
+
+
+def install(
+    packages: Sequence[Package],
+    master_url: str,
+    runner: Runner,
+    *,
+    paths: AptPaths | None = None,
+    info: MasterRepoInfo | None = None,
+) -> InstallResult:
+    """apt-get update, then install: both only from the master's repository."""
+    paths = paths or AptPaths()
+    try:
+        repo = info or load_repo_info()
+        write_apt_tree(paths, render_sources(repo_uri(master_url), repo))
+    except (InstallError, OSError) as exc:
+        return InstallResult(False, None, "", str(exc)[:ERROR_CHARS])
+    log = ""
+    for step, argv, timeout in (
+        ("update", update_argv(paths), UPDATE_TIMEOUT_S),
+        ("install", install_argv(paths, packages), INSTALL_TIMEOUT_S),
+    ):
+        run = runner(argv, timeout, APT_ENV)
+        log += f"$ {' '.join(argv)}\n{run.output}"
+        if run.exit_code != 0:
+            error = (
+                f"apt-get {step} timed out after {timeout:.0f} s"
+                if run.timed_out
+                else explain_failure(step, run.exit_code, run.output)
+            )
+            return InstallResult(False, run.exit_code, log[-TAIL_CHARS:], error)
+    return InstallResult(True, 0, log[-TAIL_CHARS:], None)
