@@ -5,6 +5,8 @@ folder has a conftest.py and `from conftest import` takes whichever was imported
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -55,3 +57,21 @@ def registered_node(master: Master, mac: str) -> dict[str, Any] | None:
             return None
         node: dict[str, Any] = client.get(f"/api/v1/nodes/{listed[0]['id']}").json()
         return node
+
+
+def clone_data_dir(src: Path, dst: Path) -> Path:
+    """A data dir of the test's own with `src`'s keys, tokens, repository and active image
+    (hard links where the filesystem allows): a test that publishes to the repository
+    must not change the session's (its next build would take what was published)."""
+    dst.mkdir(parents=True)
+    skip = {"images", "logs", "tmp"}
+    for entry in src.iterdir():
+        if entry.name not in skip and not entry.name.endswith(".lock"):
+            subprocess.run(["cp", "-a", str(entry), str(dst / entry.name)], check=True)
+    active = (src / "active").resolve()
+    (dst / "images").mkdir()
+    target = dst / "images" / active.name
+    if subprocess.run(["cp", "-al", str(active), str(target)], capture_output=True).returncode:
+        shutil.rmtree(target, ignore_errors=True)
+        subprocess.run(["cp", "-a", str(active), str(target)], check=True)
+    return dst

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import secrets
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from e2ekit import registered_node, wait_for
+from e2ekit import clone_data_dir, registered_node, wait_for
+from livestrap.agent import __version__
 from livestrap.netboot.qemu import NodeSpec
-from masterproc import Master, master_process
+from masterproc import Master, free_port, master_process
 
 pytestmark = pytest.mark.e2e
 
+STORY_HEARTBEAT_S = 10  # the agent takes a queued action at its next heartbeat
+ACTION_TIMEOUT_S = 600.0
 BOOT_ORDER = ["script", "kernel", "initrd", "squashfs-start", "squashfs-end", "report"]
 
 
@@ -61,51 +69,118 @@ def test_node_pxe_boots_and_registers(master: Master, boot_node: Any, firmware: 
         assert len(client.get("/api/v1/nodes").json()) == 1
 
 
-def test_one_node_through_an_outage_a_wrong_token_and_a_reboot(
-    master: Master, boot_node: Any
+def test_one_node_through_an_outage_a_wrong_token_actions_and_a_reboot(
+    e2e_data_dir: Path, boot_node: Any, tmp_path: Path
 ) -> None:
     """One VM, one story (each boot under TCG costs minutes, so the checks share it):
     the master is down at the node's first report (the agent backs off); it comes back
     with a rotated token (the agent's old one is refused, and recorded); then with the
-    node's token again (the agent retries and registers once); then the node reboots
-    and is still one node."""
-    spec = spec_for(master, "e2e-story")
-    vm = boot_node(spec)
-    wait_for("squashfs download", lambda: squashfs_fetched(master, spec.mac(0)), vm)
-    db_url, port = master_db_url(master), int(master.url.rsplit(":", 1)[1])
-    token_file = master.data_dir / "discovery.token"
-    token = token_file.read_text()
-    master.proc.terminate()
-    master.proc.wait(timeout=20)
+    node's token again (the agent retries and registers once). Then the operator acts on
+    the running node: a newer agent from the master's repository (no rebuild, no
+    reboot), a package that is not there (refused, nothing changes), a re-inspection, and
+    a reboot, after which it is still one node."""
+    data = clone_data_dir(e2e_data_dir, tmp_path / "data")
+    start = functools.partial(master_process, data, fake_builds=False, port=free_port(),
+                              database_url=f"sqlite:///{tmp_path / 'master.db'}",
+                              heartbeat_s=STORY_HEARTBEAT_S)  # fmt: skip
+    token_file = data / "discovery.token"
+    with start() as first_master:
+        spec = spec_for(first_master, "e2e-story")
+        vm = boot_node(spec)
+        wait_for("squashfs download", lambda: squashfs_fetched(first_master, spec.mac(0)), vm)
+        token = token_file.read_text()
     time.sleep(60)  # down while the node boots and sends its first reports
     token_file.write_text(secrets.token_urlsafe(32) + "\n")  # >= 32 bytes, 0600: else refused
     try:
-        with master_process(master.data_dir, fake_builds=False, database_url=db_url,
-                            port=port) as rotated:  # fmt: skip
+        with start() as rotated:
             wait_for("refusal", lambda: refused(rotated), vm)
             with rotated.admin() as client:
                 assert client.get("/api/v1/nodes").json() == []
     finally:
         token_file.write_text(token)
-    with master_process(master.data_dir, fake_builds=False, database_url=db_url,
-                        port=port) as m3:  # fmt: skip
+    with start() as m:
         first = wait_for(
-            "registration after the retries", lambda: registered_node(m3, spec.mac(0)), vm
+            "registration after the retries", lambda: registered_node(m, spec.mac(0)), vm
         )
         time.sleep(5)
-        with m3.admin() as client:
+        with m.admin() as client:
             assert [n["id"] for n in client.get("/api/v1/nodes").json()] == [first["id"]]
-        vm.stop()
+        act_on_the_running_node(m, first, spec.mac(0), vm, tmp_path)
+        reboot = queue(m, "reboot", first["id"])
+        wait_for("the node to go down", lambda: not vm.running(), vm)  # QEMU: -no-reboot
+        assert action(m, reboot)["state"] == "succeeded"
         vm2 = boot_node(spec)
 
         def rebooted() -> dict[str, Any] | None:
-            node = registered_node(m3, spec.mac(0))
+            node = registered_node(m, spec.mac(0))
             return node if node and node["boots"] >= 2 else None
 
         second = wait_for("second registration", rebooted, vm2)
         assert second["id"] == first["id"] and second["status"] == "online"
-        with m3.admin() as client:
+        with m.admin() as client:
             assert len(client.get("/api/v1/nodes").json()) == 1
+
+
+def act_on_the_running_node(
+    m: Master, node: dict[str, Any], mac: str, vm: Any, tmp_path: Path
+) -> None:
+    """A newer agent published and installed; a package the repository lacks; reinspect."""
+    old = node["agent_version"]
+    new = f"{__version__}.1+e2e"
+    assert subprocess.run(["dpkg", "--compare-versions", new, "gt", old]).returncode == 0
+    debs = tmp_path / "debs"
+    built = cli(m, "agent", "build-deb", "--version", new, "--out-dir", str(debs), client=False)
+    cli(m, "repo", "publish", built.strip(), "--data-dir", str(m.data_dir), client=False)
+    t0 = time.monotonic()
+    installed = queue(m, "install", node["id"], "livestrap-agent")
+
+    def new_agent() -> dict[str, Any] | None:
+        now = registered_node(m, mac)
+        return now if now and now["agent_version"] == new else None
+
+    wait_for("the new agent's report", new_agent, vm, timeout_s=ACTION_TIMEOUT_S)
+    print(f"nodes install -> new agent_version reported in {time.monotonic() - t0:.0f} s (TCG)")
+    assert action(m, installed)["state"] == "succeeded"
+    kinds = [e["kind"] for e in timeline(m, node["id"])]
+    assert "action-delivered" in kinds and "action-succeeded" in kinds, kinds
+    before = registered_node(m, mac)
+    missing = queue(m, "install", node["id"], "livestrap-no-such-package")
+    ended = wait_for("the refused install", lambda: finished(m, missing), vm, ACTION_TIMEOUT_S)
+    assert ended["state"] == "failed", ended
+    assert "not in the master's repository" in (ended["error"] or ""), ended
+    after = registered_node(m, mac)
+    assert after is not None and before is not None
+    assert after["agent_version"] == new and after["facts"] == before["facts"]
+    again = queue(m, "reinspect", node["id"])
+    done = wait_for("the re-inspection", lambda: finished(m, again), vm, ACTION_TIMEOUT_S)
+    assert done["state"] == "succeeded", done
+
+
+def cli(m: Master, *argv: str, client: bool = True) -> str:
+    """`livestrap ARGV` as an operator types it; its stdout."""
+    where = ["--master", m.url, "--data-dir", str(m.data_dir)] if client else []
+    run = subprocess.run([sys.executable, "-m", "livestrap", *argv, *where],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, (argv, run.stdout, run.stderr)
+    return run.stdout
+
+
+def queue(m: Master, kind: str, node_id: str, *packages: str) -> str:
+    """Queue an action with the CLI; its id."""
+    out = cli(m, "nodes", kind, node_id, *packages, "-o", "json")
+    queued: list[dict[str, Any]] = json.loads(out)
+    return str(queued[0]["id"])
+
+
+def action(m: Master, action_id: str) -> dict[str, Any]:
+    with m.admin() as client:
+        found: dict[str, Any] = client.get(f"/api/v1/actions/{action_id}").json()
+        return found
+
+
+def finished(m: Master, action_id: str) -> dict[str, Any] | None:
+    found = action(m, action_id)
+    return found if found["state"] not in ("queued", "delivered") else None
 
 
 def squashfs_fetched(master: Master, mac: str) -> bool:
