@@ -37,6 +37,7 @@ from livestrap.master.routes import (
     specfiles,
 )
 from livestrap.master.running import InUse
+from livestrap.master.services.actions import LostSweep
 from livestrap.master.state import AppState
 from livestrap.master.tokens import ensure_token
 from livestrap.packaging.master_repo import MasterRepo
@@ -55,6 +56,7 @@ def make_state(
     db = Database(cfg.db_url)
     store = ImageStore(cfg.data_dir)
     guards = Guards.from_settings(cfg, db)
+    guards.periodic.append(LostSweep(db, cfg.action_timeout_s, guards.history).sweep)
     return AppState(
         settings=cfg,
         db=db,

@@ -9,7 +9,9 @@ nodes' timelines), `mac-conflict` (a report claimed a MAC an online node owns; i
 stayed; `claimed_by` null: the report looked like the node rebooted and was told to
 come back once it shows offline), `uuid-conflict` (the same for a system UUID) and
 `identity-changed` (a report changed an online node's UUID, serial or MACs). History is
-bounded per node and per MAC (master.history).
+bounded per node and per MAC (master.history). A node action's steps are
+`action-delivered`, `action-succeeded`, `action-failed`, `action-lost`
+(master.services.actions).
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ KINDS = (
     "mac-conflict",
     "uuid-conflict",
     "identity-changed",
+    # node actions (master.services.actions)
+    "action-delivered",
+    "action-succeeded",
+    "action-failed",
+    "action-lost",
 )
 
 
