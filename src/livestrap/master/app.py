@@ -27,6 +27,7 @@ from livestrap.master.logsetup import redact
 from livestrap.master.metrics import Metrics
 from livestrap.master.report_writer import ReportWriter
 from livestrap.master.routes import (
+    actions,
     boot,
     builds,
     discovery,
@@ -139,8 +140,9 @@ def create_app(
     install_error_handlers(app)
     add_body_limits(app, cfg, page=console.problems.too_large)  # a page under /ui
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
-    for module in (specfiles, settings, builds, images, nodes, discovery):
+    for module in (specfiles, settings, builds, images, nodes, discovery, actions):
         app.include_router(module.router, prefix="/api/v1")
+    app.include_router(actions.agent_router, prefix="/api/v1")
     app.include_router(boot.router)
     repo.mount(app, state)
     apidocs.mount(app)
