@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from livestrap.errors import ConflictError, NotFoundError
@@ -43,6 +43,18 @@ EVENT_TAIL_CHARS = 1024  # of the output tail, on the timeline
 SWEEP_S = 30.0  # how often the lost sweep looks at every node's delivered actions
 
 finished_hook: list[Callable[[Session, NodeAction], None]] = []
+
+# The heartbeat's probe, built once: making a statement costs more than running it
+# (~0.5 ms against ~0.1 ms on SQLite). The IN is two comparisons: an expanding IN is
+# rendered again at every execution.
+_T = NodeAction.__table__
+_OPEN_OF_NODE = (
+    select(_T.c.id, _T.c.state, _T.c.kind, _T.c.args, _T.c.delivered_at)
+    .where(_T.c.node_id == bindparam("node_id"),
+           or_(_T.c.state == "queued", _T.c.state == "delivered"))  # fmt: skip
+    .order_by(_T.c.seq, _T.c.created_at)
+    .limit(MAX_ORDERS)
+)
 
 
 class UnknownNode(NotFoundError, ValueError):
@@ -161,13 +173,7 @@ def claim(
     A delivered one older than `timeout_s` is lost first. Usually one indexed probe
     that finds nothing."""
     now = time.time() if now is None else now
-    rows = session.execute(
-        select(NodeAction.id, NodeAction.state, NodeAction.kind, NodeAction.args,
-               NodeAction.delivered_at)  # fmt: skip
-        .where(NodeAction.node_id == node_id, NodeAction.state.in_(OPEN_STATES))
-        .order_by(NodeAction.seq, NodeAction.created_at)
-        .limit(MAX_ORDERS)
-    ).all()
+    rows = session.execute(_OPEN_OF_NODE, {"node_id": node_id}).all()
     if not rows:
         return []
     for row in rows:
