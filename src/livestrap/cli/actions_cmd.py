@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from livestrap.cli import tables
-from livestrap.cli.nodes_cmd import NodeId, app
+from livestrap.cli.nodes_cmd import NodeId
+from livestrap.cli.nodes_cmd import app as app  # the nodes group, these commands added
 from livestrap.cli.options import id_ref
 from livestrap.cli.output import ShortListOutput, chosen_format, print_rows
 from livestrap.cli.remote import remote_of
@@ -19,8 +20,9 @@ All = Annotated[bool, typer.Option("--all", help="Every node the master knows.")
 Tag = Annotated[str | None, typer.Option("--tag", help="Every node with this tag.")]
 Target = Annotated[
     str | None,
-    typer.Argument(help="Node id or a unique prefix of one (or --all, or --tag T).",
-                   show_default=False),  # fmt: skip
+    typer.Argument(
+        help="Node id or a unique prefix of one (or --all, or --tag T).", show_default=False
+    ),
 ]
 
 
@@ -59,8 +61,11 @@ def queue(ctx: typer.Context, kind: str, args: dict[str, Any], node: str | None,
         queued = queued["queued"]
     fmt = chosen_format(output, "table")
     if fmt == "table":
-        typer.echo(f"queued {kind} for {len(queued)} node(s); each runs it at its next "
-                   "heartbeat (livestrap nodes actions NODE)", err=True)  # fmt: skip
+        typer.echo(
+            f"queued {kind} for {len(queued)} node(s); each runs it at its next "
+            "heartbeat (livestrap nodes actions NODE)",
+            err=True,
+        )
     print_rows(fmt, queued, tables.ACTIONS)
 
 
@@ -69,8 +74,10 @@ def install(
     ctx: typer.Context,
     words: Annotated[
         list[str],
-        typer.Argument(metavar="[NODE] PKG[=VERSION]...",
-                       help="The node (unless --all or --tag), then the packages."),  # fmt: skip
+        typer.Argument(
+            metavar="[NODE] PKG[=VERSION]...",
+            help="The node (unless --all or --tag), then the packages.",
+        ),
     ],
     every: All = False,
     tag: Tag = None,

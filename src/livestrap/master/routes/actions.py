@@ -79,9 +79,7 @@ def list_node_actions(
     },
     summary="Queue an action for every node a selector picks",
 )
-def queue_bulk_action(
-    body: BulkRequest, session: SessionDep, state: StateDep
-) -> BulkAnswer:
+def queue_bulk_action(body: BulkRequest, session: SessionDep, state: StateDep) -> BulkAnswer:
     """All of the selector's conditions must hold (`all: true` alone: every node); every
     action is queued, or none (409 when a node's queue is full)."""
     cfg = state.settings

@@ -17,6 +17,7 @@ from livestrap.master.schemas.bounds import REPLACEMENT, text_safe
 from livestrap.master.schemas.nodes import ActionKind as ActionKind  # with the heartbeat's
 from livestrap.master.schemas.nodes import ActionOrder as ActionOrder
 from livestrap.master.schemas.nodes import Readable
+
 ActionState = Literal["queued", "delivered", "succeeded", "failed", "lost", "cancelled"]
 KINDS: tuple[str, ...] = ("install", "reinspect", "reboot", "poweroff")
 OPEN_STATES = ("queued", "delivered")
@@ -87,9 +88,7 @@ class Selector(BaseModel):
     )
 
     def is_empty(self) -> bool:
-        return not self.all and all(
-            v is None for v in (self.status, self.tag, self.macs, self.ids)
-        )
+        return not self.all and all(v is None for v in (self.status, self.tag, self.macs, self.ids))
 
 
 class BulkInstall(InstallRequest):

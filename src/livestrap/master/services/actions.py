@@ -50,8 +50,9 @@ finished_hook: list[Callable[[Session, NodeAction], None]] = []
 _T = NodeAction.__table__
 _OPEN_OF_NODE = (
     select(_T.c.id, _T.c.state, _T.c.kind, _T.c.args, _T.c.delivered_at)
-    .where(_T.c.node_id == bindparam("node_id"),
-           or_(_T.c.state == "queued", _T.c.state == "delivered"))  # fmt: skip
+    .where(
+        _T.c.node_id == bindparam("node_id"), or_(_T.c.state == "queued", _T.c.state == "delivered")
+    )
     .order_by(_T.c.seq, _T.c.created_at)
     .limit(MAX_ORDERS)
 )
@@ -102,9 +103,16 @@ def queue_many(
             + (f" (and {len(full) - 1} more nodes)" if len(full) > 1 else "")
         )
     actions = [
-        NodeAction(id=str(uuid.uuid4()), node_id=node_id, seq=seqs.get(node_id, (0, 0))[0] + 1,
-                   kind=kind, args=clean, state="queued", requested_by=requested_by[:64],
-                   created_at=now)  # fmt: skip
+        NodeAction(
+            id=str(uuid.uuid4()),
+            node_id=node_id,
+            seq=seqs.get(node_id, (0, 0))[0] + 1,
+            kind=kind,
+            args=clean,
+            state="queued",
+            requested_by=requested_by[:64],
+            created_at=now,
+        )
         for node_id in ids
     ]
     session.add_all(actions)
@@ -129,8 +137,14 @@ def queue_action(
 
 def _event(session: Session, kind: str, action_id: str, node_id: str, detail: dict[str, Any],
            now: float, history: History | None) -> None:  # fmt: skip
-    record_event(session, kind, node_id=node_id, detail={"action_id": action_id, **detail},
-                 at=now, history=history)  # fmt: skip
+    record_event(
+        session,
+        kind,
+        node_id=node_id,
+        detail={"action_id": action_id, **detail},
+        at=now,
+        history=history,
+    )
 
 
 def _finished(session: Session, action_id: str) -> None:
@@ -150,13 +164,23 @@ def _lose(session: Session, action_id: str, node_id: str, kind: str, delivered_a
         session,
         update(NodeAction)
         .where(NodeAction.id == action_id, NodeAction.state == "delivered")
-        .values(state="lost", finished_at=now,
-                error=f"no result {round(now - delivered_at)} s after delivery")  # fmt: skip
+        .values(
+            state="lost",
+            finished_at=now,
+            error=f"no result {round(now - delivered_at)} s after delivery",
+        )
         .execution_options(synchronize_session=False),
     )
     if lost:
-        _event(session, "action-lost", action_id, node_id,
-               {"kind": kind, "delivered_s_ago": round(now - delivered_at, 1)}, now, history)  # fmt: skip
+        _event(
+            session,
+            "action-lost",
+            action_id,
+            node_id,
+            {"kind": kind, "delivered_s_ago": round(now - delivered_at, 1)},
+            now,
+            history,
+        )
         _finished(session, action_id)
     return bool(lost)
 
@@ -195,8 +219,15 @@ def claim(
     )
     if not handed:  # cancelled, or taken by another master, since the probe
         return []
-    _event(session, "action-delivered", nxt.id, node_id,
-           {"kind": nxt.kind, "args": nxt.args}, now, history)  # fmt: skip
+    _event(
+        session,
+        "action-delivered",
+        nxt.id,
+        node_id,
+        {"kind": nxt.kind, "args": nxt.args},
+        now,
+        history,
+    )
     return [ActionOrder(id=nxt.id, kind=nxt.kind, args=nxt.args or {})]
 
 
@@ -241,8 +272,14 @@ def record_result(
         session,
         update(NodeAction)
         .where(NodeAction.id == action_id, NodeAction.state == "delivered")
-        .values(state=result.status, finished_at=now, exit_code=result.exit_code,
-                output_tail=result.output_tail, took_s=result.took_s, error=result.error)  # fmt: skip
+        .values(
+            state=result.status,
+            finished_at=now,
+            exit_code=result.exit_code,
+            output_tail=result.output_tail,
+            took_s=result.took_s,
+            error=result.error,
+        )
         .execution_options(synchronize_session=False),
     )
     session.refresh(action)
