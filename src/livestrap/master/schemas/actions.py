@@ -143,12 +143,13 @@ class ActionResult(BaseModel):
             raise ValueError("must be a finite number")
         return value
 
-    @field_validator("output_tail", "error")
+    @field_validator("output_tail", "error", mode="before")
     @classmethod
-    def _storable(cls, value: str | None) -> str | None:
-        """A text column takes neither a NUL (PostgreSQL) nor a lone surrogate."""
-        if value is None:
-            return None
+    def _storable(cls, value: Any) -> Any:
+        """A text column takes neither a NUL (PostgreSQL) nor a lone surrogate: both are
+        replaced, since the output is the node's and the result must not be lost."""
+        if not isinstance(value, str):
+            return value
         safe: str = text_safe(value)
         return safe.replace("\x00", REPLACEMENT)
 

@@ -41,8 +41,8 @@ def selected_nodes(
         query = query.where(Node.id.in_(known))
     if selector.macs is not None:
         macs = _macs(selector.macs)
-        owners = dict(session.execute(select(NodeMac.mac, NodeMac.node_id)
-                                      .where(NodeMac.mac.in_(macs))).tuples())  # fmt: skip
+        rows = session.execute(select(NodeMac.mac, NodeMac.node_id).where(NodeMac.mac.in_(macs)))
+        owners = {mac: node for mac, node in rows}
         _all_known(set(macs) - set(owners), "node with MAC")
         query = query.where(Node.id.in_(set(owners.values())))
     return list(session.scalars(query))
