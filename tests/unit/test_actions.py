@@ -158,8 +158,8 @@ def test_results_only_of_a_delivered_action_of_that_node(db: Database, nodes: li
         with db.session() as session, pytest.raises(NotFoundError):
             actions.record_result(session, bad_id, result(node))
     with db.session() as session:
-        failed = actions.record_result(session, action, result("n1", status="failed",
-                                                               exit_code=100, error="E: none"))  # fmt: skip
+        failure = result("n1", status="failed", exit_code=100, error="E: none")
+        failed = actions.record_result(session, action, failure)
         assert (failed.state, failed.exit_code, failed.error) == ("failed", 100, "E: none")
     with db.session() as session, pytest.raises(ConflictError, match="failed"):
         actions.record_result(session, action, result("n1"))  # twice
