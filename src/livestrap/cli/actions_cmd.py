@@ -15,6 +15,7 @@ from livestrap.cli.options import id_ref
 from livestrap.cli.output import ShortListOutput, chosen_format, print_rows
 from livestrap.cli.remote import remote_of
 from livestrap.errors import OptionError
+from livestrap.master.schemas.actions import package_words
 
 All = Annotated[bool, typer.Option("--all", help="Every node the master knows.")]
 Tag = Annotated[str | None, typer.Option("--tag", help="Every node with this tag.")]
@@ -28,13 +29,10 @@ Target = Annotated[
 
 def parse_packages(words: list[str]) -> list[dict[str, str | None]]:
     """PKG or PKG=VERSION -> the install action's packages (the master checks them)."""
-    packages: list[dict[str, str | None]] = []
-    for word in words:
-        name, has_version, version = word.partition("=")
-        if not name or (has_version and not version):
-            raise OptionError(f"{word!r}: expected PKG or PKG=VERSION")
-        packages.append({"name": name, "version": version if has_version else None})
-    return packages
+    try:
+        return package_words(words)
+    except ValueError as err:
+        raise OptionError(str(err)) from None
 
 
 def _selector(node: str | None, every: bool, tag: str | None) -> dict[str, Any] | None:

@@ -74,6 +74,19 @@ def checked_args(kind: str, args: Any) -> dict[str, Any]:
     return dumped
 
 
+def package_words(words: list[str]) -> list[dict[str, str | None]]:
+    """`PKG` or `PKG=VERSION` words (the CLI's arguments, the console's text field) ->
+    the install action's packages; ValueError for a word of neither shape. The names and
+    versions themselves are checked by the models above."""
+    packages: list[dict[str, str | None]] = []
+    for word in words:
+        name, has_version, version = word.partition("=")
+        if not name or (has_version and not version):
+            raise ValueError(f"{word[:100]!r}: expected PKG or PKG=VERSION")
+        packages.append({"name": name, "version": version if has_version else None})
+    return packages
+
+
 class Selector(BaseModel):
     """Which nodes a bulk action goes to: every condition given must hold (`all` alone:
     every node). At least one of them is required, so an empty body never means "all"."""
