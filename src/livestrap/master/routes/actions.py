@@ -30,6 +30,9 @@ ActionRef = Annotated[str, PathParam(max_length=36, description="An action id.")
 QUEUE_FULL: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorDetail, "description": "The node's queue is full, or an id is ambiguous."}
 }
+NO_ACTION: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorDetail, "description": "No action with that id."}
+}
 router = APIRouter(
     tags=["actions"],
     dependencies=[AdminOnly],
@@ -88,25 +91,20 @@ def queue_bulk_action(body: BulkRequest, session: SessionDep, state: StateDep) -
     return BulkAnswer(queued=[service.action_view(a) for a in queued], count=len(queued))
 
 
-@router.get(
-    "/actions/{action_id}",
-    response_model=ActionView,
-    responses={404: {"model": ErrorDetail, "description": "No action with that id."}},
-    summary="Show an action and its result",
-)
+@router.get("/actions/{action_id}", response_model=ActionView, responses=NO_ACTION,
+            summary="Show an action and its result")  # fmt: skip
 def get_action(action_id: ActionRef, session: SessionDep) -> ActionView:
     return service.action_view(service.find_action(session, action_id))
 
 
-@router.delete(
-    "/actions/{action_id}",
-    response_model=ActionView,
-    responses={
-        404: {"model": ErrorDetail, "description": "No action with that id."},
-        409: {"model": ErrorDetail, "description": "It was delivered already, or has ended."},
-    },
-    summary="Cancel a queued action",
-)
+CANCEL_REFUSED: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorDetail, "description": "Delivered already, or ended."}
+}
+
+
+@router.delete("/actions/{action_id}", response_model=ActionView,
+               responses={**NO_ACTION, **CANCEL_REFUSED},
+               summary="Cancel a queued action")  # fmt: skip
 def cancel_action(action_id: ActionRef, session: SessionDep) -> ActionView:
     return service.action_view(service.cancel(session, action_id))
 

@@ -135,6 +135,18 @@ def queue_action(
     return queue_many(session, [node_id], kind, args, requested_by)[0]
 
 
+def _move(session: Session, action_id: str, was: str, **values: Any) -> bool:
+    """A compare-and-set: the action goes from state `was` to `values` only when it still
+    is in `was` (another master, a late result or a cancel may have moved it first)."""
+    statement = (
+        update(NodeAction)
+        .where(NodeAction.id == action_id, NodeAction.state == was)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return rows_changed(session, statement) == 1
+
+
 def _event(session: Session, kind: str, action_id: str, node_id: str, detail: dict[str, Any],
            now: float, history: History | None) -> None:  # fmt: skip
     record_event(
@@ -160,17 +172,8 @@ def _finished(session: Session, action_id: str) -> None:
 def _lose(session: Session, action_id: str, node_id: str, kind: str, delivered_at: float,
           now: float, history: History | None) -> bool:  # fmt: skip
     """delivered -> lost, when it still is delivered (another master may have won)."""
-    lost = rows_changed(
-        session,
-        update(NodeAction)
-        .where(NodeAction.id == action_id, NodeAction.state == "delivered")
-        .values(
-            state="lost",
-            finished_at=now,
-            error=f"no result {round(now - delivered_at)} s after delivery",
-        )
-        .execution_options(synchronize_session=False),
-    )
+    error = f"no result {round(now - delivered_at)} s after delivery"
+    lost = _move(session, action_id, "delivered", state="lost", finished_at=now, error=error)
     if lost:
         _event(
             session,
@@ -210,13 +213,7 @@ def claim(
     nxt = next((r for r in rows if r.state == "queued"), None)
     if nxt is None:
         return []
-    handed = rows_changed(
-        session,
-        update(NodeAction)
-        .where(NodeAction.id == nxt.id, NodeAction.state == "queued")
-        .values(state="delivered", delivered_at=now)
-        .execution_options(synchronize_session=False),
-    )
+    handed = _move(session, nxt.id, "queued", state="delivered", delivered_at=now)
     if not handed:  # cancelled, or taken by another master, since the probe
         return []
     _event(
@@ -268,20 +265,9 @@ def record_result(
     action = session.get(NodeAction, action_id)
     if action is None or action.node_id != result.node_id:
         raise NotFoundError(f"no action {action_id!r} for node {result.node_id!r}")
-    done = rows_changed(
-        session,
-        update(NodeAction)
-        .where(NodeAction.id == action_id, NodeAction.state == "delivered")
-        .values(
-            state=result.status,
-            finished_at=now,
-            exit_code=result.exit_code,
-            output_tail=result.output_tail,
-            took_s=result.took_s,
-            error=result.error,
-        )
-        .execution_options(synchronize_session=False),
-    )
+    done = _move(session, action_id, "delivered", state=result.status, finished_at=now,
+                 exit_code=result.exit_code, output_tail=result.output_tail,
+                 took_s=result.took_s, error=result.error)  # fmt: skip
     session.refresh(action)
     if not done:
         raise ConflictError(f"action {action_id} is {action.state}, not delivered")
@@ -300,13 +286,7 @@ def cancel(session: Session, action_id: str, now: float | None = None) -> NodeAc
     """queued -> cancelled; ConflictError (409) once it was delivered or has ended."""
     action = find_action(session, action_id)
     now = time.time() if now is None else now
-    done = rows_changed(
-        session,
-        update(NodeAction)
-        .where(NodeAction.id == action_id, NodeAction.state == "queued")
-        .values(state="cancelled", finished_at=now)
-        .execution_options(synchronize_session=False),
-    )
+    done = _move(session, action_id, "queued", state="cancelled", finished_at=now)
     session.refresh(action)
     if not done:
         raise ConflictError(f"action {action_id} is {action.state}: only a queued one cancels")

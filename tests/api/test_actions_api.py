@@ -35,9 +35,10 @@ def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
 
 
 @pytest.fixture(scope="module")
-def admin(master: Master) -> Iterator[httpx.Client]:
-    with master.admin() as client:
-        yield client
+def admin(master: Master, request: pytest.FixtureRequest) -> httpx.Client:
+    client = master.admin()
+    request.addfinalizer(client.close)
+    return client
 
 
 class Agent:
