@@ -5,15 +5,19 @@ delivered action), the bulk selector and the CLI's argument parsing."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 from pydantic import ValidationError
 from sqlalchemy import select
 
 from livestrap.cli.actions_cmd import _selector, parse_packages
 from livestrap.errors import ConflictError, NotFoundError, OptionError
-from livestrap.master.db import Database
+from livestrap.master.db import MIGRATIONS, Database, make_engine, migrate
 from livestrap.master.models import BootEvent, Node, NodeAction, NodeMac
 from livestrap.master.schemas.actions import ActionResult, Selector, checked_args
 from livestrap.master.services import actions
@@ -310,3 +314,38 @@ def test_cli_selector() -> None:
             _selector(*args)
     with pytest.raises(OptionError):
         _selector("../x", False, None)
+
+
+# -- the migration
+
+
+def test_0005_adds_the_table_and_a_node_takes_its_actions_along(tmp_path: Path) -> None:
+    """On a database of 0004 with a node: the table comes up empty; forgetting the node
+    deletes its actions (ON DELETE CASCADE); a downgrade drops the table again."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    _alembic(engine, "upgrade", "0004")
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO nodes (id, facts, failures, heartbeat_s, "
+                             "first_seen_at, last_seen_at, boots) "
+                             "VALUES ('n1', '{}', '[]', 30, 1, 1, 1)"))  # fmt: skip
+    migrate(engine)
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with db.session() as session:
+        assert actions.node_actions(session, "n1") == []
+        actions.queue_action(session, "n1", "reboot", {})
+    with db.session() as session:
+        session.delete(session.get(Node, "n1"))
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM node_actions")).scalar() == 0
+    db.dispose()
+    _alembic(engine, "downgrade", "0004")
+    assert "node_actions" not in sa.inspect(engine).get_table_names()
+    engine.dispose()
+
+
+def _alembic(engine: sa.Engine, how: str, revision: str) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        getattr(command, how)(cfg, revision)
