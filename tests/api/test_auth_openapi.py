@@ -21,6 +21,8 @@ from livestrap.master.state import AppState
 pytestmark = [pytest.mark.integration, pytest.mark.security]
 
 DISCOVERY = "/api/v1/discovery"
+ACTION_RESULT = "/api/v1/discovery/actions/{action_id}/result"  # the agent's, token too
+DISCOVERY_PATHS = {DISCOVERY, ACTION_RESULT}
 ADMIN = [{"adminToken": []}]
 ADMIN_DETAIL = "admin token required (Authorization: Bearer <data-dir>/admin.token)"
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
@@ -47,7 +49,7 @@ def undeclared_admin_routes(app: FastAPI) -> list[str]:
         name
         for name, op in operations(app.openapi()).items()
         if name.split(" ")[1].startswith("/api/v1/")
-        and not name.endswith(f" {DISCOVERY}")
+        and name.split(" ")[1] not in DISCOVERY_PATHS
         and op.get("security") != ADMIN
     )
 
@@ -66,7 +68,7 @@ def unguarded_admin_routes(app: FastAPI) -> list[str]:
         for route in app.routes
         if isinstance(route, APIRoute)
         and route.path.startswith("/api/v1/")
-        and route.path != DISCOVERY
+        and route.path not in DISCOVERY_PATHS
         and require_admin not in set(_calls(route.dependant))
     )
 
@@ -83,6 +85,7 @@ def test_each_route_declares_its_token(master: tuple[FastAPI, AppState]) -> None
     admin = [name for name, op in ops.items() if op.get("security") == ADMIN]
     assert len(admin) >= 20 and "PUT /api/v1/settings" in admin, admin
     assert ops[f"POST {DISCOVERY}"]["security"] == [{"discoveryToken": []}]
+    assert ops[f"POST {ACTION_RESULT}"]["security"] == [{"discoveryToken": []}]
     assert undeclared_admin_routes(master[0]) == []
     assert ops["GET /metrics"].get("security") == ADMIN  # the scraper holds the admin token
     public = {name: op.get("security") for name, op in ops.items()

@@ -148,7 +148,8 @@ def test_same_report_twice_is_one_node(master: Master) -> None:
     again = post(master, body(facts, uptime_s=61))
     assert first.status_code == 201 and again.status_code == 200
     answer = first.json()
-    assert set(answer) == {"node_id", "heartbeat_s", "facts_required"}
+    assert set(answer) == {"node_id", "heartbeat_s", "facts_required", "actions"}
+    assert answer["actions"] == []  # none queued
     assert answer["heartbeat_s"] == 1 and answer["facts_required"] is False
     assert again.json()["node_id"] == answer["node_id"]
     assert [n["id"] for n in nodes_with_mac(master, facts["nics"][1]["mac"])] == [answer["node_id"]]
@@ -221,11 +222,13 @@ def test_heartbeats_and_facts_required(master: Master) -> None:
     node_id = post(master, body(facts)).json()["node_id"]
     beat = post(master, body(facts, send_facts=False, node_id=node_id, uptime_s=62))
     assert beat.status_code == 200
-    assert beat.json() == {"node_id": node_id, "heartbeat_s": 1, "facts_required": False}
+    assert beat.json() == {"node_id": node_id, "heartbeat_s": 1, "facts_required": False,
+                           "actions": []}  # fmt: skip
     changed = post(master, body(facts, send_facts=False, node_id=node_id, facts_hash="0" * 64))
     assert changed.json()["facts_required"] is True
     unknown = post(master, body(facts, send_facts=False, node_id="gone"))
-    assert unknown.json() == {"node_id": "gone", "heartbeat_s": 1, "facts_required": True}
+    assert unknown.json() == {"node_id": "gone", "heartbeat_s": 1, "facts_required": True,
+                              "actions": []}  # fmt: skip
     anonymous = post(master, body(facts, send_facts=False))
     assert anonymous.json()["facts_required"] is True
 

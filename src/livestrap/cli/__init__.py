@@ -12,6 +12,7 @@ from rich.text import Text
 
 import livestrap
 from livestrap.cli import (
+    actions_cmd,
     backup_cmd,
     build_cmd,
     builder_cmd,
@@ -30,6 +31,8 @@ from livestrap.cli import (
 from livestrap.cli.output import printable
 from livestrap.errors import LivestrapError
 
+assert actions_cmd.app is nodes_cmd.app  # its commands are the nodes group's
+
 app = typer.Typer(
     name="livestrap",
     help="Build, store and serve live discovery images.",
@@ -40,7 +43,7 @@ app.add_typer(spec_cmd.app, name="spec")
 app.add_typer(images_cmd.app, name="images")
 app.add_typer(repo_cmd.agent_app, name="agent")
 app.add_typer(repo_cmd.repo_app, name="repo")
-app.add_typer(nodes_cmd.app, name="nodes")
+app.add_typer(nodes_cmd.app, name="nodes")  # with actions_cmd's commands
 app.add_typer(settings_cmd.app, name="settings")
 app.add_typer(rules_cmd.app, name="rules")
 app.add_typer(builds_cmd.app, name="builds")

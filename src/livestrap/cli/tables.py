@@ -117,3 +117,36 @@ def timeline_rows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return []
     start = datetime.fromisoformat(events[0]["at"]).timestamp()
     return [{**e, "offset": datetime.fromisoformat(e["at"]).timestamp() - start} for e in events]
+
+
+ACTION_STYLES = {"succeeded": "green", "failed": "red", "lost": "red", "delivered": "cyan",
+                 "queued": "yellow"}  # fmt: skip
+
+
+def _action_args(action: Mapping[str, Any]) -> str:
+    """install's packages as PKG[=VERSION]; the other kinds take no arguments."""
+    packages = (action.get("args") or {}).get("packages") or []
+    words = [p["name"] + (f"={p['version']}" if p.get("version") else "") for p in packages]
+    return " ".join(words) or "-"
+
+
+def _took(action: Mapping[str, Any]) -> str:
+    took = action.get("took_s")
+    return "-" if took is None else f"{took:.1f}s"
+
+
+# rows of `nodes actions` and of `nodes install|reinspect|reboot|poweroff`
+ACTIONS = TableView(
+    columns=(
+        Column("ID", field_of("id"), is_id=True),
+        Column("NODE", field_of("node_id"), is_id=True),
+        Column("KIND", field_of("kind")),
+        Column("ARGS", _action_args, wraps=True),
+        Column("STATE", field_of("state"), styles=ACTION_STYLES),
+        Column("EXIT", field_of("exit_code")),
+        Column("TOOK", _took),
+        Column("QUEUED", lambda a: ago(a.get("created_at"))),
+        Column("ERROR", field_of("error"), wraps=True),
+    ),
+    empty="no actions",
+)

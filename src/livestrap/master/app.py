@@ -27,6 +27,7 @@ from livestrap.master.logsetup import redact
 from livestrap.master.metrics import Metrics
 from livestrap.master.report_writer import ReportWriter
 from livestrap.master.routes import (
+    actions,
     boot,
     builds,
     discovery,
@@ -39,6 +40,8 @@ from livestrap.master.routes import (
     webhooks,
 )
 from livestrap.master.running import InUse
+from livestrap.master.services import action_hooks
+from livestrap.master.services.actions import LostSweep
 from livestrap.master.state import AppState
 from livestrap.master.tokens import ensure_token
 from livestrap.master.webhooks.dispatch import Dispatcher
@@ -58,6 +61,8 @@ def make_state(
     db = Database(cfg.db_url)
     store = ImageStore(cfg.data_dir)
     guards = Guards.from_settings(cfg, db)
+    guards.periodic.append(LostSweep(db, cfg.action_timeout_s, guards.history).sweep)
+    action_hooks.install()  # an action's end: its webhook, and rules after a reinspect
     return AppState(
         settings=cfg,
         db=db,
@@ -143,8 +148,9 @@ def create_app(
     install_error_handlers(app)
     add_body_limits(app, cfg, page=console.problems.too_large)  # a page under /ui
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
-    for module in (specfiles, settings, builds, images, nodes, discovery, rules):
+    for module in (specfiles, settings, builds, images, nodes, discovery, rules, actions):
         app.include_router(module.router, prefix="/api/v1")
+    app.include_router(actions.agent_router, prefix="/api/v1")
     app.include_router(webhooks.router, prefix="/api/v1")
     app.include_router(boot.router)
     repo.mount(app, state)

@@ -142,6 +142,8 @@ class MasterSettings(BaseSettings):
     unattached_events: Count = 50_000  # with no node
     # how long a web console login lasts (seconds), then it logs in again
     console_session_s: Limit = 8 * 3600
+    # a delivered node action with no result after this long ends as `lost` (never re-run)
+    action_timeout_s: Positive = 900
     max_body_bytes: Bytes = MAX_BODY_BYTES
     max_import_bytes: Bytes = MAX_IMPORT_BYTES
     # webhooks (docs/webhooks.md): the deliveries this master sends; 0 workers sends none

@@ -11,7 +11,9 @@ come back once it shows offline), `uuid-conflict` (the same for a system UUID) a
 `identity-changed` (a report changed an online node's UUID, serial or MACs); `node-edited`
 (an operator changed its name or tags), `rules-applied` (rules named it, tagged it or
 queued an action) and `rule-conflict` (a rule's name belongs to another node). History is
-bounded per node and per MAC (master.history).
+bounded per node and per MAC (master.history). A node action's steps are
+`action-delivered`, `action-succeeded`, `action-failed`, `action-lost`
+(master.services.actions).
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ KINDS = (
     "node-edited",
     "rules-applied",
     "rule-conflict",
+    # node actions (master.services.actions)
+    "action-delivered",
+    "action-succeeded",
+    "action-failed",
+    "action-lost",
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,8 @@ class Guards:
     history: History
     refusals: RefusalLog
     suppressed: Tally  # events over the budget of their (MAC, address)
+    # other upkeep this thread runs every FLUSH_S (the node actions' lost sweep)
+    periodic: list[Callable[[], object]] = field(default_factory=list)
     _warned_at: float = -WARN_EVERY_S
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -88,6 +91,11 @@ class Guards:
     def _flush_loop(self) -> None:
         while not self._stop.wait(FLUSH_S):
             self.flush_logged()
+            for task in self.periodic:
+                try:
+                    task()
+                except Exception:  # a locked or full database: the next round retries
+                    log.exception("periodic upkeep failed")
 
     def flush_logged(self) -> None:
         try:

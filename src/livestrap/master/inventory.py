@@ -30,7 +30,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select, update
@@ -66,6 +66,8 @@ from livestrap.master.logsetup import printable
 from livestrap.master.models import BootEvent, Node, NodeMac
 from livestrap.master.queries import node_macs, node_query, timeline
 from livestrap.master.schemas.nodes import DiscoveryReport
+from livestrap.master.services.actions import claim, queue_action
+from livestrap.master.services.rules import apply_rules
 from livestrap.master.webhooks.notices import node_reported
 
 log = logging.getLogger("livestrap.master")
@@ -315,7 +317,8 @@ def register(
         )
     session.flush()
     node_reported(session, node, created, previous_hash, at=now)
-    if created:
+    if created:  # the rules name and tag it, and may queue its first action
+        apply_rules(session, node, "register", queue_action)
         log.info("new node %s: MAC %s, %s %s", node.id, report.boot_mac or "-",
                  printable(node.vendor or "-"), printable(node.product or "-"))  # fmt: skip
     return Outcome(node.id, created, facts_required=False)
@@ -349,9 +352,15 @@ def report_applier(
 
     def apply(session: Session, report: Report, ip: str | None) -> Outcome:
         if report.facts is None:
-            return heartbeat(
+            outcome = heartbeat(
                 session, report, ip, cfg.heartbeat_s, cfg.offline_after, history=guard.history
             )
-        return register(session, report, ip, cfg.heartbeat_s, guard=guard)
+        else:
+            outcome = register(session, report, ip, cfg.heartbeat_s, guard=guard)
+        if not outcome.node_id or outcome.retry_after_s > 0:
+            return outcome
+        # the node's next action, marked delivered in this transaction (at most once)
+        orders = claim(session, outcome.node_id, cfg.action_timeout_s, history=guard.history)
+        return replace(outcome, actions=tuple(orders)) if orders else outcome
 
     return apply

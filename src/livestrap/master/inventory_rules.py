@@ -10,7 +10,7 @@ from typing import Any
 
 from livestrap.master.history import History
 from livestrap.master.models import Node
-from livestrap.master.schemas.nodes import NodeStatus
+from livestrap.master.schemas.nodes import ActionOrder, NodeStatus
 
 BOOT_SLACK_S = 10.0
 DRIFT = 0.001
@@ -47,6 +47,7 @@ class Outcome:
     facts_required: bool
     retry_after_s: float = 0.0  # > 0: refused, the address made too many nodes lately
     reason: str = ""  # else why the agent is to retry later (no node id: it is evidence)
+    actions: tuple[ActionOrder, ...] = ()  # delivered with this answer (services.actions)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,9 @@ CONSOLE_IMPORT_ROUTE = ("POST", "/ui/images/import")
 # and enforces its own, smaller caps per file and per tree: master.specfiles)
 SPEC_FILES_PREFIX = ("PUT", "/api/v1/settings/files/")
 SPEC_FILES_BYTES = MAX_TREE_BYTES
+# an agent's action result: a 4,096-character tail and a short error, JSON-escaped
+ACTION_RESULT_PREFIX = ("POST", "/api/v1/discovery/actions/")
+ACTION_RESULT_BYTES = 64 << 10
 _CLOSE = {"connection": "close"}  # the rest of the body is never read
 # A 413 in another form for some paths (the console's page), else None: the JSON one.
 RefusalPage = Callable[[Scope, str], Response | None]
@@ -147,5 +150,10 @@ def add_body_limits(app: FastAPI, cfg: MasterSettings, page: RefusalPage | None 
             route: Cap(cfg.max_import_bytes + IMPORT_FRAMING_BYTES, IMPORT_SETTING)
             for route in (IMPORT_ROUTE, CONSOLE_IMPORT_ROUTE)
         },
-        prefixes={SPEC_FILES_PREFIX: Cap(SPEC_FILES_BYTES, "spec-file upload cap")},
+        prefixes={
+            SPEC_FILES_PREFIX: Cap(SPEC_FILES_BYTES, "spec-file upload cap"),
+            ACTION_RESULT_PREFIX: Cap(
+                min(ACTION_RESULT_BYTES, cfg.max_body_bytes), "action result cap (64 KiB)"
+            ),
+        },
     )

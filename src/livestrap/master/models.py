@@ -165,6 +165,34 @@ class NodeTag(Base):
     )
 
 
+class NodeAction(Base):
+    """An action queued for a node (master.services.actions): handed to its agent in a
+    heartbeat answer at most once, then finished by the agent's result or lost."""
+
+    __tablename__ = "node_actions"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)  # the node's queue order
+    kind: Mapped[str] = mapped_column(String(16))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    delivered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    output_tail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    took_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    # the heartbeat's one probe: this node's queued or delivered actions, in order; and
+    # the lost sweep's: delivered actions by age
+    __table_args__ = (
+        Index("ix_node_actions_node_state", "node_id", "state", "seq"),
+        Index("ix_node_actions_state_delivered", "state", "delivered_at"),
+    )
+
+
 # the webhook tables live with the webhooks; imported here so that importing the models
 # puts every table on Base (webhooks.tables imports Base from here: hence at the end)
 from livestrap.master.webhooks import tables as webhook_tables  # noqa: E402, F401

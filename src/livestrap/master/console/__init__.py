@@ -7,11 +7,28 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from livestrap.master.console import auth, builds, images, nodes, overview, problems, settings
+from livestrap.master.console import (
+    auth,
+    builds,
+    images,
+    node_actions,
+    nodes,
+    overview,
+    problems,
+    settings,
+)
 from livestrap.master.console.guard import PREFIX, LoginRequired, SecurityHeaders, login_url
 from livestrap.master.console.render import HERE
 
-PAGES = (auth, overview, nodes, images, builds, settings)  # each module has a `router`
+PAGES = (
+    auth,
+    overview,
+    nodes,
+    node_actions,
+    images,
+    builds,
+    settings,
+)  # each module has a `router`
 
 
 def mount(app: FastAPI) -> None:

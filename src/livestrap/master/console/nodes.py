@@ -21,10 +21,12 @@ from livestrap.master.deps import SessionDep, StateDep
 from livestrap.master.errors import status_for
 from livestrap.master.queries import BadCursor, parse_cursor
 from livestrap.master.services import nodes as service
+from livestrap.master.services.actions import action_view, node_actions
 from livestrap.master.services.boot_timeline import boot_timeline
 from livestrap.master.services.node_search import NodeFilters, count_nodes, search_nodes
 
 TIMELINE_EVENTS = 300  # the newest events read for the last boot's picture
+ACTIONS_SHOWN = 20  # the node's newest actions on its page
 MAX_REFUSALS = 20
 FIELDS = ("status", "vendor", "product", "mac", "image", "serial", "name", "tag", "q")
 router = APIRouter(prefix=PREFIX, dependencies=CONSOLE_GUARDS, include_in_schema=False)
@@ -78,6 +80,7 @@ def node_page(
         bars=bars, svg_width=WIDTH, svg_height=height(bars),
         refusals=timeline.refusals[-MAX_REFUSALS:], refusals_more=max(
             0, len(timeline.refusals) - MAX_REFUSALS),
+        actions=[action_view(a) for a in node_actions(db, node.id, ACTIONS_SHOWN)],
     )  # fmt: skip
 
 

@@ -196,4 +196,5 @@ async def submit_report(
         node_id=outcome.node_id,
         heartbeat_s=state.settings.heartbeat_s,
         facts_required=outcome.facts_required,
+        actions=list(outcome.actions),
     )

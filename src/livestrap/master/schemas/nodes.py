@@ -123,12 +123,26 @@ class ErrorDetail(BaseModel):
     detail: str
 
 
+ActionKind = Literal["install", "reinspect", "reboot", "poweroff"]
+
+
+class ActionOrder(BaseModel):
+    """One node action in a heartbeat answer (master.services.actions): the agent runs
+    it, then posts its result to /api/v1/discovery/actions/{id}/result."""
+
+    id: str
+    kind: ActionKind
+    args: dict[str, Any]
+
+
 class ReportAnswer(BaseModel):
-    """What the agent needs back; `node_id` is "" when the master wants facts first."""
+    """What the agent needs back; `node_id` is "" when the master wants facts first.
+    `actions`: at most one today (an agent takes up to 8, run one at a time, in order)."""
 
     node_id: str
     heartbeat_s: int
     facts_required: bool
+    actions: list[ActionOrder] = Field(default_factory=list)
 
 
 class Readable(BaseModel):
