@@ -226,3 +226,35 @@ def test_hostile_orders_are_reported_failed_and_never_run() -> None:
     errors = [body["error"] for url, body in master.log if url != DISCOVERY]
     assert errors == ["unknown action kind 'shell'",
                       "install: packages[0].name '-o' is not a package name"]  # fmt: skip
+
+
+def test_heartbeats_go_on_while_an_install_runs() -> None:
+    """An install can take minutes: without heartbeats the master would show the node
+    offline (and announce it). Orders in those answers are not taken."""
+    import threading
+
+    beats = threading.Event()
+    slow = Node()
+    first = {"node_id": "n1", "heartbeat_s": 1, "facts_required": False,
+             "actions": [act("install", packages=[{"name": "foo"}])]}  # fmt: skip
+    master = Master([Response(200, json.dumps(first).encode())])
+    reporter = agent(master, slow)
+
+    def install(packages: Sequence[Package], url: str, runner: Runner) -> InstallResult:
+        assert beats.wait(5)  # the install "runs" until a heartbeat went out
+        return InstallResult(True, 0, "done\n", None)
+
+    def count(request: Request) -> Response:
+        answered = master(request)
+        if request.url == DISCOVERY and len(master.log) >= 2:
+            beats.set()
+        return answered
+
+    reporter._transport = count
+    reporter._executor.install = install
+    reporter.step()
+    plain = [body for url, body in master.log[1:] if url == DISCOVERY]
+    assert len(plain) >= 1 and all(body["facts"] is None for body in plain)
+    assert all(body["node_id"] == "n1" for body in plain)
+    assert master.urls()[-1] == result_url(A1)  # the result after the install
+    assert slow.events == []  # the order in the heartbeats' answers was never run again

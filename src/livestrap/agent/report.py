@@ -46,19 +46,23 @@ reason and never run), then they run one at a time, in order, and each result go
 5xx: kept in memory (at most 32) and retried with the backoff above before the next
 report. After running actions the next report comes FOLLOW_UP_S later, not heartbeat_s,
 so the master can hand over the next one. install: apt-get from the master's repository
-only (livestrap.agent.aptinstall); if it changed the agent's own package version, the
-agent sends the result and exits 0 (systemd's Restart=always starts the new version,
-which then reports its version as agent_version). reinspect: facts are collected now and
-sent in a report (as with facts_required), then the result. reboot/poweroff: the result
-is sent first (up to FOLLOW_UP_TRIES attempts), then `systemctl reboot|poweroff`.
+only (livestrap.agent.aptinstall), with plain heartbeats every heartbeat_s while it runs
+(the node stays online; orders in their answers are not taken); if it changed the
+agent's own package version, the agent sends the result and exits 0 (systemd's
+Restart=always starts the new version, which then reports its version as agent_version).
+reinspect: facts are collected now and sent in a report (as with facts_required), then
+the result. reboot/poweroff: the result is sent first (up to FOLLOW_UP_TRIES attempts),
+then `systemctl reboot|poweroff`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import random
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -66,7 +70,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import AGENT_VERSION
-from .actions import Executor, Order, parse_orders
+from .actions import Executor, Order, Outcome, parse_orders
 from .backoff import Backoff, Rng, heartbeat_delay, rate_limited_delay
 from .config import AgentConfig
 from .results import ResultOutbox
@@ -77,6 +81,7 @@ from .transport import snippet as _snippet
 log = logging.getLogger("livestrap.agent")
 
 DISCOVERY_PATH = "/api/v1/discovery"
+HEARTBEAT_JOIN_S = 35.0  # a heartbeat in flight when the action ends: the transport's timeout
 REJECTED_RETRY_S = 60.0
 RECOLLECT_EVERY = 10
 FOLLOW_UP_S = 1.0  # after actions ran: ask for the next one soon
@@ -269,7 +274,10 @@ class Reporter:
         """Run the queued actions one at a time; each result is queued before the next runs."""
         while self._orders and not self.stopped:
             order = self._orders.popleft()
-            outcome = self._executor.run(order, self._reinspect)
+            if order.kind == "install":  # minutes, maybe: keep the node online meanwhile
+                outcome = self._with_heartbeats(functools.partial(self._run_one, order))
+            else:
+                outcome = self._run_one(order)
             self._results.add(order.id, outcome.body(self.node_id))
             if outcome.then is None:
                 continue
@@ -279,6 +287,36 @@ class Reporter:
                     break
                 self._sleep(wait)
             self.stopped = self._executor.follow_up(outcome.then)
+
+    def _run_one(self, order: Order) -> Outcome:
+        return self._executor.run(order, self._reinspect)
+
+    def _with_heartbeats(self, work: Callable[[], Outcome]) -> Outcome:
+        """`work()` while a thread sends plain heartbeats every heartbeat_s, so a long
+        install does not show the node offline (nor make the master announce it). Their
+        answers' orders are not taken: the master hands over the next action only after
+        this one's result (an order it sent anyway is never run, and ends `lost`)."""
+        done = threading.Event()
+        body = {"agent_version": AGENT_VERSION, "image_id": self.config.image,
+                "boot_mac": self.config.boot_mac, "node_id": self.node_id,
+                "facts_hash": self._acked_hash or self._hash, "facts": None,
+                "failures": (self._report or {}).get("failures", [])}  # fmt: skip
+
+        def beat() -> None:
+            while not done.wait(self.heartbeat_s):
+                payload = json.dumps({**body, "uptime_s": int(self._clock())}).encode()
+                try:
+                    self._transport(Request(self.url, payload, self._headers()))
+                except Exception as exc:  # the action's own result path reports the rest
+                    log.debug("heartbeat during an action failed: %s", exc)
+
+        thread = threading.Thread(target=beat, name="heartbeat-during-action", daemon=True)
+        thread.start()
+        try:
+            return work()
+        finally:
+            done.set()
+            thread.join(timeout=HEARTBEAT_JOIN_S)
 
     def _reinspect(self) -> str | None:
         """Collect facts now and send them in a report; why it failed, or None."""
