@@ -28,6 +28,7 @@ SECTIONS = [
     ("discovery", "discovery_bench"),
     ("peer", "peer_bench"),
     ("console", "console_bench"),
+    ("actions", "action_bench"),
 ]
 
 
