@@ -164,6 +164,8 @@ def test_rules_need_the_admin_token(master: Master) -> None:
 
 
 def test_cli_nodes_set_and_rules(master: Master, tmp_path: Path) -> None:
+    with master.admin() as admin:  # an earlier test's rules would tag it at registration
+        admin.put("/api/v1/rules", json={"rules": []}).raise_for_status()
     node = register(master, "CLI-1")
     env = {"LIVESTRAP_MASTER": master.url, "LIVESTRAP_TOKEN": master.admin_token}
     runner = CliRunner()
@@ -182,6 +184,20 @@ def test_cli_nodes_set_and_rules(master: Master, tmp_path: Path) -> None:
     assert "1 rules saved" in run("rules", "set", str(rules))
     assert "name: big" in run("rules", "show")
     out = run("rules", "test")
-    assert f"{node}  big: tags +big" in out and "nodes:" in out
+    assert f"{node}  big: tags +big" in out and "nodes:" in out, out
     refused = runner.invoke(cli_app, ["rules", "test", str(tmp_path / "bad.yaml")], env=env)
     assert refused.exit_code != 0
+
+
+def test_rules_run_when_a_node_registers(master: Master) -> None:
+    rule = {"name": "big", "if": "memory.total >= 64GiB", "add_tags": ["big", "new"]}
+    with master.admin() as admin:
+        admin.put("/api/v1/rules", json={"rules": [rule]}).raise_for_status()
+        try:
+            node = register(master, "AT-REGISTRATION-1")
+            shown = admin.get(f"/api/v1/nodes/{node}").json()
+            assert {"big", "new"} <= set(shown["tags"]), shown
+            kinds = [e["kind"] for e in admin.get(f"/api/v1/nodes/{node}/timeline").json()]
+            assert "rules-applied" in kinds
+        finally:
+            admin.put("/api/v1/rules", json={"rules": []}).raise_for_status()
