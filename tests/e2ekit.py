@@ -32,9 +32,14 @@ def require_qemu() -> None:
 
 
 def wait_for(
-    what: str, check: Any, node: VirtualNode, timeout_s: float = REGISTER_TIMEOUT_S
+    what: str,
+    check: Any,
+    node: VirtualNode,
+    timeout_s: float = REGISTER_TIMEOUT_S,
+    about: Any = None,
 ) -> Any:
-    """Poll `check()` until it returns something truthy; fail with the console's tail."""
+    """Poll `check()` until it returns something truthy; fail with the console's tail
+    (and what `about()` says, when given)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -47,7 +52,10 @@ def wait_for(
             break
         time.sleep(2)
     tail = "\n".join(node.console().splitlines()[-40:])
-    pytest.fail(f"{what}: not within {timeout_s:.0f} s (node running: {node.running()})\n{tail}")
+    said = f"\n{about()}" if about is not None else ""
+    pytest.fail(
+        f"{what}: not within {timeout_s:.0f} s (node running: {node.running()}){said}\n{tail}"
+    )
 
 
 def registered_node(master: Master, mac: str) -> dict[str, Any] | None:

@@ -135,10 +135,14 @@ def act_on_the_running_node(
     installed = queue(m, "install", node["id"], "livestrap-agent")
 
     def new_agent() -> dict[str, Any] | None:
+        ended = finished(m, installed)
+        if ended is not None and ended["state"] != "succeeded":
+            pytest.fail(f"the install ended {ended['state']}: {json.dumps(ended, indent=1)}")
         now = registered_node(m, mac)
         return now if now and now["agent_version"] == new else None
 
-    wait_for("the new agent's report", new_agent, vm, timeout_s=ACTION_TIMEOUT_S)
+    wait_for("the new agent's report", new_agent, vm, timeout_s=ACTION_TIMEOUT_S,
+             about=lambda: json.dumps(action(m, installed), indent=1))  # fmt: skip
     print(f"nodes install -> new agent_version reported in {time.monotonic() - t0:.0f} s (TCG)")
     assert action(m, installed)["state"] == "succeeded"
     kinds = [e["kind"] for e in timeline(m, node["id"])]

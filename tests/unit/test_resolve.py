@@ -83,8 +83,8 @@ class FakeRepo:
     def __init__(self, data_dir: Path) -> None:
         self.root = data_dir / "repo"
 
-    def is_published(self) -> bool:
-        return bool(self.published)
+    def needs_agent(self) -> bool:
+        return not self.published
 
     def ensure_published(self, *, log: object) -> None:
         self.published.append(self.root)

@@ -1,7 +1,8 @@
 """The build plan: how a parsed spec becomes the ResolvedSpec that build() takes, here.
 
 resolve() fills and checks it; when the spec wants the agent, the plan publishes the
-agent to the master's repository on first use and has resolve() add that repository.
+agent to the master's repository on first use (and again when the master's agent
+changed) and has resolve() add that repository.
 The CLI and the master both build through a plan, so neither needs packaging/ to build.
 """
 
@@ -45,7 +46,7 @@ class BuildPlan:
 
     def _agent(self) -> AgentRepo:
         repo = MasterRepo(self.data_dir)
-        if not repo.is_published():
+        if repo.needs_agent():
             self.announce(repo.root)
             repo.ensure_published(log=self.log)
         return repo.agent_repo()

@@ -50,7 +50,7 @@ def build(
 
     def announce(root: Path) -> None:
         console.print(
-            f"publishing the agent to the master's repository {escape(str(root))} (first use)"
+            f"publishing this livestrap's agent to the master's repository {escape(str(root))}"
         )
 
     spec = effective_spec(spec_path, data_dir, BuildPlan(data_dir, announce=announce))

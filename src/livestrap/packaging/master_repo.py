@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from pathlib import Path
 from livestrap.datadir import DataDir
 from livestrap.errors import LivestrapError, RepoError
 from livestrap.packaging.agent_deb import PACKAGE as AGENT_PACKAGE
-from livestrap.packaging.agent_deb import build_agent_deb
+from livestrap.packaging.agent_deb import agent_version, build_agent_deb
 from livestrap.packaging.aptrepo import (
     KEY_FILE,
     RepoIdentity,
@@ -36,6 +37,9 @@ IDENTITY = RepoIdentity(suite="livestrap", origin="livestrap", label="livestrap 
 SIGNING_UID = "livestrap master repository <livestrap@localhost>"
 # Optional tools the agent uses when present (its package only depends on python3).
 AGENT_TOOLS = ("dmidecode", "pciutils", "ethtool")
+# The version agent_version() gives a build of the agent from its sources; a version
+# without it was published by an operator (livestrap agent build-deb --version V).
+BUILT_FROM_SOURCES = re.compile(r"\+src[0-9a-f]{10}$")
 
 
 @dataclass(frozen=True)
@@ -69,9 +73,35 @@ class MasterRepo:
                         log=log)  # fmt: skip
             return published
 
+    def published_version(self, package: str) -> str | None:
+        """The version of `package` in this repository's index, or None."""
+        index = self.root / "dists" / IDENTITY.suite / IDENTITY.component
+        name: str | None = None
+        for packages in sorted(index.glob("binary-*/Packages")):
+            for line in packages.read_text(errors="replace").splitlines():
+                if line.startswith("Package:"):
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("Version:") and name == package:
+                    return line.split(":", 1)[1].strip()
+        return None
+
+    def agent_is_stale(self) -> bool:
+        """No agent here, or one this livestrap built from other agent sources (an
+        upgraded master: its images must get its own agent). An agent an operator
+        published under a version of their own is theirs: left alone."""
+        published = self.published_version(AGENT_PACKAGE)
+        if published is None:
+            return True
+        return bool(BUILT_FROM_SOURCES.search(published)) and published != agent_version()
+
+    def needs_agent(self) -> bool:
+        """Nothing published yet, or not this livestrap's agent (agent_is_stale)."""
+        return not self.is_published() or self.agent_is_stale()
+
     def ensure_published(self, *, log: LineSink) -> None:
-        """Publish the agent on first use, so a fresh master can build right away."""
-        if not self.is_published():
+        """Publish the agent on first use, and again when this livestrap's agent is not
+        the one published, so every image carries the agent of the master that built it."""
+        if self.needs_agent():
             self.publish(None, log=log)
 
     def as_repo(self) -> Repo:
