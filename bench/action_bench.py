@@ -6,6 +6,7 @@ from `livestrap nodes install NODE livestrap-agent` to the node reporting the ne
 agent_version, on a QEMU node (the e2e story test, which records its timings).
 
 `.venv/bin/python bench/action_bench.py [--nodes 10000] [--beats 1000] [--no-vm] [--smoke]`
+(`--vm-timings FILE`: what a story run with LIVESTRAP_ACTION_TIMINGS=FILE recorded)
 writes the "actions" section of docs/benchmarks.md.
 """
 
@@ -159,13 +160,17 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=10_000)
     parser.add_argument("--beats", type=int, default=1000)
     parser.add_argument("--no-vm", action="store_true", help="skip the install on a QEMU node")
+    parser.add_argument("--vm-timings", type=Path, help="timings an e2e story run recorded "
+                        "(LIVESTRAP_ACTION_TIMINGS=FILE): used instead of booting a node")  # fmt: skip
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     args = parser.parse_args()
     if args.smoke:
         args.nodes, args.beats, args.no_vm = 200, 50, True
     part: dict[str, Any] = {"heartbeat": heartbeat_cost(args.nodes, args.beats),
                             "smoke": args.smoke}  # fmt: skip
-    if not args.no_vm:
+    if args.vm_timings:
+        part["vm"] = json.loads(args.vm_timings.read_text())
+    elif not args.no_vm:
         part["vm"] = vm_timings()
     save_part("actions", part)
     for name in ("alone", "with_check"):
