@@ -160,8 +160,8 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=10_000)
     parser.add_argument("--beats", type=int, default=1000)
     parser.add_argument("--no-vm", action="store_true", help="skip the install on a QEMU node")
-    parser.add_argument("--vm-timings", type=Path, help="timings an e2e story run recorded "
-                        "(LIVESTRAP_ACTION_TIMINGS=FILE): used instead of booting a node")  # fmt: skip
+    recorded = "an e2e story run's timings (LIVESTRAP_ACTION_TIMINGS=FILE), no boot here"
+    parser.add_argument("--vm-timings", type=Path, help=recorded)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     args = parser.parse_args()
     if args.smoke:
