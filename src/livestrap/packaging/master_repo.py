@@ -39,7 +39,7 @@ SIGNING_UID = "livestrap master repository <livestrap@localhost>"
 AGENT_TOOLS = ("dmidecode", "pciutils", "ethtool")
 # The version agent_version() gives a build of the agent from its sources; a version
 # without it was published by an operator (livestrap agent build-deb --version V).
-BUILT_FROM_SOURCES = re.compile(r"\+src[0-9a-f]{10}$")
+BUILT_FROM_SOURCES = re.compile(r"\+src[0-9a-f]{10}\Z")
 
 
 @dataclass(frozen=True)
