@@ -40,6 +40,18 @@ class FakeRunner:
         return self.results.pop(0)
 
 
+AMD64 = "m_repo_dists_livestrap_main_binary-amd64"
+
+
+def index(paths: AptPaths, text: str, name: str = AMD64) -> None:
+    """A Packages index in the private lists dir, as apt-get update leaves it."""
+    paths.lists.mkdir(parents=True, exist_ok=True)
+    (paths.lists / f"{name}_Packages").write_text(text)
+
+
+FOO_BAR = "Package: foo\nVersion: 2\nArchitecture: amd64\n\nPackage: bar\nVersion: 1:2.0~rc1\n"
+
+
 def test_render_sources_exact() -> None:
     text = render_sources("http://192.0.2.10:8080/repo", INFO)
     assert text == (
@@ -94,6 +106,7 @@ def test_install_reads_only_the_private_tree(tmp_path: Path) -> None:
     paths = AptPaths(tmp_path / "apt")
     (paths.source_parts).mkdir(parents=True)
     (paths.source_parts / "left-over.sources").write_text("Types: deb\n")
+    index(paths, FOO_BAR)
     runner = FakeRunner(RunResult(0, "Hit:1 ...\n"), RunResult(0, "Setting up foo (2) ...\n"))
     packages = [Package("foo"), Package("bar", "1:2.0~rc1")]
     result = install(packages, "http://m:8080/", runner, paths=paths, info=INFO)
@@ -106,7 +119,8 @@ def test_install_reads_only_the_private_tree(tmp_path: Path) -> None:
         "-o", f"Dir::State::Lists={paths.root}/lists/",
         "-o", f"Dir::Cache={paths.root}/archive-cache/",
     ]  # fmt: skip
-    assert update == ["apt-get", "-q", *private, "-o", "APT::Update::Error-Mode=any", "update"]
+    assert update == ["apt-get", "-q", *private, "-o", "APT::Update::Error-Mode=any",
+                      "-o", "Acquire::GzipIndexes=false", "update"]  # fmt: skip
     assert inst[:2] == ["apt-get", "-q"] and inst[3:11] == private
     assert inst[-3:] == ["install", "foo", "bar=1:2.0~rc1"]
     assert "--no-install-recommends" in inst
@@ -120,24 +134,65 @@ def test_install_reads_only_the_private_tree(tmp_path: Path) -> None:
 
 def test_a_package_not_in_the_repo_is_named(tmp_path: Path) -> None:
     noise = "x" * 10000
+    paths = AptPaths(tmp_path)
+    index(paths, FOO_BAR)
     runner = FakeRunner(
         RunResult(0, "ok\n"),
-        RunResult(100, f"{noise}\nReading package lists...\nE: Unable to locate package nosuch\n"),
+        RunResult(100, f"{noise}\nReading package lists...\nE: Unable to locate package foo\n"),
     )
-    result = install([Package("nosuch")], "http://m", runner, paths=AptPaths(tmp_path), info=INFO)
+    result = install([Package("foo")], "http://m", runner, paths=paths, info=INFO)
     assert not result.ok and result.exit_code == 100
-    assert result.error == "package nosuch is not in the master's repository"
+    assert result.error == "package foo is not in the master's repository"
     assert len(result.output_tail) == aptinstall.TAIL_CHARS
-    assert result.output_tail.endswith("E: Unable to locate package nosuch\n")
+    assert result.output_tail.endswith("E: Unable to locate package foo\n")
 
 
 def test_a_missing_version_is_named(tmp_path: Path) -> None:
-    out = "E: Version '9.9' for 'foo' was not found\n"
+    out = "E: Version '2' for 'foo' was not found\n"
+    paths = AptPaths(tmp_path)
+    index(paths, FOO_BAR)
     runner = FakeRunner(RunResult(0, ""), RunResult(100, out))
-    result = install(
-        [Package("foo", "9.9")], "http://m", runner, paths=AptPaths(tmp_path), info=INFO
-    )
-    assert result.error == "version 9.9 of foo is not in the master's repository"
+    result = install([Package("foo", "2")], "http://m", runner, paths=paths, info=INFO)
+    assert result.error == "version 2 of foo is not in the master's repository"
+
+
+@pytest.mark.parametrize(
+    ("package", "error"),
+    [
+        (Package("nosuch"), "package nosuch is not in the master's repository"),
+        (Package("fo."), "package fo. is not in the master's repository"),  # a regex to apt
+        (Package("fo+"), "package fo+ is not in the master's repository"),
+        (Package("foo", "9.9"), "version 9.9 of foo is not in the master's repository"),
+        (Package("bar", "2.0~rc1"), "version 2.0~rc1 of bar is not in the master's repository"),
+        (Package("amd64"), "package amd64 is not in the master's repository"),  # not a name
+    ],
+)
+def test_only_exact_names_in_the_index_are_installed(
+    tmp_path: Path, package: Package, error: str
+) -> None:
+    paths = AptPaths(tmp_path)
+    index(paths, FOO_BAR)
+    index(paths, "Package: baz\nVersion: 1\n", "m_repo_dists_livestrap_main_binary-all")
+    runner = FakeRunner(RunResult(0, "Hit:1\n"))
+    result = install([Package("baz"), package], "http://m", runner, paths=paths, info=INFO)
+    assert len(runner.calls) == 1 and runner.calls[0][0][-1] == "update"  # never installed
+    assert not result.ok and result.exit_code is None and result.error == error
+    assert "Hit:1" in result.output_tail
+
+
+def test_every_index_is_read_and_nothing_else(tmp_path: Path) -> None:
+    paths = AptPaths(tmp_path)
+    index(paths, "Package: foo\nVersion: 1\n\nPackage: foo\nVersion: 2\n")
+    index(paths, "Package: foo\nVersion: 3\n", "other_binary-arm64")
+    (paths.lists / "m_InRelease").write_text("Package: bar\nVersion: 1\n")
+    found = aptinstall.listed_versions(paths.lists, {"foo", "bar", "baz"})
+    assert found == {"foo": {"1", "2", "3"}}
+
+
+def test_no_index_refuses_every_name(tmp_path: Path) -> None:
+    runner = FakeRunner(RunResult(0, ""))
+    result = install([Package("foo")], "http://m", runner, paths=AptPaths(tmp_path), info=INFO)
+    assert result.error == "package foo is not in the master's repository"
 
 
 def test_update_failure_stops_before_install(tmp_path: Path) -> None:
@@ -152,8 +207,10 @@ def test_update_failure_stops_before_install(tmp_path: Path) -> None:
 
 
 def test_timeout_is_reported(tmp_path: Path) -> None:
+    paths = AptPaths(tmp_path)
+    index(paths, FOO_BAR)
     runner = FakeRunner(RunResult(0, ""), RunResult(None, "Unpacking\n", timed_out=True))
-    result = install([Package("foo")], "http://m", runner, paths=AptPaths(tmp_path), info=INFO)
+    result = install([Package("foo")], "http://m", runner, paths=paths, info=INFO)
     assert result.exit_code is None and result.error == "apt-get install timed out after 600 s"
 
 
