@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -38,6 +39,12 @@ class FakeRunner:
     ) -> RunResult:
         self.calls.append((list(argv), timeout_s, env))
         return self.results.pop(0)
+
+
+@pytest.fixture(autouse=True)
+def _no_host_dpkg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host's own dpkg state is never looked at."""
+    monkeypatch.setattr(aptinstall, "DPKG_UPDATES", tmp_path / "no-dpkg-updates")
 
 
 AMD64 = "m_repo_dists_livestrap_main_binary-amd64"
@@ -126,6 +133,7 @@ def test_install_reads_only_the_private_tree(tmp_path: Path) -> None:
     assert "--no-install-recommends" in inst
     assert (t1, t2) == (aptinstall.UPDATE_TIMEOUT_S, aptinstall.INSTALL_TIMEOUT_S)
     assert env is not None and env["DEBIAN_FRONTEND"] == "noninteractive" and env["LC_ALL"] == "C"
+    assert (env["NEEDRESTART_SUSPEND"], env["NEEDRESTART_MODE"]) == ("1", "l")
     assert paths.source_list.read_text() == ""
     assert sorted(p.name for p in paths.source_parts.iterdir()) == ["livestrap-master.sources"]
     assert "URIs: http://m:8080/repo\n" in paths.sources_file.read_text()
@@ -226,6 +234,62 @@ def test_no_repository_in_the_image_runs_nothing(
     result = install([Package("foo")], "http://m", runner, paths=AptPaths(tmp_path))
     assert not result.ok and runner.calls == []
     assert result.error is not None and "carries no master repository" in result.error
+
+
+def interrupted_dpkg(tmp_path: Path) -> Path:
+    updates = tmp_path / "dpkg-updates"
+    updates.mkdir(parents=True)
+    (updates / "0001").write_text("")
+    return updates
+
+
+def test_an_interrupted_dpkg_is_repaired_before_the_install(tmp_path: Path) -> None:
+    paths = AptPaths(tmp_path / "apt")
+    index(paths, FOO_BAR)
+    runner = FakeRunner(RunResult(0, "Hit\n"), RunResult(0, "Setting up bar\n"), RunResult(0, ""))
+    result = install([Package("foo")], "http://m", runner, paths=paths, info=INFO,
+                     dpkg_updates=interrupted_dpkg(tmp_path))  # fmt: skip
+    assert result.ok
+    (_, _, _), (repair, timeout, env), (inst, _, _) = runner.calls
+    assert repair == ["dpkg", "--configure", "-a"] and timeout == aptinstall.REPAIR_TIMEOUT_S
+    assert env == aptinstall.APT_ENV and inst[-2:] == ["install", "foo"]
+    assert "$ dpkg --configure -a\nSetting up bar" in result.output_tail
+
+
+def test_a_failed_repair_stops_before_the_install(tmp_path: Path) -> None:
+    paths = AptPaths(tmp_path / "apt")
+    index(paths, FOO_BAR)
+    out = "dpkg: error: dpkg frontend lock was locked by another process with pid 7\n"
+    runner = FakeRunner(RunResult(0, ""), RunResult(2, out))
+    result = install([Package("foo")], "http://m", runner, paths=paths, info=INFO,
+                     dpkg_updates=interrupted_dpkg(tmp_path))  # fmt: skip
+    assert len(runner.calls) == 2 and not result.ok and result.exit_code == 2
+    assert result.error == (
+        "dpkg --configure -a (dpkg was left interrupted) failed (exit 2): "
+        "dpkg: error: dpkg frontend lock was locked by another process with pid 7"
+    )
+    hung = FakeRunner(RunResult(0, ""), RunResult(None, "", timed_out=True))
+    result = install([Package("foo")], "http://m", hung, paths=paths, info=INFO,
+                     dpkg_updates=interrupted_dpkg(tmp_path / "x"))  # fmt: skip
+    assert result.error == "dpkg --configure -a (dpkg was left interrupted) timed out after 120 s"
+
+
+def test_an_empty_or_missing_updates_dir_needs_no_repair(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    assert not aptinstall.interrupted(tmp_path / "empty")
+    assert not aptinstall.interrupted(tmp_path / "missing")
+    assert aptinstall.interrupted(interrupted_dpkg(tmp_path))
+
+
+def test_a_timed_out_command_gets_sigterm_then_sigkill() -> None:
+    polite = subprocess_runner(["sh", "-c", "trap 'echo term; exit 7' TERM; echo up; "
+                                "while :; do sleep 0.05; done"], 0.5, grace_s=5)  # fmt: skip
+    assert polite.timed_out and polite.exit_code is None and polite.output.endswith("term\n")
+    start = time.monotonic()
+    stubborn = subprocess_runner(["sh", "-c", "trap '' TERM; echo up; while :; do sleep 0.05; "
+                                  "done"], 0.3, grace_s=0.5)  # fmt: skip
+    assert stubborn.timed_out and stubborn.output == "up\n"
+    assert 0.7 < time.monotonic() - start < 5
 
 
 def test_subprocess_runner_tail_exit_and_timeout() -> None:

@@ -13,6 +13,11 @@ regex characters that matches no package exactly as a pattern. So after the priv
 update the agent reads the repository's Packages indexes (plain text in the private
 lists dir: GzipIndexes is turned off for that run) and refuses, before any install, a
 name, or a pinned name=version, that is not listed there exactly.
+
+apt safety: needrestart (which Ubuntu's apt hooks run) is told to restart nothing and
+ask nothing; a dpkg run that an earlier timeout or power cut left interrupted (files
+in /var/lib/dpkg/updates, where apt-get would refuse to start) is finished first with
+`dpkg --configure -a`.
 """
 
 from __future__ import annotations
@@ -29,12 +34,16 @@ IMAGE_REPO_KEY = Path("/usr/share/livestrap/master-repo.asc")
 IMAGE_REPO_CONFIG = Path("/etc/livestrap/master-repo.json")
 APT_DIR = Path("/run/livestrap/apt")
 UPDATE_TIMEOUT_S = 180.0
-INSTALL_TIMEOUT_S = 600.0  # both together stay under the master's action_timeout_s (900)
+INSTALL_TIMEOUT_S = 600.0  # all three stay under the master's action_timeout_s (900)
+REPAIR_TIMEOUT_S = 120.0
+DPKG_UPDATES = Path("/var/lib/dpkg/updates")
 TAIL_CHARS = 4096
 ERROR_CHARS = 500
 APT_ENV = {
     "DEBIAN_FRONTEND": "noninteractive",
     "APT_LISTCHANGES_FRONTEND": "none",
+    "NEEDRESTART_SUSPEND": "1",  # needrestart's apt hook: restart no service
+    "NEEDRESTART_MODE": "l",  # and only list, never ask
     "LC_ALL": "C",  # the messages explain_failure reads are apt's English ones
     "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
 }
@@ -188,16 +197,16 @@ _NOT_FOUND = (
 )  # fmt: skip
 
 
-def explain_failure(step: str, exit_code: int | None, output: str) -> str:
-    """One human line for a failed apt-get run, from its output (bounded)."""
+def explain_failure(step: str, exit_code: int | None, output: str, tool: str | None = None) -> str:
+    """One human line for a failed apt-get (or `tool`) run, from its output (bounded)."""
     for pattern, message in _NOT_FOUND:
         m = pattern.search(output)
         if m:
             return message.format(*(g[:100] for g in m.groups()))[:ERROR_CHARS]
-    errors = [line for line in output.splitlines() if line.startswith("E: ")]
-    reason = f": {errors[-1][3:]}" if errors else ""
+    errors = [line for line in output.splitlines() if line.startswith(("E: ", "dpkg: error"))]
+    reason = f": {errors[-1].removeprefix('E: ')}" if errors else ""
     where = " from the master's repository" if step == "update" else ""
-    return f"apt-get {step}{where} failed (exit {exit_code}){reason}"[:ERROR_CHARS]
+    return f"{tool or 'apt-get ' + step}{where} failed (exit {exit_code}){reason}"[:ERROR_CHARS]
 
 
 def listed_versions(lists: Path, names: set[str]) -> dict[str, set[str]]:
@@ -250,8 +259,10 @@ def install(
     *,
     paths: AptPaths | None = None,
     info: MasterRepoInfo | None = None,
+    dpkg_updates: Path | None = None,
 ) -> InstallResult:
-    """apt-get update, then install: both only from the master's repository."""
+    """apt-get update, the names checked, dpkg repaired when it was left interrupted,
+    then apt-get install: only from the master's repository."""
     paths = paths or AptPaths()
     try:
         repo = info or load_repo_info()
@@ -268,19 +279,35 @@ def install(
         missing = f"cannot read the master's repository index: {exc}"
     if missing is not None:
         return InstallResult(False, None, log, missing[:ERROR_CHARS])
+    if interrupted(dpkg_updates or DPKG_UPDATES):
+        repair = _step(runner, "repair", ["dpkg", "--configure", "-a"], REPAIR_TIMEOUT_S)
+        log = (log + repair.output_tail)[-TAIL_CHARS:]
+        if not repair.ok:
+            return replace(repair, output_tail=log)
     done = _step(runner, "install", install_argv(paths, packages), INSTALL_TIMEOUT_S)
     return replace(done, output_tail=(log + done.output_tail)[-TAIL_CHARS:])
 
 
+def interrupted(updates: Path) -> bool:
+    """dpkg left a run unfinished (apt-get refuses to start until it is completed)."""
+    try:
+        return any(updates.iterdir())
+    except OSError:  # no such dir: no dpkg state to repair
+        return False
+
+
 def _step(runner: Runner, step: str, argv: list[str], timeout: float) -> InstallResult:
-    """One apt-get run: its command line and output as the tail, its failure explained."""
+    """One apt-get or dpkg run: its command line and output as the tail, its failure
+    explained."""
     run = runner(argv, timeout, APT_ENV)
     tail = f"$ {' '.join(argv)}\n{run.output}"[-TAIL_CHARS:]
     if run.exit_code == 0:
         return InstallResult(True, 0, tail, None)
-    error = (
-        f"apt-get {step} timed out after {timeout:.0f} s"
-        if run.timed_out
-        else explain_failure(step, run.exit_code, run.output)
-    )
+    tool = "dpkg --configure -a (dpkg was left interrupted)" if step == "repair" else None
+    if run.timed_out:
+        error = f"{tool or 'apt-get ' + step} timed out after {timeout:.0f} s"
+    elif tool:
+        error = explain_failure(step, run.exit_code, run.output, tool)
+    else:
+        error = explain_failure(step, run.exit_code, run.output)
     return InstallResult(False, run.exit_code, tail, error)
