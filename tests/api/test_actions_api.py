@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 import livestrap.cli.actions_cmd  # noqa: F401 -- its commands, on the nodes group
 from livestrap.agent.report import facts_hash
 from livestrap.cli.nodes_cmd import app as cli_app
+from livestrap.master.services.actions import NOT_HELD
 from masterproc import Master, master_process
 
 pytestmark = pytest.mark.integration
@@ -53,18 +54,19 @@ class Agent:
         self.node_id = ""
         self.node_id = self.report(facts=True)["node_id"]
 
-    def report(self, facts: bool = False) -> dict[str, Any]:
+    def report(self, facts: bool = False, **extra: Any) -> dict[str, Any]:
         body = {"agent_version": "0.1.0", "image_id": "img-1", "boot_mac": self.mac,
                 "node_id": self.node_id or None, "facts_hash": facts_hash(self.facts),
-                "facts": self.facts if facts else None, "failures": [], "uptime_s": 60}  # fmt: skip
+                "facts": self.facts if facts else None, "failures": [], "uptime_s": 60,
+                **extra}  # fmt: skip
         with self.master.discovery() as client:
             resp = client.post("/api/v1/discovery", json=body)
         assert resp.status_code in (200, 201), resp.text
         answer: dict[str, Any] = resp.json()
         return answer
 
-    def orders(self) -> list[dict[str, Any]]:
-        orders: list[dict[str, Any]] = self.report()["actions"]
+    def orders(self, **extra: Any) -> list[dict[str, Any]]:
+        orders: list[dict[str, Any]] = self.report(**extra)["actions"]
         return orders
 
     def result(self, action_id: str, node_id: str | None = None, **kw: Any) -> httpx.Response:
@@ -256,3 +258,20 @@ def test_lost_after_the_timeout_never_run_again(tmp_path: Path) -> None:
         kinds = [e["kind"] for e in admin.get(f"/api/v1/nodes/{agent.node_id}/timeline").json()]
         assert [k for k in kinds if k.startswith("action-")] == [
             "action-delivered", "action-lost", "action-delivered"]  # fmt: skip
+
+
+def test_open_actions_hold_an_action_or_give_it_up(tmp_path: Path) -> None:
+    env = {"LIVESTRAP_ACTION_TIMEOUT_S": "2"}
+    with master_process(tmp_path / "data", heartbeat_s=1, env=env) as m, m.admin() as admin:
+        agent = Agent(m)
+        a, b = (queue(admin, agent.node_id, {"kind": k})["id"] for k in ("reboot", "reinspect"))
+        assert [o["id"] for o in agent.orders(open_actions=[])] == [a]
+        end = time.monotonic() + 6  # past the timeout and the grace; under the cap (8 s)
+        while time.monotonic() < end:  # a long install: the agent lists it, it is kept
+            assert agent.orders(open_actions=[a]) == []
+            time.sleep(0.5)
+        assert state_of(admin, a) == "delivered"
+        # the agent restarted: it does not list `a`, which is lost, and `b` comes at once
+        assert [o["id"] for o in agent.orders(open_actions=[])] == [b]
+        detail = admin.get(f"/api/v1/actions/{a}").json()
+        assert (detail["state"], detail["error"]) == ("lost", NOT_HELD)

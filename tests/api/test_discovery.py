@@ -332,6 +332,10 @@ def test_simultaneous_first_reports_make_one_node(
         {"failures": [{"collector": "cpu"}]},
         {"agent_version": "x" * 65},
         {"node_id": 12},
+        {"open_actions": "0b6e8f6c"},
+        {"open_actions": ["../nodes"]},
+        {"open_actions": ["a" * 37]},
+        {"open_actions": ["0b6e8f6c"] * 41},
     ],
 )
 def test_malformed_bodies_are_422(master: Master, payload: Any) -> None:

@@ -82,6 +82,7 @@ def test_good_arguments_are_kept_as_sent(kind: str, args: Any, clean: Any) -> No
         ("install", {"packages": []}, ("install", "args", "packages")),
         ("install", {"packages": [{"name": "Htop"}]}, ("install", "args", "packages", 0, "name")),
         ("install", {"packages": [{"name": "-x"}]}, ("install", "args", "packages", 0, "name")),
+        ("install", {"packages": [{"name": "x-"}]}, ("install", "args", "packages", 0, "name")),
         ("install", {"packages": [{"name": "a;rm -rf /"}]}, ("install", "args", "packages", 0,
                                                              "name")),
         ("install", {"packages": [{"name": "a", "version": "1 2"}]},

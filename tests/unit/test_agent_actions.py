@@ -72,6 +72,8 @@ def test_valid_orders() -> None:
         (order(args={"packages": [{"name": ".."}]}), "'..' is not a package name"),
         (order(args={"packages": [{"name": "foo\n"}]}), "is not a package name"),
         (order(args={"packages": [{"name": "Foo"}]}), "is not a package name"),
+        (order(args={"packages": [{"name": "foo-"}]}), "'foo-' ends in '-' (apt-get removes it)"),
+        (order(args={"packages": [{"name": "a-"}]}), "ends in '-'"),
         (order(args={"packages": [{"name": "foo", "version": "1 2"}]}), "'1 2' is not a version"),
         (order(args={"packages": [{"name": "foo", "version": ""}]}), "'' is not a version"),
         (order(args={"packages": [{"name": "foo", "version": 2}]}), "2 is not a version"),

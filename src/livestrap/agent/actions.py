@@ -4,7 +4,9 @@ The kinds and their arguments are fixed (the master validates them too; this is 
 node's own check, since a node obeys nothing it cannot verify):
 
 - install    {"packages": [{"name": str, "version": str | null}, ...]}  1..64 items,
-             name ^[a-z0-9][a-z0-9+.-]{0,99}$, version ^[A-Za-z0-9.+~:-]{1,100}$ or null
+             name ^[a-z0-9][a-z0-9+.-]{0,99}$ and not ending in "-" (apt-get would
+             remove it; a trailing "+", as in g++, is a name), version
+             ^[A-Za-z0-9.+~:-]{1,100}$ or null
 - reinspect  {}     reboot  {}     poweroff  {}
 
 An order needs a UUID `id` (it goes into the result's URL); without one it cannot be
@@ -75,6 +77,8 @@ def check_packages(args: dict[str, Any]) -> tuple[Package, ...]:
         name, version = item["name"], item.get("version")
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ValueError(f"packages[{n}].name {_short(name)} is not a package name")
+        if name.endswith("-"):
+            raise ValueError(f"packages[{n}].name {_short(name)} ends in '-' (apt-get removes it)")
         bad_version = not isinstance(version, str) or not _VERSION.fullmatch(version)
         if version is not None and bad_version:
             raise ValueError(f"packages[{n}].version {_short(version)} is not a version")

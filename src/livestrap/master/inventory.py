@@ -333,6 +333,7 @@ def report_of(body: DiscoveryReport) -> Report:
         **body.model_dump(include=REPORT_FIELDS),
         facts=body.facts_dict(),
         failures=[failure.model_dump() for failure in body.failures],
+        open_actions=None if body.open_actions is None else tuple(body.open_actions),
     )
 
 
@@ -360,7 +361,8 @@ def report_applier(
         if not outcome.node_id or outcome.retry_after_s > 0:
             return outcome
         # the node's next action, marked delivered in this transaction (at most once)
-        orders = claim(session, outcome.node_id, cfg.action_timeout_s, history=guard.history)
+        orders = claim(session, outcome.node_id, cfg.action_timeout_s, history=guard.history,
+                       open_actions=report.open_actions)  # fmt: skip
         return replace(outcome, actions=tuple(orders)) if orders else outcome
 
     return apply

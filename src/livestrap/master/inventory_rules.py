@@ -62,6 +62,7 @@ class Report:
     facts: dict[str, Any] | None
     failures: list[dict[str, Any]]
     uptime_s: int | None
+    open_actions: tuple[str, ...] | None = None  # None: an agent older than the field
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ MAX_PACKAGES = 64
 MAX_TAIL_CHARS = 4096  # of a result's output_tail (the agent keeps the end)
 MAX_ERROR_CHARS = 500
 MAX_TOOK_S = 1e7  # ~4 months: anything longer is a broken clock
-PACKAGE_NAME = r"^[a-z0-9][a-z0-9+.-]{0,99}$"  # Debian's rule for a package name
+# Debian's rule for a package name, less a trailing "-" (apt-get reads it as "remove")
+PACKAGE_NAME = r"^[a-z0-9](?:[a-z0-9+.-]{0,98}[a-z0-9+.])?$"
 PACKAGE_VERSION = r"^[A-Za-z0-9.+~:-]{1,100}$"  # Debian's version characters
 _STRICT = ConfigDict(extra="forbid")
 

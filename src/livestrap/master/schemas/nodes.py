@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from livestrap.master.events import normalize_mac
 from livestrap.master.schemas.bounds import check_bounds, text_safe
@@ -65,6 +73,10 @@ class Failure(BaseModel):
     error: str
 
 
+MAX_OPEN_ACTIONS = 40
+ActionId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f-]{1,36}$")]
+
+
 class DiscoveryReport(BaseModel):
     """POST /api/v1/discovery body: a first report (with facts) or a heartbeat (without)."""
 
@@ -76,6 +88,9 @@ class DiscoveryReport(BaseModel):
     facts: Facts | None = None
     failures: list[Failure] = Field(default_factory=list)
     uptime_s: StrictInt | None = Field(default=None, ge=0, le=MAX_UPTIME_S)
+    # the actions the agent holds (running, queued on the node, result not yet accepted);
+    # None: an agent older than the field (services.actions.claim says what it changes)
+    open_actions: list[ActionId] | None = Field(default=None, max_length=MAX_OPEN_ACTIONS)
 
     @model_validator(mode="before")
     @classmethod

@@ -5,9 +5,21 @@ Pull, never push: an action reaches its node in the answer to a heartbeat, and i
 marked `delivered` in the transaction that writes that answer (`claim`), so a master
 that restarts hands it out again never, and one that crashes before the commit never
 handed it out. A node has one action delivered at a time; the next goes out once that
-one has a result or was lost. An action delivered more than `action_timeout_s` ago
-without a result is lost (its node rebooted or vanished): it is never run again. Every
-step goes on the node's timeline; `finished_hook` runs in the same transaction when an
+one has a result or was lost. A lost action is never run again. When an action is lost:
+
+- The agent lists the actions it holds (`open_actions`: running, queued on the node, or
+  its result not yet accepted) in every report. A delivered action it lists is not lost,
+  however long it runs, until HOLD_CAP x `action_timeout_s` after delivery (so a stuck
+  agent cannot hold the node's queue forever). One it does not list, delivered more than
+  HANDOVER_GRACE_S ago (a report that crossed the answer carrying it does not count), is
+  lost at once, and the next queued one goes out in the same answer.
+- An agent older than the field (`open_actions` absent): lost `action_timeout_s` after
+  delivery, as its node's reports go by.
+- The periodic sweep, for nodes that stopped reporting: lost `action_timeout_s` after
+  delivery once the node was also not seen for `action_timeout_s` (a node that reports
+  is judged by `claim`, above), or in any case past the hold cap.
+
+Every step goes on the node's timeline; `finished_hook` runs in the same transaction when an
 action ends (succeeded, failed or lost), for webhooks and rules.
 """
 
@@ -41,6 +53,9 @@ MAX_ORDERS = 8  # what one heartbeat probe reads; it hands out one
 LOST_BATCH = 500  # lost actions one sweep ends
 EVENT_TAIL_CHARS = 1024  # of the output tail, on the timeline
 SWEEP_S = 30.0  # how often the lost sweep looks at every node's delivered actions
+HOLD_CAP = 4  # x action_timeout_s: the longest an agent holds an action it still lists
+HANDOVER_GRACE_S = 5.0  # a report sent before the answer that carried the action arrived
+NOT_HELD = "the agent does not hold it: the answer that carried it was lost, or the agent restarted"
 
 finished_hook: list[Callable[[Session, NodeAction], None]] = []
 
@@ -170,9 +185,9 @@ def _finished(session: Session, action_id: str) -> None:
 
 
 def _lose(session: Session, action_id: str, node_id: str, kind: str, delivered_at: float,
-          now: float, history: History | None) -> bool:  # fmt: skip
+          now: float, history: History | None, error: str | None = None) -> bool:  # fmt: skip
     """delivered -> lost, when it still is delivered (another master may have won)."""
-    error = f"no result {round(now - delivered_at)} s after delivery"
+    error = error or f"no result {round(now - delivered_at)} s after delivery"
     lost = _move(session, action_id, "delivered", state="lost", finished_at=now, error=error)
     if lost:
         _event(
@@ -188,17 +203,30 @@ def _lose(session: Session, action_id: str, node_id: str, kind: str, delivered_a
     return bool(lost)
 
 
+def _still_out(age: float, action_id: str, timeout_s: float,
+               open_actions: tuple[str, ...] | None) -> tuple[bool, str | None]:  # fmt: skip
+    """(the node is at it, else why it is lost) for a delivered action `age` s old."""
+    if open_actions is None:  # an older agent: only the timeout tells
+        return age <= timeout_s, None
+    if action_id in open_actions:
+        cap = HOLD_CAP * timeout_s
+        return age <= cap, f"still not done {round(age)} s after delivery (the cap is {cap:.0f} s)"
+    return age <= HANDOVER_GRACE_S, NOT_HELD
+
+
 def claim(
     session: Session,
     node_id: str,
     timeout_s: float,
     now: float | None = None,
     history: History | None = None,
+    open_actions: tuple[str, ...] | None = None,
 ) -> list[ActionOrder]:
     """What the node's heartbeat answer carries: its next queued action, now marked
     delivered (in the caller's transaction), unless one is delivered and not yet done.
-    A delivered one older than `timeout_s` is lost first. Usually one indexed probe
-    that finds nothing."""
+    A delivered one is lost first when the report says so (`open_actions`, see the
+    module docstring). One indexed probe, that usually finds nothing; `open_actions`
+    adds no query."""
     now = time.time() if now is None else now
     rows = session.execute(_OPEN_OF_NODE, {"node_id": node_id}).all()
     if not rows:
@@ -207,9 +235,10 @@ def claim(
         if row.state != "delivered":
             continue
         delivered_at = row.delivered_at or 0.0
-        if delivered_at >= now - timeout_s:
+        at_it, why = _still_out(now - delivered_at, row.id, timeout_s, open_actions)
+        if at_it:
             return []  # the node is at it; the next one waits for its result
-        _lose(session, row.id, node_id, row.kind, delivered_at, now, history)
+        _lose(session, row.id, node_id, row.kind, delivered_at, now, history, why)
     nxt = next((r for r in rows if r.state == "queued"), None)
     if nxt is None:
         return []
@@ -231,12 +260,22 @@ def claim(
 def sweep_lost(
     session: Session, timeout_s: float, now: float | None = None, history: History | None = None
 ) -> int:
-    """Every action delivered more than `timeout_s` ago, now lost; how many (at most
-    LOST_BATCH a call). Also done by `claim` for the node it is about."""
+    """Every action delivered more than `timeout_s` ago whose node was not seen for as
+    long either (or delivered past the hold cap), now lost; how many (at most LOST_BATCH
+    a call). A node that reports has its actions judged by `claim`."""
     now = time.time() if now is None else now
     rows = session.execute(
         select(NodeAction.id, NodeAction.node_id, NodeAction.kind, NodeAction.delivered_at)
-        .where(NodeAction.state == "delivered", NodeAction.delivered_at < now - timeout_s)
+        .outerjoin(Node, Node.id == NodeAction.node_id)
+        .where(
+            NodeAction.state == "delivered",
+            NodeAction.delivered_at < now - timeout_s,
+            or_(
+                Node.last_seen_at.is_(None),
+                Node.last_seen_at < now - timeout_s,
+                NodeAction.delivered_at < now - HOLD_CAP * timeout_s,
+            ),
+        )
         .limit(LOST_BATCH)
     ).all()
     return sum(
