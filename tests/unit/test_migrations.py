@@ -89,3 +89,27 @@ def test_a_lone_surrogate_reaches_a_search_column_as_a_replacement() -> None:
 
     facts = {"system": {"vendor": "bad\ud800", "product": "x" * 300, "serial": "a\x00"}}
     assert search_fields(facts) == ("bad\ufffd", "x" * SEARCH_LEN, "a\ufffd")
+
+
+def test_upgrading_to_head_keeps_every_node_link(tmp_path: Path) -> None:
+    """0006 once rebuilt `nodes` on SQLite (a unique constraint added in batch mode): the
+    DROP TABLE cascaded, deleting every MAC and cutting every boot event from its node."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    upgrade_to(engine, "0004")
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO nodes (id, facts, failures, heartbeat_s, first_seen_at, last_seen_at, "
+            "boots) VALUES ('n1', '{}', '[]', 30, 1, 1, 1)"))  # fmt: skip
+        conn.execute(
+            sa.text("INSERT INTO node_macs (mac, node_id) VALUES ('aa:bb:cc:dd:ee:01', 'n1')")
+        )
+        conn.execute(sa.text("INSERT INTO boot_events (at, kind, node_id, detail) "
+                             "VALUES (1, 'report', 'n1', '{}')"))  # fmt: skip
+    migrate(engine)
+    with engine.connect() as conn:
+        macs = conn.execute(sa.text("SELECT node_id FROM node_macs")).scalars().all()
+        events = conn.execute(sa.text("SELECT node_id FROM boot_events")).scalars().all()
+        fk = conn.execute(sa.text("PRAGMA foreign_keys")).scalar()
+    assert macs == ["n1"] and events == ["n1"]
+    assert fk == 1  # back on after the migrations
+    engine.dispose()

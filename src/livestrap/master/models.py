@@ -98,11 +98,15 @@ class Node(Base):
     product: Mapped[str | None] = mapped_column(String(SEARCH_LEN), nullable=True)
     serial: Mapped[str | None] = mapped_column(String(SEARCH_LEN), nullable=True)
     # the operator's (or a rule's) name for it: a DNS label, lower-case (migration 0006)
-    name: Mapped[str | None] = mapped_column(String(63), unique=True, nullable=True)
+    # unique through the index uq_nodes_name (0006: an index, so SQLite needs no rebuild)
+    name: Mapped[str | None] = mapped_column(String(63), nullable=True)
 
     # The list's order, and every column a search filters on: SQLite walks this index in
     # order and reads a table row (with its large facts) only for the rows it shows.
-    __table_args__ = (Index("ix_nodes_search", *SEARCH_INDEX),)
+    __table_args__ = (
+        Index("ix_nodes_search", *SEARCH_INDEX),
+        Index("uq_nodes_name", "name", unique=True),
+    )
 
     @validates("facts")
     def _copy_search_fields(self, _key: str, facts: Any) -> Any:

@@ -56,11 +56,14 @@ def online_since(cfg: MasterSettings) -> float:
 
 
 def node_id(session: Session, ref: str) -> str:
-    """The node's full id from an id, a unique id prefix (409 when several match) or,
-    failing both, its name."""
-    found = full_id(session, Node.id, "node", ref)
+    """The node's full id from its id, its name, or a unique id prefix (409 when several
+    match), in that order: a name made of hex digits ("db1") is that node, never the one
+    whose id happens to start so."""
+    found = session.scalar(select(Node.id).where(Node.id == ref)) if ref else None
     if found is None and ref:
         found = session.scalar(select(Node.id).where(Node.name == ref.lower()[:253]))
+    if found is None:
+        found = full_id(session, Node.id, "node", ref)
     if found is None:
         raise NotFoundError(f"no node {ref!r}")
     return found

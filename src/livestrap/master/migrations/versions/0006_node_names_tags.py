@@ -1,5 +1,8 @@
 """Node names and tags: `nodes.name` (a unique DNS label, lower-case) and `node_tags`;
 the list's covering index gains the name, so a name filter stays an index scan.
+The name's uniqueness is a unique index, not a constraint: adding a constraint makes
+Alembic rebuild `nodes` on SQLite (copy, drop, rename), and the drop would take the
+rows that point at a node (MACs, boot events, actions) with it.
 
 Revision ID: 0006
 """
@@ -20,9 +23,8 @@ NEW_INDEX = (*OLD_INDEX, "name")  # models.SEARCH_INDEX
 
 def upgrade() -> None:
     op.drop_index("ix_nodes_search", "nodes")
-    with op.batch_alter_table("nodes") as batch:
-        batch.add_column(sa.Column("name", sa.String(63), nullable=True))
-        batch.create_unique_constraint("uq_nodes_name", ["name"])
+    op.add_column("nodes", sa.Column("name", sa.String(63), nullable=True))
+    op.create_index("uq_nodes_name", "nodes", ["name"], unique=True)
     op.create_index("ix_nodes_search", "nodes", list(NEW_INDEX))
     op.create_table(
         "node_tags",
@@ -37,7 +39,6 @@ def downgrade() -> None:
     op.drop_index("ix_node_tags_tag", "node_tags")
     op.drop_table("node_tags")
     op.drop_index("ix_nodes_search", "nodes")
-    with op.batch_alter_table("nodes") as batch:
-        batch.drop_constraint("uq_nodes_name", type_="unique")
-        batch.drop_column("name")
+    op.drop_index("uq_nodes_name", "nodes")
+    op.drop_column("nodes", "name")  # SQLite >= 3.35 drops a column in place
     op.create_index("ix_nodes_search", "nodes", list(OLD_INDEX))
