@@ -42,6 +42,8 @@ def test_a_receiver_checks_secret_body_and_age() -> None:
     assert not verify("s3cret", header, b"{}", now=1714564800 + 301)  # a replay
     assert not verify("other", header, b"{}", now=1714564800)
     assert not verify("s3cret", header, b"{ }", now=1714564800)
+    for hostile in ("t=\u00b2,v1=ab", "t=1714564800,v1=\u00e9\u00e9", "t=,v1=", "v1=ab", ""):
+        assert not verify("s3cret", hostile, b"{}", now=1714564800)  # False, never raises
     assert not verify("s3cret", "v1=00", b"{}", now=1714564800)
 
 

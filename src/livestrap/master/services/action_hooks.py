@@ -19,7 +19,7 @@ def action_finished(session: Session, action: NodeAction) -> None:
     data = {"action_id": action.id, "node_id": action.node_id, "kind": action.kind,
             "state": action.state, "exit_code": action.exit_code, "took_s": action.took_s,
             "error": action.error[:ERROR_CHARS] if action.error else None}  # fmt: skip
-    emit(session, "action.finished", action.node_id, data)
+    emit(session, "action.finished", action.id, data)  # subject: the action
 
 
 def rules_after_reinspect(session: Session, action: NodeAction) -> None:

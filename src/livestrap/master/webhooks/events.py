@@ -83,10 +83,12 @@ def verify(secret: str, header: str, body: bytes, now: float, tolerance_s: float
     """What a receiver does (docs/webhooks.md): the header's t is recent and a v1 matches."""
     fields = [part.partition("=") for part in header.split(",")]
     stamps = [value for key, _, value in fields if key == "t"]
-    if len(stamps) != 1 or not stamps[0].isdigit() or abs(now - int(stamps[0])) > tolerance_s:
-        return False
-    expected = signature(secret, int(stamps[0]), body)
-    return any(hmac.compare_digest(value, expected) for key, _, value in fields if key == "v1")
+    stamp = stamps[0] if len(stamps) == 1 else ""
+    if not (stamp.isascii() and stamp.isdigit()) or abs(now - int(stamp)) > tolerance_s:
+        return False  # "²".isdigit() is True, int("²") raises: ASCII digits only
+    expected = signature(secret, int(stamp), body).encode()
+    return any(hmac.compare_digest(value.encode(errors="replace"), expected)
+               for key, _, value in fields if key == "v1")  # fmt: skip
 
 
 def backoff_s(attempts: int, base_s: float, max_s: float) -> float:
