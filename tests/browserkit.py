@@ -73,6 +73,23 @@ def chromium() -> Iterator[Any]:
             driver.quit()
 
 
+def is_gone(element: Any) -> bool:
+    """True once `element` left the document. Chromedriver says so in two ways: a stale
+    reference, or, while the next page is still being attached, an inspector error that the
+    node "does not belong to the document" (seen in CI with Chromium 156)."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as err:
+        if "does not belong to the document" in str(err):
+            return True
+        raise
+    return False
+
+
 @dataclass
 class Browser:
     """One chromium pointed at one master: go to pages, wait for things, take shots."""
@@ -157,11 +174,9 @@ class Browser:
 
     def submit_and_wait(self, css: str) -> None:
         """Click `css` and wait for the next page to load (the old <html> goes stale)."""
-        from selenium.webdriver.support import expected_conditions as ec
-
         old = self.find("html")
         self.click(css)
-        self.wait(ec.staleness_of(old))
+        self.wait(lambda _: is_gone(old))
         self.wait(lambda d: d.execute_script("return document.readyState") == "complete")
 
     def shot(self, name: str) -> Path:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from browserkit import Browser
+from browserkit import Browser, is_gone
 from livestrap.agent.collect import collect_all
 from livestrap.agent.config import AgentConfig
 from livestrap.agent.report import Reporter
@@ -147,9 +147,7 @@ def test_delete_a_node_after_confirming(logged_in: Browser, master: Master) -> N
     alert = logged_in.wait(lambda d: d.switch_to.alert)
     assert alert.text == "Forget this node?"
     alert.accept()
-    from selenium.webdriver.support import expected_conditions as ec
-
-    logged_in.wait(ec.staleness_of(old))
+    logged_in.wait(lambda _: is_gone(old))
     assert logged_in.path.startswith("/ui/nodes")
     with master.admin() as admin:
         assert admin.get(f"/api/v1/nodes/{doomed}").status_code == 404
