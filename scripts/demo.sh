@@ -38,6 +38,7 @@ echo; echo "boot timeline:"
 $BIN/livestrap nodes timeline "$node"
 cat <<MSG
 
+web:      $URL/ui/  (log in with the admin token)
 API:      $URL  (docs: $URL/docs)
 token:    $DATA/admin.token   e.g. curl -H "Authorization: Bearer \$(cat $DATA/admin.token)" $URL/api/v1/nodes
 console:  $DATA/vms/demo-node/console.log

@@ -24,6 +24,7 @@ from sqlalchemy import select, update
 from livestrap import __version__
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database, rows_changed
+from livestrap.master.webhooks.deadline import Deadline
 from livestrap.master.webhooks.events import (
     CONTENT_TYPE,
     SIGNATURE_HEADER,
@@ -105,8 +106,11 @@ def claim(db: Database, cfg: MasterSettings, busy: set[str], free: int, now: flo
     return jobs
 
 
-def send(client: httpx.Client, job: Job, now: float | None = None) -> Result:
-    """One signed POST; redirects are not followed, the answer is read for a snippet only."""
+def send(
+    client: httpx.Client, job: Job, now: float | None = None, total_s: float | None = None
+) -> Result:
+    """One signed POST; redirects are not followed, the answer is read for a snippet only.
+    `total_s` bounds the whole attempt (Deadline), not only each read (the client's)."""
     body = body_of(job.payload)
     stamp = int(time.time() if now is None else now)
     headers = {
@@ -117,8 +121,14 @@ def send(client: httpx.Client, job: Job, now: float | None = None) -> Result:
         "X-Livestrap-Delivery": str(job.id),
     }
     started = time.monotonic()
+    limit = Deadline(total_s if total_s is not None else float(client.timeout.read or 60))
     try:
-        with client.stream("POST", job.url, content=body, headers=headers) as resp:
+        with (
+            limit,
+            client.stream(
+                "POST", job.url, content=body, headers=headers, extensions={"trace": limit.trace}
+            ) as resp,  # fmt: skip
+        ):
             status = resp.status_code
             snippet = b""
             if not 200 <= status < 300:
@@ -129,7 +139,10 @@ def send(client: httpx.Client, job: Job, now: float | None = None) -> Result:
     except httpx.TimeoutException as err:
         return Result(None, f"timed out ({type(err).__name__})", time.monotonic() - started)
     except httpx.HTTPError as err:
-        return Result(None, f"{type(err).__name__}: {err}"[:ERROR_LEN], time.monotonic() - started)
+        took = time.monotonic() - started
+        if limit.fired:
+            return Result(None, f"timed out (no full answer within {limit.seconds:g} s)", took)
+        return Result(None, f"{type(err).__name__}: {err}"[:ERROR_LEN], took)
     took = time.monotonic() - started
     if 200 <= status < 300:
         return Result(status, None, took)
@@ -186,7 +199,8 @@ class Dispatcher:
         self._client = httpx.Client(
             timeout=httpx.Timeout(self.cfg.webhook_timeout_s),
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers),
+            # a connection per attempt: Deadline finds the socket at its connect
+            limits=httpx.Limits(max_connections=workers, max_keepalive_connections=0),
             trust_env=False,  # no proxy from the environment: the operator named the URL
         )
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="webhook-delivery")
@@ -246,7 +260,7 @@ class Dispatcher:
     def _deliver(self, job: Job) -> None:
         try:
             assert self._client is not None
-            result = send(self._client, job)
+            result = send(self._client, job, total_s=self.cfg.webhook_timeout_s)
             state = record(self.db, self.cfg, job, result, time.time())
             if state == FAILED:
                 log.warning("webhook %s: delivery %s failed after %d attempts: %s",
