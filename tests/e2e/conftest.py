@@ -20,6 +20,7 @@ from e2ekit import BUILD_LOCK, VM_MAX_S, require_qemu
 from helpers import TEST_CACHE, require_build_tools
 from livestrap.netboot.qemu import NodeSpec
 from livestrap.netboot.vm import VirtualNode
+from livestrap.store.images import ImageStore
 from masterproc import Master, free_port, master_process
 
 E2E_DATA = TEST_CACHE / "e2e-data"
@@ -45,7 +46,23 @@ def e2e_data_dir() -> Path:
          "--data-dir", str(E2E_DATA), "--cache-dir", str(TEST_CACHE)],
         check=True,
     )  # fmt: skip
+    prune_images(E2E_DATA)
     return E2E_DATA
+
+
+KEEP_IMAGES = 2  # besides the active one: what an edit of the builder and back reuses
+
+
+def prune_images(data_dir: Path) -> list[str]:
+    """Delete all but the active and the newest KEEP_IMAGES images: every edit of the
+    builder makes a new one, and the kept data dir would otherwise grow by ~90 MB each."""
+    store = ImageStore(data_dir)
+    active = store.active_id()
+    others = [info.id for info in store.list() if info.id != active]
+    doomed = sorted(others, key=lambda i: store.get(i).created)[: -KEEP_IMAGES or None]
+    for image_id in doomed:
+        store.delete(image_id)
+    return doomed
 
 
 @pytest.fixture
