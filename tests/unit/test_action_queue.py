@@ -21,6 +21,7 @@ from livestrap.master.db import MIGRATIONS, Database, make_engine, migrate
 from livestrap.master.models import BootEvent, Node, NodeAction, NodeMac
 from livestrap.master.schemas.actions import ActionResult, Selector, checked_args
 from livestrap.master.services import actions
+from livestrap.master.services.action_expiry import sweep_expired
 from livestrap.master.services.action_select import BadSelector, selected_nodes
 
 pytestmark = pytest.mark.unit
@@ -350,3 +351,25 @@ def _alembic(engine: sa.Engine, how: str, revision: str) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         getattr(command, how)(cfg, revision)
+
+
+def test_a_queued_action_no_node_takes_expires_and_never_runs(
+    db: Database, nodes: list[str]
+) -> None:
+    ttl = 86400.0
+    with db.session() as session:  # n3 is offline; n1 takes its action before the TTL
+        old = actions.queue_many(session, ["n1", "n3"], "reboot", {}, now=T0)
+        fresh = actions.queue_many(session, ["n3"], "reinspect", {}, now=T0 + ttl)[0].id
+        actions.claim(session, "n1", TIMEOUT, now=T0 + 10)
+    with db.session() as session:
+        assert sweep_expired(session, ttl, now=T0 + ttl + 1) == 1
+    with db.session() as session:
+        taken, expired = (actions.find_action(session, a.id) for a in old)
+        assert taken.state == "delivered"
+        assert (expired.state, expired.finished_at) == ("expired", T0 + ttl + 1)
+        assert "86400 s" in (expired.error or "")
+        # n3 comes back: only the action queued within the TTL goes out
+        assert [o.id for o in actions.claim(session, "n3", TIMEOUT, now=T0 + ttl + 2)] == [fresh]
+    assert [k for k, _ in events(db, "n3")] == ["action-expired", "action-delivered"]
+    with db.session() as session:
+        assert sweep_expired(session, ttl, now=T0 + ttl + 3) == 0

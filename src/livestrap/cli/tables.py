@@ -119,8 +119,8 @@ def timeline_rows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**e, "offset": datetime.fromisoformat(e["at"]).timestamp() - start} for e in events]
 
 
-ACTION_STYLES = {"succeeded": "green", "failed": "red", "lost": "red", "delivered": "cyan",
-                 "queued": "yellow"}  # fmt: skip
+ACTION_STYLES = {"succeeded": "green", "failed": "red", "lost": "red", "expired": "red",
+                 "delivered": "cyan", "queued": "yellow"}  # fmt: skip
 
 
 def _action_args(action: Mapping[str, Any]) -> str:

@@ -61,7 +61,8 @@ def make_state(
     db = Database(cfg.db_url)
     store = ImageStore(cfg.data_dir)
     guards = Guards.from_settings(cfg, db)
-    guards.periodic.append(LostSweep(db, cfg.action_timeout_s, guards.history).sweep)
+    sweep = LostSweep(db, cfg.action_timeout_s, guards.history, queue_ttl_s=cfg.action_queue_ttl_s)
+    guards.periodic.append(sweep.sweep)
     action_hooks.install()  # an action's end: its webhook, and rules after a reinspect
     return AppState(
         settings=cfg,

@@ -144,6 +144,8 @@ class MasterSettings(BaseSettings):
     console_session_s: Limit = 8 * 3600
     # a delivered node action with no result after this long ends as `lost` (never re-run)
     action_timeout_s: Positive = 900
+    # a queued node action its node has not taken after this long ends as `expired`
+    action_queue_ttl_s: Positive = 86400
     max_body_bytes: Bytes = MAX_BODY_BYTES
     max_import_bytes: Bytes = MAX_IMPORT_BYTES
     # webhooks (docs/webhooks.md): the deliveries this master sends; 0 workers sends none

@@ -13,7 +13,7 @@ come back once it shows offline), `uuid-conflict` (the same for a system UUID) a
 queued an action) and `rule-conflict` (a rule's name belongs to another node). History is
 bounded per node and per MAC (master.history). A node action's steps are
 `action-delivered`, `action-succeeded`, `action-failed`, `action-lost`
-(master.services.actions).
+(master.services.actions) and `action-expired` (master.services.action_expiry).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ KINDS = (
     "action-succeeded",
     "action-failed",
     "action-lost",
+    "action-expired",
 )
 
 

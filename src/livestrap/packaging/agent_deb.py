@@ -24,6 +24,12 @@ UNIT_NAME = "livestrap-agent.service"
 DIST_PACKAGES = Path("usr/lib/python3/dist-packages")
 
 
+SOURCE_HASH_LEN = 10
+# What agent_version() appends; a version without it was published by an operator
+# (livestrap agent build-deb --version V).
+BUILT_FROM_SOURCES = re.compile(rf"\+src[0-9a-f]{{{SOURCE_HASH_LEN}}}\Z")
+
+
 def agent_version(source: Path | None = None) -> str:
     """`<agent __version__>+src<hash of its sources>`: an edited agent gets a new version
     by itself, and the same sources always give the same version (and the same bytes)."""
@@ -34,7 +40,7 @@ def agent_version(source: Path | None = None) -> str:
         digest.update(py.name.encode() + b"\0" + py.read_bytes() + b"\0")
     for name, text in packaging_files().items():  # a changed unit or script is a new version too
         digest.update(name.encode() + b"\0" + text.encode() + b"\0")
-    return f"{__version__}+src{digest.hexdigest()[:10]}"
+    return f"{__version__}+src{digest.hexdigest()[:SOURCE_HASH_LEN]}"
 
 
 _DEB_VERSION = re.compile(r"(?:[0-9]+:)?[0-9][A-Za-z0-9.+~-]*")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,8 +17,8 @@ from pathlib import Path
 
 from livestrap.datadir import DataDir
 from livestrap.errors import LivestrapError, RepoError
+from livestrap.packaging.agent_deb import BUILT_FROM_SOURCES, agent_version, build_agent_deb
 from livestrap.packaging.agent_deb import PACKAGE as AGENT_PACKAGE
-from livestrap.packaging.agent_deb import agent_version, build_agent_deb
 from livestrap.packaging.aptrepo import (
     KEY_FILE,
     RepoIdentity,
@@ -37,9 +36,6 @@ IDENTITY = RepoIdentity(suite="livestrap", origin="livestrap", label="livestrap 
 SIGNING_UID = "livestrap master repository <livestrap@localhost>"
 # Optional tools the agent uses when present (its package only depends on python3).
 AGENT_TOOLS = ("dmidecode", "pciutils", "ethtool")
-# The version agent_version() gives a build of the agent from its sources; a version
-# without it was published by an operator (livestrap agent build-deb --version V).
-BUILT_FROM_SOURCES = re.compile(r"\+src[0-9a-f]{10}\Z")
 
 
 @dataclass(frozen=True)

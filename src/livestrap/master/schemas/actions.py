@@ -18,7 +18,7 @@ from livestrap.master.schemas.nodes import ActionKind as ActionKind  # with the 
 from livestrap.master.schemas.nodes import ActionOrder as ActionOrder
 from livestrap.master.schemas.nodes import Readable
 
-ActionState = Literal["queued", "delivered", "succeeded", "failed", "lost", "cancelled"]
+ActionState = Literal["queued", "delivered", "succeeded", "failed", "lost", "cancelled", "expired"]
 KINDS: tuple[str, ...] = ("install", "reinspect", "reboot", "poweroff")
 OPEN_STATES = ("queued", "delivered")
 FINISHED_STATES = ("succeeded", "failed", "lost")

@@ -1,5 +1,5 @@
 """The node action queue: queued -> delivered -> succeeded | failed, delivered -> lost,
-queued -> cancelled.
+queued -> cancelled, queued -> expired (action_expiry).
 
 Pull, never push: an action reaches its node in the answer to a heartbeat, and it is
 marked `delivered` in the transaction that writes that answer (`claim`), so a master
@@ -46,6 +46,7 @@ from livestrap.master.schemas.actions import (
     ActionView,
     checked_args,
 )
+from livestrap.master.services.action_expiry import sweep_expired
 from livestrap.master.services.convert import utc
 
 MAX_OPEN_PER_NODE = 32  # queued + delivered: a stuck node's queue does not grow forever
@@ -368,9 +369,10 @@ class LostSweep:
     that would end them in `claim`."""
 
     def __init__(self, db: Database, timeout_s: float, history: History | None = None,
-                 every_s: float = SWEEP_S) -> None:  # fmt: skip
+                 every_s: float = SWEEP_S, queue_ttl_s: float | None = None) -> None:  # fmt: skip
         self.db = db
         self.timeout_s = timeout_s
+        self.queue_ttl_s = queue_ttl_s  # and queued ones expire (action_expiry) after it
         self.history = history
         self.every_s = min(every_s, timeout_s / 2)
         self._last = -math.inf
@@ -381,4 +383,7 @@ class LostSweep:
             return 0
         self._last = now
         with self.db.session() as session:
-            return sweep_lost(session, self.timeout_s, history=self.history)
+            ended = sweep_lost(session, self.timeout_s, history=self.history)
+            if self.queue_ttl_s is not None:
+                ended += sweep_expired(session, self.queue_ttl_s, history=self.history)
+            return ended
