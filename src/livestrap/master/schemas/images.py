@@ -52,6 +52,11 @@ class ImageDetail(BaseModel):
     kernel_cmdline: list[str]
     agent_version: str | None = None
     inputs_sha256: str | None = None
+    boot_ram_mb: int | None = Field(
+        default=None,
+        description="MiB of RAM a node needs to boot this image (kernel + unpacked initramfs "
+        "+ squashfs + margin); null for images built before the guards.",
+    )
     packages: dict[str, str]
     artifacts: dict[str, Artifact]
     active: bool
