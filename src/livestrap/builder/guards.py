@@ -19,12 +19,13 @@ The RAM a node needs (`boot_ram_mib`), rounded up to a whole MiB:
 - MARGIN_MIB: what the running system needs on top (systemd, udev, the agent's Python,
   the overlay's writes and page cache).
 
-Measured on the default image (bookworm, 6.1 kernel, TCG, BIOS; `bench/size_bench.py`
-prints the terms): kernel + initramfs + squashfs = 207 MiB; it registered with 256 MiB,
-ran out of memory after switch_root with 224 MiB, and could not unpack its initramfs
-with 192 MiB. MARGIN_MIB = 64 puts the formula at 271 MiB, above the smallest memory
-that booted. The terms overlap in time (the initramfs is freed at switch_root, before
-most of userspace starts), which is why the margin is smaller than userspace is.
+Measured on the default image (bookworm, 6.1 kernel; QEMU TCG, BIOS, `-m` below):
+kernel + initramfs + squashfs = 207 MiB. With 256 MiB it registered (42.6 s; the node
+reported MemTotal 205.8 MiB, one 256 MiB DIMM); with 224 MiB it ran out of memory after
+switch_root and with 192 MiB it could not unpack its initramfs (docs/benchmarks.md, boot
+section). MARGIN_MIB = 64 puts the formula at 271 MiB, one step above the smallest
+memory that booted. The terms overlap in time (the initramfs is freed at switch_root,
+before most of userspace starts), which is why the margin is smaller than userspace is.
 """
 
 from __future__ import annotations
