@@ -52,15 +52,15 @@ class ImageDetail(BaseModel):
     kernel_cmdline: list[str]
     agent_version: str | None = None
     inputs_sha256: str | None = None
+    packages: dict[str, str]
+    artifacts: dict[str, Artifact]
+    active: bool
+    problems: list[str] = Field(default_factory=list, description=PROBLEMS)
     boot_ram_mb: int | None = Field(
         default=None,
         description="MiB of RAM a node needs to boot this image (kernel + unpacked initramfs "
         "+ squashfs + margin); null for images built before the guards.",
     )
-    packages: dict[str, str]
-    artifacts: dict[str, Artifact]
-    active: bool
-    problems: list[str] = Field(default_factory=list, description=PROBLEMS)
 
 
 class ImageDiff(BaseModel):
