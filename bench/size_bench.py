@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from report import MB, Goal, machine_line, save_part
 
+from livestrap.builder import guards
 from livestrap.builder.squashfs import COMPRESSOR_OPTIONS, mksquashfs_argv
 
 COMMAND = ".venv/bin/python bench/size_bench.py IMAGE_DIR"
@@ -52,14 +53,31 @@ def measure(image_dir: Path, work: Path) -> dict[str, Any]:
         dest.unlink()
         print(compression, size, compressions[compression]["seconds"], "s", flush=True)
     shutil.rmtree(tree)
+    ram = boot_ram(image_dir)
+    print(ram.describe(), flush=True)
     part = {
         "image": image_dir.name,
         "boot_files": boot,
         "squashfs_bytes": (image_dir / "root.squashfs").stat().st_size,
         "compressions": compressions,
+        # the guards' formula (livestrap.builder.guards), to set against boot_bench's
+        # smallest memory that registers
+        "boot_ram": {
+            "mib": ram.mib,
+            "kernel_bytes": ram.kernel,
+            "initramfs_bytes": ram.initramfs,
+            "margin_mib": ram.margin_mib,
+        },
     }
     save_part("size", part)
     return part
+
+
+def boot_ram(image_dir: Path) -> guards.BootRam:
+    """The RAM a node needs to boot the image, as the build's guards stage reckons it."""
+    listing = subprocess.run(["lsinitramfs", "-l", str(image_dir / "initrd.img")], check=True,
+                             capture_output=True, text=True).stdout.splitlines()  # fmt: skip
+    return guards.measure(image_dir, listing)
 
 
 def goals(r: dict[str, Any]) -> list[Goal]:

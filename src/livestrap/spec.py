@@ -52,6 +52,11 @@ CRYPT_RE = re.compile(r"^\$[0-9a-z]+\$[^\s:]+\Z")
 # Packages every image gets: the live boot path and what the agent runs on.
 BASE_PACKAGES = ("live-boot", "systemd-sysv", "udev", "kmod", "python3", "zstd", "iproute2")
 
+# The size and RAM guards' defaults (MiB; livestrap.builder.guards): the default image
+# (72.5 MiB of squashfs, 271 MiB of RAM to boot) meets them with room for packages.
+DEFAULT_MAX_IMAGE_MB = 512
+DEFAULT_MIN_BOOT_RAM_MB = 1024
+
 
 class Repo(BaseModel):
     """An extra APT repository with its pin priority and its signing key."""
@@ -110,6 +115,14 @@ class BuildSpec(BaseModel):
     ssh_authorized_keys: list[str] = Field(default_factory=list)
     root_password_hash: str | None = None
     compression: Compression = "zstd"
+    max_image_mb: Annotated[int, Field(strict=True, ge=1, le=1 << 20)] = Field(
+        default=DEFAULT_MAX_IMAGE_MB, description="largest root.squashfs the build accepts, MiB"
+    )
+    min_boot_ram_mb: Annotated[int, Field(strict=True, ge=1, le=1 << 24)] = Field(
+        default=DEFAULT_MIN_BOOT_RAM_MB,
+        description="RAM of the smallest node the image must boot on, MiB: the build fails "
+        "when the image needs more",
+    )
     agent: bool = Field(
         default=True, description="install the discovery agent from the master's repository"
     )

@@ -20,6 +20,7 @@ from livestrap.builder import (
     bootfiles,
     customize,
     fingerprint,
+    guards,
     initramfs,
     livenet,
     noderepo,
@@ -58,6 +59,7 @@ class BuildContext:
     reused: ImageMetadata | None = None
     kernel_version: str = ""
     packages: dict[str, str] = field(default_factory=dict)
+    boot_ram_mb: int | None = None
 
     @property
     def rootfs(self) -> Path:
@@ -178,6 +180,24 @@ def stage_squashfs(ctx: BuildContext) -> None:
     ctx.run(argv, "squashfs")
 
 
+def stage_guards(ctx: BuildContext) -> None:
+    """Hold the squashfs size and the RAM a node needs to the spec's limits (guards.py);
+    over either, fail naming where the bytes are: nothing is committed."""
+    listing = ctx.query(["lsinitramfs", "-l", str(ctx.out / "initrd.img")], "guards")
+    ram = guards.measure(ctx.out, listing)
+    ctx.boot_ram_mb = ram.mib
+    ctx.log.write(ram.describe())
+    problems = guards.over_limits(ram, ctx.spec.max_image_mb, ctx.spec.min_boot_ram_mb)
+    if problems:
+        admindir = f"--admindir={ctx.rootfs / 'var/lib/dpkg'}"
+        sizes = ctx.query(
+            ["dpkg-query", admindir, "-W", "-f=${Installed-Size}\t${Package}\n"], "guards"
+        )
+        trees = guards.module_tree_sizes(ctx.rootfs, ctx.kernel_version)
+        message = guards.failure_message(problems, guards.package_sizes(sizes), trees)
+        raise BuildError("guards", message)
+
+
 def stage_metadata(ctx: BuildContext) -> None:
     """Record the effective spec, installed packages and artifact checksums."""
     out = ctx.query(
@@ -209,6 +229,7 @@ def stage_metadata(ctx: BuildContext) -> None:
         kernel_version=ctx.kernel_version,
         kernel_cmdline=ctx.spec.kernel_options,
         inputs_sha256=ctx.inputs_sha256,
+        boot_ram_mb=ctx.boot_ram_mb,
         agent_version=ctx.packages.get("livestrap-agent"),
         packages=dict(sorted(ctx.packages.items())),
         artifacts=describe_artifacts(ctx.out),
@@ -226,6 +247,7 @@ STAGES: list[tuple[str, Stage]] = [
     ("customize", stage_customize),
     ("bootfiles", stage_bootfiles),
     ("squashfs", stage_squashfs),
+    ("guards", stage_guards),
     ("metadata", stage_metadata),
     ("commit", stage_commit),
 ]

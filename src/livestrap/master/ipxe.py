@@ -100,3 +100,14 @@ def render_no_image_script(retry_s: int, base_url: str, reason: str = NO_IMAGE_R
     if "\n" in reason or "\r" in reason or not reason.isprintable():
         raise ValueError("reason must be one printable line")
     return "\n".join(["#!ipxe", *_retry_lines(base, reason, retry_s)]) + "\n"
+
+
+def render_low_memory_script(
+    base_url: str, image_id: str, need_mib: int, has_mib: int, retry_s: int = 30
+) -> str:
+    """A node whose last report shows less RAM than the active image needs: say so on the
+    console and do not boot it (it would run out of memory part way); ask again in
+    `retry_s` seconds, when another image may be active."""
+    _check_word("image id", image_id)
+    reason = f"image {image_id} needs {int(need_mib)} MiB of RAM, this node has {int(has_mib)} MiB"
+    return render_no_image_script(retry_s, base_url, f"{reason}: not booting it")

@@ -106,6 +106,8 @@ class ImageMetadata(BaseModel):
     kernel_cmdline: list[str]
     agent_version: str | None = None
     inputs_sha256: str | None = None
+    # MiB of RAM a node needs to boot it (builder.guards); None: built before the guards
+    boot_ram_mb: int | None = None
     packages: dict[str, str]
     artifacts: dict[str, Artifact]
     _problems: list[str] = PrivateAttr(default_factory=list)

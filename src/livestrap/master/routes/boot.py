@@ -41,9 +41,15 @@ from livestrap.master.artifacts import (
 )
 from livestrap.master.deps import StateDep, client_ip
 from livestrap.master.guards import too_many
-from livestrap.master.ipxe import check_base_url, render_boot_script, render_no_image_script
+from livestrap.master.ipxe import (
+    check_base_url,
+    render_boot_script,
+    render_low_memory_script,
+    render_no_image_script,
+)
 from livestrap.master.ratelimit import address_key
 from livestrap.master.services.boot_events import record_boot_event
+from livestrap.master.services.boot_ram import node_ram_mib
 from livestrap.master.state import AppState
 
 log = logging.getLogger(__name__)
@@ -102,21 +108,26 @@ def _base_url(state: AppState, request: Request) -> str:
         raise HTTPException(status_code=400, detail=str(err)) from None
 
 
-def _script(state: AppState, base: str) -> tuple[str | None, str]:
-    """(id of the image the script boots or None, the script)."""
+def _script(state: AppState, base: str, mac: str | None) -> tuple[str | None, str, dict[str, Any]]:
+    """(id of the image the script boots or None, the script, what the timeline notes)."""
     retry_s = state.settings.boot_retry_s
     try:
         image_id = state.store.active_id()
         if image_id is None:
-            return None, render_no_image_script(retry_s, base)
+            return None, render_no_image_script(retry_s, base), {"retry_s": retry_s}
         meta = image_metadata(state.store, image_id)
+        need = meta.boot_ram_mb
+        has = node_ram_mib(state.db, mac) if need else None
+        if need and has is not None and has < need:  # a known node too small for it
+            script = render_low_memory_script(base, image_id, need, has, retry_s)
+            return None, script, {"retry_s": retry_s, "needs_mib": need, "has_mib": has}
         script = render_boot_script(
             base, image_id, state.discovery_token, meta.kernel_cmdline, retry_s=retry_s
         )
     except (LivestrapError, ValueError) as err:
         log.error("cannot boot the active image: %s", err)
-        return None, render_no_image_script(retry_s, base, UNUSABLE)
-    return image_id, script
+        return None, render_no_image_script(retry_s, base, UNUSABLE), {"retry_s": retry_s}
+    return image_id, script, {}
 
 
 @router.get(
@@ -126,9 +137,9 @@ def _script(state: AppState, base: str) -> tuple[str | None, str]:
     responses={429: ARTIFACT_RESPONSES[429]},
 )
 def boot_script(request: Request, state: StateDep, mac: str | None = None) -> PlainTextResponse:
-    """The iPXE script for the active image, or one that waits and asks again."""
-    image_id, script = _script(state, _base_url(state, request))
-    detail = {} if image_id else {"retry_s": state.settings.boot_retry_s}
+    """The iPXE script for the active image, or one that waits and asks again (also for
+    a known node whose last report shows less RAM than the image's boot_ram_mb)."""
+    image_id, script, detail = _script(state, _base_url(state, request), mac)
     _record(state, "script", mac=mac, ip=client_ip(request), image_id=image_id, detail=detail)
     return PlainTextResponse(script, headers={"cache-control": "no-store"})
 

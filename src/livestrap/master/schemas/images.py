@@ -56,6 +56,11 @@ class ImageDetail(BaseModel):
     artifacts: dict[str, Artifact]
     active: bool
     problems: list[str] = Field(default_factory=list, description=PROBLEMS)
+    boot_ram_mb: int | None = Field(
+        default=None,
+        description="MiB of RAM a node needs to boot this image (kernel + unpacked initramfs "
+        "+ squashfs + margin); null for images built before the guards.",
+    )
 
 
 class ImageDiff(BaseModel):

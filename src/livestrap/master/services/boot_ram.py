@@ -1,0 +1,52 @@
+"""The RAM a known node last reported, for /boot/ipxe's refusal of nodes too small for
+the active image (its boot_ram_mb: livestrap.builder.guards). Unknown nodes, and nodes
+whose facts say nothing of memory, boot as before."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from livestrap.master.db import Database
+from livestrap.master.events import node_for_mac, normalize_mac
+from livestrap.master.models import Node
+
+MIB = 1 << 20
+log = logging.getLogger("livestrap.master.routes.boot")
+
+
+def reported_ram_mib(facts: Mapping[str, Any] | None) -> int | None:
+    """MiB of RAM in a node's facts: the DIMMs' sizes summed when dmidecode saw them (the
+    installed RAM, as boot_ram_mb counts it), else MemTotal (a little less: what the
+    kernel keeps for itself is not in it); None when the facts say neither."""
+    memory = facts.get("memory") if isinstance(facts, Mapping) else None
+    if not isinstance(memory, Mapping):
+        return None
+    dimms = memory.get("dimms")
+    sizes = (
+        [d.get("size") for d in dimms if isinstance(d, Mapping)] if isinstance(dimms, list) else []
+    )
+    installed = sum(s for s in sizes if isinstance(s, int) and not isinstance(s, bool) and s > 0)
+    total = memory.get("total")
+    if installed <= 0 and isinstance(total, int) and not isinstance(total, bool) and total > 0:
+        installed = total
+    return installed // MIB if installed > 0 else None
+
+
+def node_ram_mib(db: Database, mac: str | None) -> int | None:
+    """MiB of RAM the node owning `mac` last reported; None for an unknown MAC, or when
+    the database cannot say (logged: the node boots, as it would have before)."""
+    mac = normalize_mac(mac)
+    if mac is None:
+        return None
+    try:
+        with db.session() as session:
+            node_id = node_for_mac(session, mac)
+            node = session.get(Node, node_id) if node_id else None
+            return reported_ram_mib(node.facts) if node is not None else None
+    except SQLAlchemyError:
+        log.exception("could not read the RAM of the node with MAC %s", mac)
+        return None
