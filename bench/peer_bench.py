@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from peer_boot import (
     boot_both,
+    boot_note,
     boot_summary,
     import_lb_image,
     intro_text,
@@ -487,6 +488,7 @@ def render(part: dict[str, Any]) -> list[str]:
         load_note(lb, ours),
         "live-build ran in a private mount namespace (`unshare --mount`) only so that its"
         " chroot mounts cannot outlive it; that costs nothing measurable.",
+        *boot_note(part),
         "Neither image has a bootloader: livestrap's nodes boot through the master's iPXE.",
     ]
     package_list = ", ".join(part.get("package_list", []))

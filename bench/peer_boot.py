@@ -19,6 +19,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ SIDES = ("livestrap", "live_build")
 LB_IMAGE_ID = "live-build"
 BOOT_TIMEOUT_S = 300  # a TCG boot takes ~40-90 s here; anything past this is stuck
 FIRMWARE = "bios"
+WIDTH = 88  # the page's line length
 # livestrap's artifact name for each of live-build's files in binary/live
 LB_FILES = (("vmlinuz", "vmlinuz-*"), ("initrd.img", "initrd.img-*"),
             ("root.squashfs", "filesystem.squashfs"))  # fmt: skip
@@ -156,10 +158,13 @@ def render_boot(boot: dict[str, Any] | None) -> list[str]:
     ratio = boot.get("ratio")
     pairs = ", ".join("–" if p is None else f"{p:.2f}" for p in boot.get("pair_ratios", []))
     cells = {side: ", ".join(_s(v) for v in boot["seconds"][side]) for side in SIDES}
-    lines = [
+    intro = (
         f"Boot: power-on → registered, {boot['firmware'].upper()}, {n} boots of each image"
-        f" in one run, alternating (livestrap first), through the same master and iPXE"
-        f" script (s):",
+        " in one run, alternating (livestrap first), through the same master and iPXE"
+        " script (s):"
+    )
+    lines = [
+        *textwrap.wrap(intro, WIDTH, break_on_hyphens=False),
         "",
         "| | livestrap | live-build | live-build / livestrap |",
         "|---|---|---|---|",
@@ -199,11 +204,32 @@ def intro_text(command: str, versions: str, *, paired: bool) -> str:
 
 
 def stage_lines(ours: dict[str, Any] | None, lb_stages: str) -> list[str]:
+    """live-build's stages, after livestrap's (those over 0.1 s) when the run has them."""
     out = [f"live-build stages: {lb_stages}." if lb_stages else ""]
     if ours and ours.get("stages"):
-        mine = ", ".join(f"{name} {s:.1f} s" for name, s in ours["stages"].items())
+        mine = ", ".join(f"{k} {s:.1f} s" for k, s in ours["stages"].items() if s >= 0.1)
         out = [f"livestrap stages: {mine}.", *out]
+        return textwrap.wrap(" ".join(out), WIDTH, break_on_hyphens=False)
     return out
+
+
+def boot_note(part: dict[str, Any]) -> list[str]:
+    """Why the boots differ, for the section's list of differences (none without boots)."""
+    if not part.get("boot"):
+        return []
+    return [
+        "Boot: the master renders one script for both, the same kernel options but the"
+        " image id. live-build's image has none of livestrap's boot levers (boot section):"
+        " its live-boot probes every interface with six fixed one-second sleeps before its"
+        " DHCP, its `MODULES=most` initrd is twice the bytes to fetch and unpack, its"
+        " squashfs is 2.5× the bytes to download into RAM and page in, and the units"
+        " livestrap masks (apt and e2scrub timers, e2scrub_reap, getty-static) start beside"
+        " the agent. The agent .deb is the same file in both; its postinst enables the unit"
+        " (deb-systemd-helper) in live-build's chroot too, so the node registers with no"
+        " change to live-build's config, but live-build's default hook"
+        " `9010-remove-python-pyc` then deletes every `*.pyc` (the agent's and the standard"
+        " library's), so Python compiles what the agent imports at every boot.",
+    ]
 
 
 def load_note(lb: dict[str, Any], ours: dict[str, Any] | None) -> str:

@@ -61,8 +61,8 @@ def test_no_ratio_when_one_side_never_registered(pb: ModuleType) -> None:
 def test_boot_rows(pb: ModuleType) -> None:
     s = pb.boot_summary(alternating([40.0, 44.0], [60.0, None]))
     assert pb.render_boot(s) == [
-        "Boot: power-on → registered, BIOS, 2 boots of each image in one run, alternating"
-        " (livestrap first), through the same master and iPXE script (s):",
+        "Boot: power-on → registered, BIOS, 2 boots of each image in one run, alternating",
+        "(livestrap first), through the same master and iPXE script (s):",
         "",
         "| | livestrap | live-build | live-build / livestrap |",
         "|---|---|---|---|",
@@ -102,6 +102,10 @@ def test_a_paired_part_renders_the_livestrap_stages_and_the_boots(pb: ModuleType
             "commands": ["lb config"], "boot": boots}  # fmt: skip
     lines = peer.render(part)
     assert part["ratios"]["seconds"] == 3.0 and part["ratios"]["initrd"] == 2.0
-    assert "livestrap stages: rootfs 30.0 s, squashfs 25.0 s." in lines
+    assert (
+        "livestrap stages: rootfs 30.0 s, squashfs 25.0 s. live-build stages: bootstrap"
+        " 30.0 s." in lines
+    )
+    assert any(line.startswith("- Boot: the master renders one script for both") for line in lines)
     assert "| median | 40.0 | 50.0 | **1.25×** |" in lines
     assert not any("build section" in line for line in lines)
