@@ -1,10 +1,11 @@
 """Peer benchmark: Debian's live-build makes the image livestrap's default spec makes
 (same suite, package set and host mirror; kernel + initrd + squashfs for a network
-boot), timed as a cold build on the same machine; sizes and time are reported as ratios
-against livestrap's cold build from the "build" section.
+boot), timed as a cold build on the same machine right after livestrap's own cold build
+in the same run; sizes and time are reported as ratios. Then both images boot through
+one master's iPXE path, alternating (bench/peer_boot.py): power-on -> registered, as a ratio.
 
-Run as root: `.venv/bin/python bench/peer_bench.py [--work DIR] [--keep]`.
-The build holds the machine-wide build lock (bench/tools.py). live-build runs in a
+Run as root: `.venv/bin/python bench/peer_bench.py [--work DIR] [--keep] [--boots N]`.
+Each build holds the machine-wide build lock (bench/tools.py). live-build runs in a
 private mount namespace, so the /proc, /sys and /dev/pts it mounts in its chroot cannot
 outlive it; whatever is still mounted under the work dir afterwards is unmounted
 (deepest first) before anything there is deleted.
@@ -32,7 +33,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from report import MB, Goal, load_results, machine_line, save_part
+from peer_boot import (
+    boot_both,
+    boot_note,
+    boot_summary,
+    import_lb_image,
+    intro_text,
+    livestrap_cold,
+    load_note,
+    paired,
+    render_boot,
+    stage_lines,
+)
+from report import MB, Goal, machine_line, save_part
 from tools import build_lock, ensure_debs
 
 from livestrap.builder import squashfs
@@ -42,6 +55,7 @@ from livestrap.packaging.master_repo import AGENT_TOOLS
 from livestrap.resolve import resolve
 from livestrap.run import BuildLog, run
 from livestrap.spec import BuildSpec, ResolvedSpec
+from livestrap.store.images import ImageStore
 
 COMMAND = ".venv/bin/python bench/peer_bench.py"
 MIRROR_SHOWN = "<host mirror>"
@@ -290,6 +304,7 @@ def measure(work: Path, inp: PeerInputs, log: BuildLog) -> dict[str, Any]:
     clock = StageClock(log)
     add_agent(work, log)
     with build_lock():
+        load = round(os.getloadavg()[0], 2)
         t0 = time.monotonic()
         write_config(work, inp, log)
         configured = time.monotonic()
@@ -302,6 +317,7 @@ def measure(work: Path, inp: PeerInputs, log: BuildLog) -> dict[str, Any]:
         "packages": installed_count(work / "chroot"),
         "initramfs_runs": clock.initramfs_runs,
         "boot_bytes_in_squashfs": boot_bytes(work / "chroot"),
+        "load_1min": load,
     }
 
 
@@ -317,8 +333,9 @@ def ratios(peer: dict[str, Any], ours: dict[str, Any]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--work", type=Path, help="work dir (default: a new one in /var/tmp)")
-    parser.add_argument("--keep", action="store_true", help="keep the work dir and lb's log")
+    parser.add_argument("--work", type=Path, help="live-build's work dir (default: a new one)")
+    parser.add_argument("--keep", action="store_true", help="keep the work dirs and lb's log")
+    parser.add_argument("--boots", type=int, default=3, help="boots of each image (0: none)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("peer_bench: live-build needs root")
@@ -328,18 +345,36 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ensure_debs({"live-build": "lb"})
     inp = peer_inputs(resolve(BuildSpec()))
+    run_dir = Path(tempfile.mkdtemp(prefix="livestrap-peer-", dir="/var/tmp"))
     if args.work:
         args.work.mkdir(parents=True, exist_ok=True)
         if any(args.work.iterdir()):
             sys.exit(f"peer_bench: {args.work} is not empty (a cold build needs an empty one)")
         work = args.work.resolve()
     else:
-        work = Path(tempfile.mkdtemp(prefix="livestrap-peer-", dir="/var/tmp"))
+        work = run_dir / "lb"
+        work.mkdir()
+    try:
+        paired_run(args, inp, run_dir, work)
+    finally:
+        if not args.keep and not unmount_all(run_dir):  # never rmtree across a mount
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def paired_run(args: argparse.Namespace, inp: PeerInputs, run_dir: Path, work: Path) -> None:
+    """livestrap's cold build, live-build's right after it, then the boots of both."""
+    store = ImageStore(run_dir / "data")
+    ours = livestrap_cold(store, run_dir / "cache", run_dir / "livestrap.log")
+    print(f"livestrap cold build: {ours['seconds']} s", flush=True)
     log_path = work.with_name(work.name + ".log")  # beside the work dir: survives lb clean
     log = BuildLog(log_path)
     outcome = "failed"
     try:
         peer = measure(work, inp, log)
+        if args.boots:
+            builder = f"live-build {package_version('live-build')}"
+            lb_id = import_lb_image(store, ours["image"], work / "binary/live", work / "chroot",
+                                    builder)  # fmt: skip
         outcome = "ok"
     except (KeyboardInterrupt, SystemExit):
         outcome = "interrupted"
@@ -359,14 +394,15 @@ def main() -> None:
         "kernel": f"{KERNEL_PREFIX}{inp.kernel_flavour}",
         "package_list": inp.packages,
         "live_build": peer,
+        "livestrap": {k: ours[k] for k in ("seconds", "stages", "sizes", "packages", "load_1min")},
     }
-    build = load_results().get("build", {})
-    cold = build.get("cold")
-    if cold:
-        part["livestrap"] = {k: cold[k] for k in ("seconds", "sizes", "packages") if k in cold}
-        part["livestrap"]["load_1min"] = build.get("machine", {}).get("load_1min")
-        part["ratios"] = ratios(peer, part["livestrap"])
-        print(f"live-build / livestrap: {part['ratios']['seconds']}x the time", flush=True)
+    part["ratios"] = ratios(peer, part["livestrap"])
+    print(f"live-build / livestrap: {part['ratios']['seconds']}x the time", flush=True)
+    if args.boots:
+        images = {"livestrap": ours["image"], "live_build": lb_id}
+        boots = boot_both(store, images, run_dir, args.boots)
+        part["boot"] = boot_summary(boots)
+        print(f"boot, live-build / livestrap: {part['boot']['ratio']}x", flush=True)
     save_part("peer", part)
 
 
@@ -421,7 +457,6 @@ def render(part: dict[str, Any]) -> list[str]:
         met = f" Measured: {r['seconds']:.2f}×, {verdict}."
     boot = lb.get("boot_bytes_in_squashfs")
     runs = lb.get("initramfs_runs")
-    ours_load = ours.get("load_1min") if ours else None
     notes = [
         "Same: suite, archive areas, minbase bootstrap, no recommends, the package set, the"
         " kernel flavour, live-boot in the initramfs, squashfs with zstd at the same level"
@@ -450,23 +485,14 @@ def render(part: dict[str, Any]) -> list[str]:
         " mksquashfs under `nice -n 17`, which matters only when other work competes for"
         " the cores. It also saves its bootstrap stage and package cache (its defaults), as"
         " livestrap fills its own package cache.",
-        "Load: the livestrap column is the build section's cold build; `make bench` measures"
-        " it earlier in the same run, with other benchmarks in between, not beside this one;"
-        " both ran with other work on this 2-core machine"
-        + (f" (load average {ours_load} when livestrap's was saved)" if ours_load else "")
-        + ", and on 2 cores the time ratio moves with that load: compare the stage times"
-        " of both sections before reading much into it.",
+        load_note(lb, ours),
         "live-build ran in a private mount namespace (`unshare --mount`) only so that its"
         " chroot mounts cannot outlive it; that costs nothing measurable.",
+        *boot_note(part),
         "Neither image has a bootloader: livestrap's nodes boot through the master's iPXE.",
     ]
     package_list = ", ".join(part.get("package_list", []))
-    intro = (
-        f"Reproduce: `{COMMAND}` (as root; after the build section, whose cold build is the"
-        f" livestrap column). live-build ({versions}) makes the same image from the same"
-        " host mirror in a fresh work dir (its own cache empty), holding the same build"
-        " lock:"
-    )
+    intro = intro_text(COMMAND, versions, paired=paired(part))
     inputs = (
         f"The kernel comes from `--linux-flavours` ({part.get('kernel', '?')}); the rest of"
         " livestrap's default package set is `config/package-lists/livestrap.list.chroot`"
@@ -488,9 +514,11 @@ def render(part: dict[str, Any]) -> list[str]:
         "",
         *rows,
         "",
-        f"live-build stages: {stages}." if stages else "",
+        *stage_lines(ours, stages),
         f"Goal: livestrap's cold build at least {GOAL_RATIO:.0f}× faster than live-build's.{met}",
         "",
+        *render_boot(part.get("boot")),
+        *([""] if part.get("boot") else []),
         "Differences between the two images and builds, so the ratios are read fairly:",
         "",
         *[
