@@ -14,19 +14,19 @@ from livestrap.apt import (
     ARMOR_BEGIN,
     ARMOR_END,
     AptSource,
+    PinError,
     _crc24,
     armor_key,
-    PinError,
     derive_pins,
     pin_conflicts,
     preferences_files,
-    render_preferences,
     release_url,
+    render_preferences,
     render_sources,
     spec_sources,
 )
-from livestrap.release import ReleaseFields
 from livestrap.mirror import parse_deb822
+from livestrap.release import ReleaseFields
 from livestrap.resolve import DISTRO_DEFAULTS
 from livestrap.spec import ResolvedSpec, parse_spec
 
@@ -420,7 +420,7 @@ def test_nothing_distinguishes_two_repos_names_both_and_the_fields() -> None:
 def test_a_repo_like_the_distro_is_refused_unless_its_release_differs() -> None:
     overlay = repo("overlay", "http://mirror.example.test/overlay", "bookworm")
     spec = resolved({"repos": [overlay]})
-    with pytest.raises(PinError, match="repo overlay .* and the distro mirror's bookworm"):
+    with pytest.raises(PinError, match=r"repo overlay .* and the distro mirror's bookworm"):
         derive_pins(spec, releases(spec, overlay=DEBIAN_FIELDS))
     own = fields("Overlay", "Overlay", "bookworm", "bookworm")
     assert derive_pins(spec, releases(spec, overlay=own)) == {"overlay": "release o=Overlay"}

@@ -28,7 +28,7 @@ Components: updates/main updates/contrib
 Description: Debian 12 - Security Updates
 - -Dash-Escaped: kept
 SHA256:
- 0ec9b1c6fe2ae1e2e3d9e0c6b5d1b4a2c8a7b0e4f7c0d9e8a1b2c3d4e5f60718   123456 main/binary-amd64/Packages
+ 0ec9b1c6fe2ae1e2e3d9e0c6b5d1b4a2c8a7b0e4f7c0d9e8a1b2c3d4e5f60718 123456 main/Packages
  Origin: not-a-field
 -----BEGIN PGP SIGNATURE-----
 
