@@ -194,8 +194,9 @@ class ResolvedSpec(BuildSpec):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     suite: Suite
-    suites: list[Suite]
-    security: bool
+    # `suites` stays optional and `security` has a default only for a spec queued before
+    # they existed: the suite alone, no security repository; resolve() always fills both
+    security: bool = False
     mirror: Url
     mirror_key: HostFile
     components: Components

@@ -11,7 +11,7 @@ from livestrap.apt import spec_sources
 from livestrap.errors import SpecError
 from livestrap.mirror import find_security_source, has_suite, host_sources
 from livestrap.resolve import resolve
-from livestrap.spec import BuildSpec, parse_spec
+from livestrap.spec import BuildSpec, ResolvedSpec, parse_spec
 
 pytestmark = pytest.mark.unit
 
@@ -96,3 +96,12 @@ def test_security_source_from_host_entries() -> None:
     assert find_security_source(ubuntu, "ubuntu", "jammy") is None
     assert has_suite(ubuntu, "http://ubuntu-mirror.example.test/ubuntu", "noble-updates")
     assert not has_suite(ubuntu, "http://ubuntu-security.example.test/ubuntu", "noble-updates")
+
+
+def test_a_spec_resolved_before_suites_existed_still_validates() -> None:
+    resolved = resolve(spec(), environ={}, apt_root=APT / "debian-oneline")
+    old = resolved.model_dump(mode="json", exclude={"suites", "security", "security_mirror"})
+    again = ResolvedSpec.model_validate(old)
+    assert (again.suites, again.security, again.security_mirror) == (None, False, None)
+    [distro] = spec_sources(again, lambda p: Path(p).read_bytes())
+    assert distro.suites == ("bookworm",)
