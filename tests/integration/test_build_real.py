@@ -21,7 +21,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import TEST_CACHE, mounts_below, require_build_tools, serve_directory
+from helpers import (
+    TEST_CACHE,
+    mounts_below,
+    require_build_tools,
+    require_commands,
+    serve_directory,
+)
 from livestrap.apt import preferences_files, render_sources, spec_sources
 from livestrap.builder.fingerprint import fetch_releases
 from livestrap.builder.pipeline import build
@@ -91,6 +97,7 @@ def pin_spec(served: Served, high: str) -> ResolvedSpec:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    require_commands("gpg", "dpkg-deb", "apt-get", "apt-cache")
     tmp = tmp_path_factory.mktemp("pinning")
     log: list[str] = []
     for name in REPOS:
