@@ -166,3 +166,26 @@ def find_distro_source(entries: list[SourceEntry], distro: str) -> SourceEntry |
                 origin_file=entry.origin_file,
             )
     return None
+
+
+def _same_uri(a: str, b: str) -> bool:
+    return a.rstrip("/") == b.rstrip("/")
+
+
+def has_suite(entries: list[SourceEntry], uri: str, suite: str) -> bool:
+    """Whether the host's sources list `suite` for the archive at `uri` (e.g. whether the
+    mirror's `bookworm-updates` is in use on this host)."""
+    return any(e.usable and _same_uri(e.uri, uri) and suite in e.suites for e in entries)
+
+
+def find_security_source(entries: list[SourceEntry], distro: str, suite: str) -> str | None:
+    """The URI of the host's `SUITE-security` archive for `distro`, if it has one.
+
+    Debian serves it from its own archive (`.../debian-security`), Ubuntu from an
+    archive of the same layout; either way it is the entry listing `SUITE-security`.
+    """
+    wanted = f"{suite}-security"
+    for entry in entries:
+        if entry.usable and entry.distro == distro and wanted in entry.suites:
+            return entry.uri.rstrip("/")
+    return None

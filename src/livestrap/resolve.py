@@ -20,7 +20,13 @@ from pydantic import ValidationError
 
 from livestrap.apt import pin_conflicts
 from livestrap.errors import RepoError, SpecError
-from livestrap.mirror import SourceEntry, find_distro_source, host_sources
+from livestrap.mirror import (
+    SourceEntry,
+    find_distro_source,
+    find_security_source,
+    has_suite,
+    host_sources,
+)
 from livestrap.spec import BuildSpec, Repo, ResolvedSpec
 from livestrap.specerrors import format_validation_error
 from livestrap.specfields import RECORDED, check_url
@@ -91,7 +97,8 @@ def with_agent(spec: ResolvedSpec, agent: AgentRepo) -> ResolvedSpec:
 def _defaults(spec: BuildSpec, env: Mapping[str, str], apt_root: Path) -> dict[str, Any]:
     """Mirror (spec > LIVESTRAP_MIRROR > host APT), key, suite, components, kernel."""
     defaults = DISTRO_DEFAULTS[spec.distro]
-    host: SourceEntry | None = find_distro_source(host_sources(apt_root), spec.distro)
+    entries = host_sources(apt_root)
+    host: SourceEntry | None = find_distro_source(entries, spec.distro)
     if spec.mirror:
         mirror: str | None = spec.mirror
     elif env.get("LIVESTRAP_MIRROR"):
@@ -121,10 +128,42 @@ def _defaults(spec: BuildSpec, env: Mapping[str, str], apt_root: Path) -> dict[s
             f"no archive key for distro {spec.distro}: set `mirror_key` to the archive "
             f"keyring file (tried {', '.join(candidates)})"
         )
+    suite = spec.suite or (spec.suites[0] if spec.suites else None)
+    suite = suite or (host.suites[0] if host else defaults["suite"])
     return {
         "mirror": mirror,
         "mirror_key": key,
-        "suite": spec.suite or (host.suites[0] if host else defaults["suite"]),
+        "suite": suite,
+        "suites": spec.suites or _default_suites(entries, mirror, suite),
+        **_security(spec, env, entries, suite),
         "components": spec.components or list(defaults["components"]),
         "kernel": spec.kernel or defaults["kernel"],
     }
+
+
+def _default_suites(entries: list[SourceEntry], mirror: str, suite: str) -> list[str]:
+    """The suite, and its -updates suite when the host uses it from the same mirror."""
+    updates = f"{suite}-updates"
+    return [suite, updates] if has_suite(entries, mirror, updates) else [suite]
+
+
+def _security(
+    spec: BuildSpec, env: Mapping[str, str], entries: list[SourceEntry], suite: str
+) -> dict[str, Any]:
+    """`security` and `security_mirror`: the spec's, else LIVESTRAP_SECURITY_MIRROR, else
+    the host's `SUITE-security` entry; none at all means no security repository."""
+    if spec.security is False:
+        return {"security": False, "security_mirror": None}
+    uri = spec.security_mirror
+    if uri is None and env.get("LIVESTRAP_SECURITY_MIRROR"):
+        try:
+            uri = check_url(env["LIVESTRAP_SECURITY_MIRROR"])
+        except ValueError as err:
+            raise SpecError(f"LIVESTRAP_SECURITY_MIRROR: {err}") from None
+    uri = uri or find_security_source(entries, spec.distro, suite)
+    if uri is None and spec.security:
+        raise SpecError(
+            f"security: true, but the host's APT sources have no {suite}-security entry "
+            "for the distro: set `security_mirror` or LIVESTRAP_SECURITY_MIRROR"
+        )
+    return {"security": uri is not None, "security_mirror": uri}

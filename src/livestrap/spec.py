@@ -102,6 +102,17 @@ class BuildSpec(BaseModel):
     label: Name = "livestrap"
     distro: Distro = "debian"
     suite: Suite | None = None
+    suites: list[Suite] | None = Field(
+        default=None,
+        description="the distro repository's suites, e.g. [bookworm, bookworm-updates]; "
+        "default: the suite, plus its -updates suite when the host's APT sources have it",
+    )
+    security: bool | None = Field(
+        default=None,
+        description="add the distro's security repository (SUITE-security); default: "
+        "yes when the host's APT sources or LIVESTRAP_SECURITY_MIRROR name one",
+    )
+    security_mirror: Url | None = None
     arch: Literal["amd64"] = "amd64"
     mirror: Url | None = None
     mirror_key: HostFile | None = None
@@ -164,6 +175,17 @@ class BuildSpec(BaseModel):
         return v
 
     @model_validator(mode="after")
+    def _suites(self) -> BuildSpec:
+        if self.suites is not None:
+            if not self.suites:
+                raise ValueError("suites must name at least one suite (or be left out)")
+            if self.suite is not None and self.suite not in self.suites:
+                raise ValueError(f"suites must include the suite {self.suite!r}")
+        if self.security is False and self.security_mirror is not None:
+            raise ValueError("security_mirror is set but security is false")
+        return self
+
+    @model_validator(mode="after")
     def _unique_repos(self) -> BuildSpec:
         names = [r.name for r in self.repos]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -185,6 +207,9 @@ class ResolvedSpec(BuildSpec):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     suite: Suite
+    # `suites` stays optional and `security` has a default only for a spec queued before
+    # they existed: the suite alone, no security repository; resolve() always fills both
+    security: bool = False
     mirror: Url
     mirror_key: HostFile
     components: Components

@@ -14,18 +14,21 @@ from livestrap.apt import (
     ARMOR_BEGIN,
     ARMOR_END,
     AptSource,
+    PinError,
     _crc24,
     armor_key,
-    derive_pin,
+    derive_pins,
     pin_conflicts,
     preferences_files,
+    release_url,
     render_preferences,
     render_sources,
     spec_sources,
 )
 from livestrap.mirror import parse_deb822
+from livestrap.release import ReleaseFields
 from livestrap.resolve import DISTRO_DEFAULTS
-from livestrap.spec import Repo, ResolvedSpec, parse_spec
+from livestrap.spec import ResolvedSpec, parse_spec
 
 pytestmark = pytest.mark.unit
 
@@ -154,7 +157,8 @@ def resolved(data: dict[str, Any], mirror: str = DEBIAN) -> ResolvedSpec:
     unchecked (resolve() refuses conflicts: these tests look at them)."""
     spec = parse_spec({"mirror": mirror, "mirror_key": str(ARCHIVE_KEY), **data})
     defaults = {k: v for k, v in DISTRO_DEFAULTS[spec.distro].items() if k != "keyring"}
-    return ResolvedSpec.model_validate({**defaults, **spec.model_dump(exclude_none=True)})
+    filled = {"suites": [spec.suite or defaults["suite"]], "security": bool(spec.security_mirror)}
+    return ResolvedSpec.model_validate({**defaults, **filled, **spec.model_dump(exclude_none=True)})
 
 
 def read_key(path: str) -> bytes:
@@ -288,42 +292,210 @@ def test_render_sources_plain_source_without_key() -> None:
     assert render_sources([]) == ""
 
 
+def test_render_sources_with_updates_and_security() -> None:
+    spec = resolved(
+        {
+            "suites": ["bookworm", "bookworm-updates"],
+            "security_mirror": "http://mirror.example.test/debian-security",
+        }
+    )
+    assert render_sources(spec_sources(spec, read_key)) == (
+        "# livestrap: distro\n"
+        "Types: deb\n"
+        "URIs: http://mirror.example.test/debian\n"
+        "Suites: bookworm bookworm-updates\n"
+        "Components: main\n"
+        "Signed-By:\n" + ARCHIVE_BLOCK + "\n"
+        "# livestrap: security\n"
+        "Types: deb\n"
+        "URIs: http://mirror.example.test/debian-security\n"
+        "Suites: bookworm-security\n"
+        "Components: main\n"
+        "Signed-By:\n" + ARCHIVE_BLOCK
+    )
+
+
 # -- pinning ----------------------------------------------------------------------------------
 
-
-def make_repo(name: str, uri: str, suite: str = "stable", **fields: Any) -> Repo:
-    return Repo(name=name, uri=uri, suite=suite, trusted=True, **fields)
-
-
-def test_derive_pin_unique_host_is_origin() -> None:
-    acme = make_repo("acme", "http://acme.example.test/apt")
-    other = make_repo("other", "https://other.example.test/apt")
-    assert derive_pin(acme, [acme, other], DEBIAN) == 'origin "acme.example.test"'
+TOOLS = "http://tools.example.test"
+DEBIAN_FIELDS = ReleaseFields("Debian", "Debian", "oldstable", "bookworm", None)
+SECURITY = "http://mirror.example.test/debian-security"
 
 
-def test_derive_pin_host_shared_with_another_repo_is_release() -> None:
-    a = make_repo("a", "http://tools.example.test/a", suite="alpha")
-    b = make_repo("b", "http://tools.example.test:8080/b", suite="beta")
-    assert derive_pin(a, [a, b], DEBIAN) == "release a=alpha"
-    assert derive_pin(b, [a, b], DEBIAN) == "release a=beta"
+def repo(name: str, uri: str, suite: str = "stable", **fields: Any) -> dict[str, Any]:
+    return {"name": name, "uri": uri, "suite": suite, "trusted": True, **fields}
 
 
-def test_derive_pin_host_shared_with_the_mirror_is_release() -> None:
-    backports = make_repo("bpo", "http://mirror.example.test/debian", suite="bookworm-backports")
-    assert derive_pin(backports, [backports], DEBIAN) == "release a=bookworm-backports"
+def releases(spec: ResolvedSpec, **by_repo: ReleaseFields) -> dict[str, ReleaseFields]:
+    """Release fields by InRelease URL: the distro's (Debian's) and the named repos'."""
+    known = {release_url(spec.mirror, s): DEBIAN_FIELDS for s in spec.suites}
+    if spec.security_mirror:
+        known[release_url(spec.security_mirror, "bookworm-security")] = ReleaseFields(
+            "Debian", "Debian-Security", "oldstable-security", "bookworm-security", None
+        )
+    for r in spec.repos:
+        if r.name in by_repo:
+            known[release_url(r.uri, r.suite)] = by_repo[r.name]
+    return known
 
 
-def test_derive_pin_file_repo_is_release() -> None:
-    local = make_repo("local", "file:///srv/repo", suite="local")
-    assert derive_pin(local, [local], DEBIAN) == "release a=local"
+def fields(
+    origin: str | None, label: str | None, suite: str, codename: str | None = None
+) -> ReleaseFields:
+    return ReleaseFields(origin, label, suite, codename, None)
 
 
-def test_derive_pin_explicit_pin_wins() -> None:
-    a = make_repo("a", "http://tools.example.test/a", pin="release o=Tools,a=alpha")
-    b = make_repo("b", "http://tools.example.test/b")
-    unique = make_repo("u", "http://unique.example.test/u", pin="version 1.2*")
-    assert derive_pin(a, [a, b], DEBIAN) == "release o=Tools,a=alpha"
-    assert derive_pin(unique, [unique], DEBIAN) == "version 1.2*"
+def test_repo_alone_on_its_host_is_pinned_by_origin() -> None:
+    spec = resolved(
+        {
+            "repos": [
+                repo("acme", "http://acme.example.test/apt"),
+                repo("o", "https://other.example.test/apt"),
+            ]
+        }
+    )
+    assert derive_pins(spec, releases(spec)) == {
+        "acme": 'origin "acme.example.test"',
+        "o": 'origin "other.example.test"',
+    }
+
+
+# The table: two repos on one host, what their release files say, the pins they get.
+PIN_TABLE = [
+    pytest.param(
+        fields("Acme", "Acme", "stable", "stable"),
+        fields("Beta", "Beta", "stable", "stable"),
+        ("release o=Acme", "release o=Beta"),
+        id="distinct-origin",
+    ),
+    pytest.param(
+        fields("Acme", "Acme Tools", "stable"),
+        fields("Acme", "Acme Extras", "stable"),
+        ("release l=Acme Tools", "release l=Acme Extras"),
+        id="same-origin-different-label",
+    ),
+    pytest.param(
+        fields("Acme", "Acme", "stable", "one"),
+        fields("Acme", "Acme", "testing", "two"),
+        ("release a=stable", "release a=testing"),
+        id="same-origin-and-label-different-suite",
+    ),
+    pytest.param(
+        fields("Acme", "Acme", "stable", "one"),
+        fields("Acme", "Acme", "stable", "two"),
+        ("release n=one", "release n=two"),
+        id="only-the-codename-differs",
+    ),
+    pytest.param(
+        fields("Debian", "Acme", "bookworm", "bookworm"),
+        fields("Acme", "Acme", "bookworm", "bookworm"),
+        ("release o=Debian,l=Acme", "release o=Acme"),
+        id="two-fields-combined-against-the-distro-too",
+    ),
+]
+
+
+@pytest.mark.parametrize(("one", "two", "expected"), PIN_TABLE)
+def test_shared_host_pins_from_the_release_files(
+    one: ReleaseFields, two: ReleaseFields, expected: tuple[str, str]
+) -> None:
+    spec = resolved({"repos": [repo("a", f"{TOOLS}/a"), repo("b", f"{TOOLS}/b")]})
+    pins = derive_pins(spec, releases(spec, a=one, b=two))
+    assert (pins["a"], pins["b"]) == expected
+
+
+def test_nothing_distinguishes_two_repos_names_both_and_the_fields() -> None:
+    spec = resolved({"repos": [repo("a", f"{TOOLS}/a"), repo("b", f"{TOOLS}/b")]})
+    same = fields("Acme", "Acme", "stable", "stable")
+    with pytest.raises(PinError) as err:
+        derive_pins(spec, releases(spec, a=same, b=same))
+    assert str(err.value) == (
+        "repo a (http://tools.example.test/a stable) and repo b (http://tools.example.test/b "
+        "stable) cannot be told apart by their release files: compared o= origin, l= label, "
+        "a= suite, n= codename (o=Acme, l=Acme, a=stable, n=stable against o=Acme, l=Acme, "
+        "a=stable, n=stable); give repo a a `pin:`"
+    )
+
+
+def test_a_repo_like_the_distro_is_refused_unless_its_release_differs() -> None:
+    overlay = repo("overlay", "http://mirror.example.test/overlay", "bookworm")
+    spec = resolved({"repos": [overlay]})
+    with pytest.raises(PinError, match=r"repo overlay .* and the distro mirror's bookworm"):
+        derive_pins(spec, releases(spec, overlay=DEBIAN_FIELDS))
+    own = fields("Overlay", "Overlay", "bookworm", "bookworm")
+    assert derive_pins(spec, releases(spec, overlay=own)) == {"overlay": "release o=Overlay"}
+
+
+def test_release_pins_are_held_against_the_security_repository() -> None:
+    spec = resolved(
+        {"security_mirror": SECURITY, "repos": [repo("x", "http://mirror.example.test/x", "x")]}
+    )
+    debianish = fields("Debian", "Debian-Security", "x", "x")
+    assert derive_pins(spec, releases(spec, x=debianish)) == {"x": "release a=x"}
+    # a repo on the security mirror's host is not alone there: no origin pin
+    other = resolved(
+        {
+            "security_mirror": "http://sec.example.test/s",
+            "repos": [repo("y", "http://sec.example.test/y", "y")],
+        }
+    )
+    assert derive_pins(other, releases(other, y=fields("Y", None, "y")))["y"] == "release o=Y"
+
+
+def test_release_pins_are_held_against_repos_on_other_hosts() -> None:
+    spec = resolved(
+        {
+            "repos": [
+                repo("a", f"{TOOLS}/a"),
+                repo("b", f"{TOOLS}/b"),
+                repo("c", "http://c.example.test/c"),
+            ]
+        }
+    )
+    known = releases(
+        spec,
+        a=fields("Acme", "Tools", "stable"),
+        b=fields("Beta", "Tools", "stable"),
+        c=fields("Acme", "Other", "stable"),
+    )
+    assert derive_pins(spec, known) == {
+        "a": "release o=Acme,l=Tools",
+        "b": "release o=Beta",
+        "c": 'origin "c.example.test"',
+    }
+
+
+def test_values_apt_would_read_as_patterns_are_not_used() -> None:
+    spec = resolved({"repos": [repo("a", f"{TOOLS}/a"), repo("b", f"{TOOLS}/b")]})
+    known = releases(
+        spec, a=fields("Ac*me", "A,B", "stable", "one"), b=fields("B", "B", "stable", "two")
+    )
+    assert derive_pins(spec, known)["a"] == "release n=one"
+
+
+def test_unknown_release_files_pin_by_the_spec_suite() -> None:
+    spec = resolved({"repos": [repo("a", f"{TOOLS}/a", "alpha"), repo("b", f"{TOOLS}/b", "beta")]})
+    assert derive_pins(spec) == {"a": "release a=alpha", "b": "release a=beta"}
+    local = resolved({"repos": [repo("local", "file:///srv/repo", "local")]})
+    assert derive_pins(local) == {"local": "release a=local"}
+
+
+def test_explicit_pin_wins() -> None:
+    spec = resolved(
+        {
+            "repos": [
+                repo("a", f"{TOOLS}/a", pin="release o=Tools,a=alpha"),
+                repo("b", f"{TOOLS}/b", pin="release o=Tools,a=beta"),
+                repo("u", "http://unique.example.test/u", pin="version 1.2*"),
+            ]
+        }
+    )
+    same = fields("Tools", "Tools", "stable")
+    assert derive_pins(spec, releases(spec, a=same, b=same)) == {
+        "a": "release o=Tools,a=alpha",
+        "b": "release o=Tools,a=beta",
+        "u": "version 1.2*",
+    }
 
 
 def test_render_preferences_exact() -> None:
@@ -332,148 +504,82 @@ def test_render_preferences_exact() -> None:
     )
 
 
-def pinned_spec() -> ResolvedSpec:
-    return resolved(
+def test_preferences_files_exact() -> None:
+    spec = resolved(
         {
             "repos": [
-                {
-                    "name": "acme",
-                    "uri": "http://acme.example.test/apt",
-                    "suite": "stable",
-                    "trusted": True,
-                    "priority": 900,
-                },
-                {
-                    "name": "tools-a",
-                    "uri": "http://tools.example.test/a",
-                    "suite": "alpha",
-                    "trusted": True,
-                },
-                {
-                    "name": "tools-b",
-                    "uri": "http://tools.example.test/b",
-                    "suite": "beta",
-                    "trusted": True,
-                    "priority": 100,
-                },
+                repo("acme", "http://acme.example.test/apt", priority=900),
+                repo("alpha", f"{TOOLS}/alpha", "product", priority=990),
+                repo("beta", f"{TOOLS}/beta", "product", priority=100),
             ]
         }
     )
-
-
-def test_preferences_files() -> None:
-    files = preferences_files(pinned_spec())
-    assert list(files) == [
-        "livestrap-acme.pref",
-        "livestrap-tools-a.pref",
-        "livestrap-tools-b.pref",
-    ]
-    assert files["livestrap-acme.pref"] == render_preferences(
-        "acme", 'origin "acme.example.test"', 900
+    known = releases(
+        spec,
+        acme=fields("Acme", "Acme", "stable", "stable"),
+        alpha=fields("Alpha Corp", "Alpha", "product", "product"),
+        beta=fields("Beta", "Beta", "product", "product"),
     )
-    assert files["livestrap-tools-a.pref"] == render_preferences("tools-a", "release a=alpha", 500)
-    assert files["livestrap-tools-b.pref"] == render_preferences("tools-b", "release a=beta", 100)
+    assert preferences_files(spec, known) == {
+        "livestrap-acme.pref": "# livestrap: repo acme\nPackage: *\n"
+        'Pin: origin "acme.example.test"\nPin-Priority: 900\n',
+        "livestrap-alpha.pref": "# livestrap: repo alpha\nPackage: *\n"
+        "Pin: release o=Alpha Corp\nPin-Priority: 990\n",
+        "livestrap-beta.pref": "# livestrap: repo beta\nPackage: *\n"
+        "Pin: release o=Beta\nPin-Priority: 100\n",
+    }
     assert preferences_files(resolved({})) == {}
 
 
-def test_no_pin_conflicts() -> None:
-    assert pin_conflicts(pinned_spec()) == []
-    assert pin_conflicts(resolved({})) == []
+# -- what resolve() still refuses: what no release file can settle -----------------------------
 
 
-def test_pin_conflicts_same_host_same_suite() -> None:
+def test_no_pin_conflicts_for_repos_the_release_files_can_settle() -> None:
     spec = resolved(
         {
             "repos": [
-                {
-                    "name": "a",
-                    "uri": "http://tools.example.test/a",
-                    "suite": "stable",
-                    "trusted": True,
-                },
-                {
-                    "name": "b",
-                    "uri": "http://tools.example.test/b",
-                    "suite": "stable",
-                    "trusted": True,
-                },
-                {
-                    "name": "c",
-                    "uri": "http://other.example.test/c",
-                    "suite": "stable",
-                    "trusted": True,
-                },
-            ]
-        }
-    )
-    assert pin_conflicts(spec) == [
-        "repos a, b share the pin 'release a=stable'; give each a distinct `pin:`"
-    ]
-
-
-def test_pin_conflicts_resolved_by_explicit_pins() -> None:
-    spec = resolved(
-        {
-            "repos": [
-                {
-                    "name": "a",
-                    "uri": "http://tools.example.test/a",
-                    "suite": "stable",
-                    "trusted": True,
-                    "pin": "release o=A",
-                },
-                {
-                    "name": "b",
-                    "uri": "http://tools.example.test/b",
-                    "suite": "stable",
-                    "trusted": True,
-                    "pin": "release o=B",
-                },
+                repo("a", f"{TOOLS}/a"),
+                repo("b", f"{TOOLS}/b"),
+                repo("o", "http://mirror.example.test/overlay", "bookworm"),
             ]
         }
     )
     assert pin_conflicts(spec) == []
+    assert pin_conflicts(resolved({})) == []
+
+
+def test_pin_conflicts_the_same_repository_twice() -> None:
+    spec = resolved(
+        {
+            "security_mirror": SECURITY,
+            "repos": [
+                repo("a", f"{TOOLS}/x"),
+                repo("b", f"{TOOLS}/x"),
+                repo("d", DEBIAN, "bookworm"),
+                repo("s", SECURITY, "bookworm-security"),
+            ],
+        }
+    )
+    assert pin_conflicts(spec) == [
+        "repos a, b share the pin: both are http://tools.example.test/x suite stable, "
+        "the same repository; drop one",
+        "repos the distro mirror, d share the pin: both are http://mirror.example.test/debian "
+        "suite bookworm, the same repository; drop one",
+        "repos the security repository, s share the pin: both are "
+        "http://mirror.example.test/debian-security suite bookworm-security, the same "
+        "repository; drop one",
+    ]
 
 
 def test_pin_conflicts_explicit_duplicate_pins() -> None:
     spec = resolved(
         {
             "repos": [
-                {
-                    "name": "a",
-                    "uri": "http://a.example.test/a",
-                    "suite": "s",
-                    "trusted": True,
-                    "pin": "release o=Same",
-                },
-                {
-                    "name": "b",
-                    "uri": "http://b.example.test/b",
-                    "suite": "s",
-                    "trusted": True,
-                    "pin": "release o=Same",
-                },
+                repo("a", "http://a.example.test/a", "s", pin="release o=Same"),
+                repo("b", "http://b.example.test/b", "s", pin="release o=Same"),
             ]
         }
     )
     assert pin_conflicts(spec) == [
         "repos a, b share the pin 'release o=Same'; give each a distinct `pin:`"
     ]
-
-
-def test_pin_conflicts_repo_pin_that_matches_the_distro() -> None:
-    spec = resolved(
-        {
-            "repos": [
-                {
-                    "name": "overlay",
-                    "uri": "http://mirror.example.test/overlay",
-                    "suite": "bookworm",
-                    "trusted": True,
-                    "priority": 990,
-                }
-            ]
-        }
-    )
-    assert preferences_files(spec)["livestrap-overlay.pref"].count("Pin: release a=bookworm")
-    assert pin_conflicts(spec) != []

@@ -52,6 +52,7 @@ RULES = [
     Rule("livestrap", forbid=("subprocess",), exempt=OWN_COMMANDS),  # run.py runs commands
     Rule("livestrap.datadir", only=(STDLIB,)),  # the layout, no I/O of its own
     Rule("livestrap.bootpaths", only=(STDLIB,)),  # pure: the /boot URL scheme
+    Rule("livestrap.release", only=(STDLIB,)),  # pure: Release fields, read not fetched
     Rule("livestrap.spec", forbid=BUILDING),  # the input knows nothing of what uses it
     Rule("livestrap.specfields", forbid=BUILDING),
     Rule("livestrap.resolve", forbid=BUILDING),

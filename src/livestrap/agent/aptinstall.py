@@ -6,7 +6,7 @@ one deb822 source under /run/livestrap/apt/ (URIs `<livestrap.url>/repo`, Signed
 key) and points apt's SourceList, SourceParts, Lists and Cache there, so no other source
 is ever read and the image's own /var/lib/apt/lists stays as it was. The image's
 /etc/apt/preferences.d still applies: the build pinned the master's repository by its
-suite (`release a=livestrap`, priority 900) and the node's source matches that pin.
+release file (`release o=livestrap`, priority 900) and the node's source matches that pin.
 
 Exact names only: apt-get reads a name ending in "-" as "remove it" and a name with
 regex characters that matches no package exactly as a pattern. So after the private

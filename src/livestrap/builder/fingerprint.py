@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from livestrap import __version__
-from livestrap.apt import AptSource
+from livestrap.apt import AptSource, release_url
 from livestrap.spec import BuildSpec
 from livestrap.specfields import HostPath, host_inputs, unmarked_paths
 
@@ -25,11 +25,12 @@ TIMEOUT_S = 15
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/livestrap
 # Modules outside builder/ whose code decides what a build produces: the spec's rules and
 # defaults (spec, specfields, kernelopts, resolve), the APT sources and pins the image
-# gets (apt), how an overlay is copied (fdpath). Hashed with builder/*.py.
+# gets (apt, release), how an overlay is copied (fdpath). Hashed with builder/*.py.
 DECIDING_MODULES = (
     "apt.py",
     "fdpath.py",
     "kernelopts.py",
+    "release.py",
     "resolve.py",
     "spec.py",
     "specfields.py",
@@ -47,21 +48,32 @@ def fetch_url(url: str) -> bytes:
         return data
 
 
-def release_url(source: AptSource, suite: str) -> str:
-    return f"{source.uri}/dists/{suite}/InRelease"
-
-
-def upstream_state(sources: list[AptSource], fetch: Fetch = fetch_url) -> dict[str, str] | None:
-    """sha256 of every source's InRelease, or None when any cannot be fetched."""
-    state = {}
+def fetch_releases(sources: list[AptSource], fetch: Fetch = fetch_url) -> dict[str, bytes] | None:
+    """Every source's InRelease, by URL, or None when any cannot be fetched. The bytes
+    serve the fingerprint (their hash), the pins (livestrap.release) and the build date."""
+    releases = {}
     for source in sources:
         for suite in source.suites:
-            url = release_url(source, suite)
+            url = release_url(source.uri, suite)
             try:
-                state[url] = hashlib.sha256(fetch(url)).hexdigest()
+                releases[url] = fetch(url)
             except (OSError, urllib.error.URLError):
                 return None
-    return state
+    return releases
+
+
+def upstream_state(
+    sources: list[AptSource],
+    fetch: Fetch = fetch_url,
+    releases: dict[str, bytes] | None = None,
+) -> dict[str, str] | None:
+    """sha256 of every source's InRelease (fetched unless `releases` holds them), or None
+    when any cannot be fetched."""
+    if releases is None:
+        releases = fetch_releases(sources, fetch)
+    if releases is None:
+        return None
+    return {url: hashlib.sha256(data).hexdigest() for url, data in releases.items()}
 
 
 def builder_files() -> list[Path]:

@@ -4,8 +4,9 @@ The build reaches the repository as `copy://<data-dir>/repo`, which means nothin
 node; the node reaches it as `<livestrap.url>/repo`. So the image keeps only what does
 not depend on the address: the public key (armored) and the suite and components, at
 the paths the agent reads (livestrap.agent.aptinstall). The pin the build wrote for the
-repository (/etc/apt/preferences.d/livestrap-livestrap.pref, `release a=<suite>`) stays
-in the image and matches the agent's source too.
+repository (/etc/apt/preferences.d/livestrap-livestrap.pref, a `release` pin on its
+release file's fields, never on its address) stays in the image and matches the agent's
+source too.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from livestrap import __version__
-from livestrap.apt import preferences_files, render_sources, spec_sources
+from livestrap.apt import PinError, preferences_files, render_sources, spec_sources
 from livestrap.builder import (
     bootfiles,
     customize,
@@ -31,6 +31,7 @@ from livestrap.builder import (
 from livestrap.builder.events import BuildEvent, EventSink, discard
 from livestrap.builder.workspace import BUILD_PREFIX, build_lock, remove_tree
 from livestrap.errors import BuildCancelled, BuildError, CommandError
+from livestrap.release import parse_release
 from livestrap.run import BuildLog, query, run
 from livestrap.spec import ResolvedSpec, spec_warnings
 from livestrap.store import tmpdirs
@@ -60,6 +61,7 @@ class BuildContext:
     kernel_version: str = ""
     packages: dict[str, str] = field(default_factory=dict)
     boot_ram_mb: int | None = None
+    releases: dict[str, bytes] = field(default_factory=dict)  # InRelease URL -> its bytes
 
     @property
     def rootfs(self) -> Path:
@@ -80,12 +82,22 @@ Stage = Callable[[BuildContext], None]
 
 
 def stage_prepare(ctx: BuildContext) -> None:
-    """Render sources, pinning and the initramfs config; nothing is downloaded yet."""
+    """Fetch the sources' release files, render sources, pinning (derived from those
+    files) and the initramfs config; no package is downloaded yet."""
+    apt_sources = spec_sources(ctx.spec, lambda p: Path(p).read_bytes())
+    fetched = fingerprint.fetch_releases(apt_sources)
+    ctx.releases = fetched or {}
     config = ctx.workdir / "config"
     prefs = config / "etc/apt/preferences.d"
     prefs.mkdir(parents=True)
-    for name, text in preferences_files(ctx.spec).items():
+    fields = {url: parse_release(data) for url, data in ctx.releases.items()}
+    try:
+        preferences = preferences_files(ctx.spec, fields)
+    except PinError as err:
+        raise BuildError("prepare", str(err)) from None
+    for name, text in preferences.items():
         (prefs / name).write_text(text)
+        ctx.log.write(f"pin {name}: {text.splitlines()[2]}")
     conf_d = config / "etc/initramfs-tools/conf.d"
     conf_d.mkdir(parents=True)
     (conf_d / "livestrap.conf").write_text(initramfs.INITRAMFS_CONF)
@@ -95,12 +107,13 @@ def stage_prepare(ctx: BuildContext) -> None:
     hook.chmod(0o755)
     (config / livenet.HOOK).write_text(livenet.render_hook())
     (config / livenet.HOOK).chmod(0o755)
-    apt_sources = spec_sources(ctx.spec, lambda p: Path(p).read_bytes())
     sources = render_sources(apt_sources)
     (ctx.workdir / "livestrap.sources").write_text(sources)
-    upstream = fingerprint.upstream_state(apt_sources)
+    upstream = (
+        None if fetched is None else fingerprint.upstream_state(apt_sources, releases=fetched)
+    )
     if upstream is None:
-        ctx.log.write("upstream state unknown (a release file could not be fetched)")
+        ctx.log.write("upstream state unknown (a release file could not be fetched; pins by suite)")
     else:
         ctx.inputs_sha256 = fingerprint.inputs_sha256(ctx.spec, upstream)
         ctx.log.write(f"build inputs: {ctx.inputs_sha256}")
