@@ -25,11 +25,13 @@ TIMEOUT_S = 15
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/livestrap
 # Modules outside builder/ whose code decides what a build produces: the spec's rules and
 # defaults (spec, specfields, kernelopts, resolve), the APT sources and pins the image
-# gets (apt), how an overlay is copied (fdpath). Hashed with builder/*.py.
+# gets (apt), how an overlay is copied (fdpath), the release files' fields (release).
+# Hashed with builder/*.py.
 DECIDING_MODULES = (
     "apt.py",
     "fdpath.py",
     "kernelopts.py",
+    "release.py",
     "resolve.py",
     "spec.py",
     "specfields.py",
@@ -51,17 +53,28 @@ def release_url(source: AptSource, suite: str) -> str:
     return f"{source.uri}/dists/{suite}/InRelease"
 
 
-def upstream_state(sources: list[AptSource], fetch: Fetch = fetch_url) -> dict[str, str] | None:
-    """sha256 of every source's InRelease, or None when any cannot be fetched."""
-    state = {}
+def fetch_releases(sources: list[AptSource], fetch: Fetch = fetch_url) -> dict[str, bytes] | None:
+    """Every source's InRelease by URL, or None when any cannot be fetched."""
+    releases = {}
     for source in sources:
         for suite in source.suites:
             url = release_url(source, suite)
             try:
-                state[url] = hashlib.sha256(fetch(url)).hexdigest()
+                releases[url] = fetch(url)
             except (OSError, urllib.error.URLError):
                 return None
-    return state
+    return releases
+
+
+def upstream_state(sources: list[AptSource], fetch: Fetch = fetch_url) -> dict[str, str] | None:
+    """sha256 of every source's InRelease, or None when any cannot be fetched."""
+    releases = fetch_releases(sources, fetch)
+    return None if releases is None else release_hashes(releases)
+
+
+def release_hashes(releases: dict[str, bytes]) -> dict[str, str]:
+    """The upstream state the inputs hash covers: sha256 of each fetched InRelease."""
+    return {url: hashlib.sha256(data).hexdigest() for url, data in releases.items()}
 
 
 def builder_files() -> list[Path]:

@@ -106,6 +106,7 @@ class ImageMetadata(BaseModel):
     kernel_cmdline: list[str]
     agent_version: str | None = None
     inputs_sha256: str | None = None
+    source_date_epoch: int | None = None  # the time every file in the artifacts carries
     packages: dict[str, str]
     artifacts: dict[str, Artifact]
     _problems: list[str] = PrivateAttr(default_factory=list)
