@@ -26,6 +26,7 @@ from livestrap.spec import ResolvedSpec
 from livestrap.specerrors import format_validation_error
 from livestrap.specpaths import PathRules
 from livestrap.store.images import ImageStore
+from livestrap.store.manifest import ImageMetadata
 
 JsonEvents = Annotated[
     bool,
@@ -107,16 +108,21 @@ def build(
     typer.echo(meta.id)
 
 
+def recorded_spec(meta: ImageMetadata, data_dir: Path) -> ResolvedSpec:
+    """The spec the image ran, its host paths held to today's rules again."""
+    try:
+        return ResolvedSpec.model_validate(meta.spec, context={"rules": PathRules(data_dir)})
+    except ValidationError as err:
+        raise SpecError(format_validation_error(err, f"image {meta.id}'s spec")) from None
+
+
 def check_build(
     image_id: str, data_dir: Path, cache_dir: Path | None, json_out: bool, console: Console
 ) -> None:
     """`build --check ID`: one line per artifact; exit 1 when any differs."""
     store = ImageStore(data_dir)
     meta = store.get(image_id)
-    try:  # its host paths are held to today's rules again
-        spec = ResolvedSpec.model_validate(meta.spec, context={"rules": PathRules(data_dir)})
-    except ValidationError as err:
-        raise SpecError(format_validation_error(err, f"image {image_id}'s spec")) from None
+    spec = recorded_spec(meta, data_dir)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     log_path = DataDir(data_dir).build_log(stamp)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -128,8 +134,9 @@ def check_build(
             )
     except BuildError as err:
         console.print(f"[bold red]check failed[/] in stage [bold]{escape(err.stage)}[/]:"
-                      f" {escape(err.message)}")  # fmt: skip
-        console.print(f"full log: {escape(str(log_path))}")
+                      f" {escape(err.message)}", soft_wrap=True)  # fmt: skip
+        if log_path.exists():  # a refusal comes before any build
+            console.print(f"full log: {escape(str(log_path))}", soft_wrap=True)
         sys.exit(1)
     for art in report.artifacts:
         verdict = "same" if art.matches else "DIFFERS"

@@ -56,6 +56,9 @@ class ImageDetail(BaseModel):
     artifacts: dict[str, Artifact]
     active: bool
     problems: list[str] = Field(default_factory=list, description=PROBLEMS)
+    source_date_epoch: int | None = Field(
+        default=None, description="The time every file in the artifacts carries (Unix seconds)."
+    )
 
 
 class ImageDiff(BaseModel):
