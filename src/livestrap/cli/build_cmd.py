@@ -121,7 +121,8 @@ def check_build(
 ) -> None:
     """`build --check ID`: one line per artifact; exit 1 when any differs."""
     store = ImageStore(data_dir)
-    meta = store.get(image_id)
+    meta = store.get(store.resolve(image_id))  # an id or a unique prefix of one
+    image_id = meta.id
     spec = recorded_spec(meta, data_dir)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     log_path = DataDir(data_dir).build_log(stamp)
