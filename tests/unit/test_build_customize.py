@@ -221,6 +221,9 @@ def test_clean_image(tmp_path: Path, resolv: str) -> None:
     write(root / "var/tmp/x")
     write(root / "var/log/apt/history.log")
     write(root / "var/log/dpkg.log")
+    write(root / "var/cache/ldconfig/aux-cache")
+    write(root / "var/cache/ldconfig/keep")
+    write(root / "var/lib/systemd/random-seed")
     write(root / "var/log/alternatives.log")
     write(root / "var/log/README")
 
@@ -229,7 +232,7 @@ def test_clean_image(tmp_path: Path, resolv: str) -> None:
     assert (root / "etc/machine-id").read_text() == ""
     assert not os.path.lexists(root / "var/lib/dbus/machine-id")
     assert not os.path.lexists(root / "etc/resolv.conf")
-    assert (root / "etc/hostname").read_text() == "builder\n"
+    assert (root / "etc/hostname").read_text() == "localhost\n"  # not the build host's
     assert sorted(p.name for p in (root / "var/lib/apt/lists").iterdir()) == ["partial"]
     assert list((root / "var/lib/apt/lists/partial").iterdir()) == []
     assert sorted(p.name for p in (root / "var/cache/apt/archives").iterdir()) == ["partial"]
@@ -239,6 +242,8 @@ def test_clean_image(tmp_path: Path, resolv: str) -> None:
     assert list((root / "tmp").iterdir()) == []
     assert list((root / "var/tmp").iterdir()) == []
     assert list((root / "var/log/apt").iterdir()) == []
+    assert [p.name for p in (root / "var/cache/ldconfig").iterdir()] == ["keep"]
+    assert list((root / "var/lib/systemd").iterdir()) == []
     assert sorted(p.name for p in (root / "var/log").iterdir()) == ["README", "apt"]
     assert (outside / "precious").read_text() == "x"  # symlinks are removed, not followed
 

@@ -128,7 +128,15 @@ def test_the_builder_hash_covers_what_decides_a_build() -> None:
     src = Path(fingerprint.__file__).resolve().parents[1]
     hashed = {p.relative_to(src).as_posix() for p in fingerprint.builder_files()}
     assert all((src / name).is_file() for name in hashed)
-    deciding = {"apt.py", "resolve.py", "spec.py", "specfields.py", "kernelopts.py", "fdpath.py"}
+    deciding = {
+        "apt.py",
+        "resolve.py",
+        "spec.py",
+        "specfields.py",
+        "kernelopts.py",
+        "fdpath.py",
+        "release.py",
+    }
     assert deciding <= hashed
     assert {p.relative_to(src).as_posix() for p in (src / "builder").glob("*.py")} <= hashed
     # what the builder imports that does not decide the image's contents

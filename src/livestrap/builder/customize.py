@@ -151,16 +151,30 @@ def _empty_dir(path: Path) -> None:
             entry.unlink()
 
 
+# Files each build writes anew (logs, caches, seeds): they differ between two builds of
+# the same inputs, and a node makes its own at boot. The package lists are emptied
+# separately, after everything that reads them.
+BUILD_STATE = (
+    "var/cache/apt/*.bin",
+    "var/log/*.log",
+    "var/cache/debconf/*-old",
+    "var/cache/ldconfig/aux-cache",
+    "var/lib/systemd/random-seed",
+)
+
+
 def clean_image(rootfs: Path) -> None:
     """Per-machine identity and build leftovers must not ship in the image."""
     (rootfs / "etc/machine-id").write_text("")
+    # mmdebstrap copies the build host's name in; "localhost" lets DHCP name the node
+    (rootfs / "etc/hostname").write_text("localhost\n")
     (rootfs / "var/lib/dbus/machine-id").unlink(missing_ok=True)
     resolv = rootfs / "etc/resolv.conf"
     if resolv.exists() or resolv.is_symlink():
         resolv.unlink()
     for path in ("var/lib/apt/lists", "var/cache/apt/archives", "tmp", "var/tmp", "var/log/apt"):
         _empty_dir(rootfs / path)
-    for pattern in ("var/cache/apt/*.bin", "var/log/*.log", "var/cache/debconf/*-old"):
+    for pattern in BUILD_STATE:
         for entry in rootfs.glob(pattern):
             entry.unlink()
     (rootfs / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)

@@ -71,8 +71,11 @@ def upstream_state(
     when any cannot be fetched."""
     if releases is None:
         releases = fetch_releases(sources, fetch)
-    if releases is None:
-        return None
+    return None if releases is None else release_hashes(releases)
+
+
+def release_hashes(releases: dict[str, bytes]) -> dict[str, str]:
+    """The upstream state the inputs hash covers: sha256 of each fetched InRelease."""
     return {url: hashlib.sha256(data).hexdigest() for url, data in releases.items()}
 
 

@@ -24,6 +24,7 @@ from livestrap.builder import (
     initramfs,
     livenet,
     noderepo,
+    reproducible,
     rootfs,
     slim,
     squashfs,
@@ -62,6 +63,8 @@ class BuildContext:
     packages: dict[str, str] = field(default_factory=dict)
     boot_ram_mb: int | None = None
     releases: dict[str, bytes] = field(default_factory=dict)  # InRelease URL -> its bytes
+    source_date_epoch: int | None = None
+    built: ImageMetadata | None = None
 
     @property
     def rootfs(self) -> Path:
@@ -71,8 +74,11 @@ class BuildContext:
     def out(self) -> Path:
         return self.workdir / "image"
 
-    def run(self, argv: list[str], stage: str) -> list[str]:
-        return run(argv, stage=stage, log=self.log.write, cancel=self.cancel)
+    def run(self, argv: list[str], stage: str, env: dict[str, str] | None = None) -> list[str]:
+        """`env` None: the build's own (SOURCE_DATE_EPOCH, see builder.reproducible)."""
+        if env is None:
+            env = reproducible.build_env(self.source_date_epoch)
+        return run(argv, stage=stage, log=self.log.write, cancel=self.cancel, env=env)
 
     def query(self, argv: list[str], stage: str) -> list[str]:
         return query(argv, stage=stage, log=self.log.write)
@@ -109,12 +115,12 @@ def stage_prepare(ctx: BuildContext) -> None:
     (config / livenet.HOOK).chmod(0o755)
     sources = render_sources(apt_sources)
     (ctx.workdir / "livestrap.sources").write_text(sources)
-    upstream = (
-        None if fetched is None else fingerprint.upstream_state(apt_sources, releases=fetched)
-    )
-    if upstream is None:
+    if fetched is None:
         ctx.log.write("upstream state unknown (a release file could not be fetched; pins by suite)")
     else:
+        ctx.source_date_epoch = reproducible.source_date_epoch(fetched)
+        ctx.log.write(f"SOURCE_DATE_EPOCH={ctx.source_date_epoch} (newest release file Date)")
+        upstream = fingerprint.release_hashes(fetched)
         ctx.inputs_sha256 = fingerprint.inputs_sha256(ctx.spec, upstream)
         ctx.log.write(f"build inputs: {ctx.inputs_sha256}")
         if not ctx.force:
@@ -189,8 +195,10 @@ def stage_bootfiles(ctx: BuildContext) -> None:
 
 
 def stage_squashfs(ctx: BuildContext) -> None:
-    argv = squashfs.mksquashfs_argv(ctx.rootfs, ctx.out / "root.squashfs", ctx.spec.compression)
-    ctx.run(argv, "squashfs")
+    argv = squashfs.mksquashfs_argv(
+        ctx.rootfs, ctx.out / "root.squashfs", ctx.spec.compression, epoch=ctx.source_date_epoch
+    )
+    ctx.run(argv, "squashfs", env={})  # its flags say the time; it refuses both
 
 
 def stage_guards(ctx: BuildContext) -> None:
@@ -243,6 +251,7 @@ def stage_metadata(ctx: BuildContext) -> None:
         kernel_cmdline=ctx.spec.kernel_options,
         inputs_sha256=ctx.inputs_sha256,
         boot_ram_mb=ctx.boot_ram_mb,
+        source_date_epoch=ctx.source_date_epoch,
         agent_version=ctx.packages.get("livestrap-agent"),
         packages=dict(sorted(ctx.packages.items())),
         artifacts=describe_artifacts(ctx.out),
@@ -252,6 +261,7 @@ def stage_metadata(ctx: BuildContext) -> None:
 
 def stage_commit(ctx: BuildContext) -> None:
     ctx.store.commit(ctx.out, ctx.image_id)
+    ctx.built = ctx.store.get(ctx.image_id)
 
 
 STAGES: list[tuple[str, Stage]] = [
@@ -341,7 +351,7 @@ def build(
         meta = ctx.reused
         log.write(f"=== nothing changed since image {meta.id}: reused it (--force rebuilds)")
     else:
-        meta = store.get(ctx.image_id)
+        meta = ctx.built or store.get(ctx.image_id)  # a --check build commits nothing
         log.write(f"=== built image {meta.id} in {time.monotonic() - started:.1f}s")
     log.close()
     events(

@@ -17,10 +17,17 @@ BLOCK_SIZE = "1M"
 EXCLUDES = ("boot", "proc/*", "sys/*", "dev/*", "run/*", "tmp/*")
 
 
-def mksquashfs_argv(rootfs: Path, dest: Path, compression: str, processors: int = 0) -> list[str]:
-    """mksquashfs command line (pure); `processors` 0 means all cores."""
+def mksquashfs_argv(
+    rootfs: Path, dest: Path, compression: str, processors: int = 0, epoch: int | None = None
+) -> list[str]:
+    """mksquashfs command line (pure); `processors` 0 means all cores. With `epoch`
+    (SOURCE_DATE_EPOCH) every timestamp in the filesystem is that time; the rest is
+    reproducible already (4.5's default -reproducible: output independent of thread
+    timing; entries are sorted by name, as the squashfs format requires)."""
     argv = ["mksquashfs", str(rootfs), str(dest), "-noappend", "-no-progress", "-b", BLOCK_SIZE]
     argv += COMPRESSOR_OPTIONS[compression]
+    if epoch is not None:
+        argv += ["-mkfs-time", str(epoch), "-all-time", str(epoch)]
     argv += ["-processors", str(processors or os.cpu_count() or 1)]
     argv += ["-wildcards", "-e", *EXCLUDES]
     return argv

@@ -108,6 +108,7 @@ class ImageMetadata(BaseModel):
     inputs_sha256: str | None = None
     # MiB of RAM a node needs to boot it (builder.guards); None: built before the guards
     boot_ram_mb: int | None = None
+    source_date_epoch: int | None = None  # the time every file in the artifacts carries
     packages: dict[str, str]
     artifacts: dict[str, Artifact]
     _problems: list[str] = PrivateAttr(default_factory=list)

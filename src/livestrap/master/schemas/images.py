@@ -61,6 +61,9 @@ class ImageDetail(BaseModel):
         description="MiB of RAM a node needs to boot this image (kernel + unpacked initramfs "
         "+ squashfs + margin); null for images built before the guards.",
     )
+    source_date_epoch: int | None = Field(
+        default=None, description="The time every file in the artifacts carries (Unix seconds)."
+    )
 
 
 class ImageDiff(BaseModel):
