@@ -7,6 +7,7 @@ the other version while downloading nothing again from the mirror.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections.abc import Iterator
@@ -161,3 +162,20 @@ def test_second_build_downloads_no_package_from_the_mirror(builds: dict[str, Bui
 
 def test_no_mount_left(builds: dict[str, Built]) -> None:
     assert mounts_below(builds["alpha-high"].store.data_dir) == []
+
+
+def test_sbom_names_each_package_and_its_archive(builds: dict[str, Built]) -> None:
+    """sbom.cdx.json (helper B2): every package of metadata.yaml, the pinned-up repo's
+    package credited to that repo, the distro's to the mirror with its Release Origin."""
+    for name, repo in (("alpha-high", "alpha"), ("beta-high", "beta")):
+        built = builds[name]
+        doc = json.loads(built.store.sbom(built.meta.id))
+        comps = {c["name"]: c for c in doc["components"]}
+        assert {n: c["version"] for n, c in comps.items()} == built.meta.packages
+        props = {n: {p["name"]: p["value"] for p in c["properties"]} for n, c in comps.items()}
+        assert props[PKG]["livestrap:archive:uri"].endswith(f"/{repo}")
+        assert props[PKG]["livestrap:archive:origin"] == repo
+        assert [n for n, p in props.items() if "livestrap:archive:uri" not in p] == []
+        assert props["libc6"]["livestrap:source"] == "glibc"
+        assert props["libc6"]["livestrap:archive:origin"] == "Debian"
+        assert comps["libc6"]["purl"].startswith("pkg:deb/debian/libc6@")

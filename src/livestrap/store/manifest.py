@@ -37,6 +37,7 @@ METADATA = "metadata.yaml"
 ARTIFACTS = ("vmlinuz", "initrd.img", "root.squashfs")
 IMAGE_FILES = (*ARTIFACTS, METADATA)
 SBOM = "sbom.cdx.json"
+SBOM_MEDIA_TYPE = "application/vnd.cyclonedx+json"
 # artifacts newer than some stored images: checksummed like the rest when present
 OPTIONAL_ARTIFACTS = (SBOM,)
 KNOWN_FILES = (*IMAGE_FILES, *OPTIONAL_ARTIFACTS)

@@ -33,8 +33,7 @@ from livestrap.master.services.images import (
 )
 from livestrap.master.upload import import_upload
 from livestrap.store.bundle import Compression
-
-SBOM_MEDIA_TYPE = "application/vnd.cyclonedx+json"
+from livestrap.store.manifest import SBOM_MEDIA_TYPE
 
 router = APIRouter(dependencies=[AdminOnly], tags=["images"])
 
