@@ -78,6 +78,7 @@ def test_mmdebstrap_argv_exact(no_merged_usr_hooks: None) -> None:
         "--skip=cleanup/apt/lists",
         "--include=live-boot,linux-image-amd64,curl=8.0-1",
         '--aptopt=Acquire::Languages "none"',
+        '--aptopt=Acquire::GzipIndexes "false"',
         '--aptopt=APT::Install-Recommends "false"',
         '--aptopt=APT::Install-Suggests "false"',
         "--dpkgopt=force-unsafe-io",

@@ -33,6 +33,7 @@ DPKG_OPTIONS = ("force-unsafe-io", *DPKG_EXCLUDES, *slim.dpkg_excludes())
 
 APT_OPTIONS = (
     'Acquire::Languages "none"',
+    'Acquire::GzipIndexes "false"',  # plain lists for the SBOM (aptlists), whatever the host says
     'APT::Install-Recommends "false"',
     'APT::Install-Suggests "false"',
 )
