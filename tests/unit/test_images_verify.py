@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from livestrap.cli import app, main
 from livestrap.errors import ArchiveError, ImageNotFound, StoreError
+from livestrap.store import bundle, images
 from livestrap.store.bundle import export_image, import_image
 from livestrap.store.images import ImageStore
 from livestrap.store.manifest import METADATA, SBOM, dump_metadata, parse_metadata
@@ -95,6 +96,10 @@ def test_sbom_served_checked_and_absent(
     (store.path("new-1") / SBOM).write_bytes(SBOM_BYTES.replace(b"C", b"X"))
     with pytest.raises(StoreError, match="does not match its sha256"):
         store.sbom("new-1")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(images, "MAX_SBOM_SIZE", 10)
+        with pytest.raises(StoreError, match="larger than 10 bytes"):
+            store.sbom("new-1")
 
 
 def test_old_metadata_without_sbom_still_loads(store: ImageStore) -> None:
@@ -127,7 +132,9 @@ def test_commit_wants_exactly_what_metadata_lists(store: ImageStore, tmp_path: P
     assert store.verify("c-1") == dict.fromkeys(("vmlinuz", "initrd.img", "root.squashfs"), "ok")
 
 
-def test_bundle_carries_and_checks_the_sbom(store: ImageStore, tmp_path: Path) -> None:
+def test_bundle_carries_and_checks_the_sbom(
+    store: ImageStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dest = tmp_path / "new.tar"
     export_image(store, "new-1", dest)
     target = ImageStore(tmp_path / "target")
@@ -152,4 +159,11 @@ def test_bundle_carries_and_checks_the_sbom(store: ImageStore, tmp_path: Path) -
     members += [member(f"miss-1/{n}", d) for n, d in files.items() if n != SBOM]
     with pytest.raises(ArchiveError, match=re.escape("missing sbom.cdx.json")):
         import_image(target, write_tar(tmp_path / "miss.tar", members))
+    # nor may an SBOM be too big to serve from memory
+    monkeypatch.setattr(bundle, "MAX_SBOM_SIZE", 10)
+    files = {**artifact_bytes("big-1"), SBOM: SBOM_BYTES}
+    members = [member(f"big-1/{METADATA}", dump_metadata(make_metadata("big-1", files)).encode())]
+    members += [member(f"big-1/{n}", d) for n, d in files.items()]
+    with pytest.raises(ArchiveError, match="larger than 10 bytes"):
+        import_image(target, write_tar(tmp_path / "big.tar", members))
     assert [i.id for i in target.list()] == ["new-1"]

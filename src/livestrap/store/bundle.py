@@ -32,7 +32,9 @@ from livestrap.store.manifest import (
     IMAGE_FILES,
     KNOWN_FILES,
     MAX_METADATA_SIZE,
+    MAX_SBOM_SIZE,
     METADATA,
+    SBOM,
     ImageMetadata,
     check_image_id,
     parse_metadata,
@@ -282,6 +284,8 @@ class _Files:
             raise refuse("duplicate member")
         if known == METADATA and member.size > MAX_METADATA_SIZE:
             raise refuse("metadata is too large")
+        if known == SBOM and member.size > MAX_SBOM_SIZE:
+            raise refuse(f"larger than {MAX_SBOM_SIZE} bytes")
         if known != METADATA and self.meta is None:
             raise refuse(f"{METADATA} must come first (its sizes bound what is written)")
         art = self.meta.artifacts.get(known) if self.meta else None

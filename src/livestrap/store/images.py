@@ -30,6 +30,7 @@ from livestrap.store.manifest import (
     IMAGE_FILES,
     IMAGE_ID_RE,
     KNOWN_FILES,
+    MAX_SBOM_SIZE,
     SBOM,
     ImageMetadata,
     check_artifacts,
@@ -167,6 +168,8 @@ class ImageStore:
                 f"image {image_id} has no SBOM (built before livestrap wrote {SBOM}); "
                 "rebuild it to get one"
             )
+        if art.size > MAX_SBOM_SIZE:
+            raise StoreError(f"image {image_id}: {SBOM} is larger than {MAX_SBOM_SIZE} bytes")
         path = self.path(image_id) / SBOM
         try:
             data = path.read_bytes() if path.stat().st_size == art.size else b""

@@ -38,6 +38,7 @@ ARTIFACTS = ("vmlinuz", "initrd.img", "root.squashfs")
 IMAGE_FILES = (*ARTIFACTS, METADATA)
 SBOM = "sbom.cdx.json"
 SBOM_MEDIA_TYPE = "application/vnd.cyclonedx+json"
+MAX_SBOM_SIZE = 64 << 20  # served from memory; a real one is well under 10 MB
 # artifacts newer than some stored images: checksummed like the rest when present
 OPTIONAL_ARTIFACTS = (SBOM,)
 KNOWN_FILES = (*IMAGE_FILES, *OPTIONAL_ARTIFACTS)
