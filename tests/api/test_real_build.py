@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from helpers import TEST_CACHE, require_build_tools
@@ -42,3 +43,19 @@ def test_real_build_through_the_api(tmp_path: Path) -> None:
         assert "jq" in image["packages"] and image["agent_version"]
         script = client.get("/boot/ipxe", params={"mac": "52:54:00:00:00:01"}).text
         assert f"livestrap.image={state['image_id']}" in script and " quiet" in script
+        _check_sbom(client, state["image_id"])
+
+
+def _check_sbom(client: httpx.Client, image_id: str) -> None:
+    """The SBOM (helper B2) credits the agent to the master's repository, jq to the
+    mirror; `verify` finds every artifact as metadata.yaml says."""
+    answer = client.get(f"/api/v1/images/{image_id}/sbom")
+    assert answer.status_code == 200
+    comps = {c["name"]: c for c in answer.json()["components"]}
+    props = {n: {p["name"]: p["value"] for p in c["properties"]} for n, c in comps.items()}
+    agent = props["livestrap-agent"]
+    assert agent["livestrap:archive:uri"].startswith("copy://")
+    assert agent["livestrap:archive:suite"] == "livestrap"
+    assert props["jq"]["livestrap:archive:origin"] == "Debian"
+    verified = client.post(f"/api/v1/images/{image_id}/verify").json()
+    assert verified["ok"] is True and verified["files"]["sbom.cdx.json"] == "ok"

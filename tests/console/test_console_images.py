@@ -18,7 +18,14 @@ from masterproc import Master
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "unit"))
 
-from store_helpers import artifact_bytes, image_members, make_metadata, member, write_tar
+from store_helpers import (
+    artifact_bytes,
+    image_members,
+    make_metadata,
+    member,
+    write_image_dir,
+    write_tar,
+)
 
 from livestrap.master.config import MAX_BODY_BYTES
 from livestrap.store.images import ImageStore
@@ -283,3 +290,23 @@ def test_pages_need_a_login(master: Master, built: tuple[str, str]) -> None:
             answer = anon.get(path)
             assert answer.status_code == 303 and answer.headers["location"].startswith("/ui/login")
         assert anon.post("/ui/images/import", content=b"x").status_code == 401
+
+
+def test_image_page_links_the_sbom(
+    master: Master, console: Console, built: tuple[str, str]
+) -> None:
+    client, _ = console
+    sbom = b'{"bomFormat": "CycloneDX"}\n'
+    write_image_dir(master.data_dir / "images", "sbom-1", sbom=sbom)
+    page = client.get("/ui/images/sbom-1").text
+    assert 'href="/ui/images/sbom-1/sbom" download="sbom-1.cdx.json"' in page
+    answer = client.get("/ui/images/sbom-1/sbom")
+    assert answer.status_code == 200 and answer.content == sbom
+    assert "/sbom" not in client.get(f"/ui/images/{built[0]}").text  # a fake build has none
+    missing = client.get(f"/ui/images/{built[0]}/sbom")
+    assert missing.status_code == 404 and "has no SBOM" in missing.text
+    with master.anonymous() as anon:
+        assert anon.get("/ui/images/sbom-1/sbom").status_code == 303
+    assert (
+        client.post("/ui/images/sbom-1/delete", data={"csrf_token": console[1]}).status_code == 303
+    )

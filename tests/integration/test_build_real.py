@@ -12,6 +12,7 @@ costs seconds instead of a second build.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections.abc import Iterator
@@ -241,3 +242,18 @@ def test_signatures_were_checked(built: Built) -> None:
 
 def test_no_mount_left(built: Built) -> None:
     assert mounts_below(built.store.data_dir) == []
+
+
+def test_sbom_names_each_package_and_its_archive(built: Built) -> None:
+    """sbom.cdx.json: every package of metadata.yaml, the pinned-up repo's package
+    credited to that repo, the distro's to the mirror with its Release Origin."""
+    doc = json.loads(built.store.sbom(built.meta.id))
+    comps = {c["name"]: c for c in doc["components"]}
+    assert {n: c["version"] for n, c in comps.items()} == built.meta.packages
+    props = {n: {p["name"]: p["value"] for p in c["properties"]} for n, c in comps.items()}
+    assert props[PKG]["livestrap:archive:uri"].endswith("/alpha")
+    assert props[PKG]["livestrap:archive:origin"] == REPOS["alpha"][1]
+    assert [n for n, p in props.items() if "livestrap:archive:uri" not in p] == []
+    assert props["libc6"]["livestrap:source"] == "glibc"
+    assert props["libc6"]["livestrap:archive:origin"] == "Debian"
+    assert comps["libc6"]["purl"].startswith("pkg:deb/debian/libc6@")

@@ -14,6 +14,7 @@ from livestrap.store.images import ImageStore
 from livestrap.store.manifest import (
     ARTIFACTS,
     METADATA,
+    SBOM,
     Artifact,
     ImageMetadata,
     dump_metadata,
@@ -67,9 +68,13 @@ def write_image_dir(
     created: datetime = BASE_TIME,
     packages: dict[str, str] | None = None,
     dirname: str | None = None,
+    sbom: bytes | None = None,
 ) -> ImageMetadata:
-    """A complete image directory parent/<dirname or id>, as a build would leave it."""
+    """A complete image directory parent/<dirname or id>, as a build would leave it
+    (`sbom`: with that as its sbom.cdx.json; default: none, as older images)."""
     files = artifact_bytes(image_id)
+    if sbom is not None:
+        files[SBOM] = sbom
     meta = make_metadata(image_id, files, created=created, packages=packages)
     image_dir = parent / (dirname or image_id)
     image_dir.mkdir(parents=True)
@@ -85,9 +90,12 @@ def add_image(
     *,
     created: datetime = BASE_TIME,
     packages: dict[str, str] | None = None,
+    sbom: bytes | None = None,
 ) -> ImageMetadata:
     """Put an image straight into images/, bypassing commit (for read-side tests)."""
-    return write_image_dir(store.images_dir, image_id, created=created, packages=packages)
+    return write_image_dir(
+        store.images_dir, image_id, created=created, packages=packages, sbom=sbom
+    )
 
 
 def snapshot(store: ImageStore) -> dict[str, bytes | None]:

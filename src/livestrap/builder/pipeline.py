@@ -17,6 +17,7 @@ from pathlib import Path
 from livestrap import __version__
 from livestrap.apt import PinError, preferences_files, render_sources, spec_sources
 from livestrap.builder import (
+    aptlists,
     bootfiles,
     customize,
     fingerprint,
@@ -26,6 +27,7 @@ from livestrap.builder import (
     noderepo,
     reproducible,
     rootfs,
+    sbom,
     slim,
     squashfs,
 )
@@ -39,6 +41,7 @@ from livestrap.store import tmpdirs
 from livestrap.store.images import ImageStore
 from livestrap.store.manifest import (
     METADATA,
+    SBOM,
     ImageMetadata,
     describe_artifacts,
     dump_metadata,
@@ -65,6 +68,8 @@ class BuildContext:
     releases: dict[str, bytes] = field(default_factory=dict)  # InRelease URL -> its bytes
     source_date_epoch: int | None = None
     built: ImageMetadata | None = None
+    # package version -> the APT archive it came from, read before customize clears the lists
+    archives: dict[aptlists.Key, sbom.Archive] = field(default_factory=dict)
 
     @property
     def rootfs(self) -> Path:
@@ -164,6 +169,8 @@ def stage_rootfs(ctx: BuildContext) -> None:
 
 def stage_customize(ctx: BuildContext) -> None:
     """Extra dirs, root access, scripts, then per-machine state and caches removed."""
+    ctx.archives = aptlists.spec_archives(ctx.rootfs, ctx.spec)  # before clean_image
+    ctx.log.write(f"apt lists: {len(ctx.archives)} package versions in the sources")
     customize.copy_extra_dirs(ctx.rootfs, ctx.spec.extra_dirs)
     customize.write_root_access(ctx.rootfs, ctx.spec)
     kept = noderepo.write_image_repo(ctx.rootfs, ctx.spec, lambda p: Path(p).read_bytes())
@@ -219,6 +226,21 @@ def stage_guards(ctx: BuildContext) -> None:
         raise BuildError("guards", message)
 
 
+def stage_sbom(ctx: BuildContext) -> None:
+    """sbom.cdx.json into the image dir, so stage_metadata checksums it like the rest."""
+    admin = f"--admindir={ctx.rootfs / 'var/lib/dpkg'}"
+    lines = ctx.query(["dpkg-query", admin, "-W", aptlists.DPKG_QUERY_FORMAT], "sbom")
+    packages = aptlists.installed_packages(lines, ctx.archives)
+    unknown = sorted(p.name for p in packages if p.archive is None)
+    if unknown:
+        ctx.log.write(f"sbom: no archive found for {len(unknown)}: {', '.join(unknown[:20])}")
+    subject = sbom.Subject(
+        ctx.spec.label, ctx.spec.distro, ctx.spec.suite, ctx.kernel_version, __version__
+    )
+    text = sbom.render_sbom(subject, packages, ctx.source_date_epoch)
+    (ctx.out / SBOM).write_text(text)
+
+
 def stage_metadata(ctx: BuildContext) -> None:
     """Record the effective spec, installed packages and artifact checksums."""
     out = ctx.query(
@@ -271,6 +293,7 @@ STAGES: list[tuple[str, Stage]] = [
     ("bootfiles", stage_bootfiles),
     ("squashfs", stage_squashfs),
     ("guards", stage_guards),
+    ("sbom", stage_sbom),
     ("metadata", stage_metadata),
     ("commit", stage_commit),
 ]

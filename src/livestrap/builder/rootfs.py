@@ -33,6 +33,7 @@ DPKG_OPTIONS = ("force-unsafe-io", *DPKG_EXCLUDES, *slim.dpkg_excludes())
 
 APT_OPTIONS = (
     'Acquire::Languages "none"',
+    'Acquire::GzipIndexes "false"',  # plain lists for the SBOM (aptlists), whatever the host says
     'APT::Install-Recommends "false"',
     'APT::Install-Suggests "false"',
 )
@@ -101,6 +102,7 @@ def mmdebstrap_argv(
         "--verbose",
         "--skip=essential/unlink",
         "--skip=check/signed-by",
+        "--skip=cleanup/apt/lists",  # the SBOM reads them; customize.clean_image removes them
         f"--include={','.join(packages)}",
     ]
     if MERGED_USR_HOOKS.is_dir():

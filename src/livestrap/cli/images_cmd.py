@@ -1,7 +1,8 @@
-"""`livestrap images list|show|diff|export|import|activate|delete`."""
+"""`livestrap images list|show|diff|verify|sbom|export|import|activate|delete`."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,7 +22,8 @@ from livestrap.cli.output import (
     print_document,
     print_rows,
 )
-from livestrap.master.schemas.images import ImageDiff
+from livestrap.errors import StoreError
+from livestrap.master.schemas.images import ImageDiff, ImageVerified
 from livestrap.master.services.images import image_detail, image_diff, image_summary
 from livestrap.store.bundle import export_image, import_image
 from livestrap.store.images import ImageStore
@@ -93,6 +95,33 @@ def diff(
     a, b = store.resolve(a), store.resolve(b)
     d = image_diff(a, b, store.diff(a, b))
     print_rows(fmt, package_changes(d), tables.PACKAGE_CHANGES, data=d.model_dump(mode="json"))
+
+
+@app.command("verify")
+def verify(
+    image_id: ImageId,
+    data_dir: ExistingDataDir = DEFAULT_DATA_DIR,
+    output: DiffOutput = None,
+) -> None:
+    """Recompute every artifact's sha256: ok, mismatch or missing; exit 1 on any problem."""
+    fmt = chosen_format(output, "table")
+    store = ImageStore(data_dir)
+    whole = store.resolve(image_id)
+    files = store.verify(whole)
+    result = ImageVerified(id=whole, ok=all(v == "ok" for v in files.values()), files=files)
+    rows = [{"file": name, "status": status} for name, status in files.items()]
+    print_rows(fmt, rows, tables.VERIFIED, data=result.model_dump(mode="json"))
+    bad = [f"{name} {status}" for name, status in files.items() if status != "ok"]
+    if bad:
+        raise StoreError(f"image {whole} does not match its metadata: {', '.join(bad)}")
+
+
+@app.command("sbom")
+def sbom(image_id: ImageId, data_dir: ExistingDataDir = DEFAULT_DATA_DIR) -> None:
+    """Print an image's SBOM (CycloneDX 1.5 JSON: every package, its source and archive)."""
+    store = ImageStore(data_dir)
+    sys.stdout.buffer.write(store.sbom(store.resolve(image_id)))
+    sys.stdout.buffer.flush()
 
 
 @app.command("export")

@@ -81,6 +81,18 @@ PACKAGE_CHANGES = TableView(
     empty="same packages",
 )
 
+VERIFY_STYLES = {"ok": "green", "mismatch": "red", "missing": "red"}
+
+# rows of `images verify`: each artifact and what its recomputed sha256 says
+VERIFIED = TableView(
+    columns=(
+        Column("FILE", field_of("file")),
+        Column("STATUS", field_of("status"), styles=VERIFY_STYLES),
+    ),
+    key="file",
+    empty="no artifacts",
+)
+
 PUBLISHED = TableView(
     columns=(
         Column("PACKAGE", field_of("package")),

@@ -30,8 +30,11 @@ from livestrap.store.limits import check_free_space, check_image_size, max_image
 from livestrap.store.manifest import (
     CHUNK,
     IMAGE_FILES,
+    KNOWN_FILES,
     MAX_METADATA_SIZE,
+    MAX_SBOM_SIZE,
     METADATA,
+    SBOM,
     ImageMetadata,
     check_image_id,
     parse_metadata,
@@ -40,8 +43,6 @@ from livestrap.store.targuard import TarGuard, warn_if_vulnerable
 
 Compression = Literal["none", "gz", "xz", "zst"]
 
-# metadata first, so a reader can check the id before the big files stream by
-EXPORT_ORDER = (METADATA, *(n for n in IMAGE_FILES if n != METADATA))
 # headers, padding and the end-of-archive blocks around the files (tar writes in 10 KiB)
 TAR_OVERHEAD = 64 << 10
 MAX_TRAILING = 1 << 20  # what zstd may still produce after the tar's end-of-archive
@@ -143,7 +144,7 @@ def export_image(
     try:
         with os.fdopen(fd, "wb") as raw:
             with _compressor(raw, comp) as sink, tarfile.open(fileobj=sink, mode="w|") as tar:
-                for name in EXPORT_ORDER:
+                for name in meta.files():  # metadata first: its sizes bound the rest
                     _add_file(tar, src, image_id, name, meta, mtime)
             raw.flush()
             os.fsync(raw.fileno())
@@ -276,16 +277,20 @@ class _Files:
         if len(parts) != 2:
             raise refuse(f"not of the form {self.top}/<file>")
         # from here on the name is our own constant, never the archive's string
-        known = {n: n for n in IMAGE_FILES}.get(parts[1])
+        known = {n: n for n in KNOWN_FILES}.get(parts[1])
         if known is None:
             raise refuse("not an image file")
         if known in self.digests:
             raise refuse("duplicate member")
         if known == METADATA and member.size > MAX_METADATA_SIZE:
             raise refuse("metadata is too large")
+        if known == SBOM and member.size > MAX_SBOM_SIZE:
+            raise refuse(f"larger than {MAX_SBOM_SIZE} bytes")
         if known != METADATA and self.meta is None:
             raise refuse(f"{METADATA} must come first (its sizes bound what is written)")
         art = self.meta.artifacts.get(known) if self.meta else None
+        if known != METADATA and art is None:  # an optional file the metadata does not list
+            raise refuse(f"not listed in {METADATA}, so it cannot be checked")
         if art and member.size != art.size:
             raise refuse(f"size {member.size} does not match metadata ({art.size})")
         return known
@@ -325,7 +330,8 @@ class _Files:
 
     def finish(self) -> ImageMetadata:
         """Refuse an incomplete bundle or one whose files do not match the metadata."""
-        missing = [n for n in IMAGE_FILES if n not in self.digests]
+        wanted = self.meta.files() if self.meta else IMAGE_FILES
+        missing = [n for n in wanted if n not in self.digests]
         if missing or self.meta is None:
             raise ArchiveError(f"bundle is missing {', '.join(missing) or 'files'}")
         for name, art in self.meta.artifacts.items():

@@ -13,6 +13,7 @@ import builtins
 import contextlib
 import errno
 import fcntl
+import hashlib
 import os
 import secrets
 import shutil
@@ -28,7 +29,11 @@ from livestrap.store import tmpdirs
 from livestrap.store.manifest import (
     IMAGE_FILES,
     IMAGE_ID_RE,
+    KNOWN_FILES,
+    MAX_SBOM_SIZE,
+    SBOM,
     ImageMetadata,
+    check_artifacts,
     check_image_id,
     read_metadata,
     verify_artifacts,
@@ -149,6 +154,31 @@ class ImageStore:
             raise StoreError(f"{self.active_link} points to unexpected target {target!r}")
         return check_image_id(parts[1])
 
+    def verify(self, image_id: str) -> dict[str, str]:
+        """Every artifact's checksum recomputed against metadata.yaml: name -> "ok",
+        "mismatch" or "missing" (manifest.check_artifacts)."""
+        return check_artifacts(self.path(image_id), self.get(image_id))
+
+    def sbom(self, image_id: str) -> bytes:
+        """The image's SBOM (CycloneDX JSON), checked against its recorded sha256."""
+        meta = self.get(image_id)
+        art = meta.artifacts.get(SBOM)
+        if art is None:
+            raise ImageNotFound(
+                f"image {image_id} has no SBOM (built before livestrap wrote {SBOM}); "
+                "rebuild it to get one"
+            )
+        if art.size > MAX_SBOM_SIZE:
+            raise StoreError(f"image {image_id}: {SBOM} is larger than {MAX_SBOM_SIZE} bytes")
+        path = self.path(image_id) / SBOM
+        try:
+            data = path.read_bytes() if path.stat().st_size == art.size else b""
+        except OSError as err:
+            raise StoreError(f"cannot read {path}: {err.strerror}") from None
+        if len(data) != art.size or hashlib.sha256(data).hexdigest() != art.sha256:
+            raise StoreError(f"image {image_id} is corrupt: {SBOM} does not match its sha256")
+        return data
+
     def diff(self, a: str, b: str) -> PackageDiff:
         """What changes in the package set when going from image a to image b."""
         old, new = self.get(a).packages, self.get(b).packages
@@ -231,8 +261,8 @@ class ImageStore:
         dest = self.images_dir / image_id
         if os.path.lexists(dest):
             raise StoreError(f"image {image_id} already exists")
-        self._check_staging(staging_dir, image_id)
-        for name in IMAGE_FILES:
+        meta = self._check_staging(staging_dir, image_id)
+        for name in meta.files():
             _fsync(staging_dir / name)
         # mkdtemp makes the dir 0700; the boot server may run as another user.
         staging_dir.chmod(0o755)
@@ -257,28 +287,34 @@ class ImageStore:
             raise StoreError(f"cannot commit {image_id}: {err.strerror}") from None
         _fsync(self.images_dir)
 
-    def _check_staging(self, staging_dir: Path, image_id: str) -> None:
+    def _check_staging(self, staging_dir: Path, image_id: str) -> ImageMetadata:
         try:
             names = {e.name for e in staging_dir.iterdir()}
         except OSError as err:
             raise StoreError(f"cannot read {staging_dir}: {err.strerror}") from None
-        if names != set(IMAGE_FILES):
-            extra = sorted(names - set(IMAGE_FILES))
-            missing = sorted(set(IMAGE_FILES) - names)
-            raise StoreError(
-                f"staging dir {staging_dir} is incomplete or has extra files "
-                f"(missing: {', '.join(missing) or 'none'}; extra: {', '.join(extra) or 'none'})"
-            )
-        for name in IMAGE_FILES:
+        if not set(IMAGE_FILES) <= names <= set(KNOWN_FILES):
+            self._refuse_files(staging_dir, names, set(IMAGE_FILES))
+        for name in names:
             path = staging_dir / name
             if path.is_symlink() or not path.is_file():
                 raise StoreError(f"{path} is not a regular file")
         meta = read_metadata(staging_dir)
         if meta.id != image_id:
             raise StoreError(f"staging metadata is for image {meta.id}, not {image_id}")
+        if names != set(meta.files()):  # an optional file is there iff its checksum is
+            self._refuse_files(staging_dir, names, set(meta.files()))
         bad = verify_artifacts(staging_dir, meta)
         if bad:
             raise StoreError(f"artifacts do not match metadata in {staging_dir}: {', '.join(bad)}")
+        return meta
+
+    @staticmethod
+    def _refuse_files(staging_dir: Path, names: set[str], wanted: set[str]) -> None:
+        extra, missing = sorted(names - wanted), sorted(wanted - names)
+        raise StoreError(
+            f"staging dir {staging_dir} is incomplete or has extra files "
+            f"(missing: {', '.join(missing) or 'none'}; extra: {', '.join(extra) or 'none'})"
+        )
 
     def clean_stale_tmp(
         self, kinds: tuple[str, ...] = tmpdirs.KINDS, *, eraser: tmpdirs.Eraser | None = None

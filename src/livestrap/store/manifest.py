@@ -36,6 +36,12 @@ from livestrap.yamlfile import PlainDumper, load_plain_yaml
 METADATA = "metadata.yaml"
 ARTIFACTS = ("vmlinuz", "initrd.img", "root.squashfs")
 IMAGE_FILES = (*ARTIFACTS, METADATA)
+SBOM = "sbom.cdx.json"
+SBOM_MEDIA_TYPE = "application/vnd.cyclonedx+json"
+MAX_SBOM_SIZE = 64 << 20  # served from memory; a real one is well under 10 MB
+# artifacts newer than some stored images: checksummed like the rest when present
+OPTIONAL_ARTIFACTS = (SBOM,)
+KNOWN_FILES = (*IMAGE_FILES, *OPTIONAL_ARTIFACTS)
 IMAGE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 CHUNK = 1 << 20
 MAX_METADATA_SIZE = 1 << 20
@@ -144,12 +150,19 @@ class ImageMetadata(BaseModel):
     @field_validator("artifacts")
     @classmethod
     def _artifacts(cls, v: dict[str, Artifact]) -> dict[str, Artifact]:
-        if set(v) != set(ARTIFACTS):
-            raise ValueError(f"artifacts must be exactly {', '.join(ARTIFACTS)}")
+        if not set(ARTIFACTS) <= set(v) <= {*ARTIFACTS, *OPTIONAL_ARTIFACTS}:
+            raise ValueError(
+                f"artifacts must be {', '.join(ARTIFACTS)}, "
+                f"and optionally {', '.join(OPTIONAL_ARTIFACTS)}"
+            )
         return v
 
     def total_size(self) -> int:
         return sum(a.size for a in self.artifacts.values())
+
+    def files(self) -> tuple[str, ...]:
+        """Every file of this image's directory, in a fixed order (metadata first)."""
+        return (METADATA, *(n for n in (*ARTIFACTS, *OPTIONAL_ARTIFACTS) if n in self.artifacts))
 
 
 def sha256_file(path: Path) -> str:
@@ -161,9 +174,11 @@ def sha256_file(path: Path) -> str:
 
 
 def describe_artifacts(image_dir: Path) -> dict[str, Artifact]:
+    """The boot files, and the optional artifacts the image dir holds."""
+    names = [*ARTIFACTS, *(n for n in OPTIONAL_ARTIFACTS if (image_dir / n).is_file())]
     return {
         name: Artifact(sha256=sha256_file(image_dir / name), size=(image_dir / name).stat().st_size)
-        for name in ARTIFACTS
+        for name in names
     }
 
 
@@ -196,11 +211,20 @@ def read_metadata(image_dir: Path, *, stored: bool = False) -> ImageMetadata:
     return parse_metadata(text, str(path), stored=stored)
 
 
-def verify_artifacts(image_dir: Path, meta: ImageMetadata) -> list[str]:
-    """Names of artifacts whose size or sha256 does not match the metadata."""
-    bad = []
+def check_artifacts(image_dir: Path, meta: ImageMetadata) -> dict[str, str]:
+    """Each artifact the metadata lists: "ok", "mismatch" (size or sha256) or "missing"."""
+    status = {}
     for name, art in meta.artifacts.items():
         path = image_dir / name
-        if not path.is_file() or path.stat().st_size != art.size or sha256_file(path) != art.sha256:
-            bad.append(name)
-    return bad
+        if not path.is_file():
+            status[name] = "missing"
+        elif path.stat().st_size != art.size or sha256_file(path) != art.sha256:
+            status[name] = "mismatch"
+        else:
+            status[name] = "ok"
+    return status
+
+
+def verify_artifacts(image_dir: Path, meta: ImageMetadata) -> list[str]:
+    """Names of artifacts whose size or sha256 does not match the metadata."""
+    return [name for name, s in check_artifacts(image_dir, meta).items() if s != "ok"]

@@ -1,5 +1,5 @@
 """/ui/images: the image store for operators — the list, one image's packages, the diff of
-two, activate, delete, export and import. The same services as /api/v1/images (and so
+two, activate, delete, export, import and the SBOM. The same services as /api/v1/images (and so
 the same checks: an import is master.upload.import_upload, as for the API);
 a refusal is shown on a page, or in #import-result for the htmx upload, never as JSON."""
 
@@ -21,6 +21,7 @@ from livestrap.master.services.bundles import resolve_image
 from livestrap.master.services.images import activate, image_rows
 from livestrap.master.upload import import_upload
 from livestrap.store.bundle import Compression
+from livestrap.store.manifest import SBOM_MEDIA_TYPE
 
 HERE = f"{PREFIX}/images"
 UPLOAD_FIELD = b"bundle"  # the file input of form#import
@@ -115,6 +116,16 @@ def export_image(
         return bundle_download(state.store, image_id, compression)
     except LivestrapError as err:
         return _problem(request, login, err)
+
+
+@router.get("/{image_id}/sbom", response_model=None)
+def image_sbom(request: Request, login: LoginDep, state: StateDep, image_id: str) -> Response:
+    """The SBOM, the same bytes as GET /api/v1/images/{id}/sbom."""
+    try:
+        data = state.store.sbom(resolve_image(state.store, image_id))
+    except LivestrapError as err:
+        return _problem(request, login, err)
+    return Response(data, media_type=SBOM_MEDIA_TYPE)
 
 
 @router.post("/import")

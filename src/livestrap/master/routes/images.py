@@ -16,7 +16,13 @@ from fastapi.responses import FileResponse
 
 from livestrap.master.deps import AdminOnly, SessionDep, StateDep
 from livestrap.master.download import TempFileResponse, bundle_download
-from livestrap.master.schemas.images import Activated, ImageDetail, ImageDiff, ImageSummary
+from livestrap.master.schemas.images import (
+    Activated,
+    ImageDetail,
+    ImageDiff,
+    ImageSummary,
+    ImageVerified,
+)
 from livestrap.master.services.bundles import MEDIA_TYPE, resolve_image
 from livestrap.master.services.images import (
     activate,
@@ -27,6 +33,7 @@ from livestrap.master.services.images import (
 )
 from livestrap.master.upload import import_upload
 from livestrap.store.bundle import Compression
+from livestrap.store.manifest import SBOM_MEDIA_TYPE
 
 router = APIRouter(dependencies=[AdminOnly], tags=["images"])
 
@@ -64,6 +71,29 @@ def diff_images(a: str, b: str, state: StateDep) -> ImageDiff:
     """Packages added, removed and changed in version going from image a to image b."""
     a, b = resolve_image(state.store, a), resolve_image(state.store, b)
     return image_diff(a, b, state.store.diff(a, b))
+
+
+@router.get(
+    "/images/{image_id}/sbom",
+    response_class=Response,
+    responses={
+        200: {"content": {SBOM_MEDIA_TYPE: {"schema": {"type": "object"}}}},
+        404: {"description": "No such image, or one built before images had an SBOM."},
+        409: {"description": "The SBOM does not match its recorded sha256."},
+    },
+)
+def image_sbom(image_id: str, state: StateDep) -> Response:
+    """The image's SBOM: CycloneDX 1.5 JSON, one component per installed package."""
+    data = state.store.sbom(resolve_image(state.store, image_id))
+    return Response(data, media_type=SBOM_MEDIA_TYPE)
+
+
+@router.post("/images/{image_id}/verify", response_model=ImageVerified)
+def verify_image(image_id: str, state: StateDep) -> ImageVerified:
+    """Recompute every artifact's sha256 against metadata.yaml (reads the whole image)."""
+    image_id = resolve_image(state.store, image_id)
+    files = state.store.verify(image_id)
+    return ImageVerified(id=image_id, ok=all(v == "ok" for v in files.values()), files=files)
 
 
 @router.post("/images/{image_id}/activate", response_model=Activated)

@@ -23,7 +23,9 @@ class ImageSummary(BaseModel):
     id: str
     label: str
     created: datetime
-    total_size: int = Field(description="Bytes of vmlinuz + initrd.img + root.squashfs.")
+    total_size: int = Field(
+        description="Bytes of vmlinuz + initrd.img + root.squashfs (+ the SBOM, if any)."
+    )
     active: bool = Field(description="Whether nodes boot this image now.")
     problems: list[str] = Field(default_factory=list, description=PROBLEMS)
 
@@ -76,6 +78,14 @@ class ImageDiff(BaseModel):
     changed: dict[str, tuple[str, str]] = Field(
         description="Packages in both with another version: name -> [version in a, in b]."
     )
+
+
+class ImageVerified(BaseModel):
+    """Every artifact's sha256 recomputed against the image's metadata.yaml."""
+
+    id: str
+    ok: bool = Field(description="Whether every artifact matches.")
+    files: dict[str, str] = Field(description="Artifact name -> ok, mismatch or missing.")
 
 
 class Activated(BaseModel):
