@@ -19,6 +19,25 @@ pytestmark = pytest.mark.unit
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
+def read_request(conn: socket.socket) -> bytes:
+    """The request's head and its Content-Length body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + body
+
+
 def serve(pause_s: float) -> Iterator[str]:
     """Answers every request with ANSWER, `pause_s` between its bytes."""
     listener = socket.create_server(("127.0.0.1", 0))
@@ -26,7 +45,7 @@ def serve(pause_s: float) -> Iterator[str]:
 
     def handle(conn: socket.socket) -> None:
         with conn:
-            conn.recv(65536)
+            read_request(conn)  # all of it: closing on unread bytes would reset the client
             for byte in ANSWER:
                 if stop.is_set():
                     return
