@@ -17,6 +17,7 @@ from pathlib import Path
 from livestrap import __version__
 from livestrap.apt import preferences_files, render_sources, spec_sources
 from livestrap.builder import (
+    basetree,
     bootfiles,
     customize,
     fingerprint,
@@ -29,6 +30,7 @@ from livestrap.builder import (
 )
 from livestrap.builder.events import BuildEvent, EventSink, discard
 from livestrap.builder.workspace import BUILD_PREFIX, build_lock, remove_tree
+from livestrap.datadir import CacheDir
 from livestrap.errors import BuildCancelled, BuildError, CommandError
 from livestrap.run import BuildLog, query, run
 from livestrap.spec import ResolvedSpec, spec_warnings
@@ -58,6 +60,10 @@ class BuildContext:
     reused: ImageMetadata | None = None
     kernel_version: str = ""
     packages: dict[str, str] = field(default_factory=dict)
+    trees: basetree.TreeCache | None = None  # None: no tree kept or started from
+    base_key: str | None = None  # None when upstream is unknown: always a full build
+    tree: basetree.Tree | None = None  # the kept tree the rootfs is an overlay of
+    base_tree: str | None = None  # its key, when this build started from it
 
     @property
     def rootfs(self) -> Path:
@@ -101,6 +107,7 @@ def stage_prepare(ctx: BuildContext) -> None:
         ctx.log.write("upstream state unknown (a release file could not be fetched)")
     else:
         ctx.inputs_sha256 = fingerprint.inputs_sha256(ctx.spec, upstream)
+        ctx.base_key = basetree.base_key(ctx.spec, upstream)
         ctx.log.write(f"build inputs: {ctx.inputs_sha256}")
         if not ctx.force:
             ctx.reused = _image_with_inputs(ctx.store, ctx.inputs_sha256)
@@ -121,7 +128,60 @@ def _image_with_inputs(store: ImageStore, inputs: str) -> ImageMetadata | None:
 
 
 def stage_rootfs(ctx: BuildContext) -> None:
-    """mmdebstrap: base system, repos with pinning, kernel, live-boot and packages."""
+    """From a kept tree of the same base inputs when there is one (see basetree), else
+    mmdebstrap; a tree mmdebstrap made is kept before customize touches it."""
+    if ctx.trees is None or ctx.base_key is None:
+        ctx.log.write("rootfs: full build (upstream state unknown: no tree kept)")
+        return _mmdebstrap(ctx)
+    tree = None if ctx.force else ctx.trees.find(ctx.base_key)
+    if tree is not None:
+        if _start_from(ctx, tree):
+            return
+    else:
+        why = "--force" if ctx.force else "no kept tree has these base inputs"
+        ctx.log.write(f"rootfs: full build ({why}; base inputs {ctx.base_key})")
+    _mmdebstrap(ctx)
+    t0 = time.monotonic()
+    ctx.tree = ctx.trees.save(
+        ctx.rootfs,
+        ctx.base_key,
+        ctx.spec.all_packages(),
+        lambda src, dest: ctx.run(["cp", "-a", str(src), str(dest)], "rootfs"),
+    )
+    basetree.mount_over(ctx.tree, ctx.workdir, ctx.rootfs, lambda a: ctx.run(a, "rootfs"))
+    ctx.log.write(f"rootfs: tree kept as {ctx.tree.entry} in {time.monotonic() - t0:.2f}s")
+
+
+def _start_from(ctx: BuildContext, tree: basetree.Tree) -> bool:
+    """Overlay the kept tree and apply the package delta; False (after undoing it)
+    when apt fails, so the caller makes a full build instead."""
+    ctx.tree = tree
+    basetree.mount_over(tree, ctx.workdir, ctx.rootfs, lambda a: ctx.run(a, "rootfs"))
+    before = basetree.initrd_state(ctx.rootfs)
+    try:
+        added, removed = basetree.apply_delta(
+            ctx.rootfs, ctx.spec, tree.packages, ctx.cache_dir, lambda a: ctx.run(a, "rootfs")
+        )
+    except CommandError as err:
+        ctx.log.write(f"rootfs: the package delta failed ({err}); making a full build")
+        for folder in (ctx.rootfs, ctx.workdir / "overlay-upper", ctx.workdir / "overlay-work"):
+            remove_tree(folder)
+        tree.release()
+        ctx.tree = None
+        return False
+    ctx.base_tree = tree.key
+    ctx.log.write(
+        f"rootfs: incremental from kept tree {tree.key} (same base inputs; packages "
+        f"added: {' '.join(added) or 'none'}; removed: {' '.join(removed) or 'none'})"
+    )
+    remade = basetree.initrd_state(ctx.rootfs) != before
+    ctx.log.write(
+        f"rootfs: initrd {'remade by apt (an initramfs input changed)' if remade else 'reused'}"
+    )
+    return True
+
+
+def _mmdebstrap(ctx: BuildContext) -> None:
     missing_file = ctx.workdir / "missing-packages"
     argv = rootfs.mmdebstrap_argv(
         suite=ctx.spec.suite,
@@ -209,6 +269,7 @@ def stage_metadata(ctx: BuildContext) -> None:
         kernel_version=ctx.kernel_version,
         kernel_cmdline=ctx.spec.kernel_options,
         inputs_sha256=ctx.inputs_sha256,
+        base_tree=ctx.base_tree,
         agent_version=ctx.packages.get("livestrap-agent"),
         packages=dict(sorted(ctx.packages.items())),
         artifacts=describe_artifacts(ctx.out),
@@ -265,9 +326,10 @@ def build(
                 store=store,
                 log=log,
                 workdir=workdir,
-                cache_dir=(cache_dir or store.layout.cache) / "apt-archives",
+                cache_dir=CacheDir(cache_dir or store.layout.cache).apt_archives,
                 cancel=cancel,
                 force=force,
+                trees=basetree.TreeCache(CacheDir(cache_dir or store.layout.cache).base_trees),
             )
             try:
                 for current, stage in stages or STAGES:
@@ -290,7 +352,9 @@ def build(
                     if ctx.reused is not None:
                         break
             finally:
-                remove_tree(workdir)
+                remove_tree(workdir)  # unmounts the overlay before the tree under it is let go
+                if ctx.tree is not None:
+                    ctx.tree.release()
     except KeyboardInterrupt:
         err: BuildError = BuildCancelled(current, "interrupted")
         _fail(log, events, err, started)

@@ -101,6 +101,7 @@ def mmdebstrap_argv(
         "--verbose",
         "--skip=essential/unlink",
         "--skip=check/signed-by",
+        "--skip=cleanup/apt/lists",  # kept for an incremental rebuild (customize empties them)
         f"--include={','.join(packages)}",
     ]
     if MERGED_USR_HOOKS.is_dir():

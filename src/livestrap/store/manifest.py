@@ -106,6 +106,7 @@ class ImageMetadata(BaseModel):
     kernel_cmdline: list[str]
     agent_version: str | None = None
     inputs_sha256: str | None = None
+    base_tree: str | None = None  # the kept tree's base key an incremental build began from
     packages: dict[str, str]
     artifacts: dict[str, Artifact]
     _problems: list[str] = PrivateAttr(default_factory=list)
