@@ -75,6 +75,7 @@ def test_mmdebstrap_argv_exact(no_merged_usr_hooks: None) -> None:
         "--verbose",
         "--skip=essential/unlink",
         "--skip=check/signed-by",
+        "--skip=cleanup/apt/lists",
         "--include=live-boot,linux-image-amd64,curl=8.0-1",
         '--aptopt=Acquire::Languages "none"',
         '--aptopt=APT::Install-Recommends "false"',

@@ -67,6 +67,7 @@ def image_detail(meta: ImageMetadata, active_id: str | None) -> ImageDetail:
         kernel_cmdline=list(meta.kernel_cmdline),
         agent_version=meta.agent_version,
         inputs_sha256=meta.inputs_sha256,
+        base_tree=meta.base_tree,
         packages=dict(meta.packages),
         artifacts={
             name: Artifact(sha256=art.sha256, size=art.size) for name, art in meta.artifacts.items()
