@@ -31,8 +31,9 @@ from livestrap.spec import BuildSpec, load_spec
 from livestrap.store.images import ImageStore
 
 COMMAND = ".venv/bin/python bench/build_bench.py"
-# An operator-plausible extra package that is not in the default image.
-EXTRA_PACKAGE = "tcpdump"
+# An operator-plausible extra package that is not in the default image, with dependencies
+# of its own (libjq1, libonig5) and no system account, so removing it is incremental too.
+EXTRA_PACKAGE = "jq"
 WARM_RUNS = 5
 # A customization-only change: root gets a password hash (no package changes).
 ROOT_HASH = "$y$j9T$livestrapbench$0123456789abcdefghijklmnopqrstuvwxyzABCDE"

@@ -114,3 +114,29 @@ def test_a_tree_in_use_is_not_pruned(tmp_path: Path) -> None:
     cache.save(tree(tmp_path, "three"), "k3", ["c"], no_copy).release()
     assert cache.keys() == ["k3"] and not held.entry.exists()
     assert [p.name for p in (tmp_path / "trees").iterdir() if p.name.startswith(".")] == [".lock"]
+
+
+STATUS = """Package: a
+Status: install ok installed
+Version: 1
+
+Package: b
+Status: deinstall ok config-files
+Version: 1
+Description: x
+ continued: line
+"""
+
+
+def test_installed_and_account_makers(tmp_path: Path) -> None:
+    info = tmp_path / "var/lib/dpkg/info"
+    info.mkdir(parents=True)
+    (tmp_path / "var/lib/dpkg/status").write_text(STATUS)
+    assert basetree.installed(tmp_path) == {"a"}
+    (info / "tcpdump.postinst").write_text("#!/bin/sh\nadduser --system tcpdump\n")
+    (info / "libfoo:amd64.list").write_text("/usr/lib/sysusers.d/foo.conf\n")
+    (info / "jq.postinst").write_text("#!/bin/sh\nldconfig\n")
+    assert basetree.account_makers(tmp_path, {"tcpdump", "libfoo", "jq", "gone"}) == [
+        "libfoo",
+        "tcpdump",
+    ]

@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shlex
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +42,9 @@ INFO = "tree.json"  # its key and the package list it was made with
 PARTIAL = ".partial-"  # an entry being written (or left by a killed build)
 LOCK = ".lock"  # the cache-wide lock: lookups, saves and prunes one at a time
 OVERLAY_UNSAFE = (",", ":", "\\")  # characters the overlay mount options cannot carry
+DPKG_INFO = "var/lib/dpkg/info"
+# What a maintainer script makes system accounts with; a purge leaves them (Debian policy).
+ACCOUNT_MAKERS = re.compile(r"\b(adduser|useradd|addgroup|groupadd|systemd-sysusers)\b")
 
 # Fields that only the customize stage and later ones read, and the package list.
 NOT_BASE: dict[str, object] = {
@@ -317,3 +321,32 @@ def _make_dirs(path: Path) -> list[Path]:
     for folder in reversed(missing):
         folder.mkdir()
     return list(reversed(missing))
+
+
+def installed(rootfs: Path) -> set[str]:
+    """Names of the packages dpkg has installed in a tree (from its status file)."""
+    status = rootfs / "var/lib/dpkg/status"
+    names = set()
+    for stanza in status.read_text(errors="replace").split("\n\n"):
+        fields = dict(
+            line.split(": ", 1) for line in stanza.splitlines() if ": " in line and line[0] != " "
+        )
+        if fields.get("Status") == "install ok installed" and "Package" in fields:
+            names.add(fields["Package"])
+    return names
+
+
+def account_makers(lower: Path, gone: set[str]) -> list[str]:
+    """Of the packages the delta removed, those whose maintainer scripts (or a sysusers.d
+    file) make system accounts: a purge leaves the account, which a full build without
+    the package never had. Read from the kept tree, which still has their dpkg info."""
+    info = lower / DPKG_INFO
+    found = []
+    for pkg in sorted(gone):
+        for name in (pkg, f"{pkg}:amd64"):
+            script, files = info / f"{name}.postinst", info / f"{name}.list"
+            makes = script.is_file() and ACCOUNT_MAKERS.search(script.read_text(errors="replace"))
+            if makes or (files.is_file() and "/sysusers.d/" in files.read_text(errors="replace")):
+                found.append(pkg)
+                break
+    return found

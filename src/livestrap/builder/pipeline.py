@@ -21,6 +21,7 @@ from livestrap.builder import (
     bootfiles,
     customize,
     fingerprint,
+    incremental,
     initramfs,
     livenet,
     noderepo,
@@ -128,57 +129,11 @@ def _image_with_inputs(store: ImageStore, inputs: str) -> ImageMetadata | None:
 
 
 def stage_rootfs(ctx: BuildContext) -> None:
-    """From a kept tree of the same base inputs when there is one (see basetree), else
-    mmdebstrap; a tree mmdebstrap made is kept before customize touches it."""
-    if ctx.trees is None or ctx.base_key is None:
-        ctx.log.write("rootfs: full build (upstream state unknown: no tree kept)")
-        return _mmdebstrap(ctx)
-    tree = None if ctx.force else ctx.trees.find(ctx.base_key)
-    if tree is not None:
-        if _start_from(ctx, tree):
-            return
-    else:
-        why = "--force" if ctx.force else "no kept tree has these base inputs"
-        ctx.log.write(f"rootfs: full build ({why}; base inputs {ctx.base_key})")
-    _mmdebstrap(ctx)
-    t0 = time.monotonic()
-    ctx.tree = ctx.trees.save(
-        ctx.rootfs,
-        ctx.base_key,
-        ctx.spec.all_packages(),
-        lambda src, dest: ctx.run(["cp", "-a", str(src), str(dest)], "rootfs"),
-    )
-    basetree.mount_over(ctx.tree, ctx.workdir, ctx.rootfs, lambda a: ctx.run(a, "rootfs"))
-    ctx.log.write(f"rootfs: tree kept as {ctx.tree.entry} in {time.monotonic() - t0:.2f}s")
-
-
-def _start_from(ctx: BuildContext, tree: basetree.Tree) -> bool:
-    """Overlay the kept tree and apply the package delta; False (after undoing it)
-    when apt fails, so the caller makes a full build instead."""
-    ctx.tree = tree
-    basetree.mount_over(tree, ctx.workdir, ctx.rootfs, lambda a: ctx.run(a, "rootfs"))
-    before = basetree.initrd_state(ctx.rootfs)
-    try:
-        added, removed = basetree.apply_delta(
-            ctx.rootfs, ctx.spec, tree.packages, ctx.cache_dir, lambda a: ctx.run(a, "rootfs")
-        )
-    except CommandError as err:
-        ctx.log.write(f"rootfs: the package delta failed ({err}); making a full build")
-        for folder in (ctx.rootfs, ctx.workdir / "overlay-upper", ctx.workdir / "overlay-work"):
-            remove_tree(folder)
-        tree.release()
-        ctx.tree = None
-        return False
-    ctx.base_tree = tree.key
-    ctx.log.write(
-        f"rootfs: incremental from kept tree {tree.key} (same base inputs; packages "
-        f"added: {' '.join(added) or 'none'}; removed: {' '.join(removed) or 'none'})"
-    )
-    remade = basetree.initrd_state(ctx.rootfs) != before
-    ctx.log.write(
-        f"rootfs: initrd {'remade by apt (an initramfs input changed)' if remade else 'reused'}"
-    )
-    return True
+    """From a kept tree of the same base inputs when there is one (builder.incremental),
+    else mmdebstrap; a tree mmdebstrap made is kept before customize touches it."""
+    if not incremental.start(ctx):
+        _mmdebstrap(ctx)
+        incremental.keep(ctx)
 
 
 def _mmdebstrap(ctx: BuildContext) -> None:
