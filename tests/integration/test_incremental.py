@@ -9,6 +9,7 @@ must equal (a): the same packages and versions, the same files, apart from ALLOW
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -21,8 +22,11 @@ from pathlib import Path
 import pytest
 
 from helpers import TEST_CACHE, mounts_below, require_build_tools
-from livestrap.builder.pipeline import build
+from livestrap.builder import incremental
+from livestrap.builder.basetree import TreeCache
+from livestrap.builder.pipeline import BuildContext, build
 from livestrap.datadir import CacheDir
+from livestrap.errors import BuildCancelled, BuildError
 from livestrap.resolve import resolve
 from livestrap.spec import BuildSpec
 from livestrap.store.images import ImageStore
@@ -162,3 +166,38 @@ def test_at_most_two_trees_kept_and_no_mount_left(builds: dict[str, Built]) -> N
     assert len([p for p in trees.iterdir() if not p.name.startswith(".")]) <= 2
     assert mounts_below(builds["store"].squashfs) == []
     assert mounts_below(trees) == []
+
+
+@pytest.mark.parametrize("raised", [KeyboardInterrupt, RuntimeError])
+def test_an_ended_build_leaves_no_overlay_and_frees_the_tree(
+    tmp_path: Path, raised: type[BaseException]
+) -> None:
+    """No real build: a rootfs stage keeps a tiny tree, overlays it, then the build ends
+    by Ctrl-C (SIGTERM is turned into the same KeyboardInterrupt by the CLI) or an error."""
+    store = ImageStore(tmp_path / "data")
+    key = Path(__file__).parents[1] / "fixtures/keys/archive-test.asc"
+    tiny = BuildSpec(label="tiny", mirror="http://deb.example/debian", mirror_key=key)
+    spec = resolve(tiny, environ={}, apt_root=Path("/nonexistent"))
+
+    def rootfs(ctx: BuildContext) -> None:
+        (ctx.rootfs / "etc").mkdir(parents=True)
+        (ctx.rootfs / "etc/hostname").write_text("tiny\n")
+        ctx.base_key = "k" * 64
+        incremental.keep(ctx)
+        (ctx.rootfs / "etc/hostname").write_text("changed in the overlay only\n")
+        assert mounts_below(ctx.workdir) == [str(ctx.rootfs)]
+        raise raised("stop")
+
+    with pytest.raises((BuildCancelled, BuildError)):
+        build(spec, store, log_path=tmp_path / "b.log", stages=[("rootfs", rootfs)],
+              cache_dir=tmp_path / "cache")  # fmt: skip
+    assert mounts_below(tmp_path) == []
+    (entry,) = CacheDir(tmp_path / "cache").base_trees.glob("k*")
+    fd = os.open(entry, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the build holds it no more
+    finally:
+        os.close(fd)
+    kept = TreeCache(entry.parent).find("k" * 64)
+    assert kept is not None and (kept.root / "etc/hostname").read_text() == "tiny\n"
+    kept.release()
