@@ -140,3 +140,12 @@ def test_installed_and_account_makers(tmp_path: Path) -> None:
         "libfoo",
         "tcpdump",
     ]
+
+
+def test_drop_run_state(tmp_path: Path) -> None:
+    lower, merged = tmp_path / "lower", tmp_path / "merged"
+    for root in (lower, merged):
+        (root / "var/cache/ldconfig").mkdir(parents=True)
+    (merged / "var/cache/ldconfig/aux-cache").write_text("x")
+    assert basetree.drop_run_state(lower, merged) == ["var/cache/ldconfig/aux-cache"]
+    assert not (merged / "var/cache/ldconfig/aux-cache").exists()

@@ -43,6 +43,9 @@ PARTIAL = ".partial-"  # an entry being written (or left by a killed build)
 LOCK = ".lock"  # the cache-wide lock: lookups, saves and prunes one at a time
 OVERLAY_UNSAFE = (",", ":", "\\")  # characters the overlay mount options cannot carry
 DPKG_INFO = "var/lib/dpkg/info"
+# Run state the delta's ldconfig writes that mmdebstrap's tree does not have (customize
+# clears apt's own caches, lists and logs).
+RUN_STATE = ("var/cache/ldconfig/aux-cache",)
 # What a maintainer script makes system accounts with; a purge leaves them (Debian policy).
 ACCOUNT_MAKERS = re.compile(r"\b(adduser|useradd|addgroup|groupadd|systemd-sysusers)\b")
 
@@ -350,3 +353,13 @@ def account_makers(lower: Path, gone: set[str]) -> list[str]:
                 found.append(pkg)
                 break
     return found
+
+
+def drop_run_state(lower: Path, rootfs: Path) -> list[str]:
+    """Remove the RUN_STATE files the delta made where the kept tree has none."""
+    dropped = []
+    for rel in RUN_STATE:
+        if not (lower / rel).exists() and (rootfs / rel).exists():
+            (rootfs / rel).unlink()
+            dropped.append(rel)
+    return dropped

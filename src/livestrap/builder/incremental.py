@@ -63,6 +63,7 @@ def _start_from(ctx: BuildContext, tree: basetree.Tree) -> bool:
     if makers:
         why = f"{', '.join(makers)} made system accounts that a purge leaves behind"
         return _undo_start(ctx, tree, why)
+    basetree.drop_run_state(tree.root, ctx.rootfs)
     ctx.base_tree = tree.key
     ctx.log.write(
         f"rootfs: incremental from kept tree {tree.key} (same base inputs; packages "
