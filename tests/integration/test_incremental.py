@@ -69,7 +69,9 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Built
     store = ImageStore(tmp / "data")
     small = BuildSpec(label="incr")
     plus = BuildSpec(label="incr", packages=[EXTRA])
-    runs = {"a": (small, True), "b": (plus, False), "c": (plus, True), "d": (small, False)}
+    # (d) has another label (not a base input), else the store would hand back (a)
+    minus = BuildSpec(label="incr-minus")
+    runs = {"a": (small, True), "b": (plus, False), "c": (plus, True), "d": (minus, False)}
     built = {
         name: one_build(store, spec, tmp / f"{name}.log", force)
         for name, (spec, force) in runs.items()
