@@ -65,7 +65,8 @@ class DiskPeak:
 
 
 def disk_bytes(folder: Path) -> int:
-    out = subprocess.run(["du", "-s", "-B1", str(folder)], capture_output=True, text=True)
+    # -x: an incremental build's rootfs is an overlay of the kept tree, counted once
+    out = subprocess.run(["du", "-sx", "-B1", str(folder)], capture_output=True, text=True)
     return int(out.stdout.split()[0]) if out.returncode == 0 and out.stdout else 0
 
 
