@@ -1,6 +1,6 @@
-"""Build benchmark: cold (empty package cache), warm (unchanged spec), after adding one
-package, and the peak disk the build used; then the size section (size_bench) from the
-cold image.
+"""Build benchmark: cold (empty package cache), warm (unchanged spec), the incremental
+rebuilds (one package added, one removed, customization only) beside a full rebuild, and
+the peak disk each build used; then the size section (size_bench) from the cold image.
 
 Run as root: `.venv/bin/python bench/build_bench.py [--spec FILE] [--add PACKAGE]`.
 Every build holds the machine-wide build lock (bench/tools.py).
@@ -31,9 +31,12 @@ from livestrap.spec import BuildSpec, load_spec
 from livestrap.store.images import ImageStore
 
 COMMAND = ".venv/bin/python bench/build_bench.py"
-# An operator-plausible extra package that is not in the default image.
-EXTRA_PACKAGE = "tcpdump"
+# An operator-plausible extra package that is not in the default image, with dependencies
+# of its own (libjq1, libonig5) and no system account, so removing it is incremental too.
+EXTRA_PACKAGE = "jq"
 WARM_RUNS = 5
+# A customization-only change: root gets a password hash (no package changes).
+ROOT_HASH = "$y$j9T$livestrapbench$0123456789abcdefghijklmnopqrstuvwxyzABCDE"
 
 
 class DiskPeak:
@@ -62,7 +65,8 @@ class DiskPeak:
 
 
 def disk_bytes(folder: Path) -> int:
-    out = subprocess.run(["du", "-s", "-B1", str(folder)], capture_output=True, text=True)
+    # -x: an incremental build's rootfs is an overlay of the kept tree, counted once
+    out = subprocess.run(["du", "-sx", "-B1", str(folder)], capture_output=True, text=True)
     return int(out.stdout.split()[0]) if out.returncode == 0 and out.stdout else 0
 
 
@@ -84,6 +88,7 @@ def timed_build(
     return {
         "seconds": round(seconds, 1),
         "stages": stages,
+        "base_tree": meta.base_tree,
         "image": meta.id,
         "sizes": {name: art.size for name, art in meta.artifacts.items()},
         "packages": len(meta.packages),
@@ -112,9 +117,17 @@ def main() -> None:
             sorted(warm, key=lambda w: w["seconds"])[len(warm) // 2],
             runs=[w["seconds"] for w in warm],
         )
+        # from the cold build's kept tree: apt adds the package, then customize and on
         results["plus_one"] = timed_build(plus_one, store, cache, work / "plus_one.log")
-        for name in ("cold", "warm", "plus_one"):
-            print(name, results[name]["seconds"], "s", flush=True)
+        # the same spec in full (--force uses no kept tree); its tree replaces cold's
+        results["rebuild"] = timed_build(plus_one, store, cache, work / "rebuild.log", True)
+        # from that tree: the package purged (another label, so no stored image is reused)
+        minus_one = spec.model_copy(update={"label": f"{spec.label}-minus"})
+        results["minus_one"] = timed_build(minus_one, store, cache, work / "minus_one.log")
+        custom = plus_one.model_copy(update={"root_password_hash": ROOT_HASH})
+        results["custom_only"] = timed_build(custom, store, cache, work / "custom_only.log")
+        for name in ("cold", "warm", "plus_one", "rebuild", "minus_one", "custom_only"):
+            print(name, results[name]["seconds"], "s", results[name]["stages"], flush=True)
         results["plus_one"]["package"] = args.add
         save_part("build", results)
         cold = store.get(results["cold"]["image"])
@@ -132,7 +145,7 @@ def goals(r: dict[str, Any]) -> list[Goal]:
     ]  # fmt: skip
     if "plus_one" in r:
         s = r["plus_one"]["seconds"]
-        out.append(("build after adding one package", "≤ 45 s", f"{s:.0f} s", s <= 45))
+        out.append(("build after adding one package", "≤ 20 s", f"{s:.0f} s", s <= 20))
     return out
 
 
@@ -155,7 +168,13 @@ def render(r: dict[str, Any]) -> list[str]:
     if "plus_one" in r:
         rows.append(row(f"+1 package (`{r['plus_one']['package']}`)", r["plus_one"]))
     if "rebuild" in r:
-        rows.append(row("rebuild (--force, package cache kept)", r["rebuild"]))
+        rows.append(row("same +1 spec in full (--force, package cache kept)", r["rebuild"]))
+    if "minus_one" in r:
+        rows.append(
+            row("−1 package (incremental: the package and its deps purged)", r["minus_one"])
+        )
+    if "custom_only" in r:
+        rows.append(row("customization only (incremental: root password set)", r["custom_only"]))
     return [
         "## Build time (seconds)",
         "",
@@ -167,10 +186,11 @@ def render(r: dict[str, Any]) -> list[str]:
         f"|---|---|{'---|' * len(stages)}---|",
         *rows,
         "",
-        "Goals: cold ≤ 90 s, warm (no upstream change) ≤ 20 s, +1 package ≤ 45 s. A warm",
+        "Goals: cold ≤ 90 s, warm (no upstream change) ≤ 20 s, +1 package ≤ 20 s. A warm",
         "build fetches each source's InRelease, finds the stored image made from the same",
-        "inputs and reuses it. The +1 build is a whole build from the package cache (only",
-        "the new package is downloaded). Cold includes downloading every package from the",
+        "inputs and reuses it. The +1, −1 and customization-only builds are incremental:",
+        "they start from the root tree a full build kept (see where the time goes). Cold",
+        "includes downloading every package from the",
         "host's mirror, so it depends on the network to it. Peak disk: the most the data",
         "dir and package cache grew while the build ran (du, sampled every 0.5 s).",
         "",
@@ -190,19 +210,27 @@ def where_the_time_goes(r: dict[str, Any]) -> list[str]:
         "CPU −25 %); update-initramfs runs once; squashfs uses zstd 17 instead of 18 (2.2 MB",
         "more for ~25 % less squash time). Together: cold 72 s → 51 s, squashfs 78.9 → 76.0 MB.",
     ]
-    if plus and plus["seconds"] > 45:
+    if plus and plus.get("base_tree"):
         st = plus["stages"]
         out += [
             "",
-            f"**+1 package misses its goal** ({plus['seconds']:.0f} s): adding a package",
-            f"changes the inputs, so the whole image is made again: rootfs {st['rootfs']:.0f} s",
-            "(mmdebstrap from the package cache: apt, dpkg unpack and configure of ~150",
-            "packages, then the initramfs, ~10 s of mkinitramfs shell work) and squashfs",
-            f"{st['squashfs']:.0f} s (zstd 17 over ~320 MB on 2 cores). The download of the one",
-            "new package is under a second. Reaching 45 s needs an incremental path: keep the",
-            "last build's unpacked tree by its inputs, `apt-get install` only the new packages",
-            "into a copy, reuse the initrd when no initramfs input changed, then squash (an",
-            "estimated ~30 s); not built yet.",
+            "Incremental rebuilds: a full build keeps its root tree as mmdebstrap left it",
+            "(before customize) in the cache, keyed by every input but the package list and",
+            "the customization; at most two are kept. Keeping it is a rename plus an overlay",
+            "mount (the kept tree as the read-only lower layer), measured 0.16 s against",
+            "1.5 s for `cp -a --reflink=auto` of the 307 MB, 8,950-file tree (8.5 s with its",
+            "writeback; ext4 has no reflink), and the overlay did not slow mksquashfs (same",
+            "bytes out). A later build with the same base inputs mounts a new overlay on it,",
+            "runs apt for the difference in a chroot (install, mark the dropped packages",
+            "automatic, `autoremove --purge`) from the same sources, pins and package cache,",
+            "and reruns customize and the rest; the initrd is remade only if apt's trigger",
+            f"runs update-initramfs. +1 package: rootfs {st['rootfs']:.1f} s, squashfs",
+            f"{st['squashfs']:.1f} s. **The squashfs stage is the floor**: zstd 17 over the",
+            "whole tree on 2 cores, with nothing to reuse. mksquashfs can append to an image",
+            "(without -noappend), but appending never removes a file and puts a changed folder",
+            "beside the old one as `etc_1` (tried: a removed file stayed, the old",
+            "`etc/status` was kept, the new one went to `etc_1/status`), so it cannot make a",
+            "correct image of a changed tree.",
         ]
     return [*out, ""]
 

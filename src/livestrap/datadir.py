@@ -142,3 +142,21 @@ class DataDir:
     def secret_files(self) -> tuple[Path, ...]:
         """Files no build spec may name or hold (livestrap.specpaths)."""
         return (self.admin_token, self.discovery_token, *self.db_files())
+
+
+@dataclass(frozen=True)
+class CacheDir:
+    """Paths under the builds' cache (`DataDir.cache`, or the folder --cache-dir names):
+    downloaded packages, and the root trees incremental rebuilds start from."""
+
+    root: Path
+
+    @property
+    def apt_archives(self) -> Path:
+        """Downloaded .deb files, hard-linked in and out of every build's tree."""
+        return self.root / "apt-archives"
+
+    @property
+    def base_trees(self) -> Path:
+        """`base-trees/<key>.<ns>/`: a root tree as mmdebstrap left it (builder.basetree)."""
+        return self.root / "base-trees"

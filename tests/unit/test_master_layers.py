@@ -93,8 +93,8 @@ def test_the_api_image_is_not_the_file_format(tmp_path: Path) -> None:
     answer = image_detail(meta, "img-1").model_dump(mode="json")
     assert list(answer) == [
         "id", "label", "created", "builder", "distro", "suite", "arch", "spec", "spec_sha256",
-        "kernel_version", "kernel_cmdline", "agent_version", "inputs_sha256", "packages",
-        "artifacts", "active", "problems", "boot_ram_mb", "source_date_epoch",
+        "kernel_version", "kernel_cmdline", "agent_version", "inputs_sha256", "base_tree",
+        "packages", "artifacts", "active", "problems", "boot_ram_mb", "source_date_epoch",
     ]  # fmt: skip
     assert answer == {**meta.model_dump(mode="json"), "active": True, "problems": []}
 

@@ -18,10 +18,12 @@ from livestrap import __version__
 from livestrap.apt import PinError, preferences_files, render_sources, spec_sources
 from livestrap.builder import (
     aptlists,
+    basetree,
     bootfiles,
     customize,
     fingerprint,
     guards,
+    incremental,
     initramfs,
     livenet,
     noderepo,
@@ -33,6 +35,7 @@ from livestrap.builder import (
 )
 from livestrap.builder.events import BuildEvent, EventSink, discard
 from livestrap.builder.workspace import BUILD_PREFIX, build_lock, remove_tree
+from livestrap.datadir import CacheDir
 from livestrap.errors import BuildCancelled, BuildError, CommandError
 from livestrap.release import parse_release
 from livestrap.run import BuildLog, query, run
@@ -70,6 +73,10 @@ class BuildContext:
     built: ImageMetadata | None = None
     # package version -> the APT archive it came from, read before customize clears the lists
     archives: dict[aptlists.Key, sbom.Archive] = field(default_factory=dict)
+    trees: basetree.TreeCache | None = None  # None: no tree kept or started from
+    base_key: str | None = None  # None when upstream is unknown: always a full build
+    tree: basetree.Tree | None = None  # the kept tree the rootfs is an overlay of
+    base_tree: str | None = None  # its key, when this build started from it
 
     @property
     def rootfs(self) -> Path:
@@ -127,6 +134,7 @@ def stage_prepare(ctx: BuildContext) -> None:
         ctx.log.write(f"SOURCE_DATE_EPOCH={ctx.source_date_epoch} (newest release file Date)")
         upstream = fingerprint.release_hashes(fetched)
         ctx.inputs_sha256 = fingerprint.inputs_sha256(ctx.spec, upstream)
+        ctx.base_key = basetree.base_key(ctx.spec, upstream)
         ctx.log.write(f"build inputs: {ctx.inputs_sha256}")
         if not ctx.force:
             ctx.reused = _image_with_inputs(ctx.store, ctx.inputs_sha256)
@@ -147,7 +155,14 @@ def _image_with_inputs(store: ImageStore, inputs: str) -> ImageMetadata | None:
 
 
 def stage_rootfs(ctx: BuildContext) -> None:
-    """mmdebstrap: base system, repos with pinning, kernel, live-boot and packages."""
+    """From a kept tree of the same base inputs when there is one (builder.incremental),
+    else mmdebstrap; a tree mmdebstrap made is kept before customize touches it."""
+    if not incremental.start(ctx):
+        _mmdebstrap(ctx)
+        incremental.keep(ctx)
+
+
+def _mmdebstrap(ctx: BuildContext) -> None:
     missing_file = ctx.workdir / "missing-packages"
     argv = rootfs.mmdebstrap_argv(
         suite=ctx.spec.suite,
@@ -274,6 +289,7 @@ def stage_metadata(ctx: BuildContext) -> None:
         inputs_sha256=ctx.inputs_sha256,
         boot_ram_mb=ctx.boot_ram_mb,
         source_date_epoch=ctx.source_date_epoch,
+        base_tree=ctx.base_tree,
         agent_version=ctx.packages.get("livestrap-agent"),
         packages=dict(sorted(ctx.packages.items())),
         artifacts=describe_artifacts(ctx.out),
@@ -333,9 +349,10 @@ def build(
                 store=store,
                 log=log,
                 workdir=workdir,
-                cache_dir=(cache_dir or store.layout.cache) / "apt-archives",
+                cache_dir=CacheDir(cache_dir or store.layout.cache).apt_archives,
                 cancel=cancel,
                 force=force,
+                trees=basetree.TreeCache(CacheDir(cache_dir or store.layout.cache).base_trees),
             )
             try:
                 for current, stage in stages or STAGES:
@@ -358,7 +375,9 @@ def build(
                     if ctx.reused is not None:
                         break
             finally:
-                remove_tree(workdir)
+                remove_tree(workdir)  # unmounts the overlay before the tree under it is let go
+                if ctx.tree is not None:
+                    ctx.tree.release()
     except KeyboardInterrupt:
         err: BuildError = BuildCancelled(current, "interrupted")
         _fail(log, events, err, started)

@@ -102,7 +102,9 @@ def mmdebstrap_argv(
         "--verbose",
         "--skip=essential/unlink",
         "--skip=check/signed-by",
-        "--skip=cleanup/apt/lists",  # the SBOM reads them; customize.clean_image removes them
+        # apt's lists stay: the SBOM reads them and an incremental rebuild runs apt on the
+        # kept tree; customize.clean_image empties them in the image
+        "--skip=cleanup/apt/lists",
         f"--include={','.join(packages)}",
     ]
     if MERGED_USR_HOOKS.is_dir():

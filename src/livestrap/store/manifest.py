@@ -115,6 +115,7 @@ class ImageMetadata(BaseModel):
     # MiB of RAM a node needs to boot it (builder.guards); None: built before the guards
     boot_ram_mb: int | None = None
     source_date_epoch: int | None = None  # the time every file in the artifacts carries
+    base_tree: str | None = None  # the kept tree's base key an incremental build began from
     packages: dict[str, str]
     artifacts: dict[str, Artifact]
     _problems: list[str] = PrivateAttr(default_factory=list)

@@ -54,6 +54,7 @@ class ImageDetail(BaseModel):
     kernel_cmdline: list[str]
     agent_version: str | None = None
     inputs_sha256: str | None = None
+    base_tree: str | None = None  # the kept tree an incremental build began from
     packages: dict[str, str]
     artifacts: dict[str, Artifact]
     active: bool

@@ -67,6 +67,7 @@ def image_detail(meta: ImageMetadata, active_id: str | None) -> ImageDetail:
         kernel_cmdline=list(meta.kernel_cmdline),
         agent_version=meta.agent_version,
         inputs_sha256=meta.inputs_sha256,
+        base_tree=meta.base_tree,
         boot_ram_mb=meta.boot_ram_mb,
         packages=dict(meta.packages),
         artifacts={
