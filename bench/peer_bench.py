@@ -34,6 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from peer_boot import (
+    PEER_SPEC,
     boot_both,
     boot_note,
     boot_summary,
@@ -54,7 +55,7 @@ from livestrap.packaging.agent_deb import build_agent_deb
 from livestrap.packaging.master_repo import AGENT_TOOLS
 from livestrap.resolve import resolve
 from livestrap.run import BuildLog, run
-from livestrap.spec import BuildSpec, ResolvedSpec
+from livestrap.spec import ResolvedSpec
 from livestrap.store.images import ImageStore
 
 COMMAND = ".venv/bin/python bench/peer_bench.py"
@@ -344,7 +345,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ensure_debs({"live-build": "lb"})
-    inp = peer_inputs(resolve(BuildSpec()))
+    inp = peer_inputs(resolve(PEER_SPEC))
     run_dir = Path(tempfile.mkdtemp(prefix="livestrap-peer-", dir="/var/tmp"))
     if args.work:
         args.work.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from build_bench import timed_build
 
 from livestrap.builder.plan import BuildPlan
 from livestrap.netboot.qemu import NodeSpec
-from livestrap.spec import BuildSpec
+from livestrap.spec import BuildSpec, ResolvedSpec
 from livestrap.store.images import ImageStore
 from livestrap.store.manifest import METADATA, describe_artifacts, dump_metadata
 from masterproc import master_process
@@ -43,10 +43,22 @@ LB_FILES = (("vmlinuz", "vmlinuz-*"), ("initrd.img", "initrd.img-*"),
             ("root.squashfs", "filesystem.squashfs"))  # fmt: skip
 
 
+# What live-build is configured to make (peer_bench.lb_config_argv: --security false,
+# --updates false): livestrap's default spec without the security and -updates suites it
+# takes from the host's APT sources, so both images hold the same packages.
+PEER_SPEC = BuildSpec(security=False)
+
+
+def peer_spec(plan: BuildPlan) -> ResolvedSpec:
+    """The default spec, resolved, with the distro's main suite only."""
+    spec = plan.resolve(PEER_SPEC)
+    return spec.model_copy(update={"suites": [spec.suite]})
+
+
 def livestrap_cold(store: ImageStore, cache: Path, log: Path) -> dict[str, Any]:
     """livestrap's default image from an empty package cache into `store` (the agent is
     published to the data dir's repository before the clock starts, as in build_bench)."""
-    spec = BuildPlan(store.data_dir).resolve(BuildSpec())
+    spec = peer_spec(BuildPlan(store.data_dir))
     load = round(os.getloadavg()[0], 2)
     return {**timed_build(spec, store, cache, log), "load_1min": load}
 

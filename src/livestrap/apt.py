@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from livestrap.release import ReleaseFields
+from livestrap.release import ANY, ReleaseFields
 from livestrap.spec import ResolvedSpec
 
 ARMOR_BEGIN = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
@@ -22,7 +22,7 @@ DISTRO_SOURCE_NAME = "distro"
 SECURITY_SOURCE_NAME = "security"
 # The release-file fields a `release` pin can name, in the order they are tried.
 PIN_FIELDS = (("o", "origin"), ("l", "label"), ("a", "suite"), ("n", "codename"))
-UNKNOWN = "*"  # a field of a release file that could not be fetched: it may be anything
+UNKNOWN = ANY  # a field of a release file not fetched (or given twice): it may be anything
 
 # Reads a key file (a seam so the renderers stay pure in tests).
 KeyReader = Callable[[str], bytes]
@@ -137,7 +137,7 @@ def release_points(
 
 def _pinnable(value: str | None) -> bool:
     """A value APT reads literally in `release k=v` (no glob, regex or list separator)."""
-    if not value:
+    if not value or not value.isprintable() or any(c.isspace() and c != " " for c in value):
         return False
     return not any(c in value for c in ',*?["') and not value.startswith("/")
 

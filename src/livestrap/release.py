@@ -26,9 +26,20 @@ class ReleaseFields:
     date: datetime | None
 
 
+# A field given twice: which one APT takes is not ours to guess, so it may be anything
+# (livestrap.apt never pins on it, and never counts it as telling two repos apart).
+ANY = "*"
+
+
+def _lines(text: str) -> list[str]:
+    """Lines as APT splits them: at newlines only (str.splitlines also splits at \x1c,
+    \x85, \u2028 and more, which would let a value smuggle in a field APT never sees)."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def _signed_text(text: str) -> str:
     """The signed body of a clearsigned message (dash-escaping undone), or `text` as is."""
-    lines = text.splitlines()
+    lines = _lines(text)
     if not lines or lines[0].strip() != SIGNED_BEGIN:
         return text
     body: list[str] = []
@@ -60,7 +71,7 @@ def parse_release(data: bytes) -> ReleaseFields:
     lists) are skipped. A malformed Date is None rather than an error.
     """
     fields: dict[str, str] = {}
-    for line in _signed_text(data.decode("utf-8", errors="replace")).splitlines():
+    for line in _lines(_signed_text(data.decode("utf-8", errors="replace"))):
         if not line.strip():
             if fields:
                 break
@@ -69,7 +80,8 @@ def parse_release(data: bytes) -> ReleaseFields:
             continue
         name, sep, value = line.partition(":")
         if sep:
-            fields.setdefault(name.strip().lower(), value.strip())
+            key = name.strip().lower()
+            fields[key] = ANY if key in fields else value.strip()
 
     def get(name: str) -> str | None:
         return fields.get(name) or None

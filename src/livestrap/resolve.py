@@ -135,7 +135,7 @@ def _defaults(spec: BuildSpec, env: Mapping[str, str], apt_root: Path) -> dict[s
         "mirror_key": key,
         "suite": suite,
         "suites": spec.suites or _default_suites(entries, mirror, suite),
-        **_security(spec, env, entries, suite),
+        **_security(spec, env, entries, suite, host is not None and mirror == host.uri),
         "components": spec.components or list(defaults["components"]),
         "kernel": spec.kernel or defaults["kernel"],
     }
@@ -148,10 +148,16 @@ def _default_suites(entries: list[SourceEntry], mirror: str, suite: str) -> list
 
 
 def _security(
-    spec: BuildSpec, env: Mapping[str, str], entries: list[SourceEntry], suite: str
+    spec: BuildSpec,
+    env: Mapping[str, str],
+    entries: list[SourceEntry],
+    suite: str,
+    host_mirror: bool,
 ) -> dict[str, Any]:
     """`security` and `security_mirror`: the spec's, else LIVESTRAP_SECURITY_MIRROR, else
-    the host's `SUITE-security` entry; none at all means no security repository."""
+    the host's `SUITE-security` entry; none at all means no security repository. The
+    host's entry is taken by default only when the mirror is the host's too: a build
+    pointed at another (local, offline) mirror does not also reach the host's."""
     if spec.security is False:
         return {"security": False, "security_mirror": None}
     uri = spec.security_mirror
@@ -160,7 +166,8 @@ def _security(
             uri = check_url(env["LIVESTRAP_SECURITY_MIRROR"])
         except ValueError as err:
             raise SpecError(f"LIVESTRAP_SECURITY_MIRROR: {err}") from None
-    uri = uri or find_security_source(entries, spec.distro, suite)
+    if uri is None and (host_mirror or spec.security):
+        uri = find_security_source(entries, spec.distro, suite)
     if uri is None and spec.security:
         raise SpecError(
             f"security: true, but the host's APT sources have no {suite}-security entry "

@@ -179,8 +179,10 @@ class BuildSpec(BaseModel):
         if self.suites is not None:
             if not self.suites:
                 raise ValueError("suites must name at least one suite (or be left out)")
-            if self.suite is not None and self.suite not in self.suites:
-                raise ValueError(f"suites must include the suite {self.suite!r}")
+            if self.suite is not None and self.suites[0] != self.suite:
+                raise ValueError(
+                    f"suites must start with the suite {self.suite!r} (the one bootstrapped)"
+                )
         if self.security is False and self.security_mirror is not None:
             raise ValueError("security_mirror is set but security is false")
         return self

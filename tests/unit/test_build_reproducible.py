@@ -95,6 +95,8 @@ def test_check_refuses_when_the_inputs_changed() -> None:
     assert "changed since it was built" in (refusal(meta("a" * 64), "b" * 64) or "")
     assert "cannot be fetched" in (refusal(meta("a" * 64), None) or "")
     assert "records no inputs hash" in (refusal(meta(None), "a" * 64) or "")
+    incremental = meta("a" * 64).model_copy(update={"base_tree": "k" * 16})
+    assert "built incrementally" in (refusal(incremental, "a" * 64) or "")
 
 
 def test_compare_reports_each_artifact() -> None:

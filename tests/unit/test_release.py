@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from livestrap.release import ReleaseFields, parse_release
+from livestrap.release import ANY, ReleaseFields, parse_release
 
 pytestmark = pytest.mark.unit
 
@@ -89,3 +89,14 @@ def test_missing_fields_and_a_bad_date_are_none() -> None:
 def test_a_date_without_zone_is_utc() -> None:
     date = parse_release(b"Date: Sat, 10 Jun 2023 08:53:33\n").date
     assert date == datetime(2023, 6, 10, 8, 53, 33, tzinfo=UTC)
+
+
+def test_fields_are_read_as_apt_splits_lines() -> None:
+    """Only a newline ends a line: a \\x1c (or \\u2028) inside a value smuggles in no field."""
+    text = b"X-Note: a\x1cOrigin: Zed\nOrigin: Acme\nLabel: L\xe2\x80\xa8Suite: s\n"
+    fields = parse_release(text)
+    assert fields.origin == "Acme" and fields.suite is None
+
+
+def test_a_field_given_twice_may_be_anything() -> None:
+    assert parse_release(b"Origin: Acme\nOrigin: Zed\nLabel: L\n").origin == ANY

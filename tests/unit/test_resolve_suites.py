@@ -61,7 +61,7 @@ def test_explicit_suites_and_the_main_suite() -> None:
         spec(suites=["trixie", "trixie-updates"]), environ={}, apt_root=APT / "ordering"
     )
     assert taken.suite == "trixie"  # mmdebstrap's SUITE argument: the first of `suites`
-    with pytest.raises(SpecError, match="suites must include the suite 'bookworm'"):
+    with pytest.raises(SpecError, match="suites must start with the suite 'bookworm'"):
         spec(suite="bookworm", suites=["trixie"])
     with pytest.raises(SpecError, match="suites must name at least one suite"):
         spec(suites=[])
@@ -105,3 +105,12 @@ def test_a_spec_resolved_before_suites_existed_still_validates() -> None:
     assert (again.suites, again.security, again.security_mirror) == (None, False, None)
     [distro] = spec_sources(again, lambda p: Path(p).read_bytes())
     assert distro.suites == ("bookworm",)
+
+
+def test_another_mirror_gets_no_host_security_repo_unless_asked() -> None:
+    """A build pointed at its own mirror does not also reach the host's security mirror."""
+    root = APT / "debian-deb822"
+    other = {"LIVESTRAP_MIRROR": "http://local-mirror.example.test/debian"}
+    assert resolve(spec(), environ=other, apt_root=root).security is False
+    asked = resolve(spec(security=True), environ=other, apt_root=root)
+    assert (asked.security, asked.security_mirror) == (True, SECURITY)

@@ -34,7 +34,7 @@ from livestrap.builder.fingerprint import builder_sha256, local_inputs
 from livestrap.builder.rootfs import private_ns
 from livestrap.builder.workspace import remove_tree
 from livestrap.errors import BuildError
-from livestrap.spec import ResolvedSpec
+from livestrap.spec import DEFAULT_MAX_IMAGE_MB, DEFAULT_MIN_BOOT_RAM_MB, ResolvedSpec
 
 KEEP = 2
 ROOT = "root"  # the tree inside a kept entry
@@ -59,6 +59,8 @@ NOT_BASE: dict[str, object] = {
     "ssh_authorized_keys": [],
     "root_password_hash": None,
     "compression": "zstd",
+    "max_image_mb": DEFAULT_MAX_IMAGE_MB,  # the guards judge the result, not the tree
+    "min_boot_ram_mb": DEFAULT_MIN_BOOT_RAM_MB,
 }
 
 # Runs as root in a private mount namespace: the chroot's /proc, /sys, /dev, the package

@@ -35,6 +35,9 @@ def keep(ctx: BuildContext) -> None:
     """Move the tree mmdebstrap made into the cache and overlay it where it was."""
     if ctx.trees is None or ctx.base_key is None:
         return
+    if not ctx.keep_tree:
+        ctx.log.write("rootfs: tree not kept (a check rebuild)")
+        return
     t0 = time.monotonic()
     ctx.tree = ctx.trees.save(
         ctx.rootfs,

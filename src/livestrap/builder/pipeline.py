@@ -77,6 +77,7 @@ class BuildContext:
     base_key: str | None = None  # None when upstream is unknown: always a full build
     tree: basetree.Tree | None = None  # the kept tree the rootfs is an overlay of
     base_tree: str | None = None  # its key, when this build started from it
+    keep_tree: bool = True  # False: a check rebuild, which evicts no kept tree
 
     @property
     def rootfs(self) -> Path:
@@ -325,13 +326,15 @@ def build(
     stages: list[tuple[str, Stage]] | None = None,
     cache_dir: Path | None = None,
     force: bool = False,
+    keep_tree: bool = True,
 ) -> ImageMetadata:
     """Build a resolved spec (see livestrap.builder.plan) into the store; returns the new
     image's metadata.
 
     `cache_dir` holds downloaded packages across builds (default: <data-dir>/cache).
     When a stored image was built from the same inputs (spec, files, builder and
-    upstream release files) it is returned instead, unless `force`.
+    upstream release files) it is returned instead, unless `force`. `keep_tree` False
+    keeps no root tree for later incremental builds (a check rebuild).
     """
     if not isinstance(spec, ResolvedSpec):  # defaults, pins and the agent repo come first
         raise TypeError(f"build() takes a ResolvedSpec, not {type(spec).__name__}")
@@ -352,6 +355,7 @@ def build(
                 cache_dir=CacheDir(cache_dir or store.layout.cache).apt_archives,
                 cancel=cancel,
                 force=force,
+                keep_tree=keep_tree,
                 trees=basetree.TreeCache(CacheDir(cache_dir or store.layout.cache).base_trees),
             )
             try:

@@ -56,6 +56,12 @@ def refusal(meta: ImageMetadata, now: str | None) -> str | None:
     """Why a rebuild now would not check this image, or None when it would."""
     if meta.inputs_sha256 is None:
         return f"image {meta.id} records no inputs hash: its inputs cannot be rebuilt"
+    if meta.base_tree is not None:
+        return (
+            f"image {meta.id} was built incrementally (from kept tree {meta.base_tree}): apt's "
+            "and dpkg's bookkeeping in it differ from a full build's, so its bytes cannot be "
+            "checked against one; check a full build (`livestrap build --force`)"
+        )
     if now is None:
         return "a release file of the image's sources cannot be fetched now"
     if now != meta.inputs_sha256:
@@ -116,6 +122,7 @@ def check_image(
         stages=CHECK_STAGES,
         cache_dir=cache_dir,
         force=True,
+        keep_tree=False,
     )
     if rebuilt.inputs_sha256 != meta.inputs_sha256:
         raise BuildError("check", "upstream changed during the rebuild: run the check again")

@@ -15,13 +15,14 @@ from livestrap.master.events import node_for_mac, normalize_mac
 from livestrap.master.models import Node
 
 MIB = 1 << 20
-log = logging.getLogger("livestrap.master.routes.boot")
+log = logging.getLogger(__name__)
 
 
 def reported_ram_mib(facts: Mapping[str, Any] | None) -> int | None:
-    """MiB of RAM in a node's facts: the DIMMs' sizes summed when dmidecode saw them (the
-    installed RAM, as boot_ram_mb counts it), else MemTotal (a little less: what the
-    kernel keeps for itself is not in it); None when the facts say neither."""
+    """MiB of RAM installed in a node, the DIMMs' sizes summed as dmidecode saw them (what
+    boot_ram_mb counts); None when the facts do not have them. MemTotal alone is not held
+    to the formula: it is what is left after firmware and kernel took theirs (205.8 of
+    256 MiB on a QEMU node), so a node that would boot could be refused."""
     memory = facts.get("memory") if isinstance(facts, Mapping) else None
     if not isinstance(memory, Mapping):
         return None
@@ -30,9 +31,6 @@ def reported_ram_mib(facts: Mapping[str, Any] | None) -> int | None:
         [d.get("size") for d in dimms if isinstance(d, Mapping)] if isinstance(dimms, list) else []
     )
     installed = sum(s for s in sizes if isinstance(s, int) and not isinstance(s, bool) and s > 0)
-    total = memory.get("total")
-    if installed <= 0 and isinstance(total, int) and not isinstance(total, bool) and total > 0:
-        installed = total
     return installed // MIB if installed > 0 else None
 
 
