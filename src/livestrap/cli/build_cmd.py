@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from datetime import UTC, datetime
@@ -141,7 +142,12 @@ def check_build(
         sys.exit(1)
     for art in report.artifacts:
         verdict = "same" if art.matches else "DIFFERS"
-        typer.echo(f"{art.name}\t{verdict}\t{art.recorded}\t{art.rebuilt or '-'}")
+        if json_out:  # stdout stays JSON lines: one more event per artifact
+            row = {"kind": "check", "artifact": art.name, "same": art.matches,
+                   "recorded": art.recorded, "rebuilt": art.rebuilt}  # fmt: skip
+            typer.echo(json.dumps(row))
+        else:
+            typer.echo(f"{art.name}\t{verdict}\t{art.recorded}\t{art.rebuilt or '-'}")
     if not report.matches:
         console.print(f"[bold red]image {escape(image_id)} is not reproduced[/]")
         sys.exit(1)
