@@ -15,6 +15,7 @@ from pathlib import Path
 
 from livestrap.apt import AptSource, spec_sources
 from livestrap.builder.sbom import Archive, Package
+from livestrap.release import parse_release
 from livestrap.spec import ResolvedSpec
 
 LISTS = "var/lib/apt/lists"
@@ -50,18 +51,6 @@ def dists_prefix(uri: str, suite: str) -> str:
     return list_name(f"{uri.rstrip('/')}/dists/{suite}/")
 
 
-def release_fields(text: str) -> tuple[str | None, str | None]:
-    """Origin and Label of a Release or InRelease file (its first paragraph)."""
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key in ("Origin", "Label") and key not in fields:
-            fields[key] = value.strip()
-        if line.startswith(" ") or key in ("MD5Sum", "SHA256", "SHA1", "SHA512"):
-            break  # the checksum lists follow the fields
-    return fields.get("Origin"), fields.get("Label")
-
-
 def packages_keys(lines: Iterable[str]) -> Iterator[Key]:
     """(Package, Version, Architecture) of each paragraph of a Packages file."""
     name = version = arch = ""
@@ -81,10 +70,12 @@ def packages_keys(lines: Iterable[str]) -> Iterator[Key]:
 
 
 def _release(lists: Path, prefix: str) -> tuple[str | None, str | None]:
+    """Origin and Label of the source's release file in the lists (livestrap.release)."""
     for name in ("InRelease", "Release"):
         path = lists / f"{prefix}{name}"
         if path.is_file():
-            return release_fields(path.read_text(errors="replace"))
+            fields = parse_release(path.read_bytes())
+            return fields.origin, fields.label
     return None, None
 
 

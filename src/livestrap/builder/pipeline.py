@@ -11,10 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
-from livestrap import __version__
 from livestrap.apt import PinError, preferences_files, render_sources, spec_sources
 from livestrap.builder import (
     aptlists,
@@ -22,7 +20,6 @@ from livestrap.builder import (
     bootfiles,
     customize,
     fingerprint,
-    guards,
     incremental,
     initramfs,
     livenet,
@@ -34,6 +31,7 @@ from livestrap.builder import (
     squashfs,
 )
 from livestrap.builder.events import BuildEvent, EventSink, discard
+from livestrap.builder.finish import stage_commit, stage_guards, stage_metadata, stage_sbom
 from livestrap.builder.workspace import BUILD_PREFIX, build_lock, remove_tree
 from livestrap.datadir import CacheDir
 from livestrap.errors import BuildCancelled, BuildError, CommandError
@@ -43,11 +41,7 @@ from livestrap.spec import ResolvedSpec, spec_warnings
 from livestrap.store import tmpdirs
 from livestrap.store.images import ImageStore
 from livestrap.store.manifest import (
-    METADATA,
-    SBOM,
     ImageMetadata,
-    describe_artifacts,
-    dump_metadata,
 )
 
 
@@ -224,85 +218,6 @@ def stage_squashfs(ctx: BuildContext) -> None:
     ctx.run(argv, "squashfs", env={})  # its flags say the time; it refuses both
 
 
-def stage_guards(ctx: BuildContext) -> None:
-    """Hold the squashfs size and the RAM a node needs to the spec's limits (guards.py);
-    over either, fail naming where the bytes are: nothing is committed."""
-    listing = ctx.query(["lsinitramfs", "-l", str(ctx.out / "initrd.img")], "guards")
-    ram = guards.measure(ctx.out, listing)
-    ctx.boot_ram_mb = ram.mib
-    ctx.log.write(ram.describe())
-    problems = guards.over_limits(ram, ctx.spec.max_image_mb, ctx.spec.min_boot_ram_mb)
-    if problems:
-        admindir = f"--admindir={ctx.rootfs / 'var/lib/dpkg'}"
-        sizes = ctx.query(
-            ["dpkg-query", admindir, "-W", "-f=${Installed-Size}\t${Package}\n"], "guards"
-        )
-        trees = guards.module_tree_sizes(ctx.rootfs, ctx.kernel_version)
-        message = guards.failure_message(problems, guards.package_sizes(sizes), trees)
-        raise BuildError("guards", message)
-
-
-def stage_sbom(ctx: BuildContext) -> None:
-    """sbom.cdx.json into the image dir, so stage_metadata checksums it like the rest."""
-    admin = f"--admindir={ctx.rootfs / 'var/lib/dpkg'}"
-    lines = ctx.query(["dpkg-query", admin, "-W", aptlists.DPKG_QUERY_FORMAT], "sbom")
-    packages = aptlists.installed_packages(lines, ctx.archives)
-    unknown = sorted(p.name for p in packages if p.archive is None)
-    if unknown:
-        ctx.log.write(f"sbom: no archive found for {len(unknown)}: {', '.join(unknown[:20])}")
-    subject = sbom.Subject(
-        ctx.spec.label, ctx.spec.distro, ctx.spec.suite, ctx.kernel_version, __version__
-    )
-    text = sbom.render_sbom(subject, packages, ctx.source_date_epoch)
-    (ctx.out / SBOM).write_text(text)
-
-
-def stage_metadata(ctx: BuildContext) -> None:
-    """Record the effective spec, installed packages and artifact checksums."""
-    out = ctx.query(
-        [
-            "dpkg-query",
-            f"--admindir={ctx.rootfs / 'var/lib/dpkg'}",
-            "-W",
-            "-f=${Package}\t${Version}\t${db:Status-Abbrev}\n",
-        ],
-        "metadata",
-    )
-    ctx.packages = {
-        name: version
-        for name, version, status in (line.split("\t") for line in out if line.count("\t") == 2)
-        if status.startswith("ii")
-    }
-    created = datetime.now(UTC).replace(microsecond=0)
-    ctx.image_id = _new_image_id(ctx.store, ctx.spec.label, created)
-    meta = ImageMetadata(
-        id=ctx.image_id,
-        label=ctx.spec.label,
-        created=created,
-        builder=f"livestrap {__version__}",
-        distro=ctx.spec.distro,
-        suite=ctx.spec.suite,
-        arch=ctx.spec.arch,
-        spec=ctx.spec.model_dump(mode="json"),
-        spec_sha256=ctx.spec.sha256(),
-        kernel_version=ctx.kernel_version,
-        kernel_cmdline=ctx.spec.kernel_options,
-        inputs_sha256=ctx.inputs_sha256,
-        boot_ram_mb=ctx.boot_ram_mb,
-        source_date_epoch=ctx.source_date_epoch,
-        base_tree=ctx.base_tree,
-        agent_version=ctx.packages.get("livestrap-agent"),
-        packages=dict(sorted(ctx.packages.items())),
-        artifacts=describe_artifacts(ctx.out),
-    )
-    (ctx.out / METADATA).write_text(dump_metadata(meta))
-
-
-def stage_commit(ctx: BuildContext) -> None:
-    ctx.store.commit(ctx.out, ctx.image_id)
-    ctx.built = ctx.store.get(ctx.image_id)
-
-
 STAGES: list[tuple[str, Stage]] = [
     ("prepare", stage_prepare),
     ("rootfs", stage_rootfs),
@@ -424,13 +339,3 @@ def _fail(log: BuildLog, events: EventSink, err: BuildError, started: float) -> 
             data={"log_tail": err.log_tail},
         )
     )
-
-
-def _new_image_id(store: ImageStore, label: str, created: datetime) -> str:
-    base = f"{label}-{created:%Y%m%d-%H%M%S}"
-    image_id, n = base, 1
-    existing = {info.id for info in store.list()}
-    while image_id in existing or (store.images_dir / image_id).exists():
-        n += 1
-        image_id = f"{base}-{n}"
-    return image_id
