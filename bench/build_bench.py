@@ -220,7 +220,8 @@ def render_check(check: dict[str, Any]) -> list[str]:
     return [
         "Reproducibility: `livestrap build --check` of the cold image (its recorded spec",
         "rebuilt with --force from the same upstream state, nothing committed; run after the",
-        f"other rows, {check['seconds']:.1f} s): {per}.",
+        f"other rows, {check['seconds']:.1f} s):",
+        f"{per}.",
         "",
     ]
 
@@ -306,15 +307,15 @@ def where_the_time_goes(r: dict[str, Any]) -> list[str]:
             "runs apt for the difference in a chroot (install, mark the dropped packages",
             "automatic, `autoremove --purge`) from the same sources, pins and package cache,",
             "and reruns customize and the rest; the initrd is remade only if apt's trigger",
-            f"runs update-initramfs. +1 package (`{plus['package']}`): {plus['seconds']:.1f} s,",
-            f"of which rootfs {st['rootfs']:.1f} s and squashfs {st['squashfs']:.1f} s",
-            f"({share:.0f} % of the build). The +1 goal (≤ {PLUS_ONE_GOAL_S} s) is {verdict}.",
-            "**The squashfs stage is the floor**: zstd 17 over the",
-            "whole tree on 2 cores, with nothing to reuse. mksquashfs can append to an image",
-            "(without -noappend), but appending never removes a file and puts a changed folder",
-            "beside the old one as `etc_1` (tried: a removed file stayed, the old",
-            "`etc/status` was kept, the new one went to `etc_1/status`), so it cannot make a",
-            "correct image of a changed tree.",
+            f"runs update-initramfs. +1 package (`{plus['package']}`): {plus['seconds']:.1f} s, "
+            f"of which rootfs {st['rootfs']:.1f} s and",
+            f"squashfs {st['squashfs']:.1f} s ({share:.0f} % of the build); the +1 goal "
+            f"(≤ {PLUS_ONE_GOAL_S} s) is {verdict}.",
+            "**The squashfs stage is the floor**: zstd 17 over the whole tree on 2 cores, with",
+            "nothing to reuse. mksquashfs can append to an image (without -noappend), but",
+            "appending never removes a file and puts a changed folder beside the old one as",
+            "`etc_1` (tried: a removed file stayed, the old `etc/status` was kept, the new one",
+            "went to `etc_1/status`), so it cannot make a correct image of a changed tree.",
         ]
     return [*out, ""]
 
