@@ -1,7 +1,9 @@
 """bench/results.json <-> docs/benchmarks.md: each benchmark module fills its own part of
 the results and renders its own section; this module only stitches them together.
 
-Every section module (`bench/<name>_bench.py`) offers `render(part) -> list[str]`.
+Every section module (`bench/<name>_bench.py`) offers `render(part) -> list[str]`; one
+that sets its figures against another section's names those parts in `SEES`, and gets
+them as keyword arguments (`render(part, boot=...)`), so it re-renders when they change.
 `LIVESTRAP_BENCH_OUT` (a folder) redirects both files, so the smoke run that CI makes
 never touches the committed figures.
 """
@@ -134,6 +136,13 @@ def render(results: dict[str, Any]) -> str:
     lines += render_goals(results)
     for key, module in SECTIONS:
         if key in results:
-            section = importlib.import_module(module)
-            lines += section.render(results[key])
+            lines += render_section(key, module, results)
     return "\n".join(lines) + "\n"
+
+
+def render_section(key: str, module: str, results: dict[str, Any]) -> list[str]:
+    """One section, with the other sections' parts it names in `SEES` (those measured)."""
+    section = importlib.import_module(module)
+    seen = {name: results[name] for name in getattr(section, "SEES", ()) if name in results}
+    lines: list[str] = section.render(results[key], **seen)
+    return lines

@@ -9,6 +9,7 @@ Run by build_bench.py on its cold image, or alone on any stored image (as root):
 from __future__ import annotations
 
 import argparse
+import gzip
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from livestrap.builder import guards
 from livestrap.builder.squashfs import COMPRESSOR_OPTIONS, mksquashfs_argv
 
 COMMAND = ".venv/bin/python bench/size_bench.py IMAGE_DIR"
+SEES = ("boot",)  # the boot section's smallest memory that registered, beside the formula
 
 
 def measure(image_dir: Path, work: Path) -> dict[str, Any]:
@@ -66,6 +68,7 @@ def measure(image_dir: Path, work: Path) -> dict[str, Any]:
             "mib": ram.mib,
             "kernel_bytes": ram.kernel,
             "initramfs_bytes": ram.initramfs,
+            "squashfs_bytes": ram.squashfs,
             "margin_mib": ram.margin_mib,
         },
     }
@@ -89,8 +92,42 @@ def goals(r: dict[str, Any]) -> list[Goal]:
     ]  # fmt: skip
 
 
-def render(r: dict[str, Any]) -> list[str]:
-    boot = r["boot_files"]
+def render_boot_ram(r: dict[str, Any], boot: dict[str, Any] | None) -> list[str]:
+    """The guards' formula, term by term, beside the smallest memory that registered."""
+    ram = r.get("boot_ram")
+    if not ram:  # figures from before the formula was stored
+        return []
+    kernel, initramfs = ram["kernel_bytes"] / guards.MIB, ram["initramfs_bytes"] / guards.MIB
+    squashfs = ram.get("squashfs_bytes", r["squashfs_bytes"]) / guards.MIB
+    terms = (
+        f"kernel {kernel:.1f} + initramfs {initramfs:.1f} + squashfs {squashfs:.1f} + margin "
+        f"{ram['margin_mib']} = **{ram['mib']} MiB**"
+    )
+    smallest = (boot or {}).get("memory", {}).get("smallest_mib")
+    if smallest is None:
+        measured = ["The boot section has no smallest memory that registered to set it against."]
+    else:
+        gap = ram["mib"] - smallest
+        verdict = (
+            f"the formula asks {gap} MiB more, so the guard errs on the safe side."
+            if gap >= 0
+            else f"**the formula is {-gap} MiB below it**: the guard would pass an image "
+            "that does not boot in that memory."
+        )
+        measured = [f"Smallest that registered (boot section): **{smallest} MiB**;", verdict]
+    return [
+        f"RAM a node needs (formula, builder/guards.py, MiB): {terms}.",
+        *measured,
+        "Kernel: the bzImage's `init_size`; initramfs: its files unpacked, each rounded up to",
+        "a 4 KiB page; squashfs: root.squashfs, which `fetch=` keeps in a tmpfs; margin: the",
+        "running system on top. A build fails when the total exceeds the spec's",
+        "`min_boot_ram_mb`.",
+        "",
+    ]
+
+
+def render(r: dict[str, Any], boot: dict[str, Any] | None = None) -> list[str]:
+    boot_files = r["boot_files"]
     rows = [
         f"| {name} | {c['options']} | {c['squashfs_bytes'] / MB:.1f} | {c['seconds']:.1f} | "
         f"{c['download_bytes'] / MB:.1f} |"
@@ -102,7 +139,8 @@ def render(r: dict[str, Any]) -> list[str]:
         machine_line(r.get("machine")),
         f"Reproduce: `{COMMAND}` (build_bench.py runs it on its cold image).",
         "",
-        f"vmlinuz {boot['vmlinuz'] / MB:.1f} MB, initrd.img {boot['initrd.img'] / MB:.1f} MB; "
+        f"vmlinuz {boot_files['vmlinuz'] / MB:.1f} MB, initrd.img "
+        f"{boot_files['initrd.img'] / MB:.1f} MB; "
         f"the built root.squashfs (default zstd) {r['squashfs_bytes'] / MB:.1f} MB.",
         "",
         "| compression | mksquashfs options | root.squashfs (MB) | squash time (s) | "
@@ -118,6 +156,7 @@ def render(r: dict[str, Any]) -> list[str]:
         "1 MiB blocks; lz4 trades size for squash and unpack speed, xz is slower to squash and",
         "to unpack on the node.",
         "",
+        *render_boot_ram(r, boot),
     ]
 
 
@@ -130,9 +169,21 @@ def tiny_image(image_dir: Path) -> Path:
     subprocess.run(mksquashfs_argv(tree, image_dir / "root.squashfs", "zstd"), check=True,
                    stdout=subprocess.DEVNULL)  # fmt: skip
     (image_dir / "vmlinuz").write_bytes(b"k" * 4096)
-    (image_dir / "initrd.img").write_bytes(b"i" * 4096)
+    tiny_initrd(image_dir / "initrd.img")
     shutil.rmtree(tree)
     return image_dir
+
+
+def tiny_initrd(dest: Path) -> None:
+    """A gzip'd cpio of two files: lsinitramfs lists it as it lists a real initrd."""
+    tree = dest.parent / "initrd-tree"
+    (tree / "bin").mkdir(parents=True)
+    (tree / "bin/init").write_bytes(b"#!/bin/sh\n" * 1000)
+    archive = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=tree,
+                             input=b".\nbin\nbin/init\n", capture_output=True,
+                             check=True).stdout  # fmt: skip
+    dest.write_bytes(gzip.compress(archive))
+    shutil.rmtree(tree)
 
 
 def main() -> None:
