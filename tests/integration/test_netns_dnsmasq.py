@@ -78,12 +78,19 @@ class NamespaceMaster:
     def __init__(self, ns: Netns, data_dir: Path, workdir: Path) -> None:
         self.ns = ns
         self.url = f"http://{ns.host}:{PORT}"
+        self.token = data_dir / "admin.token"
         self.header = workdir / "admin.header"  # curl -H @file: no token in argv
-        self.header.write_text(f"Authorization: Bearer {(data_dir / 'admin.token').read_text()}")
-        self.header.chmod(0o600)
+
+    def auth_header(self) -> Path:
+        """The header file, written on first use: the master makes its token as it starts,
+        so a data dir no master has served yet has none before then."""
+        if not self.header.exists():
+            self.header.write_text(f"Authorization: Bearer {self.token.read_text()}")
+            self.header.chmod(0o600)
+        return self.header
 
     def get(self, path: str) -> Any:
-        done = self.ns.run(["curl", "-sf", "--max-time", "10", "-H", f"@{self.header}",
+        done = self.ns.run(["curl", "-sf", "--max-time", "10", "-H", f"@{self.auth_header()}",
                             self.url + path])  # fmt: skip
         return json.loads(done.stdout) if done.returncode == 0 else None
 
