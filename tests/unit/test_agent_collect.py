@@ -57,6 +57,8 @@ def test_collect_all_qemu_guest() -> None:
         "serial": "LS-QEMU-0001",
         "uuid": "6f1a2b3c-4d5e-4f60-8172-93a4b5c6d7e8",
         "firmware": "bios",
+        "secure_boot": False,
+        "boot_path": None,
         "image_id": "img-1",
         "kernel": "6.1.0-18-amd64",
     }
@@ -260,6 +262,7 @@ def test_no_dmi_and_garbage_sizes(tmp_path: Path) -> None:
     collect_disks(facts, failures, root)
     assert facts["system"]["vendor"] is None
     assert facts["system"]["firmware"] == "uefi"
+    assert facts["system"]["secure_boot"] is None  # UEFI, but no efivarfs to say
     assert facts["disks"][1]["size"] is None
     assert [f["collector"] for f in failures] == ["system", "disks"]
     assert "no DMI/SMBIOS" in failures[0]["error"]
@@ -299,3 +302,18 @@ def test_fixture_symlinks_stay_inside_the_tree(tree: Path) -> None:
         assert not os.path.isabs(target), link
         resolved = Path(os.path.normpath(link.parent / target))
         assert resolved.is_relative_to(tree), link
+
+
+@pytest.mark.parametrize(
+    ("variable", "expected"),
+    [(b"\x06\x00\x00\x00\x01", True), (b"\x06\x00\x00\x00\x00", False), (b"\x01", None)],
+)
+def test_secure_boot_from_the_efi_variable(
+    tmp_path: Path, variable: bytes, expected: bool | None
+) -> None:
+    efivars = tmp_path / "sys/firmware/efi/efivars"
+    efivars.mkdir(parents=True)
+    (efivars / "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c").write_bytes(variable)
+    facts: dict[str, Any] = {}
+    collect_system(facts, [], tmp_path, "img-1", "grub")
+    assert (facts["system"]["secure_boot"], facts["system"]["boot_path"]) == (expected, "grub")

@@ -91,8 +91,9 @@ def test_agent_reads_what_the_script_writes(
     script = expand(render_boot_script(base, image_id, TOKEN, EXTRAS))
     _, cmdline = kernel_line(script)
     expected = AgentConfig(
-        url=url, token=TOKEN, image=image_id, boot_mac=MAC, heartbeat_s=DEFAULT_HEARTBEAT_S
-    )
+        url=url, token=TOKEN, image=image_id, boot_mac=MAC, heartbeat_s=DEFAULT_HEARTBEAT_S,
+        boot_path="ipxe",
+    )  # fmt: skip
     assert build_config(parse_cmdline(cmdline)) == expected
     proc_cmdline = tmp_path / "cmdline"  # as the kernel shows it: one line, a newline
     proc_cmdline.write_text(cmdline + "\n")
@@ -107,7 +108,7 @@ def test_every_agent_key_on_the_kernel_line_is_read() -> None:
     _, cmdline = kernel_line(script)
     keys = [w.partition("=")[0] for w in cmdline.split()]
     ours = [k for k in keys if k.startswith("livestrap.") or k == "BOOTIF"]
-    assert len(ours) == len(set(ours)) == len(parse_cmdline(cmdline)) == 4
+    assert len(ours) == len(set(ours)) == len(parse_cmdline(cmdline)) == 5
 
 
 def test_every_script_url_reaches_its_route_with_the_nodes_mac() -> None:

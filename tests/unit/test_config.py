@@ -219,3 +219,10 @@ def test_serve_refuses_bad_settings_before_anything(
     monkeypatch.setattr(serve_cmd, "preflight", lambda cfg: pytest.fail("ran on bad settings"))
     with pytest.raises(OptionError, match=r"role: .*from flag"):
         serve_cmd.serve(data_dir=tmp_path, role="builder")
+
+
+def test_tftp_dir_needs_public_url(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="tftp_dir needs public_url"):
+        MasterSettings(data_dir=tmp_path, tftp_dir=tmp_path / "tftp")
+    ok = MasterSettings(data_dir=tmp_path, tftp_dir=tmp_path / "t", public_url="http://10.0.0.1")
+    assert ok.tftp_dir == tmp_path / "t"

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.unit
 FACTS: dict[str, Any] = {
     "system": {"vendor": "Dell Inc.", "product": "PowerEdge R650", "serial": "SN1",
                "uuid": "4c4c4544-0031", "firmware": "uefi", "image_id": "img-1",
-               "kernel": "6.1.0-18-amd64"},
+               "kernel": "6.1.0-18-amd64", "boot_path": "grub", "secure_boot": True},
     "cpu": {"model": "Xeon Gold 6338", "sockets": 1, "cores": 32, "threads": 64,
             "flags": {"virtualization": "vmx", "avx": True, "aes": True, "sse": False}},
     "memory": {"total": 64 * 2**30, "dimms": [
@@ -40,7 +40,7 @@ FACTS: dict[str, Any] = {
 EXPECTED = Hardware(
     system=[("Vendor", "Dell Inc."), ("Product", "PowerEdge R650"), ("Serial", "SN1"),
             ("UUID", "4c4c4544-0031"), ("Firmware", "uefi"), ("Image", "img-1"),
-            ("Kernel", "6.1.0-18-amd64")],
+            ("Kernel", "6.1.0-18-amd64"), ("Boot path", "grub"), ("Secure Boot", "on (enforced)")],
     cpu=[("Model", "Xeon Gold 6338: 1 socket, 32 cores, 64 threads"), ("Features", "aes, avx")],
     memory=[("Total", "64.0 GiB (2 DIMMs)")],
     dimms=Table([["A1", "32.0 GiB", "DDR4", "3200", "Samsung", "M1"],
@@ -57,7 +57,8 @@ EXPECTED = Hardware(
 
 EMPTY = Hardware(
     system=[(label, "-") for label in
-            ("Vendor", "Product", "Serial", "UUID", "Firmware", "Image", "Kernel")],
+            ("Vendor", "Product", "Serial", "UUID", "Firmware", "Image", "Kernel", "Boot path",
+             "Secure Boot")],
     cpu=[("Model", "-"), ("Features", "-")], memory=[("Total", "-")],
     dimms=Table(), disks=Table(), nics=Table(), pci=Table(),
 )  # fmt: skip

@@ -20,7 +20,7 @@ BOOT_SCRIPT = (
     " initrd=initrd.img boot=live"
     " fetch=http://10.0.0.1:8080/boot/m/${net0/mac:hexhyp}/images/img-1/root.squashfs"
     " livestrap.url=http://10.0.0.1:8080 livestrap.token=tok-EN_1 livestrap.image=img-1"
-    " BOOTIF=01-${net0/mac:hexhyp} console=tty0 console=ttyS0,115200n8"
+    " BOOTIF=01-${net0/mac:hexhyp} livestrap.boot=ipxe console=tty0 console=ttyS0,115200n8"
     " quiet systemd.show_status=1 || goto failed\n"
     "initrd --name initrd.img http://10.0.0.1:8080/boot/images/img-1/initrd.img?mac=${net0/mac}"
     " || goto failed\n"

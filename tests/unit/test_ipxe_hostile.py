@@ -74,7 +74,7 @@ def test_exact_kernel_line_with_extras() -> None:
         " initrd=initrd.img boot=live"
         " fetch=http://10.0.0.1:8080/boot/m/${net0/mac:hexhyp}/images/img-1/root.squashfs"
         " livestrap.url=http://10.0.0.1:8080 livestrap.token=tok livestrap.image=img-1"
-        " BOOTIF=01-${net0/mac:hexhyp} console=tty0 console=ttyS0,115200n8"
+        " BOOTIF=01-${net0/mac:hexhyp} livestrap.boot=ipxe console=tty0 console=ttyS0,115200n8"
         " quiet acpi_osi=!Linux || goto failed"
     )
 

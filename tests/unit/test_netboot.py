@@ -115,6 +115,17 @@ def test_qemu_argv_uefi() -> None:
     assert argv[argv.index("-machine") + 1] == "q35"
 
 
+def test_qemu_argv_secure_boot() -> None:
+    spec = NodeSpec(name="s", firmware="secure-boot", boot_file="shimx64.efi")
+    argv = qemu_argv(spec, Path("/w"), Path("/tree"))
+    joined = " ".join(argv)
+    assert "-machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on" in joined
+    assert "file=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd" in joined
+    assert ",tftp=/tree,bootfile=shimx64.efi," in joined
+    nic = argv[argv.index("-device") + 1]
+    assert nic.endswith(",romfile=,bootindex=1")  # QEMU's iPXE ROM is unsigned: OVMF's PXE
+
+
 def test_kvm_probe_pieces(tmp_path: Path) -> None:
     assert len(PROBE_MBR) == 512 and PROBE_MBR.endswith(b"\x55\xaa")
     cpuinfo = tmp_path / "cpuinfo"

@@ -16,6 +16,7 @@ from typing import Any
 from . import AGENT_VERSION
 from .config import AgentConfig, normalize_mac
 from .facts import (
+    SECURE_BOOT_VAR,
     clean_dmi,
     disk_size_bytes,
     disk_transport,
@@ -30,6 +31,7 @@ from .facts import (
     parse_meminfo,
     parse_vpd_pg80,
     pci_address_in_path,
+    secure_boot_state,
 )
 from .probe import (
     Facts,
@@ -45,12 +47,26 @@ from .probe import (
 )
 
 ROOT = Path("/")
+EFIVARS = "sys/firmware/efi/efivars"
 # Block devices that are not hardware a node owner would install onto.
 VIRTUAL_DISK_PREFIXES = ("loop", "ram", "zram", "dm-", "nbd")
 
 
+def _read_bytes(path: Path, limit: int = 64) -> bytes | None:
+    """At most `limit` bytes of a small binary file (an EFI variable); None if unreadable."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(limit)
+    except OSError:
+        return None
+
+
 def collect_system(
-    data: Facts, failures: Failures, root: Path = ROOT, image_id: str | None = None
+    data: Facts,
+    failures: Failures,
+    root: Path = ROOT,
+    image_id: str | None = None,
+    boot_path: str | None = None,
 ) -> None:
     """Identity of the box: SMBIOS strings, firmware kind, running image and kernel."""
     dmi = root / "sys/class/dmi/id"
@@ -68,7 +84,10 @@ def collect_system(
             system["uuid"] = system["uuid"].lower()
     else:
         fail(failures, "system", f"{dmi}: no DMI/SMBIOS data exported by the firmware")
-    system["firmware"] = firmware_type((root / "sys/firmware/efi").is_dir())
+    efi = (root / "sys/firmware/efi").is_dir()
+    system["firmware"] = firmware_type(efi)
+    system["secure_boot"] = secure_boot_state(efi, _read_bytes(root / EFIVARS / SECURE_BOOT_VAR))
+    system["boot_path"] = boot_path
     system["image_id"] = image_id
     system["kernel"] = read(root / "proc/sys/kernel/osrelease", failures, "system")
     data["system"] = system
@@ -265,7 +284,7 @@ def collect_all(
     facts: Facts = {}
     failures: Failures = []
     steps: list[tuple[str, Callable[[], None]]] = [
-        ("system", lambda: collect_system(facts, failures, root, config.image)),
+        ("system", lambda: collect_system(facts, failures, root, config.image, config.boot_path)),
         ("cpu", lambda: collect_cpu(facts, failures, root)),
         ("memory", lambda: collect_memory(facts, failures, root, runner)),
         ("disks", lambda: collect_disks(facts, failures, root)),

@@ -19,13 +19,15 @@ from pathlib import Path
 DEFAULT_CMDLINE = Path("/proc/cmdline")
 DEFAULT_CONFIG = Path("/etc/livestrap/agent.conf")
 DEFAULT_HEARTBEAT_S = 60
-KEYS = ("url", "token", "image", "bootif", "heartbeat_s")
+KEYS = ("url", "token", "image", "bootif", "heartbeat_s", "boot_path")
 _CMDLINE_KEYS = {
     "livestrap.url": "url",
     "livestrap.token": "token",
     "livestrap.image": "image",
+    "livestrap.boot": "boot_path",  # which loader's config booted the node
     "BOOTIF": "bootif",
 }
+BOOT_PATHS = ("ipxe", "grub")  # iPXE's script, or GRUB's config of the Secure Boot chain
 # the master's events.MAC_RE, spelled again: the agent imports nothing of livestrap's
 _MAC = re.compile(
     r"^(?:01(?P<prefix>[:-]))?"
@@ -46,6 +48,7 @@ class AgentConfig:
     image: str | None = None
     boot_mac: str | None = None
     heartbeat_s: int = DEFAULT_HEARTBEAT_S
+    boot_path: str | None = None
 
     def require_url(self) -> str:
         """The master URL, or a ConfigError that says where it should have come from."""
@@ -119,6 +122,7 @@ def build_config(values: Mapping[str, str]) -> AgentConfig:
         image=values.get("image") or None,
         boot_mac=boot_mac,
         heartbeat_s=heartbeat,
+        boot_path=values.get("boot_path") if values.get("boot_path") in BOOT_PATHS else None,
     )
 
 

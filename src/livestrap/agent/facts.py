@@ -82,6 +82,20 @@ def firmware_type(efi_dir_exists: bool) -> str:
     return "uefi" if efi_dir_exists else "bios"
 
 
+# EFI_GLOBAL_VARIABLE: SecureBoot is 4 bytes of attributes, then 1 byte (1: enforcing)
+SECURE_BOOT_VAR = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+
+
+def secure_boot_state(efi_dir_exists: bool, variable: bytes | None) -> bool | None:
+    """True when the firmware enforces Secure Boot, False when it does not or is BIOS,
+    None when a UEFI machine does not say (no efivarfs, an odd variable)."""
+    if not efi_dir_exists:
+        return False
+    if variable is None or len(variable) != 5:
+        return None
+    return variable[4] == 1
+
+
 def disk_size_bytes(sectors_text: str) -> int:
     """/sys/block/X/size counts 512-byte sectors whatever the device's block size."""
     return int(sectors_text.strip()) * SECTOR_BYTES

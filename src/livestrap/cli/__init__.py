@@ -25,6 +25,7 @@ from livestrap.cli import (
     serve_cmd,
     settings_cmd,
     spec_cmd,
+    tftp_cmd,
     vm_cmd,
     webhooks_cmd,
 )
@@ -49,6 +50,7 @@ app.add_typer(rules_cmd.app, name="rules")
 app.add_typer(builds_cmd.app, name="builds")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(vm_cmd.vm_app, name="vm")
+vm_cmd.netboot_app.command("tftp-tree")(tftp_cmd.tftp_tree)
 app.add_typer(vm_cmd.netboot_app, name="netboot")
 app.add_typer(webhooks_cmd.app, name="webhooks")
 app.command("build")(build_cmd.build)

@@ -43,6 +43,14 @@ def serve(
         str | None,
         typer.Option("--public-url", help=r"URL nodes use to reach the master \[default: Host]."),
     ] = None,
+    tftp_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--tftp-dir",
+            help="Keep the Secure Boot chain's TFTP tree here (shim, GRUB, grub.cfg, the "
+            r"active image's kernel and initrd); needs --public-url \[default: none].",
+        ),
+    ] = None,
     cache_dir: SettingsCacheDir = None,
     file_mirror_roots: Annotated[
         list[Path] | None,
@@ -100,6 +108,7 @@ def serve(
         "port": port,
         "database_url": database_url,
         "public_url": public_url,
+        "tftp_dir": tftp_dir,
         "cache_dir": cache_dir,
         "tls_cert": tls_cert,
         "tls_key": tls_key,

@@ -17,11 +17,13 @@ from livestrap.cli.client import check_master_url
 from livestrap.cli.options import DEFAULT_DATA_DIR, DataDir, renamed
 from livestrap.cli.output import ListOutput, Quiet, chosen_format, print_rows
 from livestrap.cli.remote import Remote, remote_app, remote_of
+from livestrap.cli.tftp_cmd import write_local_tree
 from livestrap.errors import OptionError, SpecError
 from livestrap.master.config_load import load_settings
 from livestrap.netboot import nginx
 from livestrap.netboot.dnsmasq import DnsmasqOptions, check_options, render_dnsmasq_config
-from livestrap.netboot.qemu import NodeSpec
+from livestrap.netboot.qemu import MASTER_IN_GUEST, NodeSpec
+from livestrap.netboot.tftptree import SHIM
 from livestrap.netboot.vm import VirtualNode, kvm_usable, stop_recorded
 
 vm_app = remote_app("Virtual nodes that PXE-boot from the master.")
@@ -98,16 +100,25 @@ def make_nodes(
     for i in range(count):
         node_name = name if count == 1 else f"{name}{i + 1}"
         node_serial = serial if count == 1 else (f"{serial}-{i + 1}" if serial else None)
+        if spec.get("firmware") == "secure-boot":
+            spec = {**spec, "boot_file": SHIM}
         node_spec = NodeSpec(name=node_name, master_host=host, master_port=port,
                              serial=node_serial, **spec)  # fmt: skip
-        nodes.append(VirtualNode(node_spec, datadir.DataDir(remote.data_dir).vm(node_name)))
+        node = VirtualNode(node_spec, datadir.DataDir(remote.data_dir).vm(node_name))
+        if node_spec.firmware == "secure-boot":  # QEMU's TFTP serves shim, GRUB and the image
+            node.tftp_root = node.workdir / "secure-boot-tftp"
+            write_local_tree(remote.data_dir, node.tftp_root, f"http://{MASTER_IN_GUEST}")
+        nodes.append(node)
     return nodes
 
 
 @vm_app.command("boot")
 def boot(
     ctx: typer.Context,
-    firmware: Annotated[Literal["bios", "uefi"], typer.Option(help="Node firmware.")] = "bios",
+    firmware: Annotated[
+        Literal["bios", "uefi", "secure-boot"],
+        typer.Option(help="Node firmware (secure-boot: OVMF enforcing, shim -> GRUB)."),
+    ] = "bios",
     memory: Annotated[int, typer.Option(help="Memory in MiB.")] = 1024,
     cpus: Annotated[int, typer.Option(help="Virtual CPUs.")] = 1,
     disks: Annotated[str, typer.Option(help="Disk sizes, e.g. 8G,4G.")] = "",

@@ -43,6 +43,7 @@ from livestrap.master.running import InUse
 from livestrap.master.services import action_hooks
 from livestrap.master.services.actions import LostSweep
 from livestrap.master.state import AppState
+from livestrap.master.tftp_sync import TreeSync
 from livestrap.master.tokens import ensure_token
 from livestrap.master.webhooks.dispatch import Dispatcher
 from livestrap.packaging.master_repo import MasterRepo
@@ -64,7 +65,7 @@ def make_state(
     sweep = LostSweep(db, cfg.action_timeout_s, guards.history, queue_ttl_s=cfg.action_queue_ttl_s)
     guards.periodic.append(sweep.sweep)
     action_hooks.install()  # an action's end: its webhook, and rules after a reinspect
-    return AppState(
+    state = AppState(
         settings=cfg,
         db=db,
         store=store,
@@ -77,6 +78,11 @@ def make_state(
         metrics=Metrics(db, cfg.offline_after),
         webhooks=Dispatcher(db, cfg),
     )
+    if cfg.tftp_dir is not None and cfg.public_url is not None:  # the Secure Boot chain
+        guards.periodic.append(
+            TreeSync(cfg.tftp_dir, store, cfg.public_url, state.discovery_token, cfg.boot_retry_s)
+        )
+    return state
 
 
 def _token(name: str, path: Path) -> str:

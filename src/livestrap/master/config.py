@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -110,6 +110,9 @@ class MasterSettings(BaseSettings):
     host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(8080, ge=1, le=65535)
     public_url: Annotated[str | None, AfterValidator(_http_url)] = None  # default: request Host
+    # the Secure Boot chain's TFTP tree (netboot.tftptree), kept in step with the active
+    # image; it needs public_url (GRUB's static config cannot ask which Host it used)
+    tftp_dir: Path | None = None
     database_url: str | None = None  # SQLAlchemy URL; default: SQLite in data_dir
     cache_dir: Path | None = None  # package cache of builds (default: <data-dir>/cache)
     tls_cert: Path | None = None  # PEM certificate (chain) for HTTPS; with tls_key
@@ -172,6 +175,13 @@ class MasterSettings(BaseSettings):
         if path is None:
             return (init_settings, env_settings)
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, path))
+
+    @model_validator(mode="after")
+    def _tftp_needs_public_url(self) -> MasterSettings:
+        if self.tftp_dir is not None and self.public_url is None:
+            raise ValueError("tftp_dir needs public_url: the URL nodes reach the master at "
+                             "goes into the GRUB config it writes")  # fmt: skip
+        return self
 
     @property
     def new_nodes_per_window(self) -> int:

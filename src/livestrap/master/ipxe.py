@@ -50,9 +50,17 @@ def _retry_lines(base: str, reason: str, retry_s: int) -> list[str]:
 
 
 def kernel_arguments(
-    base_url: str, image_id: str, token: str, kernel_cmdline: Iterable[str] = ()
+    base_url: str,
+    image_id: str,
+    token: str,
+    kernel_cmdline: Iterable[str] = (),
+    *,
+    mac: str = bootpaths.IPXE_MAC_HYPHENS,
+    boot_path: str = "ipxe",
 ) -> list[str]:
-    """The kernel command line: live-boot fetch=, the agent's parameters, consoles, extras."""
+    """The kernel command line: live-boot fetch=, the agent's parameters, consoles, extras.
+    `mac` is how the boot loader writes the node's MAC with hyphens (iPXE's variable, or
+    GRUB's: netboot.grub); `boot_path` tells the agent which loader booted it."""
     base = check_base_url(base_url)
     _check_word("image id", image_id)
     _check_word("token", token)
@@ -60,11 +68,12 @@ def kernel_arguments(
     return [
         "initrd=initrd.img",
         "boot=live",
-        "fetch=" + bootpaths.mac_file_url(base, image_id, bootpaths.SQUASHFS),
+        "fetch=" + bootpaths.mac_file_url(base, image_id, bootpaths.SQUASHFS, mac),
         f"livestrap.url={base}",
         f"livestrap.token={token}",
         f"livestrap.image={image_id}",
-        f"BOOTIF=01-{bootpaths.IPXE_MAC_HYPHENS}",
+        f"BOOTIF=01-{mac}",
+        f"livestrap.boot={_check_word('boot path', boot_path)}",
         *CONSOLES,
         *extras,
     ]

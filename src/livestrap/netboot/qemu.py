@@ -15,10 +15,13 @@ from typing import Literal
 
 from livestrap import bootpaths
 
-Firmware = Literal["bios", "uefi"]
+Firmware = Literal["bios", "uefi", "secure-boot"]
 MASTER_IN_GUEST = "10.0.2.100"
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+# Secure Boot enforced, Microsoft's keys enrolled (they verify shim); SMM guards the store
+OVMF_SECBOOT_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd")
+OVMF_MS_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd")
 BOOT_SCRIPT = "boot.ipxe"
 
 
@@ -38,6 +41,7 @@ class NodeSpec:
     vendor: str = "livestrap"
     product: str = "virtual node"
     accel: Literal["tcg", "kvm"] = "tcg"
+    boot_file: str = BOOT_SCRIPT  # what slirp's DHCP names (secure-boot: shimx64.efi)
     extra: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -81,19 +85,31 @@ def qemu_argv(spec: NodeSpec, workdir: Path, tftp_dir: Path) -> list[str]:
     argv += ["-serial", f"file:{workdir / 'console.log'}"]
     argv += ["-smbios", f"type=1,manufacturer={spec.vendor},product={spec.product},"
              f"serial={spec.smbios_serial},uuid={spec.system_uuid}"]  # fmt: skip
-    if spec.firmware == "uefi":
-        argv += ["-machine", "q35"]
-        argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"]
+    if spec.firmware != "bios":
+        code = OVMF_SECBOOT_CODE if spec.firmware == "secure-boot" else OVMF_CODE
+        if spec.firmware == "secure-boot":
+            argv += [
+                "-machine",
+                "q35,smm=on",
+                "-global",
+                "driver=cfi.pflash01,property=secure,value=on",
+            ]
+        else:
+            argv += ["-machine", "q35"]
+        argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}"]
         argv += ["-drive", f"if=pflash,format=raw,unit=1,file={workdir / 'OVMF_VARS.fd'}"]
     for i in range(spec.nics):
         # IPv6 stays on: without a router advertisement the iPXE in QEMU's ROMs waits
         # ~13 s for IPv6 autoconfiguration before it uses its DHCPv4 lease.
         netdev = f"user,id=net{i},restrict=on"
         if i == 0:
-            netdev += f",tftp={tftp_dir},bootfile={BOOT_SCRIPT},{guestfwd(spec)}"
+            netdev += f",tftp={tftp_dir},bootfile={spec.boot_file},{guestfwd(spec)}"
         argv += ["-netdev", netdev]
         device = f"virtio-net-pci,netdev=net{i},mac={spec.mac(i)}"
-        device += ",bootindex=1" if i == 0 else ",romfile="
+        if i == 0 and spec.firmware == "secure-boot":
+            device += ",romfile=,bootindex=1"  # OVMF's own PXE: QEMU's iPXE ROM is unsigned
+        else:
+            device += ",bootindex=1" if i == 0 else ",romfile="
         argv += ["-device", device]
     for i, _size in enumerate(spec.disks_gib):
         disk = workdir / f"disk{i}.raw"

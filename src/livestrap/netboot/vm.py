@@ -14,6 +14,8 @@ from pathlib import Path
 from livestrap.netboot.qemu import (
     BOOT_SCRIPT,
     OVMF_CODE,
+    OVMF_MS_VARS,
+    OVMF_SECBOOT_CODE,
     OVMF_VARS,
     NodeSpec,
     qemu_argv,
@@ -80,6 +82,7 @@ class VirtualNode:
     workdir: Path
     proc: Process | None = None
     started_at: float = 0.0
+    tftp_root: Path | None = None  # a TFTP tree to serve (netboot.tftptree); else the script
 
     @property
     def console_log(self) -> Path:
@@ -90,10 +93,14 @@ class VirtualNode:
         tftp = self.workdir / "tftp"
         tftp.mkdir(parents=True, exist_ok=True)
         (tftp / BOOT_SCRIPT).write_text(render_tftp_script())
-        if self.spec.firmware == "uefi":
-            if not OVMF_CODE.is_file():
-                raise FileNotFoundError(f"{OVMF_CODE} is missing (apt-get install ovmf)")
-            shutil.copyfile(OVMF_VARS, self.workdir / "OVMF_VARS.fd")
+        if self.spec.firmware != "bios":
+            secure = self.spec.firmware == "secure-boot"
+            code, variables = (
+                (OVMF_SECBOOT_CODE, OVMF_MS_VARS) if secure else (OVMF_CODE, OVMF_VARS)
+            )
+            if not code.is_file():
+                raise FileNotFoundError(f"{code} is missing (apt-get install ovmf)")
+            shutil.copyfile(variables, self.workdir / "OVMF_VARS.fd")
         for i, size in enumerate(self.spec.disks_gib):
             with (self.workdir / f"disk{i}.raw").open("wb") as fh:
                 fh.truncate(int(size * 2**30))
@@ -102,7 +109,7 @@ class VirtualNode:
     def start(self, max_s: int | None = None) -> None:
         """Start QEMU; with `max_s` it is also bounded in time by coreutils' timeout."""
         self.prepare()
-        argv = qemu_argv(self.spec, self.workdir, self.workdir / "tftp")
+        argv = qemu_argv(self.spec, self.workdir, self.tftp_root or self.workdir / "tftp")
         if max_s:
             argv = ["timeout", "--kill-after=10", str(max_s), *argv]
         (self.workdir / "qemu.argv").write_text("\n".join(argv) + "\n")

@@ -112,6 +112,11 @@ def _addresses(nic: Mapping[str, Any]) -> str:
     return text(shown) if found else "-"
 
 
+def _on_off(value: object) -> str:
+    """The agent's secure_boot: true, false, or null (a UEFI machine that did not say)."""
+    return {True: "on (enforced)", False: "off"}.get(value, "-") if isinstance(value, bool) else "-"
+
+
 def hardware(facts: object) -> Hardware:
     """The facts of one node, whatever their shape: a wrong type reads as "-", never fails."""
     facts = _dict(facts)
@@ -121,7 +126,8 @@ def hardware(facts: object) -> Hardware:
         system=[(label, text(system.get(key))) for label, key in (
             ("Vendor", "vendor"), ("Product", "product"), ("Serial", "serial"),
             ("UUID", "uuid"), ("Firmware", "firmware"), ("Image", "image_id"),
-            ("Kernel", "kernel"))],
+            ("Kernel", "kernel"), ("Boot path", "boot_path"))]
+        + [("Secure Boot", _on_off(system.get("secure_boot")))],
         cpu=[("Model", _cpu(cpu) if cpu else "-"),
              ("Features", text(", ".join(sorted(k for k, v in flags.items() if v is True))))],
         memory=[("Total", _memory(memory) if memory else "-")],
