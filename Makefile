@@ -107,7 +107,7 @@ demo-stop: venv
 	echo "master stopped (pid $$pid)"; rm -f $$pidfile
 
 # The whole benchmark (~20 min, root): writes bench/results.json and docs/benchmarks.md.
-BENCH_SCRIPTS := build_bench boot_bench serve_bench discovery_bench peer_bench console_bench action_bench
+BENCH_SCRIPTS := build_bench boot_bench bootpath_bench serve_bench discovery_bench peer_bench console_bench action_bench
 bench: deps
 	set -e; for b in $(BENCH_SCRIPTS); do $(WITH_PG) $(BIN)/python bench/$$b.py; done
 

@@ -26,6 +26,7 @@ SECTIONS = [
     ("build", "build_bench"),
     ("size", "size_bench"),
     ("boot", "boot_bench"),
+    ("boot_paths", "bootpath_bench"),
     ("serving", "serve_bench"),
     ("discovery", "discovery_bench"),
     ("peer", "peer_bench"),
