@@ -123,3 +123,21 @@ def test_bad_master_url_is_refused_before_anything_starts(
     result = CliRunner().invoke(app, ["vm", "--master", "https://m", "boot"])
     assert "expected http://HOST:PORT" in str(result.exception)
     assert nodes == [] and fake_master.clients == []
+
+
+def test_secure_boot_nodes_get_a_tftp_tree_of_the_active_image(
+    tmp_path: Path, fake_master: FakeMaster, nodes: list[FakeNode],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """--firmware secure-boot: the node's folder gets the TFTP tree (shim, GRUB, grub.cfg
+    naming the guest's view of the master) and DHCP names shimx64.efi."""
+    written: list[tuple[Path, Path, str]] = []
+    monkeypatch.setattr(
+        vm_cmd, "write_local_tree", lambda data, tree, base: written.append((data, tree, base))
+    )
+    registers_after_start(fake_master, nodes)
+    result = boot(tmp_path, "--firmware", "secure-boot", "--name", "sb", "--detach", "-q")
+    assert result.exit_code == 0, result.output
+    (node,) = nodes
+    assert (node.spec.firmware, node.spec.boot_file) == ("secure-boot", "shimx64.efi")
+    assert written == [(tmp_path, node.workdir / "secure-boot-tftp", "http://10.0.2.100")]
