@@ -17,6 +17,13 @@ HEADER = (
     "# rewritten when the active image changes: edit the master's settings, not this file)\n"
     "set timeout=0\n"
 )
+ARGS = (
+    " initrd=initrd.img boot=live"
+    " fetch=http://10.0.0.1:8080/boot/m/${livestrap_mac}/images/img-1/root.squashfs"
+    " livestrap.url=http://10.0.0.1:8080 livestrap.token=tok-EN_1 livestrap.image=img-1"
+    " BOOTIF=01-${livestrap_mac} livestrap.boot=grub console=tty0 console=ttyS0,115200n8"
+    " quiet"
+)
 GRUB_CFG = (
     HEADER
     + "regexp --set=1:m1 --set=2:m2 --set=3:m3 --set=4:m4 --set=5:m5 --set=6:m6 '^"
@@ -24,12 +31,13 @@ GRUB_CFG = (
     + '$\' "$net_default_mac"\n'
     'set livestrap_mac="${m1}-${m2}-${m3}-${m4}-${m5}-${m6}"\n'
     'echo "livestrap: booting image img-1 (Secure Boot chain) for $livestrap_mac"\n'
-    "linux /image/img-1/vmlinuz initrd=initrd.img boot=live"
-    " fetch=http://10.0.0.1:8080/boot/m/${livestrap_mac}/images/img-1/root.squashfs"
-    " livestrap.url=http://10.0.0.1:8080 livestrap.token=tok-EN_1 livestrap.image=img-1"
-    " BOOTIF=01-${livestrap_mac} livestrap.boot=grub console=tty0 console=ttyS0,115200n8"
-    " quiet\n"
-    "initrd /image/img-1/initrd.img\n"
+    "if linux (http,10.0.0.1:8080)/boot/m/${livestrap_mac}/images/img-1/vmlinuz" + ARGS + "; then\n"
+    "  initrd (http,10.0.0.1:8080)/boot/m/${livestrap_mac}/images/img-1/initrd.img\n"
+    "else\n"
+    '  echo "livestrap: this GRUB has no HTTP: kernel and initrd over TFTP"\n'
+    "  linux /image/img-1/vmlinuz" + ARGS + "\n"
+    "  initrd /image/img-1/initrd.img\n"
+    "fi\n"
     "boot\n"
     'echo "livestrap: booting image img-1 failed; retrying in 30 s"\n'
     "sleep 30\n"
@@ -52,6 +60,13 @@ def test_same_command_line_as_ipxe_but_the_mac_and_the_loader() -> None:
         "BOOTIF=01-${livestrap_mac}",
         "livestrap.boot=grub",
     ]
+
+
+@pytest.mark.parametrize("base", ["https://master.example", "http://[fd00::1]:8080"])
+def test_tftp_only_where_grub_cannot_use_the_url(base: str) -> None:
+    config = render_grub_config(base, "img-1", "tok")
+    assert "(http," not in config and "if linux" not in config
+    assert "\nlinux /image/img-1/vmlinuz initrd=initrd.img " in config
 
 
 def test_no_image_config_exact() -> None:

@@ -3,11 +3,13 @@
 Only binaries the distribution signed run: shim (signed by Microsoft's UEFI CA) loads
 `grubx64.efi` from the same TFTP folder, which must be Debian's `grubnetx64.efi.signed`
 (signed by Debian), and that GRUB's `linux` has shim check the image's kernel (signed by
-Debian). Debian 12's network GRUB has its prefix baked in as `/grub` on the device it
-came from and reads `$prefix/grub.cfg`, so the config is `grub/grub.cfg` in the TFTP
-tree. It has no `http` module (Secure Boot forbids loading one), so the kernel and the
-initrd come over TFTP as well, from `image/<id>/` in the same tree (netboot.tftptree);
-live-boot's squashfs download and the agent use HTTP, as on the iPXE path.
+Debian). Debian's network GRUB has its prefix baked in as `/grub` on the device it came from and
+reads `$prefix/grub.cfg`, so the config is `grub/grub.cfg` in the TFTP tree. Debian 13's
+has an `http` module built in and fetches the kernel and the initrd from the master's
+/boot URLs (on the timeline, with the MAC); Debian 12's has none (and Secure Boot
+forbids loading one), so its `linux (http,...)` fails and the config falls back to
+`image/<id>/` in the same tree, over TFTP (netboot.tftptree). live-boot's squashfs
+download and the agent use HTTP on every path.
 
 The kernel command line is the iPXE path's (master.ipxe.kernel_arguments), with the
 node's MAC spelled by GRUB: `$net_default_mac` has colons, and `regexp` splits it so
@@ -18,6 +20,7 @@ file cannot tell nodes apart, so the RAM refusal of /boot/ipxe has no equivalent
 from __future__ import annotations
 
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from livestrap import bootpaths
 from livestrap.master.ipxe import NO_IMAGE_REASON, check_base_url, kernel_arguments
@@ -38,6 +41,15 @@ HEADER = [
 
 
 IMAGES_FOLDER = "image"  # of the TFTP tree: image/<id>/vmlinuz
+
+
+def grub_http_device(base_url: str) -> str | None:
+    """GRUB's name for the master over HTTP, (http,HOST) or (http,HOST:PORT); None where
+    GRUB cannot use it (https, an IPv6 literal): then TFTP only."""
+    parts = urlsplit(base_url)
+    if parts.scheme != "http" or not parts.hostname or ":" in parts.hostname:
+        return None
+    return f"(http,{parts.netloc})"
 
 
 def image_dir(image_id: str) -> str:
@@ -68,13 +80,32 @@ def render_grub_config(
     args = kernel_arguments(
         base, image_id, token, kernel_cmdline, mac=GRUB_MAC_HYPHENS, boot_path="grub"
     )
-    folder = image_dir(image_id)
+    folder, cmdline = image_dir(image_id), " ".join(args)
+    device = grub_http_device(base)
+    over_tftp = [
+        f"linux /{folder}/{bootpaths.KERNEL} {cmdline}",
+        f"initrd /{folder}/{bootpaths.INITRD}",
+    ]
+    if device is None:
+        loading = over_tftp
+    else:
+        kernel, initrd = (
+            device + urlsplit(bootpaths.mac_file_url(base, image_id, n, GRUB_MAC_HYPHENS)).path
+            for n in (bootpaths.KERNEL, bootpaths.INITRD)
+        )
+        loading = [
+            f"if linux {kernel} {cmdline}; then",
+            f"  initrd {initrd}",
+            "else",
+            '  echo "livestrap: this GRUB has no HTTP: kernel and initrd over TFTP"',
+            *(f"  {line}" for line in over_tftp),
+            "fi",
+        ]
     lines = [
         *HEADER,
         *MAC_LINES,
         f'echo "livestrap: booting image {image_id} (Secure Boot chain) for $livestrap_mac"',
-        f"linux /{folder}/{bootpaths.KERNEL} {' '.join(args)}",
-        f"initrd /{folder}/{bootpaths.INITRD}",
+        *loading,
         "boot",
         *_retry_lines(f"booting image {image_id} failed", retry_s),
     ]
