@@ -4,12 +4,15 @@ Only binaries the distribution signed run: shim (signed by Microsoft's UEFI CA) 
 `grubx64.efi` from the same TFTP folder, which must be Debian's `grubnetx64.efi.signed`
 (signed by Debian), and that GRUB's `linux` has shim check the image's kernel (signed by
 Debian). Debian's network GRUB has its prefix baked in as `/grub` on the device it came from and
-reads `$prefix/grub.cfg`, so the config is `grub/grub.cfg` in the TFTP tree. Debian 13's
-has an `http` module built in and fetches the kernel and the initrd from the master's
-/boot URLs (on the timeline, with the MAC); Debian 12's has none (and Secure Boot
-forbids loading one), so its `linux (http,...)` fails and the config falls back to
-`image/<id>/` in the same tree, over TFTP (netboot.tftptree). live-boot's squashfs
-download and the agent use HTTP on every path.
+reads `$prefix/grub.cfg`, so the config is `grub/grub.cfg` in the TFTP tree. The config
+asks for the kernel and the initrd over HTTP first (the master's /boot URLs: on the
+timeline, with the MAC) and falls back to `image/<id>/` in the same tree over TFTP
+(netboot.tftptree). Seen here: Debian 12's GRUB has no `http` module (and Secure Boot
+forbids loading one), so it falls back at once; Debian 13's has one, fetches the kernel,
+then refuses it ("big file signature isn't implemented yet") because it matches
+`Content-Length` case by case and uvicorn sends `content-length`, so it falls back too,
+one kernel download later. nginx in front spells it `Content-Length` (untested here).
+live-boot's squashfs download and the agent use HTTP on every path.
 
 The kernel command line is the iPXE path's (master.ipxe.kernel_arguments), with the
 node's MAC spelled by GRUB: `$net_default_mac` has colons, and `regexp` splits it so
