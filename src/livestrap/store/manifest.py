@@ -31,6 +31,7 @@ from pydantic import (
 from livestrap.errors import StoreError
 from livestrap.kernelopts import check_kernel_options
 from livestrap.spec import check_recorded_spec
+from livestrap.store.coverage import DriverCoverage
 from livestrap.yamlfile import PlainDumper, load_plain_yaml
 
 METADATA = "metadata.yaml"
@@ -118,6 +119,9 @@ class ImageMetadata(BaseModel):
     base_tree: str | None = None  # the kept tree's base key an incremental build began from
     packages: dict[str, str]
     artifacts: dict[str, Artifact]
+    # the PCI devices its kernel modules claim, and the firmware they lack (builder.coverage);
+    # None: built before it was recorded
+    driver_coverage: DriverCoverage | None = None
     _problems: list[str] = PrivateAttr(default_factory=list)
 
     @property
