@@ -107,3 +107,12 @@ def fake_root(root: Path, firmware: dict[str, bytes], *, merged: bool = True) ->
 
 def xz(data: bytes) -> bytes:
     return lzma.compress(data)
+
+
+def add_coverage(image_dir: Path, record: DriverCoverage | None = None) -> None:
+    """Give a stored image's metadata.yaml the fixture modules' coverage record."""
+    from livestrap.store.manifest import METADATA, dump_metadata, parse_metadata
+
+    meta = parse_metadata((image_dir / METADATA).read_text())
+    meta.driver_coverage = record or fixture_coverage()
+    (image_dir / METADATA).write_text(dump_metadata(meta))

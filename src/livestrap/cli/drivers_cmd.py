@@ -14,7 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from livestrap.cli.client import DEFAULT_URL, MasterUrl, Token, make_client
+from livestrap.cli import remote
+from livestrap.cli.client import DEFAULT_URL, MasterUrl, Token
 from livestrap.cli.client import call as call_master
 from livestrap.cli.options import DEFAULT_DATA_DIR, existing_data_dir
 from livestrap.cli.output import (
@@ -123,7 +124,7 @@ def drivers(
     if pci is not None and node is not None:
         raise OptionError("give --pci or --node, not both")
     if node is not None:
-        with make_client(master, token, data_dir) as client:
+        with remote.make_client(master, token, data_dir) as client:  # as remote's groups
             path = f"/api/v1/images/{check_image_id(image_id)}/drivers/check"
             found = call_master(client, "POST", path, json={"node": node})
         _print_check(fmt, DriverCheck.model_validate(found))
