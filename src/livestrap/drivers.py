@@ -24,7 +24,7 @@ from livestrap.lspci import PciDevice, class_name, class_rank
 MAX_ALIAS_TEXT = 16 << 20  # a whole distribution kernel's modules.alias is ~1.3 MB
 _ALIAS = re.compile(
     r"^alias pci:v(\*|[0-9A-F]{8})d(\*|[0-9A-F]{8})sv(\*|[0-9A-F]{8})sd(\*|[0-9A-F]{8})"
-    r"bc(\*|[0-9A-F]{2})sc(\*|[0-9A-F]{2})i(\*|[0-9A-F]{2}\*) ([A-Za-z0-9_-]{1,64})$"
+    r"bc(\*|[0-9A-F]{2})sc(\*|[0-9A-F]{2})i(\*|[0-9A-F]{2}\*) ([A-Za-z0-9_-]{1,64})\Z"
 )
 _COMPACT_FIELD = (r"[0-9a-f]{4}", r"[0-9a-f]{4}", r"[0-9a-f]{4}", r"[0-9a-f]{4}",
                   r"[0-9a-f]{2}", r"[0-9a-f]{2}", r"[0-9a-f]{2}")  # fmt: skip

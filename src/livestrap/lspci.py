@@ -27,17 +27,17 @@ _HEX4 = r"[0-9a-fA-F]{4}"
 _TERSE = re.compile(
     rf"^(?P<slot>{_SLOT}) (?:[^\[\]]*\[)?(?P<cls>{_HEX4})\]?: "
     rf"(?:.*\[)?(?P<vendor>{_HEX4}):(?P<device>{_HEX4})\]?"
-    r"(?: \(rev (?P<rev>[0-9a-fA-F]{2})\))?(?: \(prog-if (?P<progif>[0-9a-fA-F]{2})[^)]*\))?\s*$"
+    r"(?: \(rev (?P<rev>[0-9a-fA-F]{2})\))?(?: \(prog-if (?P<progif>[0-9a-fA-F]{2})[^)]*\))?\s*\Z"
 )
-_QUOTED = r'"(?:[^"\[\]]*\[)?(' + _HEX4 + r')\]?"'
+_QUOTED = r'"(?:[^"]*\[)?(' + _HEX4 + r')\]?"'
 _MM = re.compile(
     rf"^(?P<slot>{_SLOT}) {_QUOTED} {_QUOTED} {_QUOTED}"
     r"(?: -r[0-9a-fA-F]{2})?(?: -p(?P<progif>[0-9a-fA-F]{2}))?"
-    rf'(?: (?:{_QUOTED}|"") (?:{_QUOTED}|""))?\s*$'
+    rf'(?: (?:{_QUOTED}|"") (?:{_QUOTED}|""))?\s*\Z'
 )
-_SUBSYSTEM = re.compile(rf"^\s+Subsystem: (?:.*\[)?({_HEX4}):({_HEX4})\]?\s*$")
-_VMM_FIELD = re.compile(r"^(?P<key>[A-Za-z]+):\s+(?P<value>.*?)\s*$")
-_VMM_HEX = re.compile(rf"^(?:.*\[)?(?P<hex>{_HEX4}|[0-9a-fA-F]{{2}})\]?$")
+_SUBSYSTEM = re.compile(rf"^\s+Subsystem: (?:.*\[)?({_HEX4}):({_HEX4})\]?\s*\Z")
+_VMM_FIELD = re.compile(r"^(?P<key>[A-Za-z]+):\s+(?P<value>.*?)\s*\Z")
+_VMM_HEX = re.compile(rf"^(?:.*\[)?(?P<hex>{_HEX4}|[0-9a-fA-F]{{2}})\]?\Z")
 
 # PCI base classes (the PCI Code and ID Assignment Specification), the first byte of the
 # class code; storage and network matter most to a discovery image, so they come first

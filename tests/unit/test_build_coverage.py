@@ -111,9 +111,18 @@ def test_a_module_file_gone_is_a_problem_not_a_failure(tmp_path: Path) -> None:
     ice.unlink()
     nvme = next((root / "usr/lib/modules" / KVER).rglob("nvme.ko"))
     nvme.write_bytes(b"not elf")
+    ahci = next((root / "usr/lib/modules" / KVER).rglob("ahci.ko"))
+    ahci.rename(ahci.with_name("ahci.ko.zst"))
+    dep = root / "usr/lib/modules" / KVER / "modules.dep"
+    dep.write_text(dep.read_text().replace("ahci.ko:", "ahci.ko.zst:"))
     record, problems = coverage.read_coverage(root, KVER)
     assert "ice" not in record.modules
-    assert problems == ["ice: in modules.alias, but no module file", "nvme: not an ELF file"]
+    assert problems == [
+        "ice: in modules.alias, but no module file",
+        "nvme: not an ELF file",
+        "ahci: zstd-compressed module: its firmware names are not read",
+    ]
+    assert "ahci" in record.modules  # its patterns still count
     assert record.modules["nvme"].firmware_complete  # it names none that can be read
 
 

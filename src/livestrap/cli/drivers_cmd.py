@@ -14,9 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from livestrap.cli import remote
 from livestrap.cli.client import DEFAULT_URL, MasterUrl, Token
-from livestrap.cli.client import call as call_master
 from livestrap.cli.options import DEFAULT_DATA_DIR, existing_data_dir
 from livestrap.cli.output import (
     Column,
@@ -28,6 +26,7 @@ from livestrap.cli.output import (
     output_option,
     print_rows,
 )
+from livestrap.cli.remote import Remote
 from livestrap.errors import OptionError, StoreError
 from livestrap.lspci import MAX_TEXT, LspciError, parse_lspci
 from livestrap.master.schemas.drivers import DriverCheck
@@ -124,9 +123,12 @@ def drivers(
     if pci is not None and node is not None:
         raise OptionError("give --pci or --node, not both")
     if node is not None:
-        with remote.make_client(master, token, data_dir) as client:  # as remote's groups
+        client = Remote(master=master, token=token, data_dir=data_dir)
+        try:
             path = f"/api/v1/images/{check_image_id(image_id)}/drivers/check"
-            found = call_master(client, "POST", path, json={"node": node})
+            found = client.call("POST", path, json={"node": node})
+        finally:
+            client.close()
         _print_check(fmt, DriverCheck.model_validate(found))
         return
     store = ImageStore(existing_data_dir(data_dir))
