@@ -241,3 +241,20 @@ def test_a_tree_without_modules_alias_records_none(
     meta = build_fake(tmp_path, monkeypatch, with_modules=False)
     assert meta.driver_coverage is None  # type: ignore[attr-defined]
     assert "PCI coverage not recorded" in (tmp_path / "build.log").read_text()
+
+
+def test_metadata_loads_alike_through_libyaml() -> None:
+    """parse_metadata's libyaml path gives load_plain_yaml's values and refusals."""
+    import yaml as pyyaml
+    from store_helpers import artifact_bytes, make_metadata
+
+    from livestrap.yamlfile import load_plain_yaml, load_plain_yaml_fast
+
+    meta = make_metadata("img-1", artifact_bytes("img-1"))
+    meta.driver_coverage = fixture_coverage()
+    odd = "a: yes\nb: 0o17\nc: 2024-05-01\nd: 1e3\ne: ~\nf: '012'\ng: [1, {h: .inf}]\n"
+    for text in (dump_metadata(meta), odd):
+        assert load_plain_yaml_fast(text) == load_plain_yaml(text)
+    for bomb in ("a: &x [1]\nb: *x\n", "a: &x 1\n"):
+        with pytest.raises(pyyaml.YAMLError, match="anchors and aliases"):
+            load_plain_yaml_fast(bomb)

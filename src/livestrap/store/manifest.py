@@ -32,7 +32,7 @@ from livestrap.errors import StoreError
 from livestrap.kernelopts import check_kernel_options
 from livestrap.spec import check_recorded_spec
 from livestrap.store.coverage import DriverCoverage
-from livestrap.yamlfile import PlainDumper, load_plain_yaml
+from livestrap.yamlfile import PlainDumper, load_plain_yaml_fast
 
 METADATA = "metadata.yaml"
 ARTIFACTS = ("vmlinuz", "initrd.img", "root.squashfs")
@@ -199,7 +199,7 @@ def parse_metadata(text: str, source: str = METADATA, *, stored: bool = False) -
     problems: list[str] = []
     try:
         meta = ImageMetadata.model_validate(
-            load_plain_yaml(text), context={STORED: problems} if stored else None
+            load_plain_yaml_fast(text), context={STORED: problems} if stored else None
         )
     except (yaml.YAMLError, ValidationError) as err:
         raise StoreError(f"{source} is not valid image metadata: {err}") from None
