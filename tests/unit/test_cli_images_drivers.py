@@ -113,3 +113,21 @@ def test_node_asks_the_master(store: ImageStore, fake_master: FakeMaster) -> Non
     assert result.exit_code == 1
     assert result.stdout.splitlines()[1].split()[:4] == ["0000:86:00.0", "14e4:168e", "network",
                                                          "controller"]  # fmt: skip
+
+
+def test_nodes_show_names_the_driver_gaps() -> None:
+    from livestrap.cli.describe import describe_node
+
+    gap = {"slot": "0000:3b:00.0", "ids": "8086:1592", "class_name": "network controller",
+           "status": "no-firmware", "missing_firmware": ["intel/ice/ddp/ice.pkg"]}  # fmt: skip
+    node = {"id": "n1", "facts": {}, "failures": [], "driver_gaps": [gap, "junk"]}
+    lines = describe_node(node, now=0)
+    at = lines.index("Not driven by the active image:")
+    assert lines[at + 1 : at + 3] == [
+        "  SLOT          IDS        CLASS               PROBLEM      MISSING FIRMWARE",
+        "  0000:3b:00.0  8086:1592  network controller  no-firmware  intel/ice/ddp/ice.pkg",
+    ]
+    for quiet in ([], None):  # none, or not known: nothing said
+        assert "Not driven by the active image:" not in describe_node(
+            {**node, "driver_gaps": quiet}, now=0
+        )
