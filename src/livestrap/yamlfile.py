@@ -132,6 +132,25 @@ def load_plain_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_PlainLoader)  # a SafeLoader subclass
 
 
+def load_plain_yaml_fast(text: str) -> Any:
+    """load_plain_yaml's values, parsed by libyaml when PyYAML has it: an image's
+    metadata.yaml (tens of KB with its driver coverage) takes ~30 ms instead of ~250,
+    and the store reads every image's on each listing. The events are checked for
+    anchors and aliases first (streamed: nothing expands), then loaded with the same
+    safe constructor and resolver."""
+    if not yaml.__with_libyaml__:
+        return load_plain_yaml(text)
+    for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "anchors and aliases (&, *) are not allowed",
+                event.start_mark,  # type: ignore[arg-type]  # libyaml's Mark, alike
+            )
+    return yaml.load(text, Loader=yaml.CSafeLoader)
+
+
 class PlainDumper(yaml.SafeDumper):
     """SafeDumper that never writes anchors or aliases, so what it writes loads again."""
 

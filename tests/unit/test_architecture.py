@@ -51,6 +51,9 @@ RULES = [
     Rule("livestrap.netboot.nginx", forbid=PURE, transitive=True),
     Rule("livestrap", forbid=("subprocess",), exempt=OWN_COMMANDS),  # run.py runs commands
     Rule("livestrap.datadir", only=(STDLIB,)),  # the layout, no I/O of its own
+    Rule("livestrap.lspci", only=(STDLIB,)),  # pure: lspci text and PCI facts parsed
+    Rule("livestrap.modinfo", only=(STDLIB,)),  # pure: a module's .modinfo from its ELF
+    Rule("livestrap.drivers", only=(STDLIB, "livestrap.lspci")),  # pure: coverage matching
     Rule("livestrap.bootpaths", only=(STDLIB,)),  # pure: the /boot URL scheme
     Rule("livestrap.release", only=(STDLIB,)),  # pure: Release fields, read not fetched
     Rule("livestrap.spec", forbid=BUILDING),  # the input knows nothing of what uses it

@@ -28,8 +28,10 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/livestrap
 # gets (apt, release), how an overlay is copied (fdpath). Hashed with builder/*.py.
 DECIDING_MODULES = (
     "apt.py",
+    "drivers.py",  # the driver coverage metadata.yaml records: its alias parsing
     "fdpath.py",
     "kernelopts.py",
+    "modinfo.py",  # ... and the firmware names it reads from each module
     "release.py",
     "resolve.py",
     "spec.py",

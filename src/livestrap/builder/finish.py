@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from livestrap import __version__
-from livestrap.builder import aptlists, guards, sbom
+from livestrap.builder import aptlists, coverage, guards, sbom
 from livestrap.errors import BuildError
+from livestrap.store.coverage import DriverCoverage
 from livestrap.store.images import ImageStore
 from livestrap.store.manifest import (
     METADATA,
@@ -74,6 +75,7 @@ def stage_metadata(ctx: BuildContext) -> None:
         for name, version, status in (line.split("\t") for line in out if line.count("\t") == 2)
         if status.startswith("ii")
     }
+    driver_coverage = _driver_coverage(ctx)
     created = datetime.now(UTC).replace(microsecond=0)
     ctx.image_id = _new_image_id(ctx.store, ctx.spec.label, created)
     meta = ImageMetadata(
@@ -95,8 +97,23 @@ def stage_metadata(ctx: BuildContext) -> None:
         agent_version=ctx.packages.get("livestrap-agent"),
         packages=dict(sorted(ctx.packages.items())),
         artifacts=describe_artifacts(ctx.out),
+        driver_coverage=driver_coverage,
     )
     (ctx.out / METADATA).write_text(dump_metadata(meta))
+
+
+def _driver_coverage(ctx: BuildContext) -> DriverCoverage | None:
+    """The PCI coverage of the tree squashfs was made from (still there until commit);
+    logged as one summary line. None (logged) when the tree has no modules.alias."""
+    base = coverage.module_dir(ctx.rootfs, ctx.kernel_version)
+    if not (base / "modules.alias").is_file():
+        ctx.log.write(f"drivers: no {base.name}/modules.alias: PCI coverage not recorded")
+        return None
+    record, problems = coverage.read_coverage(ctx.rootfs, ctx.kernel_version)
+    for problem in problems[:20]:
+        ctx.log.write(f"drivers: {problem}")
+    ctx.log.write(f"drivers: {coverage.summary_line(record)}")
+    return record
 
 
 def stage_commit(ctx: BuildContext) -> None:

@@ -26,6 +26,12 @@ def _text(value: object) -> str:
     return "-" if value is None or value == "" else str(value)
 
 
+def _names(value: object) -> str:
+    """A list of strings (a node's answer: anything else is left out), comma separated."""
+    names = [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+    return ", ".join(names) or "-"
+
+
 def _yes(value: object) -> str:
     return "yes" if value else "no"
 
@@ -110,6 +116,14 @@ def describe_node(node: Mapping[str, Any], now: float | None = None) -> list[str
         for n in _list(facts.get("nics"))
     ]  # fmt: skip
     lines += _table("NICs", ["NAME", "MAC", "DRIVER", "LINK", "SPEED", "PXE"], nics)
+    gaps = [
+        [_text(g.get("slot")), _text(g.get("ids")), _text(g.get("class_name")),
+         _text(g.get("status")), _names(g.get("missing_firmware"))]
+        for g in _list(node.get("driver_gaps"))
+    ]  # fmt: skip
+    if gaps:  # the active image cannot drive these: the node's next boot would lack them
+        lines += _table("Not driven by the active image",
+                        ["SLOT", "IDS", "CLASS", "PROBLEM", "MISSING FIRMWARE"], gaps)  # fmt: skip
     failures = _list(node.get("failures"))
     if not failures:
         lines.append("Failures:  none")

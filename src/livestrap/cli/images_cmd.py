@@ -1,4 +1,4 @@
-"""`livestrap images list|show|diff|verify|sbom|export|import|activate|delete`."""
+"""`livestrap images list|show|diff|verify|sbom|drivers|export|import|activate|delete`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from livestrap.cli import tables
+from livestrap.cli.drivers_cmd import drivers
 from livestrap.cli.options import DEFAULT_DATA_DIR, ExistingDataDir, id_argument
 from livestrap.cli.output import (
     DocumentOutput,
@@ -122,6 +123,9 @@ def sbom(image_id: ImageId, data_dir: ExistingDataDir = DEFAULT_DATA_DIR) -> Non
     store = ImageStore(data_dir)
     sys.stdout.buffer.write(store.sbom(store.resolve(image_id)))
     sys.stdout.buffer.flush()
+
+
+app.command("drivers")(drivers)  # in its own module (cli.drivers_cmd)
 
 
 @app.command("export")

@@ -31,7 +31,8 @@ from pydantic import (
 from livestrap.errors import StoreError
 from livestrap.kernelopts import check_kernel_options
 from livestrap.spec import check_recorded_spec
-from livestrap.yamlfile import PlainDumper, load_plain_yaml
+from livestrap.store.coverage import DriverCoverage
+from livestrap.yamlfile import PlainDumper, load_plain_yaml_fast
 
 METADATA = "metadata.yaml"
 ARTIFACTS = ("vmlinuz", "initrd.img", "root.squashfs")
@@ -118,6 +119,9 @@ class ImageMetadata(BaseModel):
     base_tree: str | None = None  # the kept tree's base key an incremental build began from
     packages: dict[str, str]
     artifacts: dict[str, Artifact]
+    # the PCI devices its kernel modules claim, and the firmware they lack (builder.coverage);
+    # None: built before it was recorded
+    driver_coverage: DriverCoverage | None = None
     _problems: list[str] = PrivateAttr(default_factory=list)
 
     @property
@@ -195,7 +199,7 @@ def parse_metadata(text: str, source: str = METADATA, *, stored: bool = False) -
     problems: list[str] = []
     try:
         meta = ImageMetadata.model_validate(
-            load_plain_yaml(text), context={STORED: problems} if stored else None
+            load_plain_yaml_fast(text), context={STORED: problems} if stored else None
         )
     except (yaml.YAMLError, ValidationError) as err:
         raise StoreError(f"{source} is not valid image metadata: {err}") from None

@@ -23,6 +23,7 @@ from livestrap.master.queries import BadCursor, parse_cursor
 from livestrap.master.services import nodes as service
 from livestrap.master.services.actions import action_view, node_actions
 from livestrap.master.services.boot_timeline import boot_timeline
+from livestrap.master.services.drivers import with_driver_gaps
 from livestrap.master.services.node_search import NodeFilters, count_nodes, search_nodes
 
 TIMELINE_EVENTS = 300  # the newest events read for the last boot's picture
@@ -68,6 +69,7 @@ def node_page(
     state.guards.flush_logged()  # the counted refusals, up to now
     try:
         node = service.show_node(db, node_id[:100], service.online_since(state.settings))
+        node = with_driver_gaps(node, state.store)
     except LivestrapError as err:
         return problem(request, login, status_for(err), str(err))
     now = time.time()

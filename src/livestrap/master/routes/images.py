@@ -9,13 +9,15 @@ is left as it was.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Body, HTTPException, Request, Response
 from fastapi.responses import FileResponse
 
+from livestrap.lspci import LspciError, devices_from_facts, parse_lspci
 from livestrap.master.deps import AdminOnly, SessionDep, StateDep
 from livestrap.master.download import TempFileResponse, bundle_download
+from livestrap.master.schemas.drivers import DriverCheck, DriverCheckRequest, ImageDrivers
 from livestrap.master.schemas.images import (
     Activated,
     ImageDetail,
@@ -24,6 +26,7 @@ from livestrap.master.schemas.images import (
     ImageVerified,
 )
 from livestrap.master.services.bundles import MEDIA_TYPE, resolve_image
+from livestrap.master.services.drivers import check_image, image_drivers
 from livestrap.master.services.images import (
     activate,
     image_detail,
@@ -31,6 +34,7 @@ from livestrap.master.services.images import (
     image_summary,
     info_of,
 )
+from livestrap.master.services.nodes import find_node
 from livestrap.master.upload import import_upload
 from livestrap.store.bundle import Compression
 from livestrap.store.manifest import SBOM_MEDIA_TYPE
@@ -86,6 +90,41 @@ def image_sbom(image_id: str, state: StateDep) -> Response:
     """The image's SBOM: CycloneDX 1.5 JSON, one component per installed package."""
     data = state.store.sbom(resolve_image(state.store, image_id))
     return Response(data, media_type=SBOM_MEDIA_TYPE)
+
+
+NO_COVERAGE: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such image (or node)."},
+    409: {"description": "An image built before images recorded their driver coverage."},
+}
+
+
+@router.get("/images/{image_id}/drivers", response_model=ImageDrivers, responses=NO_COVERAGE)
+def image_driver_classes(image_id: str, state: StateDep) -> ImageDrivers:
+    """Which PCI device classes the image's kernel modules can drive, NICs and storage
+    first, and the firmware files its modules name that it lacks (from metadata.yaml)."""
+    return image_drivers(state.store.get(resolve_image(state.store, image_id)))
+
+
+@router.post(
+    "/images/{image_id}/drivers/check",
+    response_model=DriverCheck,
+    responses={**NO_COVERAGE, 422: {"description": "Not lspci output of a known form."}},
+)
+def check_drivers(
+    image_id: str, state: StateDep, session: SessionDep, body: Annotated[DriverCheckRequest, Body()]
+) -> DriverCheck:
+    """Every PCI device of a machine (`lspci` text, or a registered node's reported PCI
+    facts) against the image: ok, no-driver or no-firmware; NICs and storage first."""
+    meta = state.store.get(resolve_image(state.store, image_id))
+    if body.node is not None:
+        node = find_node(session, body.node)
+        facts = node.facts if isinstance(node.facts, dict) else {}
+        return check_image(meta, devices_from_facts(facts.get("pci")))
+    try:
+        devices = parse_lspci(body.lspci or "")
+    except LspciError as err:
+        raise HTTPException(status_code=422, detail=str(err)) from None
+    return check_image(meta, devices)
 
 
 @router.post("/images/{image_id}/verify", response_model=ImageVerified)

@@ -25,6 +25,7 @@ from livestrap.master.schemas.nodes import (
 from livestrap.master.schemas.rules import NodePatch
 from livestrap.master.services import node_edit
 from livestrap.master.services import nodes as service
+from livestrap.master.services.drivers import with_driver_gaps
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorDetail, "description": "No node with that id (or id prefix)."},
@@ -100,7 +101,8 @@ def list_nodes(
 
 @router.get("/{node_id}", response_model=NodeDetail, responses=NOT_FOUND, summary="Show a node")
 def show_node(node_id: NodeRef, session: SessionDep, state: StateDep) -> NodeDetail:
-    return service.show_node(session, node_id, service.online_since(state.settings))
+    detail = service.show_node(session, node_id, service.online_since(state.settings))
+    return with_driver_gaps(detail, state.store)
 
 
 @router.patch(
@@ -118,7 +120,8 @@ def patch_node(
 ) -> NodeDetail:
     """Set `name` (a DNS label, unique; `null` clears it) and/or `tags` (the whole list:
     it replaces the node's tags). A field left out is left alone."""
-    return node_edit.patch_node(session, node_id, body, service.online_since(state.settings))
+    detail = node_edit.patch_node(session, node_id, body, service.online_since(state.settings))
+    return with_driver_gaps(detail, state.store)
 
 
 @router.get(

@@ -23,6 +23,7 @@ from pydantic import (
 
 from livestrap.master.events import normalize_mac
 from livestrap.master.schemas.bounds import check_bounds, text_safe
+from livestrap.master.schemas.drivers import DeviceStatus
 
 NodeStatus = Literal["online", "offline"]
 MAX_UPTIME_S = 1 << 40  # ~35,000 years; a larger int breaks the float arithmetic of boots
@@ -197,6 +198,12 @@ class NodeDetail(NodeSummary):
     facts_hash: str | None
     facts: dict[str, Any]
     failures: list[dict[str, Any]]
+    driver_gaps: list[DeviceStatus] | None = Field(
+        default=None,
+        description="The node's NICs and storage controllers the active image has no driver "
+        "or no firmware for (the machine that would fail its next boot); null: not known "
+        "(no active image, one built before coverage was recorded, or no PCI facts).",
+    )
 
 
 class TimelineEvent(Readable):
