@@ -1,7 +1,8 @@
 """resolve(): a parsed spec becomes the one thing a build takes, a frozen ResolvedSpec.
 
 In this order: the mirror (spec > LIVESTRAP_MIRROR > the host's APT sources), its archive
-key, the distro's suite, components and kernel; then the pins of the spec's repos; then,
+key, the distro's suite, components (non-free-firmware added when the spec names
+firmware) and kernel; then the pins of the spec's repos; then,
 when the spec wants the agent, the master's repository and the agent's packages (the
 caller's `agent` source may publish them first: see livestrap.builder.plan). The files
 the spec names were checked when it was parsed; livestrap.specfields marks their fields,
@@ -29,7 +30,7 @@ from livestrap.mirror import (
 )
 from livestrap.spec import BuildSpec, Repo, ResolvedSpec
 from livestrap.specerrors import format_validation_error
-from livestrap.specfields import RECORDED, check_url
+from livestrap.specfields import FIRMWARE_COMPONENT, RECORDED, check_url
 
 DISTRO_DEFAULTS: dict[str, dict[str, Any]] = {
     "debian": {
@@ -136,9 +137,17 @@ def _defaults(spec: BuildSpec, env: Mapping[str, str], apt_root: Path) -> dict[s
         "suite": suite,
         "suites": spec.suites or _default_suites(entries, mirror, suite),
         **_security(spec, env, entries, suite, host is not None and mirror == host.uri),
-        "components": spec.components or list(defaults["components"]),
+        "components": _components(spec, spec.components or list(defaults["components"])),
         "kernel": spec.kernel or defaults["kernel"],
     }
+
+
+def _components(spec: BuildSpec, components: list[str]) -> list[str]:
+    """The distro repository's components, with non-free-firmware when the spec names
+    firmware (its packages are there): added once, after those given."""
+    if spec.firmware and FIRMWARE_COMPONENT not in components:
+        return [*components, FIRMWARE_COMPONENT]
+    return components
 
 
 def _default_suites(entries: list[SourceEntry], mirror: str, suite: str) -> list[str]:

@@ -28,14 +28,17 @@ from livestrap.errors import Problem, SpecError
 from livestrap.kernelopts import check_kernel_options
 from livestrap.specerrors import format_validation_error, validation_problems
 from livestrap.specfields import (
+    FIRMWARE_PACKAGES,
     RECORDED,
     Components,
+    Firmware,
     HostDirs,
     HostFile,
     HostFiles,
     Name,
     Suite,
     Url,
+    firmware_names,
 )
 from livestrap.specpaths import PathRules
 from livestrap.yamlfile import parse_yaml, read_text
@@ -119,6 +122,12 @@ class BuildSpec(BaseModel):
     components: Components | None = None
     repos: list[Repo] = Field(default_factory=list)
     packages: list[str] = Field(default_factory=list)
+    firmware: Firmware = Field(
+        default_factory=list,
+        description="non-free firmware to include: short names (bnx2x, qlogic, ...) of "
+        "Debian's firmware-* packages, or 'all-network'; only files the kept modules "
+        "reference stay in the image",
+    )
     kernel: str | None = None
     kernel_options: list[str] = Field(default_factory=list)
     extra_dirs: HostDirs = Field(default_factory=list)
@@ -188,6 +197,19 @@ class BuildSpec(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _firmware_distro(self) -> BuildSpec:
+        if self.firmware and self.distro != "debian":
+            raise ValueError(
+                f"firmware names Debian's non-free-firmware packages; on {self.distro}, "
+                "add its firmware package (linux-firmware) to `packages` instead"
+            )
+        return self
+
+    def firmware_packages(self) -> list[str]:
+        """The firmware-* packages `firmware` stands for, in the spec's order."""
+        return [FIRMWARE_PACKAGES[name] for name in firmware_names(self.firmware)]
+
+    @model_validator(mode="after")
     def _unique_repos(self) -> BuildSpec:
         names = [r.name for r in self.repos]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -218,8 +240,9 @@ class ResolvedSpec(BuildSpec):
     kernel: str
 
     def all_packages(self) -> list[str]:
-        """Every package the rootfs stage installs: base set, kernel, then extras."""
-        return list(dict.fromkeys([*BASE_PACKAGES, self.kernel, *self.packages]))
+        """Every package the rootfs stage installs: base set, kernel, firmware, extras."""
+        firmware = self.firmware_packages()
+        return list(dict.fromkeys([*BASE_PACKAGES, self.kernel, *firmware, *self.packages]))
 
 
 def spec_warnings(spec: BuildSpec) -> list[str]:

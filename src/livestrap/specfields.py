@@ -129,6 +129,56 @@ def _components(value: list[str]) -> list[str]:
     return value
 
 
+# Firmware a spec may name (`firmware: [bnx2x, ...]`): short name -> Debian's package in
+# the non-free-firmware component, for the wired NICs and storage controllers a
+# discovery image keeps drivers for (graphics, sound and wireless firmware would only
+# be pruned again: their modules are dropped, see builder.slim).
+FIRMWARE_PACKAGES: dict[str, str] = {
+    "bnx2": "firmware-bnx2",  # Broadcom NetXtreme II 1 Gb (bnx2, cnic)
+    "bnx2x": "firmware-bnx2x",  # Broadcom NetXtreme II 10 Gb (bnx2x)
+    "cavium": "firmware-cavium",  # Cavium LiquidIO NICs, Nitrox crypto
+    "misc-nonfree": "firmware-misc-nonfree",  # Intel E810 DDP (ice), Chelsio cxgb3/4, tg3, ...
+    "myricom": "firmware-myricom",  # Myri-10G (myri10ge)
+    "netronome": "firmware-netronome",  # Netronome Agilio (nfp)
+    "netxen": "firmware-netxen",  # QLogic NetXen 3000/3100 (netxen_nic)
+    "qlogic": "firmware-qlogic",  # QLogic FastLinQ (qed/qede), FC HBAs (qla2xxx), qla1280
+    "realtek": "firmware-realtek",  # Realtek RTL8111/8168/8125 onboard NICs (r8169)
+}
+# `firmware: all-network`: the firmware Debian's live-task-non-free-firmware-server
+# recommends for server network and storage devices (bnx2, bnx2x, cavium, myricom,
+# netronome, netxen, qlogic), plus realtek (onboard NICs) and misc-nonfree (Intel E810's
+# DDP package, Chelsio, older Broadcom tg3).
+ALL_NETWORK = "all-network"
+ALL_NETWORK_FIRMWARE = (
+    "bnx2", "bnx2x", "cavium", "misc-nonfree", "myricom", "netronome", "netxen", "qlogic",
+    "realtek",
+)  # fmt: skip
+FIRMWARE_COMPONENT = "non-free-firmware"
+
+
+def _firmware(value: list[str] | str) -> list[str] | str:
+    """A list of known short names (no repeats, order kept), or ALL_NETWORK."""
+    if isinstance(value, str):
+        if value != ALL_NETWORK:
+            raise ValueError(f"{value!r}: give a list of firmware names or {ALL_NETWORK!r}")
+        return value
+    known = ", ".join(FIRMWARE_PACKAGES)
+    for name in value:
+        if name in FIRMWARE_PACKAGES:
+            continue
+        short = name.removeprefix("firmware-")
+        hint = f" (write {short!r})" if short in FIRMWARE_PACKAGES else ""
+        raise ValueError(
+            f"unknown firmware {name[:40]!r}{hint}; known: {known}, or {ALL_NETWORK!r}"
+        )
+    return list(dict.fromkeys(value))
+
+
+def firmware_names(value: list[str] | str) -> tuple[str, ...]:
+    """The short names a checked `firmware` value stands for."""
+    return ALL_NETWORK_FIRMWARE if value == ALL_NETWORK else tuple(value)
+
+
 Name = Annotated[str, AfterValidator(_name)]
 Suite = Annotated[str, AfterValidator(_suite)]
 Components = Annotated[list[str], AfterValidator(_components)]
@@ -136,6 +186,7 @@ Url = Annotated[str, HostUrl()]
 HostFile = Annotated[Path, HostPath("file")]
 HostFiles = Annotated[list[Path], HostPath("file")]
 HostDirs = Annotated[list[Path], HostPath("dir")]
+Firmware = Annotated[list[str] | str, AfterValidator(_firmware)]
 
 Mark = HostPath | HostUrl
 

@@ -95,6 +95,7 @@ def test_the_api_image_is_not_the_file_format(tmp_path: Path) -> None:
         "id", "label", "created", "builder", "distro", "suite", "arch", "spec", "spec_sha256",
         "kernel_version", "kernel_cmdline", "agent_version", "inputs_sha256", "base_tree",
         "packages", "artifacts", "active", "problems", "boot_ram_mb", "source_date_epoch",
+        "firmware_packages",
     ]  # fmt: skip
     # driver_coverage (tens of KB) is served by GET /api/v1/images/{id}/drivers instead
     whole = meta.model_dump(mode="json", exclude={"driver_coverage"})

@@ -53,6 +53,7 @@ ACCOUNT_MAKERS = re.compile(r"\b(adduser|useradd|addgroup|groupadd|systemd-sysus
 NOT_BASE: dict[str, object] = {
     "label": "livestrap",
     "packages": [],
+    "firmware": [],  # packages too (ResolvedSpec.all_packages); its component stays in
     "kernel_options": [],
     "extra_dirs": [],
     "scripts": [],

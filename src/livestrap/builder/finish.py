@@ -95,6 +95,7 @@ def stage_metadata(ctx: BuildContext) -> None:
         source_date_epoch=ctx.source_date_epoch,
         base_tree=ctx.base_tree,
         agent_version=ctx.packages.get("livestrap-agent"),
+        firmware_packages=_firmware_packages(ctx),
         packages=dict(sorted(ctx.packages.items())),
         artifacts=describe_artifacts(ctx.out),
         driver_coverage=driver_coverage,
@@ -114,6 +115,14 @@ def _driver_coverage(ctx: BuildContext) -> DriverCoverage | None:
         ctx.log.write(f"drivers: {problem}")
     ctx.log.write(f"drivers: {coverage.summary_line(record)}")
     return record
+
+
+def _firmware_packages(ctx: BuildContext) -> dict[str, str] | None:
+    """The spec's firmware packages -> installed version; None when it names none."""
+    wanted = ctx.spec.firmware_packages()
+    if not wanted:
+        return None
+    return {p: ctx.packages[p] for p in wanted if p in ctx.packages}
 
 
 def stage_commit(ctx: BuildContext) -> None:

@@ -20,6 +20,7 @@ from livestrap.builder import (
     bootfiles,
     customize,
     fingerprint,
+    firmware,
     incremental,
     initramfs,
     livenet,
@@ -195,7 +196,8 @@ def stage_customize(ctx: BuildContext) -> None:
 
 
 def stage_bootfiles(ctx: BuildContext) -> None:
-    """Copy out kernel + initramfs, check the initramfs, then slim the module tree."""
+    """Copy out kernel + initramfs, check the initramfs, then slim the module tree and
+    the firmware to what the kept modules declare."""
     ctx.kernel_version = bootfiles.find_kernel(ctx.rootfs)
     bootfiles.copy_boot_files(ctx.rootfs, ctx.kernel_version, ctx.out)
     listing = ctx.query(["lsinitramfs", str(ctx.out / "initrd.img")], "bootfiles")
@@ -209,6 +211,7 @@ def stage_bootfiles(ctx: BuildContext) -> None:
     if dropped:  # usually none: dpkg never unpacked them (slim.dpkg_excludes)
         ctx.log.write(f"dropped module trees: {', '.join(dropped)}")
         ctx.run(["depmod", "-b", str(ctx.rootfs), ctx.kernel_version], "bootfiles")
+    firmware.prune_image(ctx)
 
 
 def stage_squashfs(ctx: BuildContext) -> None:

@@ -118,6 +118,8 @@ class ImageMetadata(BaseModel):
     source_date_epoch: int | None = None  # the time every file in the artifacts carries
     base_tree: str | None = None  # the kept tree's base key an incremental build began from
     packages: dict[str, str]
+    # the spec's firmware-* packages -> installed version; None: the spec named none
+    firmware_packages: dict[str, str] | None = None
     artifacts: dict[str, Artifact]
     # the PCI devices its kernel modules claim, and the firmware they lack (builder.coverage);
     # None: built before it was recorded

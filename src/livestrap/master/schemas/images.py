@@ -67,6 +67,11 @@ class ImageDetail(BaseModel):
     source_date_epoch: int | None = Field(
         default=None, description="The time every file in the artifacts carries (Unix seconds)."
     )
+    firmware_packages: dict[str, str] | None = Field(
+        default=None,
+        description="The spec's non-free firmware packages: name -> installed version; null "
+        "when the spec named no firmware.",
+    )
 
 
 class ImageDiff(BaseModel):

@@ -76,6 +76,7 @@ def image_detail(meta: ImageMetadata, active_id: str | None) -> ImageDetail:
         active=meta.id == active_id,
         problems=list(meta.stored_problems),
         source_date_epoch=meta.source_date_epoch,
+        firmware_packages=dict(meta.firmware_packages) if meta.firmware_packages else None,
     )
 
 
