@@ -116,7 +116,8 @@ def test_firmware_no_kept_module_declares_is_gone(built: Built) -> None:
 
 def test_the_log_says_what_each_package_covers(built: Built) -> None:
     version = built.meta.packages["firmware-bnx2x"]
-    line = next(x for x in built.log.splitlines() if x.startswith("firmware firmware-bnx2x "))
+    lines = [x.split("] ", 1)[-1] for x in built.log.splitlines()]  # "[  151.4] text"
+    line = next(x for x in lines if x.startswith("firmware firmware-bnx2x "))
     assert line.startswith(f"firmware firmware-bnx2x {version}: 6 files (")
     assert "kept for bnx2x;" in line and "; 3 files (" in line
 

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 COMPRESSED = (".xz", ".zst")
 LICENCE_PREFIXES = ("LICENCE", "LICENSE", "WHENCE")
 GLOB_CHARS = frozenset("*?[")
+MAX_LINK_HOPS = 40
+FIRMWARE_ROOTS = ("/usr/lib/firmware/", "/lib/firmware/")
 MAX_MODULES_SHOWN = 12
 DPKG_INFO = "var/lib/dpkg/info"
 
@@ -111,45 +113,52 @@ def _listing(fwdir: Path) -> dict[str, Path]:
     return found
 
 
-def _link_target(fwdir: Path, rel: str, path: Path) -> str | None:
-    """Where a link inside fwdir points, relative to fwdir; None when outside it."""
-    target = os.readlink(path)
-    if target.startswith("/"):
-        for base in ("/usr/lib/firmware/", "/lib/firmware/"):
-            if target.startswith(base):
-                target = target[len(base) :]
-                break
-        else:
-            return None
-    else:
-        target = os.path.normpath(os.path.join(os.path.dirname(rel), target))
-    return None if target == ".." or target.startswith("../") else target
+def _path_to(fwdir: Path, rel: str, listing: Mapping[str, Path]) -> list[str]:
+    """What the kernel opens to load `rel`: every link on the way (a linked folder too)
+    and the file it ends at, relative to fwdir; a folder stands for all it holds; []
+    when nothing is there or the way leaves fwdir."""
+    on_the_way: list[str] = []
+    done: list[str] = []
+    todo = rel.split("/")
+    hops = 0
+    while todo:
+        part = todo.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not done:
+                return []
+            done.pop()
+            continue
+        here = "/".join([*done, part])
+        path = fwdir / here
+        if path.is_symlink():
+            hops += 1
+            target = os.readlink(path)
+            if hops > MAX_LINK_HOPS:
+                return []
+            if target.startswith("/"):
+                base = next((b for b in FIRMWARE_ROOTS if target.startswith(b)), None)
+                if base is None:
+                    return []
+                done, target = [], target[len(base) :]
+            on_the_way.append(here)
+            todo = target.split("/") + todo
+            continue
+        if not path.exists():
+            return []
+        done.append(part)
+    end = "/".join(done)
+    if (fwdir / end).is_dir():
+        return on_the_way + [r for r in listing if r.startswith(end + "/")]
+    return [*on_the_way, end] if end else []
 
 
-@dataclass(frozen=True)
-class _Wanted:
-    """The declared firmware names, by name (exact) and as globs (brcmfmac's)."""
-
-    exact: dict[str, set[str]]
-    globs: list[tuple[str, str]]
-
-    @classmethod
-    def of(cls, refs: Mapping[str, Iterable[str]]) -> _Wanted:
-        exact: dict[str, set[str]] = {}
-        globs = []
-        for module, names in refs.items():
-            for ref in names:
-                if any(c in GLOB_CHARS for c in ref):
-                    globs.append((ref, module))
-                else:
-                    exact.setdefault(ref, set()).add(module)
-        return cls(exact, globs)
-
-    def users(self, names: list[str]) -> set[str]:
-        """The modules whose declared firmware names one of `names`."""
-        found = {m for n in names for m in self.exact.get(n, ())}
-        found |= {m for ref, m in self.globs if any(fnmatch.fnmatchcase(n, ref) for n in names)}
-        return found
+def _candidates(ref: str, kernel_version: str) -> list[str]:
+    """Where the kernel looks for a declared name (its fw_path order), each also as
+    the compressed file it can load."""
+    places = [f"updates/{kernel_version}/{ref}", f"updates/{ref}", f"{kernel_version}/{ref}", ref]
+    return [f"{p}{suffix}" for p in places for suffix in ("", *COMPRESSED)]
 
 
 def prune(
@@ -158,31 +167,25 @@ def prune(
     kernel_version: str,
     owned: set[str] | None = None,
 ) -> Pruned:
-    """Keep what `refs` (module -> declared firmware) names, what kept links point to,
-    licence files and (when `owned` is given) what no package owns; remove the rest and
-    the folders it leaves empty."""
+    """Keep what `refs` (module -> declared firmware) names, with the links on the way;
+    licence files; and (when `owned` is given) what no package owns. Remove the rest
+    and the folders it leaves empty."""
     listing = _listing(fwdir)
-    wanted = _Wanted.of(refs)
     users: dict[str, set[str]] = {}
-    for rel in listing:
-        found = wanted.users(lookup_names(rel, kernel_version))
-        if found:
-            users[rel] = found
-    todo = list(users)
-    while todo:  # a kept link keeps its target, and the target its own target
-        rel = todo.pop()
-        path = listing.get(rel)
-        if path is None or not path.is_symlink():
-            continue
-        target = _link_target(fwdir, rel, path)
-        if target is None:
-            continue
-        inside = [r for r in listing if r == target or r.startswith(target + "/")]
-        for dest in inside:
-            before = len(users.get(dest, ()))
-            users.setdefault(dest, set()).update(users[rel])
-            if len(users[dest]) != before:
-                todo.append(dest)
+
+    def serve(rel: str, module: str) -> None:
+        for found in _path_to(fwdir, rel, listing):
+            users.setdefault(found, set()).add(module)
+
+    for module, names in refs.items():
+        for ref in names:
+            if any(c in GLOB_CHARS for c in ref):  # brcmfmac declares globs
+                for rel in listing:
+                    if any(fnmatch.fnmatchcase(n, ref) for n in lookup_names(rel, kernel_version)):
+                        serve(rel, module)
+                continue
+            for rel in _candidates(ref, kernel_version):
+                serve(rel, module)
     keep = set(users) | {r for r in listing if PurePosixPath(r).name.startswith(LICENCE_PREFIXES)}
     if owned is not None:
         keep |= set(listing) - owned
