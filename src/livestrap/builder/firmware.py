@@ -271,10 +271,9 @@ def prune_image(ctx: BuildContext) -> None:
         return
     pruned = prune(fwdir, refs, ctx.kernel_version, owned_paths(ctx.rootfs))
     ctx.log.write(
-        f"firmware: {len(pruned.kept)} files ({_mb(sum(pruned.kept.values()))}) kept for "
-        f"{len({m for u in pruned.users.values() for m in u})} modules; "
-        f"{len(pruned.removed)} ({_mb(sum(pruned.removed.values()))}) no kept module declares "
-        "dropped"
+        f"firmware: kept {len(pruned.kept)} files ({_mb(sum(pruned.kept.values()))}) for "
+        f"{len({m for u in pruned.users.values() for m in u})} modules; dropped "
+        f"{len(pruned.removed)} ({_mb(sum(pruned.removed.values()))}) no kept module declares"
     )
     wanted = ctx.spec.firmware_packages()
     if not wanted:
