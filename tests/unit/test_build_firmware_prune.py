@@ -48,22 +48,17 @@ def link(path: Path, target: str) -> None:
 # --- reading what modules declare -----------------------------------------------------
 
 
-def test_firmware_refs_reads_the_modinfo_section() -> None:
-    data = elf_module(["license=GPL", "firmware=bnx2x/a.fw", "alias=pci:v*", "firmware=b.fw",
-                       "firmware=bnx2x/a.fw"])  # fmt: skip
-    assert kmodinfo.firmware_refs(data) == ["bnx2x/a.fw", "b.fw"]
-    assert kmodinfo.firmware_refs(elf_module(["license=GPL"])) == []
-
-
 @pytest.mark.parametrize("data", [b"", b"not an elf at all" * 4, elf_module(["a=b"])[:70]])
-def test_a_broken_module_is_an_error(data: bytes) -> None:
+def test_a_broken_module_stops_the_scan(tmp_path: Path, data: bytes) -> None:
+    write(tmp_path / "kernel/x.ko", data)
     with pytest.raises(kmodinfo.ModuleError):
-        kmodinfo.firmware_refs(data)
+        kmodinfo.tree_refs(tmp_path)
 
 
 def test_tree_refs_reads_plain_and_xz_modules_and_builtin_ones(tmp_path: Path) -> None:
     moddir = tmp_path / KVER
-    write(moddir / "kernel/drivers/net/bnx2x.ko", elf_module(["firmware=bnx2x/e2.fw"]))
+    fields = ["license=GPL", "firmware=bnx2x/e2.fw", "alias=pci:v*", "firmware=bnx2x/e2.fw"]
+    write(moddir / "kernel/drivers/net/bnx2x.ko", elf_module(fields))
     write(moddir / "kernel/drivers/net/r8169.ko.xz",
           lzma.compress(elf_module(["firmware=rtl_nic/rtl8168h-2.fw"])))  # fmt: skip
     write(moddir / "kernel/drivers/net/dummy.ko", elf_module(["license=GPL"]))
