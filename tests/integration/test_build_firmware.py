@@ -106,6 +106,15 @@ def test_bnx2x_firmware_is_in_the_image(built: Built) -> None:
     assert f"{FW}/bnx2x/bnx2x-e2-7.13.21.0.fw" in bnx2x
 
 
+def test_bnx2x_is_reported_as_covered(built: Built) -> None:
+    """The driver coverage (metadata.yaml) finds every file bnx2x declares in the image."""
+    coverage = built.meta.driver_coverage
+    assert coverage is not None
+    record = coverage.modules["bnx2x"]
+    assert record.firmware_complete and record.missing_firmware == []
+    assert record.base_class == 0x02 and "14e4:" in record.pci  # Broadcom, a network driver
+
+
 def test_firmware_no_kept_module_declares_is_gone(built: Built) -> None:
     assert UNDECLARED not in built.listing
     ours = [p for p in built.listing if p.startswith(f"{FW}/")]
