@@ -25,6 +25,7 @@ MB = 1e6
 SECTIONS = [
     ("build", "build_bench"),
     ("size", "size_bench"),
+    ("firmware", "firmware_bench"),
     ("boot", "boot_bench"),
     ("boot_paths", "bootpath_bench"),
     ("serving", "serve_bench"),

@@ -25,3 +25,13 @@ def test_render_table(monkeypatch: pytest.MonkeyPatch) -> None:
         "| Secure Boot: OVMF enforcing, shim -> GRUB over TFTP, kernel + initrd over TFTP"
         " | 120.2 | ✗, 120.2 |",
     ]
+
+
+def test_firmware_section_renders(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    fb = importlib.import_module("firmware_bench")
+    run = {"seconds": 190.0, "squashfs": 85_209_088, "initrd": 25_088_544, "boot_ram_mb": 319,
+           "firmware_packages": {"firmware-bnx2x": "1"}, "fw_entries_in_squashfs": 149,
+           "fw_entries_in_initrd": 110}  # fmt: skip
+    lines = fb.render({"runs": {"all-network": run}})
+    assert "| `firmware: all-network` | 1 | 85.2 | 25.1 | 319 | 149 / 110 | 190 |" in lines
