@@ -12,12 +12,19 @@ firmware DHCP (vendor class HTTPClient, arch 16) -> dnsmasq answers option 60 HT
 and the URL /boot/efi/ipxe.efi -> the firmware fetches Debian's ipxe.efi from the master
 -> iPXE DHCPs again (user class iPXE) -> the script URL -> kernel, initrd, squashfs -> the
 agent registers.
+
+- full: this dnsmasq is the DHCP server (10.213.7.100-150).
+- proxy: a plain DHCP server (another dnsmasq, with no boot options, at 10.213.7.2 on the
+  far end of a veth pair on the bridge: each dnsmasq's DHCP socket is bound to its own
+  interface) hands out the addresses; ours is proxy-DHCP on the bridge. Its proxy offer
+  carries option 60 HTTPClient and the URL, and OVMF pairs it with the address offer.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import shutil
+import subprocess
 import time
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +35,7 @@ from helpers import skip_missing
 from livestrap import bootpaths
 from livestrap.netboot.dnsmasq import EFI_IPXE, IPXE_DIR, DnsmasqOptions, render_dnsmasq_config
 from livestrap.netboot.qemu import OVMF_CODE, OVMF_VARS, NodeSpec
-from netns import BRIDGE, TAP, network_namespace
+from netns import BRIDGE, TAP, Netns, network_namespace
 from netnsboot import E2E_DATA, PORT, handed, start_servers, tail, which
 
 pytestmark = pytest.mark.integration
@@ -40,6 +47,7 @@ BOOT_ORDER = ["loader", "script", "kernel", "initrd", "squashfs-start", "squashf
 TOOLS = {"qemu-system-x86_64": "qemu-system-x86", "dnsmasq": "dnsmasq-base", "curl": "curl",
          "timeout": "coreutils"}  # fmt: skip
 NO_PXE = ("opt/org.tianocore/IPv4PXESupport", "opt/org.tianocore/IPv6PXESupport")
+PRIMARY_IF, PRIMARY_PEER, PRIMARY_ADDRESS = "vdhcp", "vdhcp-br", "10.213.7.2/24"
 
 
 def require_tools() -> None:
@@ -74,23 +82,49 @@ def qemu_argv(spec: NodeSpec, workdir: Path) -> list[str]:
     return argv
 
 
+def start_primary_dhcp(ns: Netns, workdir: Path) -> subprocess.Popen[bytes]:
+    """The network's own DHCP server, for the proxy case: addresses, no boot options."""
+    steps = [
+        ["link", "add", PRIMARY_IF, "type", "veth", "peer", "name", PRIMARY_PEER],
+        ["link", "set", PRIMARY_PEER, "master", BRIDGE],
+        ["link", "set", PRIMARY_PEER, "up"],
+        ["addr", "add", PRIMARY_ADDRESS, "dev", PRIMARY_IF],
+        ["link", "set", PRIMARY_IF, "up"],
+    ]
+    for step in steps:
+        done = subprocess.run(["ip", "-n", ns.name, *step], capture_output=True, text=True,
+                              timeout=30, check=False)  # fmt: skip
+        assert done.returncode == 0, f"ip {' '.join(step)}: {done.stderr}"
+    conf = workdir / "primary.conf"
+    conf.write_text(f"port=0\nlog-dhcp\ninterface={PRIMARY_IF}\nbind-interfaces\n"
+                    f"dhcp-range={DHCP_RANGE[0]},{DHCP_RANGE[1]},1h\n")  # fmt: skip
+    return ns.start([str(which("dnsmasq")), "--keep-in-foreground", "--log-facility=-",
+                     f"--conf-file={conf}", f"--pid-file={workdir / 'primary.pid'}",
+                     f"--dhcp-leasefile={workdir / 'primary.leases'}"],
+                    workdir / "primary.log")  # fmt: skip
+
+
 @pytest.mark.timeout(REGISTER_TIMEOUT_S + 300)
-def test_node_uefi_http_boots_without_tftp(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["full", "proxy"])
+def test_node_uefi_http_boots_without_tftp(tmp_path: Path, mode: str) -> None:
     require_tools()
-    logs = [tmp_path / n for n in ("dnsmasq.log", "master.log", "qemu.log")]
+    logs = [tmp_path / n for n in ("dnsmasq.log", "master.log", "qemu.log", "primary.log")]
     with network_namespace() as ns:
         base_url = f"http://{ns.host}:{PORT}"
         conf = tmp_path / "dnsmasq.conf"
+        dhcp = {"dhcp_range": DHCP_RANGE} if mode == "full" else {"proxy_subnet": "10.213.7.0/24"}
         text = render_dnsmasq_config(DnsmasqOptions(
-            master_url=base_url, interface=BRIDGE, dhcp_range=DHCP_RANGE, tftp=False,
-            http_boot=True,
+            master_url=base_url, interface=BRIDGE, tftp=False, http_boot=True, **dhcp,
         ))  # fmt: skip
         assert "tftp" not in text
         conf.write_text(text)
+        if mode == "proxy":
+            start_primary_dhcp(ns, tmp_path)
         servers = start_servers(ns, conf, tmp_path, f"{ns.host}:{PORT}", base_url, {})
         api = servers.api
         try:
-            spec = NodeSpec(name="netns-http", firmware="uefi", serial="NETNS-HTTP-1")
+            spec = NodeSpec(name=f"netns-http-{mode}", firmware="uefi",
+                            serial=f"NETNS-HTTP-{mode.upper()}")  # fmt: skip
             (tmp_path / "console.log").write_bytes(b"")
             t0 = time.time()
             vm = ns.start(qemu_argv(spec, tmp_path), logs[2])
@@ -125,6 +159,8 @@ def test_node_uefi_http_boots_without_tftp(tmp_path: Path) -> None:
             assert "vendor class: HTTPClient" in log, log
             assert handed(log, bootpaths.loader_url(base_url, EFI_IPXE)), log
             assert handed(log, bootpaths.script_url(base_url)), log
+            if mode == "proxy":
+                assert "proxy" in log and "DHCPOFFER" not in log, log  # no address from us
             assert "user class: iPXE" in log, log
             assert "dnsmasq-tftp" not in log, log  # no TFTP server ran (its lines' prefix)
         except BaseException:

@@ -60,10 +60,7 @@ PROXY_PXE = (
     'pxe-service=tag:!ipxe,x86PC,"livestrap: iPXE (BIOS)",undionly\n'
     'pxe-service=tag:!ipxe,X86-64_EFI,"livestrap: iPXE (UEFI)",ipxe.efi\n'
 )
-PROXY_HTTP = (
-    'pxe-service=tag:!ipxe,16,"livestrap: iPXE (UEFI HTTP)",'
-    "http://192.0.2.10:8080/boot/efi/ipxe.efi\n"
-)
+PROXY_HTTP = "dhcp-boot=tag:http,tag:efi64http,tag:!ipxe,http://192.0.2.10:8080/boot/efi/ipxe.efi\n"
 PROMPT = 'pxe-prompt="livestrap",0\n'
 PXE_VENDORS = "dhcp-pxe-vendor=PXEClient,HTTPClient\n"
 
@@ -84,7 +81,7 @@ VARIANTS = {
     "proxy": (
         DnsmasqOptions(MASTER, proxy_subnet="192.0.2.0/24"),
         HEAD + TFTP + USER_CLASS + PXE_TAGS + HTTP_TAGS + PROXY + PXE_VENDORS + PROMPT
-        + PROXY_PXE + PROXY_HTTP + SCRIPT,
+        + PROXY_PXE + SCRIPT + PROXY_HTTP,
     ),
     "proxy, no HTTP boot": (
         DnsmasqOptions(MASTER, proxy_subnet="192.0.2.0/24", http_boot=False),
@@ -92,7 +89,7 @@ VARIANTS = {
     ),
     "proxy, HTTP boot only": (
         DnsmasqOptions(MASTER, proxy_subnet="192.0.2.0/24", tftp=False),
-        HEAD + USER_CLASS + HTTP_TAGS + PROXY + PXE_VENDORS + PROMPT + PROXY_HTTP + SCRIPT,
+        HEAD + USER_CLASS + HTTP_TAGS + PROXY + PXE_VENDORS + PROMPT + SCRIPT + PROXY_HTTP,
     ),
     "full, DHCPv6": (
         DnsmasqOptions(MASTER, dhcp_range=RANGE, dhcp_range_v6=RANGE6, master_url_v6=MASTER6),
@@ -107,7 +104,7 @@ VARIANTS = {
     "proxy, DHCPv6": (
         DnsmasqOptions(MASTER, proxy_subnet="192.0.2.0/24", tftp=False, dhcp_range_v6=RANGE6,
                        master_url_v6=MASTER6),
-        HEAD + USER_CLASS + HTTP_TAGS + PROXY + PXE_VENDORS + PROMPT + PROXY_HTTP + SCRIPT
+        HEAD + USER_CLASS + HTTP_TAGS + PROXY + PXE_VENDORS + PROMPT + SCRIPT + PROXY_HTTP
         + V6 + V6_HTTP,
     ),
 }  # fmt: skip

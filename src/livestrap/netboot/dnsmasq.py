@@ -10,7 +10,9 @@ firmware and iPXE would be handed the same iPXE binary forever (DESIGN §4).
   HTTP); the answer must carry option 60 `HTTPClient` back (or EDK2 firmware ignores it)
   and the boot file is the URL of `ipxe.efi` on the master (/boot/efi/ipxe.efi). No TFTP.
   Proxy-DHCP: dnsmasq's proxy mode answers only the vendor classes of `dhcp-pxe-vendor`,
-  so HTTPClient is added there and a `pxe-service` for client arch 16 names the URL.
+  so HTTPClient is added there; its proxy offer then carries option 60 HTTPClient, and
+  `dhcp-boot` puts the URL in the file field (a `pxe-service` for arch 16 sent no boot
+  file at all: dnsmasq 2.90). EDK2 pairs that offer with the DHCP server's address offer.
 - DHCPv6 (full DHCP only: dnsmasq has no proxy mode for v6; netboot.dnsmasq6).
 
 What does not work: other architectures (arm64, 32-bit UEFI) get no boot file; HTTPS
@@ -139,9 +141,7 @@ def _proxy_dhcp(opts: DnsmasqOptions, script: str, loader: str) -> list[str]:
             'pxe-service=tag:!ipxe,x86PC,"livestrap: iPXE (BIOS)",undionly',
             f'pxe-service=tag:!ipxe,X86-64_EFI,"livestrap: iPXE (UEFI)",{EFI_IPXE}',
         ]
-    if opts.http_boot:
-        lines.append(
-            f'pxe-service=tag:!ipxe,{HTTP_ARCH_X64},"livestrap: iPXE (UEFI HTTP)",{loader}'
-        )
     lines.append(f"dhcp-boot=tag:ipxe,{script}")
+    if opts.http_boot:
+        lines.append(f"dhcp-boot=tag:http,tag:efi64http,tag:!ipxe,{loader}")
     return lines
