@@ -13,6 +13,12 @@ Not rendered: UEFI PXE over IPv6 (client arch 7). Its bootfile-url must be a tft
 naming dnsmasq's own v6 address, which the renderer does not know; such firmware boots
 over IPv4 or over HTTP. The master's v6 URL is `master_url_v6`, or the v4 one when its
 host is a DNS name (which then needs a AAAA record the firmware can resolve).
+
+Tested as text and with dnsmasq (it serves the RA and DHCPv6 leases). A whole boot over
+IPv6 was not reached here: Debian 12's OVMF (2022.11) "UEFI HTTPv6" option fails with
+"Unexpected network error" before it sends its own DHCPv6 Solicit (on the wire there is
+only Ip6Config's, without client arch or vendor class, with or without an RA), and the
+Linux side (live-boot's initramfs DHCP, klibc ipconfig) configures IPv4 only anyway.
 """
 
 from __future__ import annotations
