@@ -1,6 +1,6 @@
 """Pure: every /boot URL a netbooting node fetches, formatted and parsed in one place.
 
-The iPXE script (master.ipxe), the routes that answer it (master.routes.boot), nginx's
+The iPXE script (master.ipxe), the routes that answer it (master.routes.boot, .loaders), nginx's
 end-of-transfer notice (master.accel, netboot.nginx) and the configs that point firmware
 at the master (netboot.dnsmasq, netboot.qemu) all name these URLs; a change made here
 reaches them all. The paths, under PREFIX:
@@ -9,6 +9,8 @@ reaches them all. The paths, under PREFIX:
 - `/images/<id>/<name>?mac=M`: the kernel and the initrd;
 - `/m/<mac>/images/<id>/<name>`: the squashfs. live-boot's `fetch=` names the download
   after the URL's basename, which must stay `root.squashfs`, so the MAC goes in the path;
+- `/efi/<name>`: an EFI boot loader from the master's host (Debian's `ipxe.efi`), what
+  UEFI HTTP boot firmware is handed by DHCP; the MAC is not known there (no query);
 - `/nginx/sent`: nginx's notice after it sent a file (from nginx on the master's host only).
 
 Values are put in as given: the iPXE variables below are expanded by iPXE on the node,
@@ -26,6 +28,7 @@ PREFIX = "/boot"
 SCRIPT_ROUTE = "/ipxe"  # routes are relative to PREFIX (FastAPI path templates)
 FILE_ROUTE = "/images/{image_id}/{name}"
 MAC_FILE_ROUTE = "/m/{node_mac}/images/{image_id}/{name}"
+LOADER_ROUTE = "/efi/{name}"
 SENT_ROUTE = "/nginx/sent"
 SENT_PATH = PREFIX + SENT_ROUTE
 
@@ -65,6 +68,11 @@ def mac_file_url(base_url: str, image_id: str, name: str, mac: str = IPXE_MAC_HY
     """A boot file's URL with the MAC in the path and no query (live-boot's fetch=)."""
     path = MAC_FILE_ROUTE.format(node_mac=mac, image_id=image_id, name=name)
     return f"{_base(base_url)}{PREFIX}{path}"
+
+
+def loader_url(base_url: str, name: str) -> str:
+    """An EFI loader's URL (UEFI HTTP boot's boot file): no MAC, firmware adds none."""
+    return f"{_base(base_url)}{PREFIX}{LOADER_ROUTE.format(name=name)}"
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ def test_urls_exact() -> None:
         BASE + "/boot/m/${net0/mac:hexhyp}/images/img-1/root.squashfs"
     )
     assert bootpaths.SENT_PATH == "/boot/nginx/sent"
+    assert bootpaths.loader_url(BASE + "/", "ipxe.efi") == BASE + "/boot/efi/ipxe.efi"
 
 
 def test_boot_files_are_the_stores_artifacts() -> None:

@@ -1,4 +1,5 @@
-"""netboot: dnsmasq configuration and QEMU command lines, exact text."""
+"""netboot: QEMU command lines and the slirp TFTP script, exact text (dnsmasq:
+test_netboot_dnsmasq.py)."""
 
 from __future__ import annotations
 
@@ -8,64 +9,10 @@ from pathlib import Path
 import pytest
 
 from livestrap.netboot import vm
-from livestrap.netboot.dnsmasq import DnsmasqOptions, check_options, render_dnsmasq_config
 from livestrap.netboot.qemu import NodeSpec, qemu_argv, render_tftp_script
 from livestrap.netboot.vm import PROBE_MBR, running_nested
 
 pytestmark = pytest.mark.unit
-
-MASTER = "http://192.0.2.10:8080"
-
-
-def test_dnsmasq_full_dhcp() -> None:
-    opts = DnsmasqOptions(MASTER, interface="eth1", dhcp_range=("192.0.2.100", "192.0.2.150"))
-    assert check_options(opts) == []
-    assert render_dnsmasq_config(opts) == (
-        "# livestrap: network boot PXE -> iPXE -> the master (generated; edit the options,\n"
-        "# not this file: livestrap netboot dnsmasq-config)\n"
-        "port=0\n"
-        "log-dhcp\n"
-        "interface=eth1\n"
-        "bind-interfaces\n"
-        "enable-tftp\n"
-        "tftp-root=/usr/lib/ipxe\n"
-        "dhcp-userclass=set:ipxe,iPXE\n"
-        "dhcp-vendorclass=set:pxe,PXEClient\n"
-        "dhcp-match=set:efi64,option:client-arch,7\n"
-        "dhcp-match=set:efi64,option:client-arch,9\n"
-        "dhcp-range=192.0.2.100,192.0.2.150,1h\n"
-        "dhcp-boot=tag:ipxe,http://192.0.2.10:8080/boot/ipxe?mac=${net0/mac}\n"
-        "dhcp-boot=tag:pxe,tag:!ipxe,tag:efi64,ipxe.efi\n"
-        "dhcp-boot=tag:pxe,tag:!ipxe,tag:!efi64,undionly.kpxe\n"
-    )
-
-
-def test_dnsmasq_proxy_dhcp() -> None:
-    opts = DnsmasqOptions(MASTER, proxy_subnet="192.0.2.0/24")
-    assert check_options(opts) == []
-    text = render_dnsmasq_config(opts)
-    assert "interface=" not in text
-    assert text.endswith(
-        "dhcp-range=192.0.2.0,proxy,255.255.255.0\n"
-        'pxe-prompt="livestrap",0\n'
-        'pxe-service=tag:!ipxe,x86PC,"livestrap: iPXE (BIOS)",undionly\n'
-        'pxe-service=tag:!ipxe,X86-64_EFI,"livestrap: iPXE (UEFI)",ipxe.efi\n'
-        "dhcp-boot=tag:ipxe,http://192.0.2.10:8080/boot/ipxe?mac=${net0/mac}\n"
-    )
-
-
-@pytest.mark.parametrize(
-    ("opts", "problem"),
-    [
-        (DnsmasqOptions(MASTER), "choose one of"),
-        (DnsmasqOptions(MASTER, dhcp_range=("1.2.3.4", "x"), proxy_subnet="1.2.3.0/24"), "one of"),
-        (DnsmasqOptions(MASTER, dhcp_range=("1.2.3.4", "nope")), "'nope' is not an IPv4"),
-        (DnsmasqOptions(MASTER, proxy_subnet="1.2.3.0/40"), "not an IPv4 subnet"),
-        (DnsmasqOptions("https://m:8443", proxy_subnet="1.2.3.0/24"), "needs an http://"),
-    ],
-)
-def test_dnsmasq_bad_options(opts: DnsmasqOptions, problem: str) -> None:
-    assert any(problem in p for p in check_options(opts))
 
 
 def test_tftp_script() -> None:

@@ -216,10 +216,26 @@ def dnsmasq_config(
     tftp_root: Annotated[Path, typer.Option(help="Where Debian's iPXE binaries are.")] = Path(
         "/usr/lib/ipxe"
     ),
+    tftp: Annotated[
+        bool, typer.Option(help="PXE: serve iPXE over TFTP (--no-tftp: no TFTP at all).")
+    ] = True,
+    http_boot: Annotated[
+        bool, typer.Option(help="UEFI HTTP boot: hand HTTPClient firmware the master's ipxe.efi.")
+    ] = True,
+    dhcp_range_v6: Annotated[
+        str | None, typer.Option(help="FIRST,LAST of one /64: DHCPv6 and router advertisements.")
+    ] = None,
+    boot_url_v6: Annotated[
+        str | None,
+        typer.Option(
+            help="URL nodes reach the master at over IPv6, e.g. http://[2001:db8::10]:8080 "
+            "(default: --boot-url if its host is a name)."
+        ),
+    ] = None,
     old_master: Annotated[str | None, _old_name("--master")] = None,
 ) -> None:
-    """Print a dnsmasq configuration: DHCP or proxy-DHCP, TFTP of iPXE, chain to the master
-    at --boot-url (required)."""
+    """Print a dnsmasq configuration: DHCP or proxy-DHCP, iPXE over TFTP (PXE) or over HTTP
+    from the master (UEFI HTTP boot), DHCPv6, chain to the master at --boot-url (required)."""
     url = renamed(boot_url or "", old_master, "dnsmasq-config --master", "--boot-url")
     if not url:
         raise typer.BadParameter(
@@ -227,10 +243,12 @@ def dnsmasq_config(
             param_hint="--boot-url",
         )
     first, _, last = (dhcp_range or "").partition(",")
+    first6, _, last6 = (dhcp_range_v6 or "").partition(",")
     opts = DnsmasqOptions(
         master_url=url, interface=interface,
         dhcp_range=(first, last) if dhcp_range else None, proxy_subnet=proxy_dhcp,
-        tftp_root=str(tftp_root),
+        tftp_root=str(tftp_root), tftp=tftp, http_boot=http_boot,
+        dhcp_range_v6=(first6, last6) if dhcp_range_v6 else None, master_url_v6=boot_url_v6,
     )  # fmt: skip
     problems = check_options(opts)
     if problems:

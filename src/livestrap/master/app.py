@@ -32,6 +32,7 @@ from livestrap.master.routes import (
     builds,
     discovery,
     images,
+    loaders,
     nodes,
     repo,
     rules,
@@ -160,6 +161,7 @@ def create_app(
     app.include_router(actions.agent_router, prefix="/api/v1")
     app.include_router(webhooks.router, prefix="/api/v1")
     app.include_router(boot.router)
+    app.include_router(loaders.router)
     repo.mount(app, state)
     apidocs.mount(app)
     console.mount(app)

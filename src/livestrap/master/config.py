@@ -115,6 +115,8 @@ class MasterSettings(BaseSettings):
     tftp_dir: Path | None = None
     database_url: str | None = None  # SQLAlchemy URL; default: SQLite in data_dir
     cache_dir: Path | None = None  # package cache of builds (default: <data-dir>/cache)
+    # EFI loaders (ipxe.efi, snponly.efi) served at /boot/efi/NAME to UEFI HTTP boot
+    ipxe_dir: Path = Path("/usr/lib/ipxe")
     tls_cert: Path | None = None  # PEM certificate (chain) for HTTPS; with tls_key
     tls_key: Path | None = None
     # where file:// and copy:// URLs of API specs may point, besides <data-dir>/spec

@@ -1,6 +1,8 @@
 """Boot events: every step of a node's boot, recorded against its MAC (or its IP).
 
-Kinds, in the order a boot produces them: `script` (GET /boot/ipxe), `kernel`, `initrd`,
+Kinds, in the order a boot produces them: `loader` (GET /boot/efi/NAME by UEFI HTTP boot
+firmware: recorded against the IP only, and given the MAC of the script request that
+follows from that IP: master.services.boot_events), `script` (GET /boot/ipxe), `kernel`, `initrd`,
 `squashfs-start`, `squashfs-end` (artifact downloads), `report` (first discovery report
 of a boot), `heartbeat-resumed`, `refused` (discovery reports with a wrong token from one
 address, coalesced: see master.refusals), `suppressed` (events over the budget of their
@@ -33,6 +35,7 @@ MAC_RE = re.compile(
     r"(?P<mac>[0-9a-f]{2}(?P<sep>[:-]?)[0-9a-f]{2}(?:(?P=sep)[0-9a-f]{2}){4})\Z"
 )
 KINDS = (
+    "loader",
     "script",
     "kernel",
     "initrd",

@@ -1,8 +1,23 @@
-"""dnsmasq for a real network: PXE firmware gets Debian's iPXE over TFTP, iPXE gets the
-master's script over HTTP.
+"""dnsmasq for a real network: firmware gets Debian's iPXE (PXE over TFTP, or UEFI HTTP
+boot over HTTP from the master), iPXE gets the master's script over HTTP.
 
 iPXE announces itself with the DHCP user class `iPXE`; without telling it apart, the
-firmware's PXE and iPXE would be handed the same iPXE binary forever (DESIGN §4).
+firmware and iPXE would be handed the same iPXE binary forever (DESIGN §4).
+
+- PXE (`tftp`): vendor class `PXEClient`; BIOS gets `undionly.kpxe`, x64 UEFI (client
+  arch 7, 9) `ipxe.efi`, both from dnsmasq's own TFTP server.
+- UEFI HTTP boot (`http_boot`): vendor class `HTTPClient` and client arch 16 (x64 UEFI
+  HTTP); the answer must carry option 60 `HTTPClient` back (or EDK2 firmware ignores it)
+  and the boot file is the URL of `ipxe.efi` on the master (/boot/efi/ipxe.efi). No TFTP.
+  Proxy-DHCP: dnsmasq's proxy mode answers only the vendor classes of `dhcp-pxe-vendor`,
+  so HTTPClient is added there; its proxy offer then carries option 60 HTTPClient, and
+  `dhcp-boot` puts the URL in the file field (a `pxe-service` for arch 16 sent no boot
+  file at all: dnsmasq 2.90). EDK2 pairs that offer with the DHCP server's address offer.
+- DHCPv6 (full DHCP only: dnsmasq has no proxy mode for v6; netboot.dnsmasq6).
+
+What does not work: other architectures (arm64, 32-bit UEFI) get no boot file; HTTPS
+boot URLs (the master's /boot is plain HTTP, and firmware would need its CA); PXE clients
+when `tftp` is off (they get an address and nothing to boot).
 Pure renderer: `render_dnsmasq_config` returns the text; the CLI writes it.
 """
 
@@ -12,10 +27,13 @@ import ipaddress
 from dataclasses import dataclass
 
 from livestrap import bootpaths
+from livestrap.netboot import dnsmasq6
 
 IPXE_DIR = "/usr/lib/ipxe"
 BIOS_IPXE = "undionly.kpxe"
 EFI_IPXE = "ipxe.efi"
+HTTP_CLIENT = "HTTPClient"  # UEFI spec: the vendor class of HTTP boot, echoed in option 60
+HTTP_ARCH_X64 = 16  # client-arch (RFC 4578 / IANA): x64 UEFI HTTP boot
 
 
 @dataclass(frozen=True)
@@ -26,6 +44,10 @@ class DnsmasqOptions:
     proxy_subnet: str | None = None  # proxy-DHCP beside an existing DHCP server
     lease: str = "1h"
     tftp_root: str = IPXE_DIR
+    tftp: bool = True  # PXE: dnsmasq serves iPXE over TFTP
+    http_boot: bool = True  # UEFI HTTP boot: ipxe.efi from the master over HTTP
+    dhcp_range_v6: tuple[str, str] | None = None  # DHCPv6 (and router advertisements)
+    master_url_v6: str | None = None  # the master over IPv6, e.g. http://[2001:db8::10]:8080
 
 
 def check_options(opts: DnsmasqOptions) -> list[str]:
@@ -45,43 +67,81 @@ def check_options(opts: DnsmasqOptions) -> list[str]:
             problems.append(f"{opts.proxy_subnet!r} is not an IPv4 subnet")
     if not opts.master_url.startswith("http://"):
         problems.append(f"{opts.master_url!r}: iPXE needs an http:// URL for the master")
+    if not (opts.tftp or opts.http_boot):
+        problems.append("with --no-tftp and --no-http-boot no firmware could load iPXE")
+    if any(c in opts.master_url for c in " ,\"'#\n"):  # dnsmasq's separators and quotes
+        problems.append(f"{opts.master_url!r}: no spaces, commas, quotes or # in the URL")
+    problems += dnsmasq6.check_options(opts.dhcp_range_v6, opts.master_url_v6, opts.master_url)
     return problems
 
 
 def render_dnsmasq_config(opts: DnsmasqOptions) -> str:
     script = bootpaths.script_url(opts.master_url)
+    loader = bootpaths.loader_url(opts.master_url, EFI_IPXE)
     lines = [
-        "# livestrap: network boot PXE -> iPXE -> the master (generated; edit the options,",
-        "# not this file: livestrap netboot dnsmasq-config)",
+        "# livestrap: network boot PXE or UEFI HTTP -> iPXE -> the master (generated; edit",
+        "# the options, not this file: livestrap netboot dnsmasq-config)",
         "port=0",
         "log-dhcp",
     ]
     if opts.interface:
         lines += [f"interface={opts.interface}", "bind-interfaces"]
-    lines += [
-        "enable-tftp",
-        f"tftp-root={opts.tftp_root}",
-        "dhcp-userclass=set:ipxe,iPXE",
-        "dhcp-vendorclass=set:pxe,PXEClient",
-        "dhcp-match=set:efi64,option:client-arch,7",
-        "dhcp-match=set:efi64,option:client-arch,9",
-    ]
-    if opts.dhcp_range:
-        first, last = opts.dhcp_range
+    if opts.tftp:
+        lines += ["enable-tftp", f"tftp-root={opts.tftp_root}"]
+    lines.append("dhcp-userclass=set:ipxe,iPXE")
+    if opts.tftp:
         lines += [
-            f"dhcp-range={first},{last},{opts.lease}",
-            f"dhcp-boot=tag:ipxe,{script}",
+            "dhcp-vendorclass=set:pxe,PXEClient",
+            "dhcp-match=set:efi64,option:client-arch,7",
+            "dhcp-match=set:efi64,option:client-arch,9",
+        ]
+    if opts.http_boot:
+        lines += [
+            f"dhcp-vendorclass=set:http,{HTTP_CLIENT}",
+            f"dhcp-match=set:efi64http,option:client-arch,{HTTP_ARCH_X64}",
+        ]
+    if opts.dhcp_range:
+        lines += _full_dhcp(opts, script, loader)
+    else:
+        lines += _proxy_dhcp(opts, script, loader)
+    if opts.dhcp_range_v6:
+        lines += dnsmasq6.render(opts.dhcp_range_v6, _url_v6(opts), opts.lease, opts.http_boot)
+    return "\n".join(lines) + "\n"
+
+
+def _url_v6(opts: DnsmasqOptions) -> str:
+    return opts.master_url_v6 or opts.master_url
+
+
+def _full_dhcp(opts: DnsmasqOptions, script: str, loader: str) -> list[str]:
+    first, last = opts.dhcp_range or ("", "")
+    lines = [f"dhcp-range={first},{last},{opts.lease}", f"dhcp-boot=tag:ipxe,{script}"]
+    if opts.tftp:
+        lines += [
             f"dhcp-boot=tag:pxe,tag:!ipxe,tag:efi64,{EFI_IPXE}",
             f"dhcp-boot=tag:pxe,tag:!ipxe,tag:!efi64,{BIOS_IPXE}",
         ]
-    else:
-        net = ipaddress.IPv4Network(opts.proxy_subnet or "", strict=False)
+    if opts.http_boot:
         lines += [
-            f"dhcp-range={net.network_address},proxy,{net.netmask}",
-            'pxe-prompt="livestrap",0',
+            f"dhcp-option-force=tag:http,tag:efi64http,tag:!ipxe,option:vendor-class,{HTTP_CLIENT}",
+            f"dhcp-boot=tag:http,tag:efi64http,tag:!ipxe,{loader}",
+        ]
+    return lines
+
+
+def _proxy_dhcp(opts: DnsmasqOptions, script: str, loader: str) -> list[str]:
+    net = ipaddress.IPv4Network(opts.proxy_subnet or "", strict=False)
+    lines = [f"dhcp-range={net.network_address},proxy,{net.netmask}"]
+    if opts.http_boot:
+        lines.append(f"dhcp-pxe-vendor=PXEClient,{HTTP_CLIENT}")
+    lines.append('pxe-prompt="livestrap",0')
+    if opts.tftp:
+        lines += [
             # pxe-service adds ".0" to x86PC names: tftp-root must hold undionly.0
             'pxe-service=tag:!ipxe,x86PC,"livestrap: iPXE (BIOS)",undionly',
             f'pxe-service=tag:!ipxe,X86-64_EFI,"livestrap: iPXE (UEFI)",{EFI_IPXE}',
-            f"dhcp-boot=tag:ipxe,{script}",
         ]
-    return "\n".join(lines) + "\n"
+    lines.append(f"dhcp-boot=tag:ipxe,{script}")
+    if opts.http_boot:
+        lines.append(f"dhcp-boot=tag:http,tag:efi64http,tag:!ipxe,{loader}")
+    return lines
