@@ -91,6 +91,19 @@ VARIANTS = {
         DnsmasqOptions(MASTER, proxy_subnet="192.0.2.0/24", tftp=False),
         HEAD + USER_CLASS + HTTP_TAGS + PROXY + PXE_VENDORS + PROMPT + SCRIPT + PROXY_HTTP,
     ),
+    "full, Secure Boot: UEFI PXE gets shim from the TFTP tree": (
+        DnsmasqOptions(MASTER, dhcp_range=RANGE, secure_boot=True, tftp_root="/srv/tftp"),
+        HEAD + TFTP.replace("/usr/lib/ipxe", "/srv/tftp") + USER_CLASS + PXE_TAGS + HTTP_TAGS
+        + FULL + SCRIPT + PXE_BOOT.replace(",ipxe.efi", ",shimx64.efi") + HTTP_BOOT,
+    ),
+    "proxy, Secure Boot": (
+        DnsmasqOptions(MASTER, proxy_subnet="192.0.2.0/24", secure_boot=True, tftp_root="/srv/t"),
+        HEAD + TFTP.replace("/usr/lib/ipxe", "/srv/t") + USER_CLASS + PXE_TAGS + HTTP_TAGS
+        + PROXY + PXE_VENDORS + PROMPT
+        + PROXY_PXE.replace('"livestrap: iPXE (UEFI)",ipxe.efi',
+                            '"livestrap: shim -> GRUB (UEFI, Secure Boot)",shimx64.efi')
+        + SCRIPT + PROXY_HTTP,
+    ),
     "full, DHCPv6": (
         DnsmasqOptions(MASTER, dhcp_range=RANGE, dhcp_range_v6=RANGE6, master_url_v6=MASTER6),
         HEAD + TFTP + USER_CLASS + PXE_TAGS + HTTP_TAGS + FULL + SCRIPT + PXE_BOOT + HTTP_BOOT
@@ -180,3 +193,14 @@ def test_cli_options_reach_the_renderer() -> None:
                                      "--dhcp-range", ",".join(RANGE),
                                      "--no-http-boot"])  # fmt: skip
     assert plain.stdout == VARIANTS["full, no HTTP boot (the config before HTTP boot)"][1]
+
+
+def test_secure_boot_needs_the_tree_and_tftp() -> None:
+    from livestrap.netboot import dnsmasq, tftptree
+
+    assert dnsmasq.SHIM == tftptree.SHIM
+    problems = check_options(DnsmasqOptions(MASTER, dhcp_range=RANGE, secure_boot=True))
+    assert problems == ["--secure-boot: give --tftp-root the master's TFTP tree (serve "
+                        "--tftp-dir, or netboot tftp-tree): it holds shim and GRUB"]  # fmt: skip
+    no_tftp = DnsmasqOptions(MASTER, dhcp_range=RANGE, secure_boot=True, tftp=False, tftp_root="/t")
+    assert check_options(no_tftp)[0].startswith("--secure-boot needs TFTP")

@@ -222,6 +222,13 @@ def dnsmasq_config(
     http_boot: Annotated[
         bool, typer.Option(help="UEFI HTTP boot: hand HTTPClient firmware the master's ipxe.efi.")
     ] = True,
+    secure_boot: Annotated[
+        bool,
+        typer.Option(
+            help="UEFI PXE gets Debian's signed shim -> GRUB (give --tftp-root the master's "
+            "TFTP tree)."
+        ),
+    ] = False,
     dhcp_range_v6: Annotated[
         str | None, typer.Option(help="FIRST,LAST of one /64: DHCPv6 and router advertisements.")
     ] = None,
@@ -247,7 +254,7 @@ def dnsmasq_config(
     opts = DnsmasqOptions(
         master_url=url, interface=interface,
         dhcp_range=(first, last) if dhcp_range else None, proxy_subnet=proxy_dhcp,
-        tftp_root=str(tftp_root), tftp=tftp, http_boot=http_boot,
+        tftp_root=str(tftp_root), tftp=tftp, http_boot=http_boot, secure_boot=secure_boot,
         dhcp_range_v6=(first6, last6) if dhcp_range_v6 else None, master_url_v6=boot_url_v6,
     )  # fmt: skip
     problems = check_options(opts)

@@ -15,6 +15,11 @@ firmware and iPXE would be handed the same iPXE binary forever (DESIGN §4).
   file at all: dnsmasq 2.90). EDK2 pairs that offer with the DHCP server's address offer.
 - DHCPv6 (full DHCP only: dnsmasq has no proxy mode for v6; netboot.dnsmasq6).
 
+- Secure Boot (`secure_boot`): x64 UEFI PXE gets `shimx64.efi` from the TFTP tree the
+  master keeps (netboot.tftptree; shim -> Debian's GRUB -> the kernel). UEFI HTTP boot
+  still hands out iPXE: Debian 12's signed GRUB has no HTTP, so shim loaded over HTTP
+  could not go on; a machine with Secure Boot on must PXE-boot.
+
 What does not work: other architectures (arm64, 32-bit UEFI) get no boot file; HTTPS
 boot URLs (the master's /boot is plain HTTP, and firmware would need its CA); PXE clients
 when `tftp` is off (they get an address and nothing to boot).
@@ -32,6 +37,7 @@ from livestrap.netboot import dnsmasq6
 IPXE_DIR = "/usr/lib/ipxe"
 BIOS_IPXE = "undionly.kpxe"
 EFI_IPXE = "ipxe.efi"
+SHIM = "shimx64.efi"  # netboot.tftptree.SHIM: the Secure Boot chain's first file
 HTTP_CLIENT = "HTTPClient"  # UEFI spec: the vendor class of HTTP boot, echoed in option 60
 HTTP_ARCH_X64 = 16  # client-arch (RFC 4578 / IANA): x64 UEFI HTTP boot
 
@@ -48,6 +54,9 @@ class DnsmasqOptions:
     http_boot: bool = True  # UEFI HTTP boot: ipxe.efi from the master over HTTP
     dhcp_range_v6: tuple[str, str] | None = None  # DHCPv6 (and router advertisements)
     master_url_v6: str | None = None  # the master over IPv6, e.g. http://[2001:db8::10]:8080
+    # PXE on x64 UEFI gets Debian's signed shim instead of iPXE (tftp_root: the TFTP tree
+    # of netboot.tftptree, which holds shim, GRUB and iPXE alike)
+    secure_boot: bool = False
 
 
 def check_options(opts: DnsmasqOptions) -> list[str]:
@@ -67,6 +76,11 @@ def check_options(opts: DnsmasqOptions) -> list[str]:
             problems.append(f"{opts.proxy_subnet!r} is not an IPv4 subnet")
     if not opts.master_url.startswith("http://"):
         problems.append(f"{opts.master_url!r}: iPXE needs an http:// URL for the master")
+    if opts.secure_boot and not opts.tftp:
+        problems.append("--secure-boot needs TFTP: Debian's signed GRUB reads its config there")
+    if opts.secure_boot and opts.tftp_root == IPXE_DIR:
+        problems.append("--secure-boot: give --tftp-root the master's TFTP tree (serve "
+                        "--tftp-dir, or netboot tftp-tree): it holds shim and GRUB")  # fmt: skip
     if not (opts.tftp or opts.http_boot):
         problems.append("with --no-tftp and --no-http-boot no firmware could load iPXE")
     if any(c in opts.master_url for c in " ,\"'#\n"):  # dnsmasq's separators and quotes
@@ -113,12 +127,22 @@ def _url_v6(opts: DnsmasqOptions) -> str:
     return opts.master_url_v6 or opts.master_url
 
 
+def _efi_pxe_file(opts: DnsmasqOptions) -> str:
+    """What x64 UEFI PXE firmware gets: shim (Secure Boot chain, which also boots with
+    Secure Boot off) or iPXE."""
+    return SHIM if opts.secure_boot else EFI_IPXE
+
+
+def _efi_pxe_name(opts: DnsmasqOptions) -> str:
+    return "shim -> GRUB (UEFI, Secure Boot)" if opts.secure_boot else "iPXE (UEFI)"
+
+
 def _full_dhcp(opts: DnsmasqOptions, script: str, loader: str) -> list[str]:
     first, last = opts.dhcp_range or ("", "")
     lines = [f"dhcp-range={first},{last},{opts.lease}", f"dhcp-boot=tag:ipxe,{script}"]
     if opts.tftp:
         lines += [
-            f"dhcp-boot=tag:pxe,tag:!ipxe,tag:efi64,{EFI_IPXE}",
+            f"dhcp-boot=tag:pxe,tag:!ipxe,tag:efi64,{_efi_pxe_file(opts)}",
             f"dhcp-boot=tag:pxe,tag:!ipxe,tag:!efi64,{BIOS_IPXE}",
         ]
     if opts.http_boot:
@@ -139,7 +163,8 @@ def _proxy_dhcp(opts: DnsmasqOptions, script: str, loader: str) -> list[str]:
         lines += [
             # pxe-service adds ".0" to x86PC names: tftp-root must hold undionly.0
             'pxe-service=tag:!ipxe,x86PC,"livestrap: iPXE (BIOS)",undionly',
-            f'pxe-service=tag:!ipxe,X86-64_EFI,"livestrap: iPXE (UEFI)",{EFI_IPXE}',
+            f'pxe-service=tag:!ipxe,X86-64_EFI,"livestrap: {_efi_pxe_name(opts)}",'
+            f"{_efi_pxe_file(opts)}",
         ]
     lines.append(f"dhcp-boot=tag:ipxe,{script}")
     if opts.http_boot:
