@@ -108,6 +108,8 @@ def render(r: dict[str, Any]) -> list[str]:
 
 
 NOTES = [
+    "Compare the rows with each other, not with the Boot section: they were measured on",
+    "another host on a busier day (other test runs shared the 2 cores during this run).",
     "The Secure Boot chain is slower for two reasons, both outside livestrap's code: OVMF",
     "with SMM (which guards the variable store) runs slower under emulation, and Debian",
     "12's network GRUB has no HTTP, so the kernel and the initrd come over TFTP (one",
@@ -115,7 +117,9 @@ NOTES = [
     "path. UEFI HTTP boot (no TFTP at all) is measured in the network-namespace test",
     "`tests/integration/test_netns_http_boot.py`, which runs real dnsmasq; its figure is",
     "in the test's output, not here, because slirp cannot offer the DHCP vendor class",
-    "`HTTPClient` that firmware needs for it.",
+    "`HTTPClient` that firmware needs for it. Measured there, at a load of ~1.7: 125 s",
+    "(OVMF's DHCP and the ipxe.efi download ~9 s, iPXE's second DHCP ~20 s, then the",
+    "same Linux part as the other paths).",
 ]
 
 

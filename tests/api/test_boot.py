@@ -58,7 +58,7 @@ def expected_script(base: str, token: str) -> str:
         "#!ipxe\n"
         f"kernel {base}/boot/images/{IMAGE}/vmlinuz?mac=${{net0/mac}} initrd=initrd.img boot=live"
         f" fetch={base}/boot/m/{mac_path}/images/{IMAGE}/root.squashfs livestrap.url={base}"
-        f" livestrap.token={token} livestrap.image={IMAGE} BOOTIF=01-{mac_path}"
+        f" livestrap.token={token} livestrap.image={IMAGE} BOOTIF=01-{mac_path} livestrap.boot=ipxe"
         " console=tty0 console=ttyS0,115200n8 console=ttyS0 || goto failed\n"
         f"initrd --name initrd.img {base}/boot/images/{IMAGE}/initrd.img?mac=${{net0/mac}}"
         " || goto failed\n"
