@@ -86,6 +86,23 @@ def test_a_nul_in_a_text_column_field_is_422(master: Master, field: str) -> None
     assert_422(post_raw(master, json.dumps(body).encode()), "NUL")
 
 
+@pytest.mark.parametrize(
+    "selector",
+    [{"tag": "a\x00"}, {"macs": ["52:54:00:00:00:\x00"]}, {"ids": ["\x00"]}],
+)
+def test_a_nul_in_an_action_selector_is_422(master: Master, selector: dict[str, Any]) -> None:
+    """The fuzz test's 500 on PostgreSQL: the selector's strings go into a query."""
+    body = {"kind": "reboot", "selector": selector}
+    with master.admin() as client:
+        assert_422(client.post("/api/v1/actions", json=body), "NUL")
+
+
+@pytest.mark.parametrize("param", ["mac", "tag", "name", "after"])
+def test_a_nul_in_a_node_filter_is_422(master: Master, param: str) -> None:
+    with master.admin() as client:
+        assert_422(client.get("/api/v1/nodes", params={param: "a\x00"}), "NUL")
+
+
 def test_a_nul_in_a_fact_is_kept_but_not_in_the_search_columns(master: Master) -> None:
     body = report()
     body["facts"]["system"]["serial"] = "S\x00N"

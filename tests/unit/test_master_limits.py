@@ -18,10 +18,10 @@ from livestrap.errors import OptionError, StoreError
 from livestrap.master.artifacts import RangeNotSatisfiable, parse_range
 from livestrap.master.config import MAX_IMPORT_BYTES, MasterSettings
 from livestrap.master.config_load import load_settings
-from livestrap.master.errors import disk_full
+from livestrap.master.errors import disk_full, nul_refused
 from livestrap.master.limits import BodyLimit, Cap
 from livestrap.master.routes.discovery import _hints
-from livestrap.master.schemas.bounds import check_bounds, text_safe
+from livestrap.master.schemas.bounds import check_bounds, no_nul, text_safe
 from livestrap.netboot.nginx import NginxOptions, check_options, nginx_size, render_nginx_config
 
 pytestmark = [pytest.mark.unit, pytest.mark.security]
@@ -200,3 +200,19 @@ def test_nginx_config_carries_other_caps() -> None:
     assert check_options(NginxOptions(images_dir="/srv/images", max_body_bytes=0)) == [
         "max_body_bytes: expected a positive number of bytes"
     ]
+
+
+def test_a_nul_the_driver_refuses_is_the_clients_error() -> None:
+    import psycopg
+    from sqlalchemy.exc import DataError
+
+    refused = psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+    assert nul_refused(DataError("SELECT", {}, refused))
+    assert not nul_refused(DataError("SELECT", {}, psycopg.DataError("value too long")))
+    assert not nul_refused(ValueError("NUL (0x00)"))
+
+
+def test_text_refuses_nul() -> None:
+    assert no_nul("ok") == "ok"
+    with pytest.raises(ValueError, match="NUL"):
+        no_nul("a\x00b")

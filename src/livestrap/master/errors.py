@@ -19,7 +19,7 @@ from livestrap.errors import (
     SpecError,
     StoreError,
 )
-from livestrap.master.schemas.bounds import text_safe
+from livestrap.master.schemas.bounds import NUL_MESSAGE, text_safe
 from livestrap.store.limits import InsufficientSpace
 
 log = logging.getLogger("livestrap.master")
@@ -69,6 +69,12 @@ def disk_full(exc: BaseException) -> bool:
     return False
 
 
+def nul_refused(exc: BaseException) -> bool:
+    """Whether the driver refused a NUL in a text value (psycopg does, before it sends):
+    input that a model let through, so the client's error, not the server's."""
+    return isinstance(exc, DBAPIError) and "NUL (0x00)" in str(exc.orig)
+
+
 def validation_details(exc: RequestValidationError) -> list[dict[str, object]]:
     """Field path, message and type of each problem; never the input echoed back (it may
     hold NaN, a lone surrogate or bytes that JSON cannot carry: a 422 would become a 500)."""
@@ -99,9 +105,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": validation_details(exc)}, status_code=422)
 
     async def environment_error(request: Request, exc: Exception) -> JSONResponse:
-        """507 for a full disk; anything else stays the server error it is."""
+        """507 for a full disk, 422 for a NUL the models missed; anything else stays the
+        server error it is."""
         if disk_full(exc):
             return _disk_full_response(request, exc)
+        if nul_refused(exc):
+            log.warning("%s %s: a text value with a NUL reached the database",
+                        request.method, request.url.path)  # fmt: skip
+            return JSONResponse({"detail": f"a text value {NUL_MESSAGE}"}, status_code=422)
         raise exc
 
     app.add_exception_handler(LivestrapError, livestrap_error)

@@ -15,6 +15,7 @@ from fastapi import Path as PathParam
 from livestrap.master.deps import AdminOnly, SessionDep, StateDep
 from livestrap.master.events import normalize_mac
 from livestrap.master.queries import MAX_PAGE, BadCursor, parse_cursor
+from livestrap.master.schemas.bounds import Text
 from livestrap.master.schemas.nodes import (
     ErrorDetail,
     NodeDetail,
@@ -35,7 +36,7 @@ NODE_ID = "A node id, or a unique prefix of one (as git takes commit prefixes)."
 NodeRef = Annotated[str, PathParam(description=NODE_ID)]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Rows per page (at most {MAX_PAGE}).")]
 After = Annotated[
-    str | None,
+    Text | None,
     Query(max_length=100, description="The X-Next-Cursor of the previous page."),
 ]
 PAGED: dict[int | str, dict[str, Any]] = {
@@ -76,12 +77,14 @@ def list_nodes(
     request: Request,
     response: Response,
     status: Annotated[NodeStatus | None, Query(description="Only online or offline nodes.")] = None,
-    mac: Annotated[str | None, Query(description="Only the node owning this MAC.")] = None,
+    mac: Annotated[
+        Text | None, Query(max_length=64, description="Only the node owning this MAC.")
+    ] = None,
     tag: Annotated[
-        str | None, Query(max_length=63, description="Only nodes with this tag.")
+        Text | None, Query(max_length=63, description="Only nodes with this tag.")
     ] = None,
     name: Annotated[
-        str | None, Query(max_length=63, description="Only the node of this name.")
+        Text | None, Query(max_length=63, description="Only the node of this name.")
     ] = None,
     limit: Limit = MAX_PAGE,
     after: After = None,

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter, field_validator
 
-from livestrap.master.schemas.bounds import REPLACEMENT, text_safe
+from livestrap.master.schemas.bounds import REPLACEMENT, Text, text_safe
 from livestrap.master.schemas.nodes import ActionKind as ActionKind  # with the heartbeat's
 from livestrap.master.schemas.nodes import ActionOrder as ActionOrder
 from livestrap.master.schemas.nodes import Readable
@@ -95,9 +95,11 @@ class Selector(BaseModel):
     model_config = _STRICT
     all: bool = False
     status: Literal["online", "offline"] | None = None
-    tag: str | None = Field(default=None, min_length=1, max_length=64)
-    macs: list[str] | None = Field(default=None, min_length=1, max_length=10_000)
-    ids: list[Annotated[str, Field(min_length=1, max_length=36)]] | None = Field(
+    tag: Text | None = Field(default=None, min_length=1, max_length=64)
+    macs: list[Annotated[Text, Field(max_length=64)]] | None = Field(
+        default=None, min_length=1, max_length=10_000
+    )
+    ids: list[Annotated[Text, Field(min_length=1, max_length=36)]] | None = Field(
         default=None, min_length=1, max_length=10_000
     )
 

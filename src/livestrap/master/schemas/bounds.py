@@ -9,13 +9,27 @@ takes it) must be a 422, never a 500 or a row that breaks every later read.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 MAX_DEPTH = 32  # a real report nests 6 levels (report > facts > disks > [] > {} > value)
 MAX_ITEMS = 50_000  # values in one report, keys not counted; a big server sends ~3,000
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
+NUL_MESSAGE = "holds a NUL character (PostgreSQL text cannot store one)"
+
+
+def no_nul(value: str) -> str:
+    """A value bound for a text column or a query: PostgreSQL refuses NUL in both, so it
+    is a 422 at the edge on every engine (SQLite would take it, and a 500 on PG)."""
+    if "\x00" in value:
+        raise ValueError(NUL_MESSAGE)
+    return value
+
+
+Text = Annotated[str, AfterValidator(no_nul)]
 
 
 def check_text(text: str) -> None:
