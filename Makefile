@@ -13,7 +13,8 @@ export LIVESTRAP_DATA_DIR
 APT_PACKAGES := mmdebstrap squashfs-tools dpkg-dev apt-utils gnupg debian-archive-keyring \
 	initramfs-tools-core zstd xz-utils lz4 kmod util-linux ca-certificates openssl curl \
 	qemu-system-x86 ipxe-qemu ipxe ovmf socat dnsmasq-base iproute2 postgresql nginx-light \
-	chromium chromium-driver lintian systemd-container shim-signed grub-efi-amd64-signed
+	chromium chromium-driver lintian systemd-container shim-signed grub-efi-amd64-signed \
+	haproxy
 # PostgreSQL for the API tests' second pass and the discovery benchmark: a local server on
 # 127.0.0.1; scripts/test-postgres.sh runs a command with LIVESTRAP_TEST_POSTGRES set to a
 # throwaway role (random password, no superuser) that owns one database; both are dropped

@@ -19,6 +19,7 @@ from livestrap.cli import (
     builds_cmd,
     config_cmd,
     images_cmd,
+    lb_cmd,
     nodes_cmd,
     repo_cmd,
     rules_cmd,
@@ -51,6 +52,7 @@ app.add_typer(builds_cmd.app, name="builds")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(vm_cmd.vm_app, name="vm")
 vm_cmd.netboot_app.command("tftp-tree")(tftp_cmd.tftp_tree)
+vm_cmd.netboot_app.command("lb-config")(lb_cmd.lb_config)
 app.add_typer(vm_cmd.netboot_app, name="netboot")
 app.add_typer(webhooks_cmd.app, name="webhooks")
 app.command("build")(build_cmd.build)

@@ -27,6 +27,7 @@ from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
 from livestrap.errors import ImageNotFound, StoreError
+from livestrap.master.verified import VERIFIED
 from livestrap.store.images import ImageStore
 from livestrap.store.manifest import ARTIFACTS, METADATA, ImageMetadata, check_image_id
 
@@ -110,7 +111,9 @@ def find_artifact(store: ImageStore, image_id: str, name: str) -> ArtifactFile:
         raise ImageNotFound(f"image {image_id} has no {known}") from None
     if not stat.S_ISREG(st.st_mode):
         raise ImageNotFound(f"image {image_id} has no regular file {known}")
-    return ArtifactFile(image_id, known, path, st, f'"{meta.artifacts[known].sha256}"')
+    sha256 = meta.artifacts[known].sha256
+    VERIFIED.check(path, st, sha256, f"image {image_id}'s {known}")
+    return ArtifactFile(image_id, known, path, st, f'"{sha256}"')
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
