@@ -284,10 +284,10 @@ async def storm(cluster: list[Master], sims: list[Sim]) -> tuple[Storm, float, l
     async def progress() -> None:
         while True:
             await asyncio.sleep(10)
-            print(f"{time.monotonic() - start:.0f} s: {s.registered} registered, "
-                  f"{len(s.delivered)} delivered, retries {dict(s.retries)}", flush=True)  # fmt: skip
+            seen = f"{s.registered} registered, {len(s.delivered)} delivered"
+            print(f"{time.monotonic() - start:.0f} s: {seen}, retries {dict(s.retries)}")
 
-    asyncio.create_task(progress())
+    showing = asyncio.create_task(progress())
 
     beating = asyncio.create_task(heartbeats())
     killing = asyncio.create_task(killer())
@@ -300,6 +300,7 @@ async def storm(cluster: list[Master], sims: list[Sim]) -> tuple[Storm, float, l
     while time.monotonic() < deadline and open_actions(cluster[0]):
         await asyncio.sleep(0.5)
     stop_beating.set()
+    showing.cancel()
     await beating
     return s, took, lost_answers
 
