@@ -13,13 +13,14 @@ import pytest
 from fake_build import FAKE_STAGES
 from livestrap.builder.workspace import build_lock
 from livestrap.errors import SpecError
+from livestrap.master.buildslot import worker_lock
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database, migrate
 from livestrap.master.groupshare import share_tree, shared_log
 from livestrap.master.jobs import BuildQueue
 from livestrap.master.models import Build
 from livestrap.master.services.settings import check_spec, write_settings
-from livestrap.master.worker import BuildWorker, stored_spec, worker_lock
+from livestrap.master.worker import BuildWorker, stored_spec
 from livestrap.store.images import ImageStore
 
 pytestmark = pytest.mark.unit

@@ -23,6 +23,7 @@ from sqlalchemy import (
     create_engine,
     event,
     make_url,
+    text,
 )
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,6 +38,7 @@ DRIVERS = {
     "postgresql": "postgresql+psycopg",
     "postgresql+psycopg": "postgresql+psycopg",
 }
+MIGRATE_LOCK_KEY = 0x6C73_0003  # with hashtext(current_schema()): one schema's upgrade
 URL_FORMS = "sqlite:///PATH or postgresql://USER:PASSWORD@HOST[:PORT]/DATABASE"
 
 
@@ -119,7 +121,8 @@ def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision. On SQLite the foreign keys are off
     meanwhile: a migration that rebuilds a table (copy, DROP, rename) would otherwise
     cascade the DROP to the rows pointing at it. The pragma is a no-op inside a
-    transaction, hence set (and set back) around it."""
+    transaction, hence set (and set back) around it. On PostgreSQL the whole upgrade is one
+    transaction under an advisory lock: a second master waits, then finds the schema current."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.connect() as conn:
@@ -128,6 +131,9 @@ def migrate(engine: Engine) -> None:
             _pragma(conn, "PRAGMA foreign_keys=OFF")
         try:
             with conn.begin():
+                if not sqlite:  # masters starting at once migrate one after another
+                    lock = "SELECT pg_advisory_xact_lock(:k, hashtext(current_schema()))"
+                    conn.execute(text(lock), {"k": MIGRATE_LOCK_KEY})
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         finally:

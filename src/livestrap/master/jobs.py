@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from livestrap.builder.pipeline import Stage
 from livestrap.builder.plan import BuildPlan
 from livestrap.errors import ConflictError, NotFoundError
+from livestrap.master.buildslot import serialize_seqs
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database, rows_changed
 from livestrap.master.joblog import append_log
@@ -74,7 +75,7 @@ class BuildQueue:
         self.plan = BuildPlan(settings.data_dir, with_agent=False)
         self.worker = BuildWorker(db, store, settings, stages) if settings.role == "all" else None
         self._stopping = threading.Event()
-        self._submits = threading.Lock()  # one seq each: only this process queues builds
+        self._submits = threading.Lock()  # one seq each in this process (buildslot: across)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -114,6 +115,7 @@ class BuildQueue:
             raise ConflictError("the master is stopping; no new builds")
         build_id = str(uuid.uuid4())
         with self._submits, self.db.session() as session:
+            serialize_seqs(session)
             seq = session.scalar(select(func.max(Build.seq))) or 0
             session.add(
                 Build(

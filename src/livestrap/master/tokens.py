@@ -7,6 +7,7 @@ token (hand-written, say) is refused too: 32 bytes is what the master makes.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hmac
 import os
@@ -62,18 +63,32 @@ def read_token(path: Path) -> str | None:
 
 
 def ensure_token(path: Path) -> tuple[str, bool]:
-    """Return the token in `path`, making it (mode 0600) if absent; bool: newly made."""
+    """Return the token in `path`, making it (mode 0600) if absent; bool: newly made.
+    Masters sharing a data dir may start at once: the token is written aside and linked
+    into place, which never replaces a file, so the first one made is everyone's."""
     token = read_token(path)
     if token is not None:
         return token, False
     path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
     token = secrets.token_urlsafe(MIN_TOKEN_BYTES)  # 43 characters
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-    fd = os.open(path, flags, TOKEN_FILE_MODE)
-    with os.fdopen(fd, "w") as fh:
-        os.fchmod(fh.fileno(), TOKEN_FILE_MODE)
-        fh.write(token + "\n")
-    return token, True
+    aside = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    fd = os.open(aside, flags, TOKEN_FILE_MODE)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            os.fchmod(fh.fileno(), TOKEN_FILE_MODE)
+            fh.write(token + "\n")
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            existing = read_token(path)  # another master made it first
+            if existing is not None:
+                return existing, False
+            os.replace(aside, path)  # a blank file: replaced, as before
+        return token, True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(aside)
 
 
 def token_matches(given: str | None, expected: str) -> bool:

@@ -4,21 +4,19 @@ the main loop of `livestrap builder` (its own process, root; the API runs as a u
 It works from the `builds` table alone, and holds what the API wrote as untrusted: the
 spec is validated again (and its host inputs re-checked), the log path is the data dir's
 for the build id, never the row's. A claim is a compare-and-set (queued -> running), safe
-with two workers and on PostgreSQL; each claim and run happens under the data dir's
-worker lock, so a `running` row while that lock is free was left by a dead worker: it
-ends `interrupted` before the next claim. Cancel comes through the row's
+with two workers and on PostgreSQL; each claim and run happens in the build slot
+(master.buildslot: the data dir's worker lock on SQLite, an advisory lock on PostgreSQL,
+for every master on that database), so a `running` row while the slot is free was left
+by a dead worker: it ends `interrupted` before the next claim. Cancel comes through the row's
 `cancel_requested`, polled while the build runs.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
-import os
 import threading
 import time
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from livestrap.builder.pipeline import STAGES, Stage, build
 from livestrap.builder.plan import BuildPlan
 from livestrap.builder.workspace import build_lock, remove_tree
 from livestrap.errors import BuildCancelled, BuildError, LivestrapError, SpecError
+from livestrap.master.buildslot import build_slot
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database, rows_changed
 from livestrap.master.groupshare import share_tree, shared_log
@@ -73,22 +72,6 @@ def stored_spec(data: Any, settings: MasterSettings, source: str = "queued build
         raise SpecError(format_validation_error(err, source)) from None
     recheck_host_inputs(spec, rules, source=source)
     return spec
-
-
-@contextlib.contextmanager
-def worker_lock(path: Path) -> Iterator[bool]:
-    """Try the data dir's worker lock (never waits): whether this worker holds it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o640)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
 
 
 def log_build_end(
@@ -150,10 +133,10 @@ class BuildWorker:
     def start(self) -> None:
         """End builds a dead worker left running (now, before anyone reads them) and
         remove the build trees it left; then work in a thread. Both only while holding
-        the worker lock: another worker that holds it may be building right now, and
+        the build slot: another worker that holds it may be building right now, and
         even a moment's hold of the build lock here would fail its build."""
         self._stopping.clear()
-        with worker_lock(self.settings.layout.worker_lock) as held:
+        with self._slot() as held:
             if held:
                 self.recover()
                 self._clean_stale()
@@ -188,9 +171,13 @@ class BuildWorker:
             self._wake.wait(timeout=IDLE_POLL_S)
             self._wake.clear()
 
+    def _slot(self) -> AbstractContextManager[bool]:
+        """The build slot (master.buildslot): whether this worker holds it."""
+        return build_slot(self.db.engine, self.settings.layout.worker_lock)
+
     def turn(self) -> bool:
-        """One claim and run, under the worker lock; whether a build ran."""
-        with worker_lock(self.settings.layout.worker_lock) as held:
+        """One claim and run, in the build slot; whether a build ran."""
+        with self._slot() as held:
             if not held:
                 return False
             self.recover()
@@ -212,8 +199,8 @@ class BuildWorker:
     # -- claims --------------------------------------------------------------------------
 
     def recover(self) -> list[str]:
-        """Builds left `running` (call with the worker lock held: no live worker runs
-        one) end `interrupted`, with why in the error and at the end of the log."""
+        """Builds left `running` (call in the build slot: no live worker runs one) end
+        `interrupted`, with why in the error and at the end of the log."""
         error = STOPPED_WHILE.format(who=self.who, state=RUNNING)
         with self.db.session() as session:
             rows = session.scalars(select(Build).where(Build.state == RUNNING)).all()
