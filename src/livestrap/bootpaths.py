@@ -11,7 +11,8 @@ reaches them all. The paths, under PREFIX:
   after the URL's basename, which must stay `root.squashfs`, so the MAC goes in the path;
 - `/efi/<name>`: an EFI boot loader from the master's host (Debian's `ipxe.efi`), what
   UEFI HTTP boot firmware is handed by DHCP; the MAC is not known there (no query);
-- `/nginx/sent`: nginx's notice after it sent a file (from nginx on the master's host only).
+- `/nginx/sent`: nginx's notice of a transfer (from nginx on the master's host, or a
+  rack cache among the trusted proxies).
 
 Values are put in as given: the iPXE variables below are expanded by iPXE on the node,
 and each renderer checks its values against its own allow-list. Standard library only,
@@ -31,6 +32,8 @@ MAC_FILE_ROUTE = "/m/{node_mac}/images/{image_id}/{name}"
 LOADER_ROUTE = "/efi/{name}"
 SENT_ROUTE = "/nginx/sent"
 SENT_PATH = PREFIX + SENT_ROUTE
+RACK_HEADER = "x-livestrap-rack"  # a rack cache's own URL: boot scripts point back at it
+FILL_HEADER = "x-livestrap-cache-fill"  # a rack cache's upstream fetch, not a node's
 
 KERNEL = "vmlinuz"
 INITRD = "initrd.img"

@@ -25,7 +25,7 @@ from livestrap.agent.config import (
 from livestrap.bootpaths import file_url, mac_file_url, script_url
 from livestrap.master.events import normalize_mac
 from livestrap.master.ipxe import render_boot_script, render_no_image_script
-from livestrap.master.routes.boot import router
+from livestrap.master.routes import boot, boot_notices
 from livestrap.netboot.dnsmasq import DnsmasqOptions, render_dnsmasq_config
 from livestrap.netboot.nginx import NginxOptions, render_nginx_config
 from livestrap.netboot.qemu import render_tftp_script
@@ -41,7 +41,7 @@ EXTRAS = ["quiet", "systemd.show_status=1", "livestrap.debug", "ip=dhcp"]
 def endpoint(path: str, method: str = "GET") -> tuple[str, dict[str, str]]:
     """The /boot route a request path reaches: its endpoint's name and path parameters."""
     scope = {"type": "http", "method": method, "path": path, "root_path": ""}
-    for route in router.routes:
+    for route in [*boot.router.routes, *boot_notices.router.routes]:
         match, child = route.matches(scope)
         if match is Match.FULL:
             return child["endpoint"].__name__, child["path_params"]

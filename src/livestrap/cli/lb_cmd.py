@@ -1,4 +1,5 @@
-"""`livestrap netboot lb-config`: HAProxy in front of several masters (docs/scaling.md)."""
+"""`livestrap netboot lb-config` (HAProxy in front of several masters) and `rack-config`
+(an nginx cache in each rack): docs/scaling.md."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Annotated
 import typer
 
 from livestrap.errors import SpecError
-from livestrap.netboot import haproxy
+from livestrap.master.config_load import load_settings
+from livestrap.netboot import haproxy, rackcache
 
 
 def lb_config(
@@ -43,3 +45,35 @@ def lb_config(
     if problems:
         raise SpecError("lb-config: " + "; ".join(problems))
     typer.echo(haproxy.render_haproxy_config(opts), nl=False)
+
+
+def rack_config(
+    masters: Annotated[
+        list[str],
+        typer.Option(
+            "--master", help="A master or the load balancer as http://HOST:PORT (repeatable)."
+        ),
+    ],
+    listen: Annotated[str, typer.Option(help="nginx's listen: PORT or ADDRESS:PORT.")] = "80",
+    server_name: Annotated[str, typer.Option(help="nginx's server_name.")] = "_",
+    cache_dir: Annotated[
+        str, typer.Option("--cache-dir", help="Where nginx keeps the cached files.")
+    ] = rackcache.RackOptions.cache_dir,
+    max_size: Annotated[
+        str, typer.Option("--max-size", help="The cache's size at most (nginx size: 20g).")
+    ] = rackcache.RackOptions.max_size,
+    slice_size: Annotated[
+        str, typer.Option("--slice", help="What one upstream range fetch takes (16m).")
+    ] = rackcache.RackOptions.slice_size,
+) -> None:
+    """Print an nginx site for a rack cache: image files cached on disk (one upstream
+    fetch per file however many nodes boot), the API and boot scripts passed through, and
+    each node's download still on its boot timeline."""
+    opts = rackcache.RackOptions(
+        masters=tuple(masters), listen=listen, server_name=server_name, cache_dir=cache_dir,
+        max_size=max_size, slice_size=slice_size, max_body_bytes=load_settings().max_body_bytes,
+    )  # fmt: skip
+    problems = rackcache.check_options(opts)
+    if problems:
+        raise SpecError("rack-config: " + "; ".join(problems))
+    typer.echo(rackcache.render_rack_config(opts), nl=False)

@@ -278,6 +278,13 @@ def nginx_config(
     server_name: Annotated[str, typer.Option(help="nginx's server_name.")] = "_",
     old_master: Annotated[str | None, _old_name("--master")] = None,
     old_listen: Annotated[str | None, _old_name("--listen")] = None,
+    direct: Annotated[
+        bool,
+        typer.Option(
+            help="nginx sends image files without asking the master first (it reports "
+            "them aside): faster in a boot storm, no per-request check by the master."
+        ),
+    ] = False,
 ) -> None:
     """Print an nginx site for nginx in front of the master: nginx sends the image files
     (sendfile) straight from DATA_DIR/images, the master keeps the boot timeline."""
@@ -289,6 +296,7 @@ def nginx_config(
         server_name=server_name,
         max_body_bytes=caps.max_body_bytes,
         max_import_bytes=caps.max_import_bytes,
+        direct=direct,
     )
     problems = nginx.check_options(opts)
     if problems:

@@ -9,7 +9,7 @@ serves that file from the image store (ranges, conditionals included). When the 
 is over, nginx's `post_action` tells the master how it went (`POST /boot/nginx/sent`),
 which becomes the squashfs-end event, as when the master sends the file itself. That
 notice carries the node's address in X-Livestrap-Client and no X-Forwarded-For, and the
-master takes it only from 127.0.0.1 or ::1 (master.routes.boot: from_nginx).
+master takes it only from 127.0.0.1 or ::1 (master.routes.boot_notices).
 
 Anyone may send the accel header to the master directly; all they get is an empty answer
 naming a file they could download anyway, and a timeline entry — /boot is open by design.

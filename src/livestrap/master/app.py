@@ -29,6 +29,7 @@ from livestrap.master.report_writer import ReportWriter
 from livestrap.master.routes import (
     actions,
     boot,
+    boot_notices,
     builds,
     discovery,
     images,
@@ -161,6 +162,7 @@ def create_app(
     app.include_router(actions.agent_router, prefix="/api/v1")
     app.include_router(webhooks.router, prefix="/api/v1")
     app.include_router(boot.router)
+    app.include_router(boot_notices.router)
     app.include_router(loaders.router)
     repo.mount(app, state)
     apidocs.mount(app)

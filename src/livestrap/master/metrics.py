@@ -124,8 +124,16 @@ class Metrics:
         )
         self.artifact_bytes = Counter(
             "livestrap_boot_file_bytes",
-            "Bytes of boot files sent, by file and by who sent them (master, or nginx in front).",
+            "Bytes of boot files sent, by file and by who sent them (master, nginx in front, "
+            "or a rack cache).",
             ["artifact", "via"],
+            registry=reg,
+        )
+        self.cache_fills = Counter(
+            "livestrap_boot_cache_fills",
+            "Boot file requests of rack caches filling themselves (one per file and slice "
+            "per cache when proxy_cache_lock holds), by file.",
+            ["artifact"],
             registry=reg,
         )
         self.http_seconds = Histogram(
@@ -148,12 +156,17 @@ class Metrics:
         for reason in REFUSED_REASONS:
             self.refused.labels(reason)
         for name in ARTIFACTS:
-            for via in ("master", "nginx"):
+            self.cache_fills.labels(name)
+            for via in ("master", "nginx", "rack"):
                 self.artifact_bytes.labels(name, via)
         reg.register(InventoryCollector(db, offline_after))
 
     def refuse(self, reason: str) -> None:
         self.refused.labels(reason if reason in REFUSED_REASONS else "other").inc()
+
+    def cache_fill(self, artifact: str) -> None:
+        if artifact in ARTIFACTS:
+            self.cache_fills.labels(artifact).inc()
 
     def sent(self, artifact: str, nbytes: int, via: str = "master") -> None:
         """Bytes of a boot file sent; names other than the artifacts' are not counted."""

@@ -7,6 +7,11 @@ X-Accel-Redirect — and nginx's post_action reports the end of each transfer ba
 the timeline is the same as without nginx (see master/accel.py). post_action is an old
 core directive that nginx's documentation does not list; Debian's nginx 1.22 has it, and
 tests/api/test_boot_nginx.py runs the rendered config in a real nginx.
+With `direct`, nginx sends the image files without asking the master first, and
+post_action reports each whole transfer afterwards. Faster under a boot storm, but the
+master no longer checks each request (its /boot budget, its hash check of the files):
+only for a store on this host's own disk. The rack cache (netboot.rackcache) reports
+the same way.
 Pure renderer: `render_nginx_config` returns the text; the CLI prints it.
 """
 
@@ -28,7 +33,7 @@ _LISTEN_RE = re.compile(r"^(\S+:)?\d{1,5}\Z|^\[[0-9a-fA-F:.]+\]:\d{1,5}\Z")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.*-]+( [A-Za-z0-9_.*-]+)*\Z")
 
 
-# what nginx tells the master after a transfer (master/routes/boot.py: nginx_sent)
+# what nginx tells the master after a transfer (master/routes/boot_notices.py)
 SENT_HEADERS = [
     '        proxy_set_header Content-Length "";',
     "        proxy_set_header X-Livestrap-Client $remote_addr;  # the node",
@@ -47,6 +52,7 @@ class NginxOptions:
     server_name: str = "_"
     max_body_bytes: int = MAX_BODY_BYTES  # the master's caps, so nginx refuses first
     max_import_bytes: int = MAX_IMPORT_BYTES
+    direct: bool = False  # nginx sends the files at once; the master hears of it aside
 
 
 def check_options(opts: NginxOptions) -> list[str]:
@@ -73,7 +79,7 @@ def check_options(opts: NginxOptions) -> list[str]:
 NO_FORWARDED_FOR = '        proxy_set_header X-Forwarded-For "";  # from nginx itself'
 
 
-def _proxy(master_headers: list[str], forwarded: bool = True) -> list[str]:
+def proxy_lines(master_headers: list[str], forwarded: bool = True) -> list[str]:
     """What every proxied location shares: HTTP/1.1 keep-alive to the master, the
     client's address (uvicorn trusts X-Forwarded-For from 127.0.0.1 by default)."""
     return [
@@ -94,14 +100,92 @@ def nginx_size(n: int) -> str:
     return str(n)
 
 
+def upstream_address(master: str) -> str:
+    """HOST:PORT of an http://HOST:PORT URL, as nginx's `server` takes it."""
+    parts = urlsplit(master)
+    if parts.hostname and ":" in parts.hostname:
+        return f"[{parts.hostname}]:{parts.port or 80}"
+    return f"{parts.hostname}:{parts.port or 80}"
+
+
+# A boot file request, by the two URL forms of bootpaths; the MAC is not captured, so
+# it never names a file on disk or in a cache.
+FILE_LOCATION = (
+    r"location ~ ^/boot/(?:m/[^/]+/)?images/(?<livestrap_image>[A-Za-z0-9._-]+)/"
+    r"(?<livestrap_file>vmlinuz|initrd\.img|root\.squashfs)$ {"
+)
+
+
+def notice_location(via: str) -> list[str]:
+    """The internal location post_action reports a whole transfer to, once it is over
+    (X-Livestrap-Phase: whole): the master writes its start, stamped X-Request-Time
+    before, and for the squashfs its end. Nothing waits for it. (A `mirror` subrequest
+    for the start, measured here, makes nginx 1.22 report 0 bytes sent at the end.)
+    `via` names the sender on the timeline."""
+    return [
+        "",
+        f"    location = {SENT} {{",
+        "        internal;",
+        f"        proxy_pass http://livestrap_master{bootpaths.SENT_PATH};",
+        "        proxy_method POST;",
+        "        proxy_pass_request_body off;",
+        *proxy_lines(SENT_HEADERS, forwarded=False),
+        "        proxy_set_header X-Livestrap-Phase whole;",
+        f"        proxy_set_header X-Livestrap-Via {via};",
+        "        proxy_set_header X-Original-Method $request_method;",
+        "    }",
+    ]
+
+
+def _direct_files(images: str) -> list[str]:
+    return [
+        "    # Image files straight from the store; the master hears of each one aside.",
+        f"    {FILE_LOCATION}",
+        f"        alias {images}$livestrap_image/$livestrap_file;",
+        "        default_type application/octet-stream;",
+        "        sendfile on;",
+        "        tcp_nopush on;",
+        "        sendfile_max_chunk 2m;  # one fast client cannot hold a worker",
+        f"        post_action {SENT};  # the transfer, for the timeline (not waited for)",
+        "    }",
+        *notice_location("nginx"),
+    ]
+
+
+def _handed_off_files(images: str) -> list[str]:
+    return [
+        "    # The master answers /boot; for image files with X-Accel-Redirect to the files.",
+        f"    location {bootpaths.PREFIX}/ {{",
+        "        proxy_pass http://livestrap_master;",
+        *proxy_lines([f"        proxy_set_header X-Livestrap-Accel {INTERNAL};"]),
+        "    }",
+        "",
+        f"    location {INTERNAL} {{",
+        "        internal;",
+        f"        alias {images};",
+        "        default_type application/octet-stream;",
+        "        sendfile on;",
+        "        tcp_nopush on;",
+        "        sendfile_max_chunk 2m;  # one fast client cannot hold a worker",
+        f"        post_action {SENT};  # the end of the transfer, for the timeline",
+        "    }",
+        "",
+        f"    location = {SENT} {{",
+        "        internal;",
+        f"        proxy_pass http://livestrap_master{bootpaths.SENT_PATH};",
+        "        proxy_method POST;",
+        "        proxy_pass_request_body off;",
+        *proxy_lines(SENT_HEADERS, forwarded=False),
+        "    }",
+    ]
+
+
 def render_nginx_config(opts: NginxOptions) -> str:
     """A conf.d file (upstream + server, inside nginx's http block)."""
-    parts = urlsplit(opts.master)
-    upstream = f"{parts.hostname}:{parts.port or 80}"
+    upstream = upstream_address(opts.master)
     import_cap = opts.max_import_bytes + IMPORT_FRAMING_BYTES  # as master.limits
-    if parts.hostname and ":" in parts.hostname:
-        upstream = f"[{parts.hostname}]:{parts.port or 80}"
     images = opts.images_dir.rstrip("/") + "/"
+    files = _direct_files(images) if opts.direct else _handed_off_files(images)
     lines = [
         "# livestrap: nginx in front of the master (generated: livestrap netboot nginx-config).",
         "# nginx sends the image files itself; the master checks each request, keeps the boot",
@@ -120,7 +204,7 @@ def render_nginx_config(opts: NginxOptions) -> str:
         "",
         "    location / {",
         "        proxy_pass http://livestrap_master;",
-        *_proxy([]),
+        *proxy_lines([]),
         "        proxy_buffering off;  # build logs are streamed live",
         "        proxy_request_buffering off;",
         "        proxy_read_timeout 1h;",
@@ -131,7 +215,7 @@ def render_nginx_config(opts: NginxOptions) -> str:
         f"    location = {IMPORT} {{",
         f"        client_max_body_size {nginx_size(import_cap)};",
         "        proxy_pass http://livestrap_master;",
-        *_proxy([]),
+        *proxy_lines([]),
         "        proxy_request_buffering off;  # streamed to the master, not to nginx's disk",
         "        proxy_read_timeout 1h;",
         "    }",
@@ -140,33 +224,11 @@ def render_nginx_config(opts: NginxOptions) -> str:
         f"    location {SPEC_FILES} {{",
         f"        client_max_body_size {nginx_size(SPEC_FILES_BYTES)};",
         "        proxy_pass http://livestrap_master;",
-        *_proxy([]),
+        *proxy_lines([]),
         "        proxy_request_buffering off;",
         "    }",
         "",
-        "    # The master answers /boot; for image files with X-Accel-Redirect to the files.",
-        f"    location {bootpaths.PREFIX}/ {{",
-        "        proxy_pass http://livestrap_master;",
-        *_proxy([f"        proxy_set_header X-Livestrap-Accel {INTERNAL};"]),
-        "    }",
-        "",
-        f"    location {INTERNAL} {{",
-        "        internal;",
-        f"        alias {images};",
-        "        default_type application/octet-stream;",
-        "        sendfile on;",
-        "        tcp_nopush on;",
-        "        sendfile_max_chunk 2m;  # one fast client cannot hold a worker",
-        f"        post_action {SENT};  # the end of the transfer, for the timeline",
-        "    }",
-        "",
-        f"    location = {SENT} {{",
-        "        internal;",
-        f"        proxy_pass http://livestrap_master{bootpaths.SENT_PATH};",
-        "        proxy_method POST;",
-        "        proxy_pass_request_body off;",
-        *_proxy(SENT_HEADERS, forwarded=False),
-        "    }",
+        *files,
         "}",
     ]
     return "\n".join(lines) + "\n"

@@ -6,25 +6,25 @@ a failing event write is logged and the boot goes on. Open means abusable: each 
 address has a request budget (429 + Retry-After beyond it), each MAC an event budget per
 client address (events beyond it are counted into one `suppressed` event; the file is
 still served), and history is bounded per node and MAC (master.guards, master.history).
-The end-of-transfer notice of nginx (POST /boot/nginx/sent) is taken from nginx only: from
-127.0.0.1 or ::1 with no X-Forwarded-For, as the rendered site sends it.
+nginx's notices of its own transfers are master.routes.boot_notices. A rack cache's
+upstream fetch (X-Livestrap-Cache-Fill) leaves no event: the cache reports each node's
+download itself; its boot scripts point the nodes back at it (X-Livestrap-Rack).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
 from starlette.background import BackgroundTask
 
 from livestrap import bootpaths
-from livestrap.errors import ImageNotFound, LivestrapError
-from livestrap.master.accel import ACCEL_HEADER, CLIENT_HEADER, accel_prefix, accel_response
+from livestrap.errors import LivestrapError
+from livestrap.master.accel import ACCEL_HEADER, accel_prefix, accel_response
 from livestrap.master.artifacts import (
     ArtifactFile,
     ArtifactResponse,
@@ -73,7 +73,7 @@ ARTIFACT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 async def limit_boot(request: Request, state: StateDep) -> None:
     """429 when this address sent more /boot requests than its bucket holds."""
-    _limit(state, client_ip(request))
+    take_budget(state, client_ip(request))
 
 
 BootLimited = [Depends(limit_boot)]
@@ -101,9 +101,12 @@ def _record(state: AppState, kind: str, **fields: Any) -> None:
 
 
 def _base_url(state: AppState, request: Request) -> str:
-    """How nodes reach us: the configured public URL, else what the client asked for."""
+    """How nodes reach us: the rack cache they came through, else the configured public
+    URL, else what the client asked for. Anyone may name a "rack cache": it only changes
+    the URLs in the script that client itself gets (never cached, like every script)."""
+    rack = request.headers.get(bootpaths.RACK_HEADER)
     try:
-        return check_base_url(state.settings.public_url or str(request.base_url))
+        return check_base_url(rack or state.settings.public_url or str(request.base_url))
     except ValueError as err:
         raise HTTPException(status_code=400, detail=str(err)) from None
 
@@ -158,6 +161,9 @@ def _serve(
     except RangeNotSatisfiable:
         return range_not_satisfiable(art)
     if request.method == "HEAD":  # no download starts: nothing for the timeline
+        return ArtifactResponse(art, byte_range)
+    if bootpaths.FILL_HEADER in request.headers:  # a rack cache fills itself: no node's event
+        state.metrics.cache_fill(art.name)
         return ArtifactResponse(art, byte_range)
     return ArtifactResponse(art, byte_range, _record_download(state, request, art, byte_range, mac))
 
@@ -223,71 +229,8 @@ def artifact_for_mac(
     return _serve(state, request, image_id, name, node_mac)
 
 
-NGINX_PEERS = frozenset({"127.0.0.1", "::1"})  # where the rendered nginx site connects from
-
-
-def from_nginx(request: Request, state: AppState) -> str | None:
-    """The node's address, when the notice comes from nginx on this host; 403 otherwise
-    (after the sender's /boot budget, so a flood of forgeries is also a 429).
-
-    uvicorn replaces the peer by X-Forwarded-For only from 127.0.0.1, and the rendered
-    site sends this notice without one (X-Livestrap-Client instead), so a peer of
-    127.0.0.1 here is nginx; through nginx's /boot/ location the peer is the client's."""
-    peer = client_ip(request)
-    if peer not in NGINX_PEERS or "x-forwarded-for" in request.headers:
-        _limit(state, peer)
-        raise HTTPException(status_code=403, detail="only nginx on this host sends this")
-    node = request.headers.get(CLIENT_HEADER)
-    node = node if node and _is_ip(node) else None
-    _limit(state, node or peer)
-    return node
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _limit(state: AppState, ip: str | None) -> None:
+def take_budget(state: AppState, ip: str | None) -> None:
+    """One /boot request of this address's budget; 429 when it is spent."""
     wait = state.guards.boot.take(address_key(ip))
     if wait > 0:
         raise too_many(wait, "/boot requests")
-
-
-@router.post(
-    bootpaths.SENT_ROUTE, status_code=204, response_class=Response, include_in_schema=False
-)
-def nginx_sent(
-    request: Request,
-    state: StateDep,
-    x_original_uri: Annotated[str, Header()],
-    x_bytes_sent: Annotated[int, Header(ge=0)],
-    x_request_time: Annotated[float, Header(ge=0)] = 0.0,
-    x_request_completion: Annotated[str, Header()] = "",
-) -> Response:
-    """nginx's post_action after it sent an artifact: the squashfs-end event."""
-    node_ip = from_nginx(request, state)
-    original = bootpaths.parse_file_url(x_original_uri)
-    if original is None:
-        raise ImageNotFound(f"not an artifact URL: {x_original_uri!r}")
-    art = find_artifact(state.store, original.image_id, original.name)
-    state.metrics.sent(art.name, x_bytes_sent, via="nginx")
-    if art.name == bootpaths.SQUASHFS:
-        detail: dict[str, Any] = {}
-        expected = art.size
-        try:
-            byte_range = parse_range(request.headers.get("range"), art.size)
-        except RangeNotSatisfiable:
-            byte_range = None
-        if byte_range is not None:
-            detail["range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
-            expected = byte_range[1] - byte_range[0] + 1
-        complete = x_request_completion == "OK" and x_bytes_sent == expected
-        detail |= {"bytes": x_bytes_sent, "seconds": round(x_request_time, 3),
-                   "complete": complete, "via": "nginx"}  # fmt: skip
-        _record(state, "squashfs-end", mac=original.mac, ip=node_ip,
-                image_id=art.image_id, detail=detail)  # fmt: skip
-    return Response(status_code=204)
