@@ -31,17 +31,18 @@ sys.path.insert(0, str(ROOT / "bench"))
 from loadgen import fetch_split, percentile  # noqa: E402
 from nginxproc import Nginx, nginx_process, static_site  # noqa: E402
 from report import MB, Goal, machine_line, save_part  # noqa: E402
+from serve_notes import GOAL, PEERS, finding, worst  # noqa: E402
 from tools import cpu_seconds, ensure_debs  # noqa: E402
 
 from livestrap.netboot.nginx import NginxOptions, render_nginx_config  # noqa: E402
+from livestrap.netboot.rackcache import RackOptions, render_rack_config  # noqa: E402
 from livestrap.store.images import ImageStore  # noqa: E402
 from livestrap.store.manifest import ARTIFACTS, METADATA, Artifact, ImageMetadata  # noqa: E402
 from livestrap.store.manifest import dump_metadata as dump_meta  # noqa: E402
 from masterproc import NO_LIMITS, Master, free_port, master_process  # noqa: E402
 
 DEFAULT_DATA = Path("/var/cache/livestrap-test/e2e-data")
-SERVERS = ("nginx", "master", "nginx-front")
-GOAL = 0.8
+SERVERS = ("nginx", "master", "nginx-front", "nginx-direct", "rack-cache")
 SMOKE_ID = "smoke-20240501-120000"
 
 
@@ -114,27 +115,46 @@ class Target:
 
 @contextmanager
 def servers(data_dir: Path, work: Path) -> Iterator[tuple[Master, dict[str, Target]]]:
-    """The master, plain nginx on the same files, and nginx in front of the master."""
+    """The master, plain nginx on the same files, nginx in front of the master (both
+    modes), and a rack cache in front of the master (its cache on this disk)."""
     images = ImageStore(data_dir).images_dir.resolve()
     db = f"sqlite:///{work / 'db.sqlite'}"
+    work.chmod(0o755)  # nginx's workers run as nobody
+    cache = work / "rack-cache"
+    cache.mkdir(mode=0o777)
+    cache.chmod(0o777)
     with master_process(data_dir, fake_builds=False, database_url=db, env=NO_LIMITS) as master:
         pid = master.proc.pid
-        p_plain, p_front = free_port(), free_port()
-        opts = NginxOptions(images_dir=str(images), master=master.url,
-                            listen=f"127.0.0.1:{p_front}")  # fmt: skip
+        p_plain, p_front, p_direct, p_rack = (free_port() for _ in range(4))
+        front_opts, direct_opts = (
+            NginxOptions(images_dir=str(images), master=master.url,
+                         listen=f"127.0.0.1:{port}", direct=direct)
+            for port, direct in ((p_front, False), (p_direct, True))
+        )  # fmt: skip
+        rack_opts = RackOptions(masters=(master.url,), listen=f"127.0.0.1:{p_rack}",
+                                cache_dir=str(cache))  # fmt: skip
         with (
             nginx_process(work / "nginx", static_site(p_plain, images), p_plain) as plain,
-            nginx_process(work / "front", render_nginx_config(opts), p_front) as front,
+            nginx_process(work / "front", render_nginx_config(front_opts), p_front) as front,
+            nginx_process(work / "direct", render_nginx_config(direct_opts), p_direct) as direct,
+            nginx_process(work / "rack", render_rack_config(rack_opts), p_rack) as rack,
         ):
+
+            def with_master(n: Nginx) -> Callable[[], float]:
+                return lambda: n.cpu_seconds() + cpu_seconds(pid)
+
             yield (
                 master,
                 {
                     "nginx": Target(p_plain, plain.cpu_seconds),
                     "master": Target(int(master.url.rsplit(":", 1)[1]), lambda: cpu_seconds(pid)),
-                    "nginx-front": Target(p_front, lambda: front.cpu_seconds() + cpu_seconds(pid)),
+                    "nginx-front": Target(p_front, with_master(front)),
+                    "nginx-direct": Target(p_direct, with_master(direct)),
+                    "rack-cache": Target(p_rack, with_master(rack)),
                 },
             )
-            _check_front(front)
+            for n in (front, direct, rack):
+                _check_front(n)
 
 
 def measure(
@@ -153,16 +173,19 @@ def measure(
         servers(data_dir, Path(tmp)) as (master, targets),
     ):
         for server, t in targets.items():  # warm-up: page cache, connections, imports
-            run_one(server, t, _path(server, image_id, "warm"), 2, size, limit_s, procs)
+            if server != "rack-cache":  # its first storm is the cold one (upstream bytes)
+                run_one(server, t, _path(server, image_id, "warm"), 2, size, limit_s, procs)
         for n in clients:
             for server, t in targets.items():
                 tries = []
                 for i in range(repeat):
                     mac = f"02-00-00-{n >> 8:02x}-{n & 255:02x}-{SERVERS.index(server)}{i}"
                     path = _path(server, image_id, mac)
+                    up = upstream_bytes(master)
                     run = run_one(server, t, path, n, size, limit_s, procs)
                     if server != "nginx":
                         run["timeline_complete_ends"] = _ends(master, mac)
+                        run["upstream_bytes"] = upstream_bytes(master) - up
                     tries.append(run)
                 run = sorted(tries, key=lambda t: t["mb_s"])[len(tries) // 2]
                 runs.append(run)
@@ -178,6 +201,20 @@ def measure(
         "master_peak_rss_mb": rss,
         "ratios": ratios(runs),
     }
+
+
+def upstream_bytes(master: Master) -> int:
+    """Squashfs bytes that left the masters' side so far: what the master sent (to nodes,
+    or to a rack cache filling itself) and what nginx in front sent for it; not what a
+    rack cache sent from its disk (via="rack")."""
+    text = master.admin().get("/metrics").text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith('livestrap_boot_file_bytes_total{artifact="root.squashfs"') and (
+            'via="master"' in line or 'via="nginx"' in line
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
 
 
 def _path(server: str, image_id: str, mac: str) -> str:
@@ -273,23 +310,31 @@ def render(part: dict[str, Any]) -> list[str]:
         "`nginx`: Debian's nginx serving the same files (sendfile, 2 workers); `master`: the",
         "master alone (uvicorn); `nginx-front`: `livestrap netboot nginx-config` in front of",
         "the master (the master answers each request and writes the timeline, nginx sends",
-        "the file). Server CPU: all its processes (nginx-front: nginx + the master).",
+        "the file); `nginx-direct`: the same with `--direct` (nginx sends at once and reports",
+        "the whole transfer afterwards); `rack-cache`: `livestrap netboot rack-config` in",
+        "front of the master (its cache on this disk; its first storm, at the first N, starts",
+        "cold). Server CPU: all its processes (nginx + the master). Upstream: squashfs bytes",
+        "that left the masters' side during the run (the master's metrics): what a rack",
+        "would pull over its uplink.",
         "",
         "| N | server | MB/s | × nginx | p50 (s) | p99 (s) | first byte p99 (s) | "
-        "server CPU (s) | CPU s/GB | client CPU (s) | downloads ok | timeline ends |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "server CPU (s) | CPU s/GB | client CPU (s) | downloads ok | timeline ends | "
+        "upstream MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     rat = part.get("ratios", {})
     for r in runs:
         ratio = "1" if r["server"] == "nginx" else rat.get(r["server"], {}).get(str(r["clients"]))
         gb = r["verified_bytes"] / 1e9 or 1
         ends = r.get("timeline_complete_ends", "–")
+        up = r.get("upstream_bytes")
+        upstream = "–" if up is None else f"{up / MB:.0f}"
         out.append(
             f"| {r['clients']} | {r['server']} | {r['mb_s']:.0f} | {ratio or '–'} | "
             f"{r['p50_s']} | {r['p99_s']} | {r.get('first_byte_p99_s', '–')} | "
             f"{r['server_cpu_s']} | "
             f"{r['server_cpu_s'] / gb:.2f} | {r['client_cpu_s']} | "
-            f"{r['ok']}/{r['clients']} | {ends} |"
+            f"{r['ok']}/{r['clients']} | {ends} | {upstream} |"
         )
     out += ["", *finding(part), "", *generator_note(runs), ""]
     return out
@@ -314,78 +359,19 @@ def generator_note(runs: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def _ratios(part: dict[str, Any], server: str) -> list[float | None]:
-    return list(part.get("ratios", {}).get(server, {}).values())
-
-
-def _worst(part: dict[str, Any], server: str) -> float | None:
-    """The lowest ratio to nginx over all N (None if any run failed or none ran)."""
-    values = _ratios(part, server)
-    if not values or any(v is None for v in values):
-        return None
-    return min(v for v in values if v is not None)
-
-
 def goals(part: dict[str, Any]) -> list[Goal]:
     """The serving goal, for the page's table of goals."""
     ns = "/".join(str(n) for n in part.get("ratios", {}).get("master", {}))
     out: list[Goal] = []
-    for server, what in (("master", "master alone"),
-                         ("nginx-front", "nginx in front (netboot nginx-config)")):  # fmt: skip
-        got = " / ".join("failed" if v is None else f"{v}" for v in _ratios(part, server))
-        worst = _worst(part, server)
+    for server, what in PEERS:
+        if server not in part.get("ratios", {}):
+            continue
+        values = part["ratios"][server].values()
+        got = " / ".join("failed" if v is None else f"{v}" for v in values)
+        low = worst(part, server)
         out.append((f"serving {ns} clients: {what}", f"≥ {GOAL} × nginx", f"{got} × nginx",
-                    None if worst is None else worst >= GOAL))  # fmt: skip
+                    None if low is None else low >= GOAL))  # fmt: skip
     return out
-
-
-def finding(part: dict[str, Any]) -> list[str]:
-    """Goal, verdict from the figures, and the cause of the gap (profiled)."""
-
-    def verdict(ratio: float | None) -> str:
-        return "met" if ratio is not None and ratio >= GOAL else "missed"
-
-    master, front = _worst(part, "master"), _worst(part, "nginx-front")
-    return [
-        f"Goal: serving ≥ {GOAL} × nginx, or nginx in front (and say so). The master alone "
-        f"reaches {master} × nginx at worst: **goal {verdict(master)} by the master alone**; "
-        f"with nginx in front it reaches {front} × nginx: **goal {verdict(front)} with nginx "
-        "in front**.",
-        "",
-        *CAUSE,
-    ]
-
-
-CAUSE = [
-    "Why the master alone stays below nginx (profiled with py-spy under this load): nginx",
-    "hands page-cache pages to the socket (sendfile): no copy through user space. Under",
-    "uvicorn an ASGI body is bytes: every chunk is read into Python (pread in a worker",
-    "thread) and written with send() from the event loop, two copies plus the Python work",
-    "per chunk, and the loop's thread is the limit (about one core). uvicorn 0.54 has no",
-    "zero-copy path (`http.response.pathsend`/`zerocopysend` are not implemented, and the",
-    "transport is not reachable from the application through any API); uvloop + httptools",
-    "made no measurable difference (same MB/s and CPU/GB: the time is in the copies and",
-    "system calls, not in the loop). The cheap wins in our own code: 1 MiB chunks instead",
-    "of Starlette's 64 KiB (about 490 → 1,300-1,600 MB/s for the master alone at N = 50",
-    "here; far fewer thread hops and loop rounds), and image metadata parsed once per",
-    "version of metadata.yaml instead of on every request (~11 ms of YAML each, which had",
-    "made the master the bottleneck of nginx in front). The measured limit of the master",
-    "alone is the figure in the table. For fleets booting at once, put nginx in front:",
-    "`livestrap netboot nginx-config` (README, Network boot).",
-    "",
-    "What nginx in front still pays: every download's first byte waits for the master's",
-    "answer (validation, the X-Accel-Redirect; the start event is written after it), and",
-    "every squashfs end is one more request (post_action). That is ~1.3 ms of Python CPU",
-    "per request, serialized by the GIL: with 200 requests at once, the first-byte p99",
-    "column shows the queue, and on 2 cores the master's CPU competes with nginx's. The",
-    "bytes themselves go the same way as plain nginx (strace: sendfile in both).",
-    "Not explained yet: at N = 200 the first-byte queue (p99 ~0.45 s) accounts for only",
-    "part of the gap to plain nginx (p50 4.4 s vs 1.6 s). In that run the load generator",
-    "itself used more than twice the CPU it used against plain nginx for the same bytes,",
-    "and the master's CPU came on top, so on 2 cores the run is CPU-bound on the client",
-    "side; a machine with cores to spare (or the load generator on another host) is",
-    "needed to tell whether nginx in front reaches 0.8 × there. At N = 50 it does.",
-]
 
 
 if __name__ == "__main__":

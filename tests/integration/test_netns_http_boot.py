@@ -18,6 +18,10 @@ agent registers.
   far end of a veth pair on the bridge: each dnsmasq's DHCP socket is bound to its own
   interface) hands out the addresses; ours is proxy-DHCP on the bridge. Its proxy offer
   carries option 60 HTTPClient and the URL, and OVMF pairs it with the address offer.
+  And the node boots through a rack cache (`render_rack_config`, a real nginx in the
+  namespace on port CACHE_PORT): dnsmasq hands out the cache's URLs, the boot script
+  fetched through it points back at it, the files come from its disk, and the timeline
+  is whole from its reports (issue 18).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import ipaddress
 import shutil
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -36,6 +41,7 @@ from helpers import skip_missing
 from livestrap import bootpaths
 from livestrap.netboot.dnsmasq import EFI_IPXE, IPXE_DIR, DnsmasqOptions, render_dnsmasq_config
 from livestrap.netboot.qemu import OVMF_CODE, OVMF_VARS, NodeSpec
+from livestrap.netboot.rackcache import RackOptions, render_rack_config
 from netns import BRIDGE, TAP, Netns, network_namespace
 from netnsboot import E2E_DATA, PORT, handed, start_servers, tail, which
 
@@ -49,6 +55,25 @@ TOOLS = {"qemu-system-x86_64": "qemu-system-x86", "dnsmasq": "dnsmasq-base", "cu
          "timeout": "coreutils"}  # fmt: skip
 NO_PXE = ("opt/org.tianocore/IPv4PXESupport", "opt/org.tianocore/IPv6PXESupport")
 PRIMARY_IF, PRIMARY_PEER, PRIMARY_ADDRESS = "vdhcp", "vdhcp-br", "10.213.7.2/24"
+CACHE_PORT = 8090
+
+
+def start_rack_cache(ns: Netns, workdir: Path, master_url: str) -> Path:
+    """nginx with the rendered rack cache site in the namespace; its prefix folder."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from nginxproc import main_config
+
+    prefix, cache = workdir / "nginx", workdir / "nginx" / "cache"
+    cache.mkdir(parents=True)
+    cache.chmod(0o777)  # nginx's workers run as nobody
+    for p in [prefix, *prefix.parents]:
+        p.chmod(p.stat().st_mode | 0o005)
+    site = render_rack_config(RackOptions(masters=(master_url,), cache_dir=str(cache),
+                                          listen=f"{ns.host}:{CACHE_PORT}"))  # fmt: skip
+    (prefix / "nginx.conf").write_text(main_config(prefix, site))
+    ns.start(["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
+             workdir / "nginx.log")  # fmt: skip
+    return prefix
 
 
 def require_tools() -> None:
@@ -111,16 +136,21 @@ def boot_one(mode: str, workdir: Path) -> str:
     logs = [workdir / n for n in ("dnsmasq.log", "master.log", "qemu.log", "primary.log")]
     with network_namespace() as ns:
         base_url = f"http://{ns.host}:{PORT}"
+        boot_url = f"http://{ns.host}:{CACHE_PORT}" if mode == "proxy" else base_url
         conf = workdir / "dnsmasq.conf"
         dhcp = {"dhcp_range": DHCP_RANGE} if mode == "full" else {"proxy_subnet": "10.213.7.0/24"}
         text = render_dnsmasq_config(DnsmasqOptions(
-            master_url=base_url, interface=BRIDGE, tftp=False, http_boot=True, **dhcp,
+            master_url=boot_url, interface=BRIDGE, tftp=False, http_boot=True, **dhcp,
         ))  # fmt: skip
         assert "tftp" not in text
         conf.write_text(text)
+        env = {}
         if mode == "proxy":
             start_primary_dhcp(ns, workdir)
-        servers = start_servers(ns, conf, workdir, f"{ns.host}:{PORT}", base_url, {})
+            cache = start_rack_cache(ns, workdir, base_url)
+            logs.append(cache / "error.log")
+            env["LIVESTRAP_TRUSTED_PROXIES"] = f"127.0.0.1 {ns.host}"  # the cache
+        servers = start_servers(ns, conf, workdir, f"{ns.host}:{PORT}", base_url, env)
         api = servers.api
         try:
             spec = NodeSpec(name=f"netns-http-{mode}", firmware="uefi",
@@ -152,10 +182,13 @@ def boot_one(mode: str, workdir: Path) -> str:
 
             log = logs[0].read_text(errors="replace")
             assert "vendor class: HTTPClient" in log, log
-            assert handed(log, bootpaths.loader_url(base_url, EFI_IPXE)), log
-            assert handed(log, bootpaths.script_url(base_url)), log
+            assert handed(log, bootpaths.loader_url(boot_url, EFI_IPXE)), log
+            assert handed(log, bootpaths.script_url(boot_url)), log
             if mode == "proxy":
                 assert "proxy" in log and "DHCPOFFER" not in log, log  # no address from us
+                via = {e["kind"]: e["detail"].get("via") for e in events}
+                assert via["kernel"] == via["squashfs-end"] == "rack", events  # its reports
+                assert "[error]" not in logs[-1].read_text(errors="replace")
             assert "user class: iPXE" in log, log
             assert "dnsmasq-tftp" not in log, log  # no TFTP server ran (its lines' prefix)
             return (
