@@ -80,6 +80,11 @@ def test_script_with_public_url(tmp_path: Path) -> None:
         assert r.headers["content-type"].startswith("text/plain")
         assert r.headers["cache-control"] == "no-store"
         assert r.text == expected_script(PUBLIC, m.discovery_token)
+        # through a rack cache: the script points back at the cache, not the public URL
+        r = c.get("/boot/ipxe", headers={"X-Livestrap-Rack": "http://10.1.0.2:80"})
+        assert r.text == expected_script("http://10.1.0.2:80", m.discovery_token)
+        r = c.get("/boot/ipxe", headers={"X-Livestrap-Rack": "http://x/ ; shell"})
+        assert r.status_code == 400  # never into the script
 
 
 def test_script_base_from_host_header(master: Master, client: httpx.Client) -> None:
