@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,6 +33,7 @@ from discovery_agents import SimAgent, make_agents  # noqa: E402
 from discovery_bench import pg_reachable, verify  # noqa: E402
 from discovery_load import Client, Phase, burst, timed  # noqa: E402
 from multimaster_report import render  # noqa: E402
+from pgsample import PgSampler  # noqa: E402
 from report import save_part  # noqa: E402
 from tools import cpu_seconds  # noqa: E402
 
@@ -42,75 +41,12 @@ from masterproc import NO_LIMITS, Master, drop_pg_schemas, make_pg_schema, maste
 
 DEFAULT_PG = os.environ.get("LIVESTRAP_TEST_POSTGRES")
 PHASE_CAP_S = 300.0  # registrations of one master count; a hard limit
-SAMPLE_S = 0.25  # how often PostgreSQL's processes are sampled during a phase
 
 __all__ = ["main", "render"]
 
 
 class PhaseTimeout(RuntimeError):
     """A phase ran past PHASE_CAP_S: the figure would be meaningless, so the run stops."""
-
-
-def _proc_cpu(pid: str) -> float:
-    """User + system CPU of one process (not its children: the postmaster's children are
-    the backends, sampled on their own)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def postgres_processes(role: str) -> dict[str, tuple[bool, float]]:
-    """pid -> (a backend of `role`, CPU seconds) for every process named postgres; the
-    process title ("postgres: 15/main: ROLE DB 127.0.0.1(port) idle") tells ours apart."""
-    found = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, IndexError, ValueError):  # ended meanwhile
-            if Path(f"/proc/{entry.name}/comm").read_text().strip() != "postgres":
-                continue
-            title = Path(f"/proc/{entry.name}/cmdline").read_bytes().decode(errors="replace")
-            found[entry.name] = (f": {role} " in title, _proc_cpu(entry.name))
-    return found
-
-
-class PgCpu:
-    """CPU PostgreSQL spends during a phase, sampled in a thread: a backend that ends
-    mid-phase (a pool's overflow connection) keeps the last CPU seen, one that starts
-    counts from zero. `ours` is the backends of our role; `all` adds the server's own
-    processes (WAL writer, checkpointer) and any other user's backends."""
-
-    def __init__(self, role: str) -> None:
-        self.role = role
-        self.first = postgres_processes(role)
-        self.last = dict(self.first)
-        self.stop = threading.Event()
-        self.own_cpu_s = 0.0  # this thread's: taken off the load generator's CPU
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stop.wait(SAMPLE_S):
-            self.last |= postgres_processes(self.role)
-            self.own_cpu_s = time.thread_time()
-
-    def finish(self) -> dict[str, float]:
-        self.stop.set()
-        self.thread.join()
-        self.last |= postgres_processes(self.role)
-        used = {"ours": 0.0, "all": 0.0}
-        for pid, (ours, cpu) in self.last.items():
-            delta = max(0.0, cpu - self.first.get(pid, (ours, 0.0))[1])
-            used["all"] += delta
-            if ours:
-                used["ours"] += delta
-        used["sampler"] = self.own_cpu_s
-        return {k: round(v, 2) for k, v in used.items()}
-
-
-def pg_role(url: str) -> str:
-    from sqlalchemy import make_url
-
-    return make_url(url).username or ""
 
 
 @contextmanager
@@ -156,10 +92,8 @@ def run_count(pg_admin: str, count: int, args: argparse.Namespace) -> dict[str, 
     """One phase: a fresh cluster of `count` masters, every agent registered once."""
     agents = make_agents(args.agents, seed=18)
     with cluster(pg_admin, count) as masters:
-        role = pg_role(pg_admin)
         master0 = [cpu_seconds(m.proc.pid) for m in masters]
-        pg = PgCpu(role)
-        load0 = os.getloadavg()[0]
+        pg, load0 = PgSampler(pg_admin), os.getloadavg()[0]
         try:
             phase = asyncio.run(
                 asyncio.wait_for(
@@ -170,7 +104,7 @@ def run_count(pg_admin: str, count: int, args: argparse.Namespace) -> dict[str, 
             pg.finish()
             raise PhaseTimeout(f"{count} master(s): registering {len(agents)} agents took "
                                f"over {PHASE_CAP_S:g} s") from None  # fmt: skip
-        pg_used = pg.finish()
+        sampled = pg.finish()
         masters_cpu = [
             round(cpu_seconds(m.proc.pid) - c, 2) for m, c in zip(masters, master0, strict=True)
         ]
@@ -183,15 +117,13 @@ def run_count(pg_admin: str, count: int, args: argparse.Namespace) -> dict[str, 
         "agents": len(agents),
         "concurrency": args.concurrency,
         "master_cpu_s": masters_cpu,
-        "postgres_cpu_s": pg_used["ours"],
-        "postgres_all_cpu_s": pg_used["all"],
-        "client_cpu_s": round(max(0.0, phase.client_cpu_s - pg_used["sampler"]), 2),
-        "sampler_cpu_s": pg_used["sampler"],
+        **sampled,
+        "client_cpu_s": round(max(0.0, phase.client_cpu_s - sampled["sampler_cpu_s"]), 2),
         "load_1min_before": round(load0, 2),
         "check": check,
     }
     print(f"{count} master(s): {run['per_s']} registrations/s in {run['wall_s']} s, masters "
-          f"{masters_cpu} s, PG {pg_used} s, load generator {run['client_cpu_s']} s, "
+          f"{masters_cpu} s, PG {sampled} s, load generator {run['client_cpu_s']} s, "
           f"exactly once: {check['exactly_once']}", flush=True)  # fmt: skip
     return run
 

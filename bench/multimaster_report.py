@@ -30,6 +30,14 @@ def shares(run: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def other_work(run: dict[str, Any], cores: int) -> float:
+    """% of one core busy with neither the masters, PostgreSQL nor the load generator
+    (the kernel's loopback work, the sampler, whatever else runs on the machine)."""
+    s = shares(run)
+    ours = s["masters"] + s["PostgreSQL"] + s["load generator"]
+    return max(0.0, _busy(run, cores) * cores - ours)
+
+
 def per_registration_ms(run: dict[str, Any]) -> dict[str, float]:
     """CPU milliseconds each party spends on one registration."""
     ok = run["ok"] or 1
@@ -40,19 +48,37 @@ def per_registration_ms(run: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def limit(run: dict[str, Any], cores: int) -> str:
-    """Which of master CPU, PostgreSQL or the load generator held this run back."""
+def _busy(run: dict[str, Any], cores: int) -> float:
+    """% of all cores busy during the phase (from /proc/stat, or the parties' sum)."""
+    if "machine_busy_pct" in run:
+        return float(run["machine_busy_pct"])
     s = shares(run)
-    total = s["masters"] + s["PostgreSQL"] + s["load generator"]
-    if total >= SATURATED * 100 * cores:
+    return (s["masters"] + s["PostgreSQL"] + s["load generator"]) / cores
+
+
+def _top_wait(run: dict[str, Any]) -> str:
+    waits: dict[str, int] = run.get("pg_waits") or {}
+    return max(waits, key=lambda k: waits[k]) if waits else "?"
+
+
+def limit(run: dict[str, Any], cores: int) -> str:
+    """Which of master CPU, PostgreSQL or the load generator held this run back: the
+    cores when all are busy (naming the biggest consumer); else the process using one
+    core whole; else PostgreSQL when its backends are mostly running a statement, and the
+    masters when they mostly sit idle in a transaction, waiting for a master."""
+    s = shares(run)
+    if _busy(run, cores) >= 100 * SATURATED:
         parts = {"master CPU": s["masters"], "PostgreSQL": s["PostgreSQL"],
-                 "load generator": s["load generator"]}  # fmt: skip
-        return f"all {cores} cores busy, most of it {max(parts, key=lambda k: parts[k])}"
+                 "load generator": s["load generator"],
+                 "other work": other_work(run, cores)}  # fmt: skip
+        return f"the {cores} cores, most of it {max(parts, key=lambda k: parts[k])}"
     if s["busiest master"] >= ONE_CORE:
         return "master CPU (one master's core)"
     if s["load generator"] >= ONE_CORE:
         return "load generator (its core)"
-    return "PostgreSQL (masters wait on it)"
+    if run.get("pg_active_avg", 0) >= run.get("pg_idle_in_tx_avg", 0):
+        return f"PostgreSQL (waits: {_top_wait(run)})"
+    return "the masters (PostgreSQL sits idle in their transactions)"
 
 
 def _errors(run: dict[str, Any]) -> str:
@@ -70,53 +96,70 @@ def _check(check: dict[str, Any]) -> str:
     )
 
 
-def _rows(runs: dict[str, dict[str, Any]], cores: int) -> list[str]:
+def _rows(runs: dict[str, dict[str, Any]]) -> list[str]:
     base = runs[min(runs, key=int)]["per_s"] or 1.0
     rows = [
-        "| masters | registrations/s | × one | p50 / p99 ms | CPU % of one core: each master "
-        "| PostgreSQL (ours / all) | load generator | total (of "
-        f"{100 * cores} %) | CPU ms per registration (masters / PG / load) | limit | errors "
+        "| masters | registrations/s | × one master | p50 / p99 ms | errors "
         "| every node exactly once |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|",
+    ]
+    for n, run in runs.items():
+        rows.append(
+            f"| {n} | **{run['per_s']}** ({run['wall_s']} s) | {run['per_s'] / base:.2f} | "
+            f"{_ms(run['p50_ms'])} / {_ms(run['p99_ms'])} | {_errors(run)} | "
+            f"{_check(run['check'])} |"
+        )
+    return rows
+
+
+def _cpu_rows(runs: dict[str, dict[str, Any]], cores: int) -> list[str]:
+    rows = [
+        "| masters | each master | PostgreSQL (ours / all) | load generator | other work "
+        "| all cores busy (steal) | PG backends active (idle in tx) "
+        "| CPU ms per registration: masters / PG / load | limit |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for n, run in runs.items():
         s, ms, wall = shares(run), per_registration_ms(run), run["wall_s"] or 1.0
-        each = " + ".join(f"{100 * c / wall:.0f}" for c in run["master_cpu_s"])
-        total = s["masters"] + s["PostgreSQL"] + s["load generator"]
+        each = " + ".join(f"{100 * c / wall:.0f} %" for c in run["master_cpu_s"])
+        busy = f"{_busy(run, cores):.0f} % ({run.get('machine_steal_pct', '?')} %)"
+        active = f"{run.get('pg_active_avg', '?')} ({run.get('pg_idle_in_tx_avg', '?')})"
         rows.append(
-            f"| {n} | **{run['per_s']}** ({run['wall_s']} s) | {run['per_s'] / base:.2f} | "
-            f"{_ms(run['p50_ms'])} / {_ms(run['p99_ms'])} | {each} | "
-            f"{100 * run['postgres_cpu_s'] / wall:.0f} / {s['PostgreSQL']:.0f} | "
-            f"{s['load generator']:.0f} | {total:.0f} | {ms['masters']:.2f} / "
-            f"{ms['PostgreSQL']:.2f} / {ms['load generator']:.2f} | {limit(run, cores)} | "
-            f"{_errors(run)} | {_check(run['check'])} |"
+            f"| {n} | {each} | {100 * run['postgres_cpu_s'] / wall:.0f} / "
+            f"{s['PostgreSQL']:.0f} % | {s['load generator']:.0f} % | "
+            f"{other_work(run, cores):.0f} % | {busy} | {active} | "
+            f"{ms['masters']:.2f} / {ms['PostgreSQL']:.2f} / {ms['load generator']:.2f} | "
+            f"{limit(run, cores)} |"
         )
     return rows
 
 
 def verdict(runs: dict[str, dict[str, Any]], cores: int) -> list[str]:
-    """What the figures say: the speed-up, what set the limit, and the ceiling this
-    machine allows whatever the number of masters."""
+    """What the figures say: the speed-up, what set the limit in each run, and the
+    ceiling this machine allows whatever the number of masters."""
     one, most = runs[min(runs, key=int)], runs[max(runs, key=int)]
+    out = []
+    for run in runs.values():
+        s, n = shares(run), run["masters"]
+        out.append(
+            f"- {n} master{'s' if n > 1 else ''}: {run['per_s']}/s "
+            f"(×{run['per_s'] / (one['per_s'] or 1):.2f}), limited by {limit(run, cores)}: "
+            f"busiest master at {s['busiest master']:.0f} % of a core, PostgreSQL at "
+            f"{s['PostgreSQL']:.0f} % ({run.get('pg_active_avg', '?')} backends active on "
+            f"average), the load generator at {s['load generator']:.0f} %, other work at "
+            f"{other_work(run, cores):.0f} %; all cores {_busy(run, cores):.0f} % busy."
+        )
     ms = per_registration_ms(most)
-    cost = sum(ms.values())
-    ceiling = 1000 * cores / cost if cost else 0.0
-    s1, sn = shares(one), shares(most)
-    share_of = {k: 100 * v / (sum(ms.values()) or 1) for k, v in ms.items()}
-    out = [
-        f"- {one['masters']} master: {one['per_s']}/s, limited by {limit(one, cores)}: the "
-        f"master at {s1['busiest master']:.0f} % of a core, PostgreSQL at "
-        f"{s1['PostgreSQL']:.0f} %, the load generator at {s1['load generator']:.0f} %.",
-        f"- {most['masters']} masters: {most['per_s']}/s (×{most['per_s'] / one['per_s']:.2f}), "
-        f"limited by {limit(most, cores)}. Of the CPU a registration costs ({cost:.2f} ms), "
-        f"the masters take {share_of['masters']:.0f} %, PostgreSQL "
-        f"{share_of['PostgreSQL']:.0f} %, the load generator {share_of['load generator']:.0f} %"
-        f" (busiest master at {sn['busiest master']:.0f} % of a core).",
-        f"- At that cost {cores} cores allow at most ~{ceiling:.0f} registrations/s, however "
-        "many masters share them: a second master helps only while one master's core is "
-        "the limit and another core is idle. More masters scale on more cores (or hosts), "
-        "until PostgreSQL's share fills its own.",
-    ]
+    cost = sum(ms.values()) or 1.0
+    share = {k: 100 * v / cost for k, v in ms.items()}
+    out.append(
+        f"- A registration costs {cost:.2f} ms of CPU in all with {most['masters']} masters "
+        f"(masters {share['masters']:.0f} %, PostgreSQL {share['PostgreSQL']:.0f} %, load "
+        f"generator {share['load generator']:.0f} %): {cores} cores allow at most "
+        f"~{1000 * cores / cost:.0f} registrations/s however many masters share them. A "
+        "second master helps only while one master's core is the limit and another core "
+        "idles; on more cores (or hosts) masters scale until PostgreSQL's share fills its own."
+    )
     return out
 
 
@@ -134,13 +177,25 @@ def render(part: dict[str, Any]) -> list[str]:
         f"{first['agents']:,} simulated agents (those of the",
         "discovery section) send their first reports round-robin over them, "
         f"{first['concurrency']} in flight in all.",
-        "CPU comes from /proc: each master process, this load generator (its /proc sampler",
+        "CPU comes from /proc: each master process, this load generator (its sampler thread",
         "taken off), and PostgreSQL: *ours* is the backends of the benchmark's role, *all*",
-        "every postgres process (with the WAL writer and checkpointer; it is the figure the",
-        "limit uses, and includes other users' work on a shared machine).",
+        "every postgres process (with the WAL writer and checkpointer, and other users' work",
+        "on a shared machine; the figures below use it). Every 0.25 s pg_stat_activity says",
+        "how many of our backends run a statement (and what they wait on), /proc/stat how",
+        "busy all cores are (steal: taken by the hypervisor for other guests). The limit is",
+        "derived: all cores ≥ 85 % busy → the cores (the biggest consumer named); else a",
+        "master or the load generator ≥ 90 % of its core → that; else PostgreSQL.",
         "",
     ]
     if part.get("smoke"):
         out += ["*Smoke run (tiny sizes): the figures say nothing about speed.*", ""]
-    out += [*_rows(runs, cores), "", "What limits it:", "", *verdict(runs, cores), ""]
+    out += [
+        *_rows(runs),
+        "",
+        f"CPU during each phase, in % of one core (all cores: of {100 * cores} %):",
+        "",
+        *_cpu_rows(runs, cores),
+        "",
+    ]
+    out += ["What limits it:", "", *verdict(runs, cores), ""]
     return out
