@@ -33,7 +33,7 @@ from discovery_agents import SimAgent, make_agents  # noqa: E402
 from discovery_bench import pg_reachable, verify  # noqa: E402
 from discovery_load import Client, Phase, burst, timed  # noqa: E402
 from multimaster_report import render  # noqa: E402
-from pgsample import PgSampler  # noqa: E402
+from pgsample import PgSampler, wait_for_quiet  # noqa: E402
 from report import save_part  # noqa: E402
 from tools import cpu_seconds  # noqa: E402
 
@@ -92,6 +92,7 @@ def run_count(pg_admin: str, count: int, args: argparse.Namespace) -> dict[str, 
     """One phase: a fresh cluster of `count` masters, every agent registered once."""
     agents = make_agents(args.agents, seed=18)
     with cluster(pg_admin, count) as masters:
+        waited_s, busy_before = wait_for_quiet(args.quiet_wait_s)
         master0 = [cpu_seconds(m.proc.pid) for m in masters]
         pg, load0 = PgSampler(pg_admin), os.getloadavg()[0]
         try:
@@ -120,6 +121,8 @@ def run_count(pg_admin: str, count: int, args: argparse.Namespace) -> dict[str, 
         **sampled,
         "client_cpu_s": round(max(0.0, phase.client_cpu_s - sampled["sampler_cpu_s"]), 2),
         "load_1min_before": round(load0, 2),
+        "quiet_wait_s": waited_s,
+        "busy_before_pct": busy_before,
         "check": check,
     }
     print(f"{count} master(s): {run['per_s']} registrations/s in {run['wall_s']} s, masters "
@@ -134,10 +137,13 @@ def main() -> None:
     parser.add_argument("--masters", default="1,2,3", help="comma-separated master counts")
     parser.add_argument("--concurrency", type=int, default=64, help="reports in flight (all)")
     parser.add_argument("--postgres", help="PostgreSQL URL (default: $LIVESTRAP_TEST_POSTGRES)")
+    parser.add_argument(
+        "--quiet-wait-s", type=float, default=180.0, help="wait ≤ this for an idle machine"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     args = parser.parse_args()
     if args.smoke:
-        args.agents = 100
+        args.agents, args.quiet_wait_s = 100, 0.0
     pg_url = args.postgres or DEFAULT_PG
     why = pg_reachable(pg_url) if pg_url else "no --postgres or LIVESTRAP_TEST_POSTGRES"
     if why:

@@ -51,6 +51,25 @@ def machine_ticks() -> list[int]:
     return [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
 
 
+def busy_pct(seconds: float) -> float:
+    """% of all cores busy (steal included) over the next `seconds`."""
+    t0 = machine_ticks()
+    time.sleep(seconds)
+    ticks = [b - a for a, b in zip(t0, machine_ticks(), strict=True)]
+    total = sum(ticks) or 1
+    return 100 * (total - ticks[3] - ticks[4]) / total
+
+
+def wait_for_quiet(limit_s: float, below_pct: float = 15.0) -> tuple[float, float]:
+    """Wait (at most `limit_s`) until the machine is nearly idle, so another user's burst
+    of work does not land in a phase; (seconds waited, % busy in the last second)."""
+    start = time.monotonic()
+    busy = busy_pct(1.0)
+    while busy >= below_pct and time.monotonic() - start < limit_s:
+        busy = busy_pct(1.0)
+    return round(time.monotonic() - start, 1), round(busy, 1)
+
+
 class PgSampler:
     """Started at a phase's start, `finish()` at its end. CPU `ours` is our role's
     backends (this sampler's own excluded), `all` every postgres process (with the WAL
