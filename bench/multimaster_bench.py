@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from discovery_agents import SimAgent, make_agents  # noqa: E402
 from discovery_bench import pg_reachable, verify  # noqa: E402
 from discovery_load import Client, Phase, burst, timed  # noqa: E402
-from multimaster_report import render  # noqa: E402
+from multimaster_report import other_work, render  # noqa: E402
 from pgsample import PgSampler, wait_for_quiet  # noqa: E402
 from report import save_part  # noqa: E402
 from tools import cpu_seconds  # noqa: E402
@@ -131,6 +131,16 @@ def run_count(pg_admin: str, count: int, args: argparse.Namespace) -> dict[str, 
     return run
 
 
+def least_disturbed(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Of a count's repeats, the one with the least other work on the machine (another
+    user's tests share these cores); the others' rates are kept beside it."""
+    cores = os.cpu_count() or 1
+    best = dict(min(runs, key=lambda r: other_work(r, cores)))
+    best["repeats_per_s"] = [r["per_s"] for r in runs]
+    best["check"] = {**best["check"], "exactly_once": all(r["check"]["exactly_once"] for r in runs)}
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--agents", type=int, default=3000, help="agents per master count")
@@ -138,24 +148,30 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="reports in flight (all)")
     parser.add_argument("--postgres", help="PostgreSQL URL (default: $LIVESTRAP_TEST_POSTGRES)")
     parser.add_argument(
-        "--quiet-wait-s", type=float, default=180.0, help="wait ≤ this for an idle machine"
+        "--quiet-wait-s", type=float, default=60.0, help="wait ≤ this for an idle machine"
     )
+    parser.add_argument("--repeats", type=int, default=2, help="runs per count; one kept")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     args = parser.parse_args()
     if args.smoke:
-        args.agents, args.quiet_wait_s = 100, 0.0
+        args.agents, args.quiet_wait_s, args.repeats = 100, 0.0, 1
     pg_url = args.postgres or DEFAULT_PG
     why = pg_reachable(pg_url) if pg_url else "no --postgres or LIVESTRAP_TEST_POSTGRES"
     if why:
         sys.exit(f"multimaster_bench: several masters need PostgreSQL: {why}")
     assert pg_url
     counts = sorted(int(n) for n in args.masters.split(","))
-    part: dict[str, Any] = {"smoke": args.smoke, "runs": {}}
+    part: dict[str, Any] = {"smoke": args.smoke, "repeats": args.repeats, "runs": {}}
+    part["quiet_wait_s"] = args.quiet_wait_s
+    tries: dict[str, list[dict[str, Any]]] = {str(n): [] for n in counts}
     try:
-        for count in counts:
-            part["runs"][str(count)] = run_count(pg_url, count, args)
+        for _ in range(args.repeats):  # rounds of 1, 2, 3: a disturbance hits all alike
+            for count in counts:
+                tries[str(count)].append(run_count(pg_url, count, args))
     except PhaseTimeout as err:
         sys.exit(f"multimaster_bench: {err}")
+    for n, runs in tries.items():
+        part["runs"][n] = least_disturbed(runs)
     save_part("multimaster", part)
     if not all(r["check"]["exactly_once"] for r in part["runs"].values()):
         sys.exit("multimaster_bench: some node is missing or duplicated (see the section)")

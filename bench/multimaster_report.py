@@ -100,13 +100,14 @@ def _check(check: dict[str, Any]) -> str:
 def _rows(runs: dict[str, dict[str, Any]]) -> list[str]:
     base = runs[min(runs, key=int)]["per_s"] or 1.0
     rows = [
-        "| masters | registrations/s | × one master | p50 / p99 ms | errors "
+        "| masters | registrations/s | × one master | all runs /s | p50 / p99 ms | errors "
         "| every node exactly once |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for n, run in runs.items():
         rows.append(
             f"| {n} | **{run['per_s']}** ({run['wall_s']} s) | {run['per_s'] / base:.2f} | "
+            f"{', '.join(str(r) for r in run.get('repeats_per_s', [run['per_s']]))} | "
             f"{_ms(run['p50_ms'])} / {_ms(run['p99_ms'])} | {_errors(run)} | "
             f"{_check(run['check'])} |"
         )
@@ -154,16 +155,20 @@ def verdict(runs: dict[str, dict[str, Any]], cores: int) -> list[str]:
     if other_work(noisy, cores) >= NOISY:
         out.append(
             f"- Other work took {other_work(noisy, cores):.0f} % of a core during the "
-            f"{noisy['masters']}-master phase (another user's tests on this shared machine): "
+            f"{noisy['masters']}-master phase (other users, or the kernel, on this machine): "
             "its figures are lower than an idle machine's, and the speed-ups less certain."
         )
     costs = ", ".join(
         f"{per_registration_ms(r)['masters']:.2f} ms with {n}" for n, r in runs.items()
     )
-    out.append(
-        f"- Master CPU per registration: {costs}. More masters share the same reports, so "
-        "each batches fewer into one commit, and more processes take turns on the cores."
+    per = [per_registration_ms(r)["masters"] for r in runs.values()]
+    why = (
+        "it grows with more masters: each has fewer reports queued to batch into one "
+        "commit, and more processes take turns on the cores"
+        if max(per) > 1.2 * per[0]
+        else "about the same however many masters: the work per report does not grow"
     )
+    out.append(f"- Master CPU per registration: {costs}; {why}.")
     ms = per_registration_ms(most)
     cost = sum(ms.values()) or 1.0
     share = {k: 100 * v / cost for k, v in ms.items()}
@@ -178,33 +183,39 @@ def verdict(runs: dict[str, dict[str, Any]], cores: int) -> list[str]:
     return out
 
 
-def render(part: dict[str, Any]) -> list[str]:
-    runs: dict[str, dict[str, Any]] = part["runs"]
-    first = next(iter(runs.values()))
-    cores = int((part.get("machine") or {}).get("cores") or 1)
-    out = [
-        "## Several masters on one PostgreSQL",
-        "",
-        machine_line(part.get("machine")),
+def _intro(part: dict[str, Any], first: dict[str, Any]) -> list[str]:
+    repeats = int(part.get("repeats", 1))
+    times = "once" if repeats == 1 else f"{repeats} times, in rounds of all counts"
+    return [
         f"Reproduce: `{COMMAND}` (as root; `make bench` runs it). For each count, that many",
         "real masters start at once on one fresh PostgreSQL schema and one data dir (as",
         "`tests/api/test_multi_master.py` runs them); "
-        f"{first['agents']:,} simulated agents (those of the",
-        "discovery section) send their first reports round-robin over them, "
+        f"{first['agents']:,} simulated agents (those of the discovery",
+        "section) send their first reports round-robin over them, "
         f"{first['concurrency']} in flight in all.",
+        "A phase starts once the machine is idle (< 15 % busy; waiting ≤ "
+        f"{part.get('quiet_wait_s', 60):g} s); each count ran {times}, and the tables keep",
+        "the run with the least other work (every run's rate under *all runs*).",
+        "",
         "CPU comes from /proc: each master process, this load generator (its sampler thread",
         "taken off), and PostgreSQL: *ours* is the backends of the benchmark's role, *all*",
         "every postgres process (with the WAL writer and checkpointer, and other users' work",
         "on a shared machine; the figures below use it). Every 0.25 s pg_stat_activity says",
         "how many of our backends run a statement (and what they wait on), /proc/stat how",
         "busy all cores are (steal: taken by the hypervisor for other guests); *other work*",
-        "is the rest (the kernel's loopback work, other users). A phase starts once the",
-        "machine is idle (< 15 % busy; waiting ≤ 180 s). The limit is derived: all cores",
-        "≥ 85 % busy → the cores (the biggest consumer named); else a master or the load",
-        "generator ≥ 80 % of its core → that; else PostgreSQL if its backends are more often",
-        "running a statement than idle in a transaction, and the masters if not.",
+        "is the rest (the kernel's loopback work, other users). The limit is derived: all",
+        "cores ≥ 85 % busy → the cores (naming the biggest consumer); else a master or the",
+        "load generator ≥ 80 % of its core → that; else PostgreSQL if its backends are more",
+        "often running a statement than idle in a transaction, and the masters if not.",
         "",
     ]
+
+
+def render(part: dict[str, Any]) -> list[str]:
+    runs: dict[str, dict[str, Any]] = part["runs"]
+    cores = int((part.get("machine") or {}).get("cores") or 1)
+    out = ["## Several masters on one PostgreSQL", "", machine_line(part.get("machine"))]
+    out += _intro(part, next(iter(runs.values())))
     if part.get("smoke"):
         out += ["*Smoke run (tiny sizes): the figures say nothing about speed.*", ""]
     out += [
