@@ -136,6 +136,23 @@ def _cpu_rows(runs: dict[str, dict[str, Any]], cores: int) -> list[str]:
     return rows
 
 
+def _postgres_side(runs: dict[str, dict[str, Any]]) -> str:
+    """Whether PostgreSQL waits on the masters or they on it, from its backends' states."""
+    active = sum(r.get("pg_active_avg", 0.0) for r in runs.values())
+    idle = sum(r.get("pg_idle_in_tx_avg", 0.0) for r in runs.values())
+    if idle > active:
+        return (
+            f"- PostgreSQL is not the limit: its backends sat idle in a transaction (waiting "
+            f"for a master's next statement) {idle / (active or 0.01):.0f}× as often as they "
+            "ran one, so it waits on the masters, not they on it."
+        )
+    return (
+        "- PostgreSQL's backends ran a statement more often than they waited for a master "
+        f"(mostly {_top_wait(max(runs.values(), key=lambda r: r['masters']))}): the masters "
+        "wait on it."
+    )
+
+
 def verdict(runs: dict[str, dict[str, Any]], cores: int) -> list[str]:
     """What the figures say: the speed-up, what set the limit in each run, and the
     ceiling this machine allows whatever the number of masters."""
@@ -151,6 +168,7 @@ def verdict(runs: dict[str, dict[str, Any]], cores: int) -> list[str]:
             f"average), the load generator at {s['load generator']:.0f} %, other work at "
             f"{other_work(run, cores):.0f} %; all cores {_busy(run, cores):.0f} % busy."
         )
+    out.append(_postgres_side(runs))
     noisy = max(runs.values(), key=lambda r: other_work(r, cores))
     if other_work(noisy, cores) >= NOISY:
         out.append(
