@@ -6,7 +6,8 @@ measured, so the section can say which of them sets the limit.
 
 Writes the `multimaster` part of bench/results.json and re-renders docs/benchmarks.md.
 `scripts/test-postgres.sh .venv/bin/python bench/multimaster_bench.py [--agents 3000]
-[--masters 1,2,3] [--smoke]`. Each phase is capped (PHASE_CAP_S); past it the run fails.
+[--masters 1,2,3] [--repeats 2] [--smoke]`. Each phase is capped (PHASE_CAP_S); past it
+the run fails.
 """
 
 from __future__ import annotations
@@ -135,7 +136,8 @@ def least_disturbed(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Of a count's repeats, the one with the least other work on the machine (another
     user's tests share these cores); the others' rates are kept beside it."""
     cores = os.cpu_count() or 1
-    best = dict(min(runs, key=lambda r: other_work(r, cores)))
+    least: dict[str, Any] = min(runs, key=lambda r: other_work(r, cores))
+    best = dict(least)
     best["repeats_per_s"] = [r["per_s"] for r in runs]
     best["check"] = {**best["check"], "exactly_once": all(r["check"]["exactly_once"] for r in runs)}
     return best

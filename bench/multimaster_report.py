@@ -157,7 +157,20 @@ def verdict(runs: dict[str, dict[str, Any]], cores: int) -> list[str]:
     """What the figures say: the speed-up, what set the limit in each run, and the
     ceiling this machine allows whatever the number of masters."""
     one, most = runs[min(runs, key=int)], runs[max(runs, key=int)]
-    out = []
+    best = max(runs.values(), key=lambda r: r["per_s"] or 0.0)
+    beyond = (
+        ""
+        if best is most
+        else (
+            f"; more add nothing once the cores are busy ({_busy(most, cores):.0f} % with "
+            f"{most['masters']})"
+        )
+    )
+    out = [
+        f"- In short: best with {best['masters']} master{'s' if best['masters'] > 1 else ''}, "
+        f"{best['per_s']}/s (×{best['per_s'] / (one['per_s'] or 1):.2f} of one){beyond}. "
+        f"The limit is {limit(most, cores)}."
+    ]
     for run in runs.values():
         s, n = shares(run), run["masters"]
         out.append(
