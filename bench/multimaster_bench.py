@@ -6,7 +6,7 @@ measured, so the section can say which of them sets the limit.
 
 Writes the `multimaster` part of bench/results.json and re-renders docs/benchmarks.md.
 `scripts/test-postgres.sh .venv/bin/python bench/multimaster_bench.py [--agents 3000]
-[--masters 1,2,3] [--repeats 2] [--smoke]`. Each phase is capped (PHASE_CAP_S); past it
+[--masters 1,2,3] [--repeats 3] [--smoke]`. Each phase is capped (PHASE_CAP_S); past it
 the run fails.
 """
 
@@ -152,7 +152,7 @@ def main() -> None:
     parser.add_argument(
         "--quiet-wait-s", type=float, default=60.0, help="wait ≤ this for an idle machine"
     )
-    parser.add_argument("--repeats", type=int, default=2, help="runs per count; one kept")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per count; one kept")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     args = parser.parse_args()
     if args.smoke:
