@@ -108,7 +108,7 @@ demo-stop: venv
 	echo "master stopped (pid $$pid)"; rm -f $$pidfile
 
 # The whole benchmark (~20 min, root): writes bench/results.json and docs/benchmarks.md.
-BENCH_SCRIPTS := build_bench boot_bench bootpath_bench serve_bench discovery_bench peer_bench console_bench action_bench
+BENCH_SCRIPTS := build_bench boot_bench bootpath_bench serve_bench discovery_bench multimaster_bench peer_bench console_bench action_bench
 bench: deps
 	set -e; for b in $(BENCH_SCRIPTS); do $(WITH_PG) $(BIN)/python bench/$$b.py; done
 
@@ -117,7 +117,7 @@ bench-page: venv
 	cd bench && ../$(BIN)/python -c 'import report; report.save_results(report.load_results())'
 
 # The same harness with tiny sizes and no peer build, into a temporary folder: CI runs it.
-BENCH_SMOKE := size_bench serve_bench discovery_bench console_bench action_bench
+BENCH_SMOKE := size_bench serve_bench discovery_bench multimaster_bench console_bench action_bench
 bench-smoke: deps
 	set -e; out=$$(mktemp -d /tmp/livestrap-bench-smoke.XXXXXX); export LIVESTRAP_BENCH_OUT=$$out; \
 	for b in $(BENCH_SMOKE); do $(WITH_PG) $(BIN)/python bench/$$b.py --smoke; done; \

@@ -30,6 +30,7 @@ SECTIONS = [
     ("boot_paths", "bootpath_bench"),
     ("serving", "serve_bench"),
     ("discovery", "discovery_bench"),
+    ("multimaster", "multimaster_bench"),
     ("peer", "peer_bench"),
     ("console", "console_bench"),
     ("actions", "action_bench"),
