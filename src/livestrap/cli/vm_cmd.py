@@ -282,7 +282,7 @@ def nginx_config(
         bool,
         typer.Option(
             help="nginx sends image files without asking the master first (it reports "
-            "them aside): faster in a boot storm, no per-request check by the master."
+            "them afterwards): no wait for the first byte, no per-request check by the master."
         ),
     ] = False,
 ) -> None:

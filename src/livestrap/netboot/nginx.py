@@ -8,10 +8,10 @@ the timeline is the same as without nginx (see master/accel.py). post_action is 
 core directive that nginx's documentation does not list; Debian's nginx 1.22 has it, and
 tests/api/test_boot_nginx.py runs the rendered config in a real nginx.
 With `direct`, nginx sends the image files without asking the master first, and
-post_action reports each whole transfer afterwards. Faster under a boot storm, but the
-master no longer checks each request (its /boot budget, its hash check of the files):
-only for a store on this host's own disk. The rack cache (netboot.rackcache) reports
-the same way.
+post_action reports each whole transfer afterwards. The first byte does not wait for the
+master (no faster overall on 2 cores: docs/benchmarks.md), but the master no longer
+checks each request (its /boot budget, its hash check of the files): only for a store on
+this host's own disk. The rack cache (netboot.rackcache) reports the same way.
 Pure renderer: `render_nginx_config` returns the text; the CLI prints it.
 """
 
