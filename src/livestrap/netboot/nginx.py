@@ -124,15 +124,23 @@ def notice_location(via: str) -> list[str]:
     `via` names the sender on the timeline."""
     return [
         "",
+        *sent_location([
+            "        proxy_set_header X-Livestrap-Phase whole;",
+            f"        proxy_set_header X-Livestrap-Via {via};",
+            "        proxy_set_header X-Original-Method $request_method;",
+        ]),
+    ]  # fmt: skip
+
+
+def sent_location(extra_headers: list[str]) -> list[str]:
+    """The internal location whose requests become POST /boot/nginx/sent."""
+    return [
         f"    location = {SENT} {{",
         "        internal;",
         f"        proxy_pass http://livestrap_master{bootpaths.SENT_PATH};",
         "        proxy_method POST;",
         "        proxy_pass_request_body off;",
-        *proxy_lines(SENT_HEADERS, forwarded=False),
-        "        proxy_set_header X-Livestrap-Phase whole;",
-        f"        proxy_set_header X-Livestrap-Via {via};",
-        "        proxy_set_header X-Original-Method $request_method;",
+        *proxy_lines(SENT_HEADERS + extra_headers, forwarded=False),
         "    }",
     ]
 
@@ -170,13 +178,7 @@ def _handed_off_files(images: str) -> list[str]:
         f"        post_action {SENT};  # the end of the transfer, for the timeline",
         "    }",
         "",
-        f"    location = {SENT} {{",
-        "        internal;",
-        f"        proxy_pass http://livestrap_master{bootpaths.SENT_PATH};",
-        "        proxy_method POST;",
-        "        proxy_pass_request_body off;",
-        *proxy_lines(SENT_HEADERS, forwarded=False),
-        "    }",
+        *sent_location([]),
     ]
 
 
