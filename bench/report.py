@@ -131,7 +131,7 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         "# Benchmarks",
         "",
-        "Reproduce everything: `make bench` (as root; about 20 minutes on 2 cores). Each",
+        "Reproduce everything: `make bench` (as root; about 25 minutes on 2 cores). Each",
         "section names the command that reproduces it alone. `make bench-smoke` runs the",
         "same harness with tiny sizes into a temporary folder (CI does, so it cannot rot).",
         "",
