@@ -39,7 +39,7 @@ from livestrap.netboot.rackcache import RackOptions, render_rack_config  # noqa:
 from livestrap.store.images import ImageStore  # noqa: E402
 from livestrap.store.manifest import ARTIFACTS, METADATA, Artifact, ImageMetadata  # noqa: E402
 from livestrap.store.manifest import dump_metadata as dump_meta  # noqa: E402
-from masterproc import NO_LIMITS, Master, free_port, master_process  # noqa: E402
+from masterproc import NO_LIMITS, Master, free_port, master_process, scrape  # noqa: E402
 
 DEFAULT_DATA = Path("/var/cache/livestrap-test/e2e-data")
 SERVERS = ("nginx", "master", "nginx-front", "nginx-direct", "rack-cache")
@@ -214,14 +214,9 @@ def upstream_bytes(master: Master) -> int:
     """Squashfs bytes that left the masters' side so far: what the master sent (to nodes,
     or to a rack cache filling itself) and what nginx in front sent for it; not what a
     rack cache sent from its disk (via="rack")."""
-    text = master.admin().get("/metrics").text
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith('livestrap_boot_file_bytes_total{artifact="root.squashfs"') and (
-            'via="master"' in line or 'via="nginx"' in line
-        ):
-            total += float(line.rsplit(" ", 1)[1])
-    return int(total)
+    samples = scrape(master)
+    name, file = "livestrap_boot_file_bytes_total", ("artifact", "root.squashfs")
+    return int(sum(samples[(name, (file, ("via", via)))] for via in ("master", "nginx")))
 
 
 def _path(server: str, image_id: str, mac: str) -> str:

@@ -60,6 +60,14 @@ def serve_directory(root: Path) -> Iterator[str]:
         server.server_close()
 
 
+def open_to_nginx(path: Path) -> None:
+    """Let nginx's workers (nobody) read `path` and pass through its parents: pytest's
+    temporary folders are 0700."""
+    for p in [path, *path.parents]:
+        if p.stat().st_mode & 0o005 != 0o005:
+            p.chmod(p.stat().st_mode | 0o005)
+
+
 def mounts_below(path: Path) -> list[str]:
     root = os.path.realpath(path)
     with open("/proc/self/mounts") as fh:

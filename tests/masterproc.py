@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 HERE = Path(__file__).parent
 # Set to a PostgreSQL URL (make test-postgres sets one, from scripts/test-postgres.sh: a
@@ -212,3 +213,18 @@ def builder_process(
         yield proc
     finally:
         stop_process(proc)
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(master: Master) -> Samples:
+    """The master's /metrics: {(sample name, sorted labels): value}."""
+    with master.admin() as c:
+        resp = c.get("/metrics")
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(resp.text)
+        for s in family.samples
+    }

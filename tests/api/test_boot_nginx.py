@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from helpers import require_commands
+from helpers import open_to_nginx, require_commands
 from masterproc import Master, free_port, master_process
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "unit"))
@@ -162,9 +162,7 @@ def test_through_real_nginx(master: Master, tmp_path: Path) -> None:
     tmp_path.chmod(0o755)  # nginx's workers run as nobody
     port = free_port()
     images = (master.data_dir / "images").resolve()
-    for parent in [images, *images.parents]:  # pytest's temporary folders are 0700
-        if parent.stat().st_mode & 0o005 != 0o005:
-            parent.chmod(parent.stat().st_mode | 0o005)
+    open_to_nginx(images)
     opts = NginxOptions(str(images), master=master.url, listen=f"127.0.0.1:{port}")
     files = artifact_bytes(IMAGE)
     mac = "52:54:00:00:00:04"

@@ -9,12 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from livestrap.master.backup import write_backup
 from livestrap.master.config import MasterSettings
 from livestrap.master.restore import restore_backup
-from masterproc import PG_ADMIN_URL, Master, master_process
+from masterproc import PG_ADMIN_URL, master_process, scrape
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "unit"))
@@ -26,17 +25,6 @@ from test_discovery import body, machine
 pytestmark = pytest.mark.integration
 
 IMAGE = "img-ops"
-
-
-def scrape(master: Master) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with master.admin() as c:
-        resp = c.get("/metrics")
-    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(resp.text)
-        for s in family.samples
-    }
 
 
 def test_metrics_of_a_working_master(tmp_path: Path) -> None:

@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from helpers import require_commands
-from masterproc import NO_LIMITS, Master, free_port, master_process
+from helpers import open_to_nginx, require_commands
+from masterproc import NO_LIMITS, Master, free_port, master_process, scrape
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "unit"))
 sys.path.insert(0, str(Path(__file__).parent.parent.parent / "bench"))
@@ -52,13 +52,6 @@ def write_image(images: Path) -> dict[str, bytes]:
     return files
 
 
-def readable(path: Path) -> None:
-    """nginx's workers run as nobody; pytest's temporary folders are 0700."""
-    for p in [path, *path.parents]:
-        if p.stat().st_mode & 0o005 != 0o005:
-            p.chmod(p.stat().st_mode | 0o005)
-
-
 @pytest.fixture(scope="module")
 def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Master, dict[str, bytes]]]:
     require_commands("nginx")
@@ -72,12 +65,7 @@ def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Master, d
 
 
 def metric(master: Master, name: str, **labels: str) -> float:
-    text = master.admin().get("/metrics").text
-    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith(f"{name}{{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"no {name}{{{want}}} in /metrics")
+    return scrape(master)[(name, tuple(sorted(labels.items())))]
 
 
 def mac(cache: int, n: int) -> str:
@@ -119,7 +107,7 @@ def test_two_rack_caches_fetch_once_each(
     from nginxproc import nginx_process
 
     m, files = master
-    readable(tmp_path)
+    open_to_nginx(tmp_path)
     want = hashlib.sha256(files["root.squashfs"]).hexdigest()
     fills = metric(m, "livestrap_boot_cache_fills_total", artifact="root.squashfs")
     sent = metric(m, "livestrap_boot_file_bytes_total", artifact="root.squashfs", via="master")
@@ -169,9 +157,9 @@ def test_direct_nginx_reports_aside(
     from nginxproc import nginx_process
 
     m, files = master
-    readable(tmp_path)
+    open_to_nginx(tmp_path)
     images = (m.data_dir / "images").resolve()
-    readable(images)
+    open_to_nginx(images)
     port = free_port()
     opts = NginxOptions(str(images), master=m.url, listen=f"127.0.0.1:{port}", direct=True)
     node = "52:54:00:0d:00:01"

@@ -37,13 +37,16 @@ from pathlib import Path
 
 import pytest
 
-from helpers import skip_missing
+from helpers import open_to_nginx, skip_missing
 from livestrap import bootpaths
 from livestrap.netboot.dnsmasq import EFI_IPXE, IPXE_DIR, DnsmasqOptions, render_dnsmasq_config
 from livestrap.netboot.qemu import OVMF_CODE, OVMF_VARS, NodeSpec
 from livestrap.netboot.rackcache import RackOptions, render_rack_config
 from netns import BRIDGE, TAP, Netns, network_namespace
 from netnsboot import E2E_DATA, PORT, handed, start_servers, tail, which
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from nginxproc import main_config
 
 pytestmark = pytest.mark.integration
 
@@ -60,14 +63,10 @@ CACHE_PORT = 8090
 
 def start_rack_cache(ns: Netns, workdir: Path, master_url: str) -> Path:
     """nginx with the rendered rack cache site in the namespace; its prefix folder."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-    from nginxproc import main_config
-
     prefix, cache = workdir / "nginx", workdir / "nginx" / "cache"
     cache.mkdir(parents=True)
     cache.chmod(0o777)  # nginx's workers run as nobody
-    for p in [prefix, *prefix.parents]:
-        p.chmod(p.stat().st_mode | 0o005)
+    open_to_nginx(prefix)
     site = render_rack_config(RackOptions(masters=(master_url,), cache_dir=str(cache),
                                           listen=f"{ns.host}:{CACHE_PORT}"))  # fmt: skip
     (prefix / "nginx.conf").write_text(main_config(prefix, site))

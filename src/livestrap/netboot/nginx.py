@@ -55,19 +55,27 @@ class NginxOptions:
     direct: bool = False  # nginx sends the files at once; the master hears of it aside
 
 
+def site_problems(masters: list[str], listen: str, server_name: str, noun: str) -> list[str]:
+    """What every rendered nginx site checks: its upstreams, its listen, its name."""
+    problems = []
+    for master in masters:
+        parts = urlsplit(master)
+        if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/"):
+            problems.append(f"{master!r}: expected {noun} as http://HOST:PORT")
+    if not _LISTEN_RE.match(listen):
+        problems.append(f"{listen!r}: expected PORT or ADDRESS:PORT for nginx's listen")
+    if not _NAME_RE.match(server_name):
+        problems.append(f"{server_name!r}: not a server_name")
+    return problems
+
+
 def check_options(opts: NginxOptions) -> list[str]:
     """Problems with the options (empty when they can be rendered)."""
     problems = []
     if not opts.images_dir.startswith("/") or any(c in opts.images_dir for c in " ;{}\"'\n"):
         problems.append(f"{opts.images_dir!r}: the images directory must be an absolute path "
                         "without spaces, quotes, braces or semicolons")  # fmt: skip
-    parts = urlsplit(opts.master)
-    if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/"):
-        problems.append(f"{opts.master!r}: expected the master as http://HOST:PORT")
-    if not _LISTEN_RE.match(opts.listen):
-        problems.append(f"{opts.listen!r}: expected PORT or ADDRESS:PORT for nginx's listen")
-    if not _NAME_RE.match(opts.server_name):
-        problems.append(f"{opts.server_name!r}: not a server_name")
+    problems += site_problems([opts.master], opts.listen, opts.server_name, "the master")
     for name in ("max_body_bytes", "max_import_bytes"):
         if getattr(opts, name) <= 0:
             problems.append(f"{name}: expected a positive number of bytes")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from livestrap.master.config import MAX_BODY_BYTES
 from livestrap.netboot.nginx import (
@@ -25,10 +24,10 @@ from livestrap.netboot.nginx import (
     nginx_size,
     notice_location,
     proxy_lines,
+    site_problems,
     upstream_address,
 )
 
-_LISTEN_RE = re.compile(r"^(\S+:)?\d{1,5}\Z|^\[[0-9a-fA-F:.]+\]:\d{1,5}\Z")
 _SIZE_RE = re.compile(r"^[1-9][0-9]*[kmg]\Z")
 _PATH_CHARS = re.compile(r"^/[A-Za-z0-9_./-]+\Z")
 
@@ -50,20 +49,14 @@ def check_options(opts: RackOptions) -> list[str]:
     problems = []
     if not opts.masters:
         problems.append("name at least one master (--master http://HOST:PORT)")
-    for master in opts.masters:
-        parts = urlsplit(master)
-        if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/"):
-            problems.append(f"{master!r}: expected a master as http://HOST:PORT")
-    if not _LISTEN_RE.match(opts.listen):
-        problems.append(f"{opts.listen!r}: expected PORT or ADDRESS:PORT for nginx's listen")
-    if not re.match(r"^[A-Za-z0-9_.*-]+( [A-Za-z0-9_.*-]+)*\Z", opts.server_name):
-        problems.append(f"{opts.server_name!r}: not a server_name")
+    problems += site_problems(list(opts.masters), opts.listen, opts.server_name, "a master")
     if not _PATH_CHARS.match(opts.cache_dir) or ".." in opts.cache_dir:
         problems.append(f"{opts.cache_dir!r}: the cache directory must be an absolute path "
                         "of letters, digits and _ . - /")  # fmt: skip
-    for name in ("max_size", "slice_size"):
+    for name, flag in (("max_size", "--max-size"), ("slice_size", "--slice")):
         if not _SIZE_RE.match(getattr(opts, name)):
-            problems.append(f"{name}: {getattr(opts, name)!r} is not a size like 512m or 20g")
+            problems.append(f"{name} ({flag}): {getattr(opts, name)!r} is not a size like "
+                            "512m or 20g")  # fmt: skip
     if not re.match(r"^[1-9][0-9]*[smhd]\Z", opts.inactive):
         problems.append(f"inactive: {opts.inactive!r} is not a time like 12h or 30d")
     if opts.max_body_bytes <= 0:
