@@ -347,3 +347,25 @@ def test_ten_thousand_agents_over_three_masters_one_killed(cluster: list[Master]
     assert len(lost_answers) == LOST_WITH_MASTER
     assert not lost & set(s.delivered)  # a lost one was never run, nor handed out again
     assert tally["succeeded"] == len(s.delivered) == 2 * ACTION_NODES - len(lost)
+
+
+def test_a_new_admin_token_is_taken_by_every_live_master_without_a_restart(
+    cluster: list[Master],
+) -> None:
+    live = [m for m in cluster if m.proc.poll() is None]
+    old = live[0].admin_token
+    path = live[0].data_dir / "admin.token"
+    aside = path.with_name(".admin.token.new")
+    aside.write_text(uuid.uuid4().hex * 2 + "\n")
+    aside.chmod(0o600)
+    os.replace(aside, path)  # the rotation: moved into place on the shared data dir
+    deadline = time.monotonic() + 20  # the upkeep reads it within a few seconds
+    for master in live:
+        with master.admin() as c:
+            while c.get("/api/v1/settings").status_code == 401:
+                assert time.monotonic() < deadline, f"{master.url} kept the old token"
+                time.sleep(0.2)
+        old_answer = httpx.get(
+            f"{master.url}/api/v1/settings", headers={"Authorization": f"Bearer {old}"}
+        )
+        assert old_answer.status_code == 401

@@ -4,6 +4,7 @@ and a failure is logged once, not every few seconds."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,13 @@ from livestrap.netboot.tftptree import Loaders
 from livestrap.store.images import ImageStore
 
 pytestmark = pytest.mark.unit
+
+
+@dataclass
+class Tokens:
+    """What TreeSync reads the discovery token from each round (the app's state)."""
+
+    discovery_token: str = "tok"
 
 
 def _loaders(tmp_path: Path) -> Loaders:
@@ -30,7 +38,8 @@ def test_tree_follows_activation(
     loaders = _loaders(tmp_path)
     monkeypatch.setattr("livestrap.master.tftp_sync.Loaders", lambda: loaders)
     tree = tmp_path / "tree"
-    sync = TreeSync(tree, store, "http://10.0.0.1:8080", "tok", 30)
+    tokens = Tokens()
+    sync = TreeSync(tree, store, "http://10.0.0.1:8080", tokens, 30)
     assert "grub/grub.cfg" in sync()
     assert "no active image" in (tree / "grub/grub.cfg").read_text()
     for image_id in ("img-1", "img-2"):
@@ -44,6 +53,9 @@ def test_tree_follows_activation(
     store.activate("img-2")
     assert "image/img-2/vmlinuz" in sync()
     assert [p.name for p in (tree / "image").iterdir()] == ["img-2"]
+    tokens.discovery_token = "new"  # replaced on the data dir (master.token_watch)
+    assert sync() == ["grub/grub.cfg"]
+    assert "livestrap.token=new " in (tree / "grub/grub.cfg").read_text()
 
 
 def test_a_tampered_file_is_not_served_and_logged_once(
@@ -55,7 +67,7 @@ def test_a_tampered_file_is_not_served_and_logged_once(
     add_image(store, "img-1")
     store.activate("img-1")
     (store.path("img-1") / "initrd.img").write_bytes(b"not what the manifest says")
-    sync = TreeSync(tmp_path / "tree", store, "http://10.0.0.1:8080", "tok", 30)
+    sync = TreeSync(tmp_path / "tree", store, "http://10.0.0.1:8080", Tokens(), 30)
     with caplog.at_level(logging.ERROR, logger="livestrap.master.tftp_sync"):
         assert sync() == [] and sync() == []
     assert len(caplog.records) == 1 and "sha256" in caplog.records[0].getMessage()

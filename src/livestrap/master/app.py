@@ -46,6 +46,7 @@ from livestrap.master.services import action_hooks
 from livestrap.master.services.actions import LostSweep
 from livestrap.master.state import AppState
 from livestrap.master.tftp_sync import TreeSync
+from livestrap.master.token_watch import TokenWatch, end_sessions_before
 from livestrap.master.tokens import ensure_token
 from livestrap.master.webhooks.dispatch import Dispatcher
 from livestrap.packaging.master_repo import MasterRepo
@@ -80,9 +81,10 @@ def make_state(
         metrics=Metrics(db, cfg.offline_after),
         webhooks=Dispatcher(db, cfg),
     )
+    guards.periodic.append(TokenWatch.for_state(state))  # a new token needs no restart
     if cfg.tftp_dir is not None and cfg.public_url is not None:  # the Secure Boot chain
         guards.periodic.append(
-            TreeSync(cfg.tftp_dir, store, cfg.public_url, state.discovery_token, cfg.boot_retry_s)
+            TreeSync(cfg.tftp_dir, store, cfg.public_url, state, cfg.boot_retry_s)
         )
     return state
 
@@ -127,6 +129,8 @@ def create_app(
         log.info("livestrap %s starting: listen %s, data dir %s, role %s", __version__,
                  listen_url(cfg), cfg.data_dir, cfg.role)  # fmt: skip
         migrate(state.db.engine)
+        # an admin token written while the master was down ends the older console sessions
+        await anyio.to_thread.run_sync(end_sessions_before, state.db, cfg.admin_token_file)
         # what killed imports, uploads and exports left (maybe big: off the event loop)
         await anyio.to_thread.run_sync(state.store.clean_stale_tmp)
         await anyio.to_thread.run_sync(warn_invalid_images, state.store)

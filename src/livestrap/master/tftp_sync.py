@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Protocol
 
 from livestrap import bootpaths
 from livestrap.errors import LivestrapError
@@ -20,6 +21,12 @@ from livestrap.netboot.tftptree import BootFile, Loaders, TreeContent, write_tre
 from livestrap.store.images import ImageStore
 
 log = logging.getLogger(__name__)
+
+
+class HasToken(Protocol):
+    discovery_token: str
+
+
 UNUSABLE = "the active image on the master is unusable (see the master's log)"
 
 
@@ -48,15 +55,16 @@ class TreeSync:
     """The periodic task: rewrite what changed, log what it wrote, and failures once each."""
 
     def __init__(
-        self, root: Path, store: ImageStore, base_url: str, token: str, retry_s: int
+        self, root: Path, store: ImageStore, base_url: str, tokens: HasToken, retry_s: int
     ) -> None:
         self.root, self.store, self.base_url = root, store, base_url
-        self.token, self.retry_s = token, retry_s
+        self.tokens, self.retry_s = tokens, retry_s  # the token as of each round (TokenWatch)
         self._last_error: str | None = None
 
     def __call__(self) -> list[str]:
         try:
-            content = tree_content(self.store, self.base_url, self.token, self.retry_s)
+            token = self.tokens.discovery_token
+            content = tree_content(self.store, self.base_url, token, self.retry_s)
             written = write_tree(self.root, content)
         except (LivestrapError, ValueError, OSError) as err:
             if str(err) != self._last_error:

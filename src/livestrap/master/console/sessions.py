@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from livestrap.master.db import rows_changed
 from livestrap.master.models import ConsoleSession
 
 COOKIE = "livestrap_session"
@@ -59,3 +60,8 @@ def find(db: Session, session_id: str | None, now: float | None = None) -> Login
 def end(db: Session, session_id: str | None) -> None:
     if session_id and len(session_id) <= MAX_ID_CHARS:
         db.execute(delete(ConsoleSession).where(ConsoleSession.id_sha256 == _digest(session_id)))
+
+
+def end_before(db: Session, cutoff: float) -> int:
+    """End every session made before `cutoff` (a new admin token was written then)."""
+    return rows_changed(db, delete(ConsoleSession).where(ConsoleSession.created_at < cutoff))

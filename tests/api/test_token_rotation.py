@@ -1,0 +1,99 @@
+"""A new token needs no restart (master.token_watch): a token file moved into place is
+taken by the running master's upkeep, the old token is refused from then on, boot scripts
+carry the new discovery token, and a new admin token ends the console sessions made
+before it. A file that would not pass at start is logged once and not taken."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+
+from asgi import bearer, call, master_app
+from livestrap.master.console import sessions
+from livestrap.master.state import AppState
+from livestrap.master.token_watch import TokenWatch
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def master(tmp_path: Path) -> Iterator[tuple[FastAPI, AppState, TokenWatch]]:
+    with master_app(tmp_path / "data") as (app, state):
+        watch = next(t for t in state.guards.periodic if isinstance(t, TokenWatch))
+        yield app, state, watch
+
+
+def replace_token(path: Path, mode: int = 0o600) -> str:
+    """The operator's rotation: written aside, then moved into place (atomic)."""
+    token = secrets.token_urlsafe(32)
+    aside = path.with_name(f".{path.name}.new")
+    aside.write_text(token + "\n")
+    aside.chmod(mode)
+    os.replace(aside, path)
+    return token
+
+
+def status(app: FastAPI, token: str) -> int:
+    return call(app, "GET", "/api/v1/nodes", headers=bearer(token)).status
+
+
+def test_a_new_admin_token_is_taken_and_the_old_refused(
+    master: tuple[FastAPI, AppState, TokenWatch],
+) -> None:
+    app, state, watch = master
+    old = state.admin_token
+    assert watch() == []  # nothing changed: nothing read
+    with state.db.session() as db:
+        before, _ = sessions.start(db, 3600)
+    time.sleep(0.05)  # file times come from a coarse clock (a few ms behind time.time())
+    new = replace_token(state.settings.admin_token_file)
+    with state.db.session() as db:  # made with the new token (after the file was written)
+        after, _ = sessions.start(db, 3600)
+    assert status(app, new) == 401  # not yet: the upkeep has not run
+    assert watch() == ["admin"]
+    assert (status(app, old), status(app, new)) == (401, 200)
+    with state.db.session() as db:  # the old token's logins went with it
+        assert sessions.find(db, before) is None
+        assert sessions.find(db, after) is not None
+    assert watch() == []
+
+
+def test_a_new_discovery_token_is_in_the_boot_script_and_the_old_refused(
+    master: tuple[FastAPI, AppState, TokenWatch],
+) -> None:
+    app, state, watch = master
+    old = state.discovery_token
+    new = replace_token(state.settings.discovery_token_file)
+    assert watch() == ["discovery"]
+    for token, expected in ((old, 401), (new, 422)):  # 422: the token passed, the body did not
+        answer = call(app, "POST", "/api/v1/discovery", headers=bearer(token), chunks=[b"{}"])
+        assert answer.status == expected, answer.body
+    assert state.admin_token != new
+
+
+@pytest.mark.parametrize("slip", ["open to others", "removed", "short"])
+def test_a_bad_file_is_logged_once_and_the_token_in_use_stays(
+    master: tuple[FastAPI, AppState, TokenWatch], caplog: pytest.LogCaptureFixture, slip: str
+) -> None:
+    app, state, watch = master
+    path, old = state.settings.admin_token_file, state.admin_token
+    if slip == "open to others":
+        replace_token(path, 0o644)
+    elif slip == "removed":
+        path.unlink()
+    else:
+        path.write_text("short\n")
+    with caplog.at_level(logging.ERROR, logger="livestrap.master.token_watch"):
+        assert watch() == [] and watch() == []
+    assert len(caplog.records) == 1, caplog.records
+    assert "the one in use stays" in caplog.records[0].getMessage()
+    assert status(app, old) == 200
+    new = replace_token(path)  # put right: taken on the next round
+    assert watch() == ["admin"] and status(app, new) == 200
