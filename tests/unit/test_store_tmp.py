@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -65,15 +66,49 @@ def test_master_start_cleaning_keeps_live_entries(store: ImageStore) -> None:
 def test_reused_pid_is_not_the_owner(store: ImageStore) -> None:
     """Same pid, another start time: a process that reused the pid of a killed master."""
     tag = tmpdirs.owner_tag()
-    pid, start = tag.split(".")
+    pid, start, host = tag.split(".")
     if start == "0":
         pytest.skip("no /proc start times here")
-    other = store.tmp_dir / f"import-{pid}.{int(start) - 1}-abcdef"
+    other = store.tmp_dir / f"import-{pid}.{int(start) - 1}.{host}-abcdef"
     other.mkdir(parents=True)
     live = store.tmp_dir / f"import-{tag}-abcdef"
     live.mkdir()
     assert store.clean_stale_tmp() == [other.name]
     assert tmp_entries(store) == [live.name]
+
+
+def test_another_machines_entries_go_only_when_untouched_for_a_day(store: ImageStore) -> None:
+    """Masters on several hosts share a data dir: a pid of another machine says nothing
+    here, so its entry is kept while it is written to, and goes once left for a day."""
+    dead = _dead_pid()
+    other = f"{int(tmpdirs.machine_tag(), 16) ^ 1:08x}{tmpdirs.boot_tag()}"
+    busy = store.tmp_dir / f"upload-{dead}.5.{other}-abc.bundle"
+    left = store.tmp_dir / f"import-{dead}.5.{other}-def"
+    (left / "half").mkdir(parents=True)
+    busy.write_bytes(b"half a bundle")
+    old = time.time() - tmpdirs.FOREIGN_STALE_S - 60
+    for path in (left, left / "half"):
+        os.utime(path, (old, old))
+    assert store.clean_stale_tmp() == [left.name]
+    assert tmp_entries(store) == [busy.name]
+    os.utime(busy, (old, old))
+    assert store.clean_stale_tmp() == [busy.name]
+
+
+def test_an_entry_of_an_earlier_boot_is_stale_and_an_untagged_one_is_judged_here(
+    store: ImageStore,
+) -> None:
+    """A live pid of this machine's earlier boot is another process now; names from before
+    the host tag (pid.start only) are taken as this machine's, as before."""
+    pid, start, host = tmpdirs.owner_tag().split(".")
+    earlier = f"{host[:8]}{int(host[8:], 16) ^ 1:08x}"
+    before_boot = store.tmp_dir / f"export-{pid}.{start}.{earlier}-abc.tar.zst"
+    untagged = store.tmp_dir / f"export-{pid}.{start}-def.tar.zst"
+    store.tmp_dir.mkdir(parents=True)
+    for path in (before_boot, untagged):
+        path.write_bytes(b"x")
+    assert store.clean_stale_tmp() == [before_boot.name]
+    assert tmp_entries(store) == [untagged.name]  # this very process: alive
 
 
 def test_legacy_names_are_stale(store: ImageStore) -> None:

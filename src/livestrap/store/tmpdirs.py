@@ -1,11 +1,17 @@
 """`<data-dir>/tmp/`: one owner for its names and for sweeping it, so leftovers are known.
 
-Every entry is `<kind>-<pid>.<start>-<random>`: the kind says what made it (import,
-upload, export, delete, build) and the pid with its start time (from /proc, so a reused
-pid is not mistaken for the owner) who owns it. `clean_stale` is the one sweep:
-- imports, uploads, exports and deletes are stale when their owner is gone (or they carry
-  a name of a livestrap before the owner tag); the master sweeps them at start and
-  before each import, upload and export (ImageStore.clean_stale_tmp);
+Every entry is `<kind>-<pid>.<start>.<host>-<random>`: the kind says what made it
+(import, upload, export, delete, build), and the pid with its start time (from /proc, so a
+reused pid is not mistaken for the owner) and its host who owns it. The host is 16 hex
+digits: 8 for the machine (/etc/machine-id) and 8 for its boot (the kernel's boot_id).
+Masters on several hosts may share one data dir (docs/scaling.md), and a pid means
+nothing on another host. `clean_stale` is the one sweep:
+- imports, uploads, exports and deletes are stale when their owner is gone: on this
+  machine, when the process is gone or the machine has booted since; on another machine,
+  only once the entry is untouched for FOREIGN_STALE_S. Names of a livestrap before the
+  owner tag are stale; those before the host tag are judged as this machine's. The master
+  sweeps them at start and before each import, upload and export
+  (ImageStore.clean_stale_tmp);
 - build trees are stale to the holder of the build lock, who runs the only build: it
   sweeps them (kind BUILD) with an eraser that unmounts first (builder.workspace), since
   they may hold mounts.
@@ -14,10 +20,14 @@ Entries this module did not name are left alone.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import re
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,7 +39,13 @@ LEGACY_PREFIXES = ("import-", "delete-", "api-upload-", "api-export-")
 # itself may be open to others for traversal, e.g. 0751 for nginx)
 TMP_DIR_MODE = 0o700
 Eraser = Callable[[Path], None]
-_NAME_RE = re.compile(r"(?P<kind>[a-z]+)-(?P<pid>[0-9]+)\.(?P<start>[0-9]+)-")
+_NAME_RE = re.compile(
+    r"(?P<kind>[a-z]+)-(?P<pid>[0-9]+)\.(?P<start>[0-9]+)"
+    r"(?:\.(?P<machine>[0-9a-f]{8})(?P<boot>[0-9a-f]{8}))?-"
+)
+# another machine's entry: its process cannot be asked, so it goes once untouched this long
+# (an upload or import in progress writes to it; an export lives as long as its download)
+FOREIGN_STALE_S = 24 * 3600.0
 
 
 def _start_time(pid: int) -> str:
@@ -42,10 +58,33 @@ def _start_time(pid: int) -> str:
     return fields[19] if len(fields) > 19 and fields[19].isdigit() else "0"
 
 
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
+
+
+@functools.cache
+def machine_tag() -> str:
+    """8 hex digits for this machine (its machine-id, else its host name)."""
+    return _short_hash(_read("/etc/machine-id") or socket.gethostname())
+
+
+def boot_tag() -> str:
+    """8 hex digits for this boot of the machine ("0" hashed when the kernel does not say)."""
+    return _short_hash(_read("/proc/sys/kernel/random/boot_id") or "0")
+
+
 def owner_tag() -> str:
-    """`<pid>.<start>` of this process (computed per call: a forked child is another owner)."""
+    """`<pid>.<start>.<host>` of this process (computed per call: a forked child is
+    another owner)."""
     pid = os.getpid()
-    return f"{pid}.{_start_time(pid)}"
+    return f"{pid}.{_start_time(pid)}.{machine_tag()}{boot_tag()}"
 
 
 def _prefix(kind: str) -> str:
@@ -78,16 +117,36 @@ def owner_alive(pid: int, start: str) -> bool:
     return start == "0" or _start_time(pid) in (start, "0")
 
 
-def is_stale(name: str, kinds: tuple[str, ...] = KINDS) -> bool:
+def is_stale(entry: Path, kinds: tuple[str, ...] = KINDS, now: float | None = None) -> bool:
     """An entry of one of `kinds` whose owner is gone, or a legacy one (no owner tag).
     A build tree (BUILD in `kinds`: asked by the build lock's holder) is stale whoever
     made it, tagged or not."""
+    name = entry.name
     if BUILD in kinds and name.startswith(f"{BUILD}-"):
         return True
     m = _NAME_RE.match(name)
     if m is None:
         return name.startswith(LEGACY_PREFIXES) and _legacy_kind(name) in kinds
-    return m["kind"] in kinds and not owner_alive(int(m["pid"]), m["start"])
+    if m["kind"] not in kinds:
+        return False
+    if m["machine"] is not None and m["machine"] != machine_tag():
+        return untouched_s(entry, now) >= FOREIGN_STALE_S
+    if m["boot"] is not None and m["boot"] != boot_tag():
+        return True  # made before this machine last booted: its process is gone
+    return not owner_alive(int(m["pid"]), m["start"])
+
+
+def untouched_s(entry: Path, now: float | None = None) -> float:
+    """Seconds since the entry or a file right in it was last written (0 if it is gone)."""
+    try:
+        newest = entry.lstat().st_mtime
+        if entry.is_dir() and not entry.is_symlink():
+            with os.scandir(entry) as children:
+                for child in children:
+                    newest = max(newest, child.stat(follow_symlinks=False).st_mtime)
+    except FileNotFoundError:
+        return 0.0
+    return (time.time() if now is None else now) - newest
 
 
 def _legacy_kind(name: str) -> str:
@@ -121,7 +180,7 @@ def clean_stale(
         return []
     removed = []
     for entry in entries:
-        if not is_stale(entry.name, kinds):
+        if not is_stale(entry, kinds):
             continue
         if entry.name.startswith(f"{BUILD}-") and (entry.is_symlink() or not entry.is_dir()):
             continue  # not a tree a build made
