@@ -26,10 +26,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
-from test_builds import SETTINGS, prepare_data, submit, wait_for
+from sqlalchemy import func, select, text
+from test_builds import SETTINGS, prepare_data, submit, ts, wait_for
 
 from fleet import machine_facts, report_body
+from livestrap.master.buildslot import BUILD_SLOT_KEY
 from livestrap.master.models import Node, NodeAction, NodeMac
 from livestrap.master.services.actions import HANDOVER_GRACE_S, queue_many
 from masterproc import (
@@ -62,6 +63,10 @@ KILL_AT = AGENTS // 2  # registrations answered when one master is SIGKILLed
 ACTION_NODES = 200  # each gets two actions queued before the kill
 LOST_WITH_MASTER = 20  # of them: the answer carrying their action dies with the master
 STORM_LIMIT_S = 60.0 + AGENTS / 15  # 1,000: 127 s; 10,000: 727 s
+SLOT_HOLDER = (  # the backend holding this schema's build slot (master.buildslot)
+    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    " AND classid = CAST(:k AS integer)::oid AND objid = hashtext(current_schema())::oid"
+)
 
 
 @pytest.fixture(scope="module")
@@ -369,3 +374,34 @@ def test_a_new_admin_token_is_taken_by_every_live_master_without_a_restart(
             f"{master.url}/api/v1/settings", headers={"Authorization": f"Bearer {old}"}
         )
         assert old_answer.status_code == 401
+
+
+def test_a_build_whose_master_loses_the_slot_stops_and_the_next_runs_once(
+    cluster: list[Master],
+) -> None:
+    """The build slot is a PostgreSQL session's advisory lock: when that session ends (a
+    database restart; here its backend is terminated) another master may claim the queue.
+    The build stops, and the next one starts only once it has let go of the data dir."""
+    live = [m for m in cluster if m.proc.poll() is None]
+    with live[0].admin() as c:
+        slow = submit(c, overrides={"packages": ["slow-me"]})["id"]
+        after = submit(c)["id"]
+        wait_for(c, slow, {"running"}, timeout=30)
+    db = live[0].database()
+    try:
+        with db.session() as session:
+            holder = session.scalars(text(SLOT_HOLDER), {"k": BUILD_SLOT_KEY}).all()
+            assert len(holder) == 1, holder
+            session.execute(text("SELECT pg_terminate_backend(:p)"), {"p": holder[0]})
+    finally:
+        db.dispose()
+    with live[0].admin() as c:
+        lost = wait_for(c, slow, timeout=30)
+        then = wait_for(c, after, timeout=60)
+    logs = live[0].data_dir / "logs"
+    assert lost["state"] == "interrupted"
+    lost_log = logs / f"build-{slow}.log"
+    assert "=== build interrupted: the master lost the build slot" in lost_log.read_text()
+    assert then["state"] == "succeeded"  # claimed once the stopped build let go of the lock
+    assert ts(then["started"]) >= lost_log.stat().st_mtime - 0.05  # (file times: coarse)
+    assert (logs / f"build-{after}.log").read_text().count("=== stage prepare") == 1

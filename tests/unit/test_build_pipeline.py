@@ -6,6 +6,8 @@ and commit it through the store, so the whole run takes milliseconds.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from pathlib import Path
 
@@ -243,8 +245,14 @@ def test_cancel_event_stops_after_the_stage(store: ImageStore, tmp_path: Path) -
 
 def test_build_refused_while_another_holds_the_lock(store: ImageStore, tmp_path: Path) -> None:
     events: list[BuildEvent] = []
-    with workspace.build_lock(store.data_dir), pytest.raises(BuildError) as exc:
-        run_build(store, tmp_path, FAKE_STAGES, events)
+    store.data_dir.mkdir(parents=True, exist_ok=True)
+    holder = os.open(store.data_dir / "build.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # another process's build holds the lock
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(BuildError) as exc:
+            run_build(store, tmp_path, FAKE_STAGES, events)
+    finally:
+        os.close(holder)
     assert exc.value.stage == "prepare"
     assert "another build is running" in str(exc.value)
     assert kinds(events) == [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -68,16 +69,34 @@ def test_mounts_under_real_proc_for_a_fresh_dir(tmp_path: Path) -> None:
     assert workspace.mounts_under(tmp_path) == []
 
 
+def _try_in_another_thread(data: Path) -> BuildError | None:
+    """What taking the lock in another thread (another build) raises, if anything."""
+    raised: list[BuildError] = []
+
+    def take() -> None:
+        try:
+            with workspace.build_lock(data):
+                pass
+        except BuildError as err:
+            raised.append(err)
+
+    thread = threading.Thread(target=take)
+    thread.start()
+    thread.join()
+    return raised[0] if raised else None
+
+
 def test_build_lock_is_exclusive(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with workspace.build_lock(data):
         assert (data / "build.lock").read_text() == f"{os.getpid()}\n"
-        with pytest.raises(BuildError) as exc, workspace.build_lock(data):
+        err = _try_in_another_thread(data)
+        assert err is not None and err.stage == "prepare"
+        assert f"another build is running in {data} (pid {os.getpid()})" in str(err)
+        with workspace.build_lock(data):  # this thread holds it: taking it again is a no-op
             pass
-        assert exc.value.stage == "prepare"
-        assert f"another build is running in {data} (pid {os.getpid()})" in str(exc.value)
-    with workspace.build_lock(data):  # released: can be taken again
-        pass
+        assert _try_in_another_thread(data) is not None  # ... and leaves it held
+    assert _try_in_another_thread(data) is None  # released: can be taken again
 
 
 def test_build_lock_rewrites_a_stale_pid(tmp_path: Path) -> None:

@@ -3,8 +3,11 @@ forms, the compare-and-set claim with two workers, and the modes of what it make
 
 from __future__ import annotations
 
+import logging
 import shutil
 import stat
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import pytest
 from fake_build import FAKE_STAGES
 from livestrap.builder.workspace import build_lock
 from livestrap.errors import SpecError
-from livestrap.master.buildslot import worker_lock
+from livestrap.master.buildslot import Slot, worker_lock
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database, migrate
 from livestrap.master.groupshare import share_tree, shared_log
@@ -174,3 +177,54 @@ def test_a_second_worker_starting_leaves_the_build_lock_alone(
     first.start()
     first.stop()
     assert not stale.exists()
+
+
+def test_a_queued_build_waits_while_a_build_outside_the_queue_holds_the_lock(
+    queue: BuildQueue, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A CLI build, or a build whose worker lost the slot, holds the data dir's build lock:
+    the worker that holds the slot claims nothing until it is free (the build would fail)."""
+    build_id = queue.submit(None, activate=False, force=False)
+    worker = _worker(queue)
+    release, taken = threading.Event(), threading.Event()
+
+    def other_build() -> None:
+        with build_lock(queue.settings.data_dir):
+            taken.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=other_build)  # the lock is per thread
+    holder.start()
+    assert taken.wait(10)
+    with caplog.at_level(logging.WARNING, logger="livestrap.master.worker"):
+        assert worker.turn() is False and worker.turn() is False
+    assert _row_state(queue, build_id) == "queued"
+    assert caplog.text.count("queued builds wait: another build is running") == 1  # once
+    release.set()
+    holder.join()
+    assert worker.turn() is True
+    assert _row_state(queue, build_id) == "succeeded"
+
+
+class LostSlot(Slot):
+    """A slot whose PostgreSQL session ended after the build started."""
+
+    def __init__(self) -> None:
+        super().__init__(True)
+
+    def alive(self) -> bool:
+        return False
+
+
+def test_a_build_whose_worker_lost_the_slot_stops(queue: BuildQueue) -> None:
+    build_id = queue.submit({"packages": ["slow-me"]}, activate=False, force=False)
+    worker = _worker(queue)
+    job = worker.claim()
+    assert job is not None
+    began = time.monotonic()
+    outcome = worker.execute(job, LostSlot())
+    assert time.monotonic() - began < 2.5  # the whole build takes about 3 s
+    assert outcome.state == "interrupted" and "lost the build slot" in (outcome.error or "")
+    worker.finish(job, outcome)
+    assert _row_state(queue, build_id) == "interrupted"
+    assert "=== build interrupted: the builder lost the build slot" in job.log_path.read_text()

@@ -15,6 +15,7 @@ import fcntl
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,10 +68,20 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+_held = threading.local()  # the data dirs whose build lock this thread holds
+
+
 @contextlib.contextmanager
 def build_lock(data_dir: Path) -> Iterator[None]:
-    """Hold the one-build-at-a-time lock for the data dir (fails fast if taken)."""
+    """Hold the one-build-at-a-time lock for the data dir (fails fast if taken). Within
+    the thread that holds it, taking it again is a no-op: the master's build worker takes it
+    before it claims a build, and the pipeline's own hold is then that one."""
     data_dir.mkdir(parents=True, exist_ok=True)
+    key = os.path.realpath(data_dir)
+    held: set[str] = _held.__dict__.setdefault("dirs", set())
+    if key in held:
+        yield
+        return
     fd = os.open(DataDir(data_dir).build_lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
@@ -82,6 +93,10 @@ def build_lock(data_dir: Path) -> Iterator[None]:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
+        held.add(key)
+        try:
+            yield
+        finally:
+            held.discard(key)
     finally:
         os.close(fd)

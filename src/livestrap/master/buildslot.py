@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
@@ -31,11 +31,35 @@ BUILD_SLOT_KEY = 0x6C73_0001  # "ls" 1
 BUILD_SEQ_KEY = 0x6C73_0002
 _TRY = text("SELECT pg_try_advisory_lock(:k, hashtext(current_schema()))")
 _UNLOCK = text("SELECT pg_advisory_unlock(:k, hashtext(current_schema()))")
+_ALIVE = text("SELECT 1")
 _XACT = text("SELECT pg_advisory_xact_lock(:k, hashtext(current_schema()))")
 
 
+class Slot:
+    """The outcome of trying the slot: true when this worker holds it. `alive()` says
+    whether it still does, for a build that runs long: PostgreSQL frees an advisory lock
+    when its session ends (a database restart, a killed backend), and another master may
+    then claim the queue while this build still runs."""
+
+    def __init__(self, held: bool, conn: Connection | None = None) -> None:
+        self.held, self._conn = held, conn
+
+    def __bool__(self) -> bool:
+        return self.held
+
+    def alive(self) -> bool:
+        if not self.held or self._conn is None:  # a flock lasts as long as this process
+            return self.held
+        try:
+            self._conn.execute(_ALIVE)
+            self._conn.commit()
+        except Exception:  # the session is gone, and the lock with it
+            return False
+        return True
+
+
 @contextlib.contextmanager
-def worker_lock(path: Path) -> Iterator[bool]:
+def worker_lock(path: Path) -> Iterator[Slot]:
     """Try the data dir's worker lock (never waits): whether this worker holds it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o640)
@@ -43,15 +67,15 @@ def worker_lock(path: Path) -> Iterator[bool]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            yield False
+            yield Slot(False)
             return
-        yield True
+        yield Slot(True)
     finally:
         os.close(fd)
 
 
 @contextlib.contextmanager
-def advisory_slot(engine: Engine, key: int = BUILD_SLOT_KEY) -> Iterator[bool]:
+def advisory_slot(engine: Engine, key: int = BUILD_SLOT_KEY) -> Iterator[Slot]:
     """Try PostgreSQL's session advisory lock `key` (never waits) on a connection held
     until the block ends: whether this worker holds it. The connection is idle (no open
     transaction) meanwhile; it is discarded, not pooled, if the unlock fails, so a pooled
@@ -61,7 +85,7 @@ def advisory_slot(engine: Engine, key: int = BUILD_SLOT_KEY) -> Iterator[bool]:
     try:
         held = bool(conn.scalar(_TRY, {"k": key}))
         conn.commit()
-        yield held
+        yield Slot(held, conn)
     finally:
         try:
             if held:
@@ -75,14 +99,14 @@ def advisory_slot(engine: Engine, key: int = BUILD_SLOT_KEY) -> Iterator[bool]:
 
 
 @contextlib.contextmanager
-def build_slot(engine: Engine, lock_path: Path) -> Iterator[bool]:
+def build_slot(engine: Engine, lock_path: Path) -> Iterator[Slot]:
     """The slot for this database (schema): the advisory lock on PostgreSQL, else the flock."""
     if engine.dialect.name == "postgresql":
-        with advisory_slot(engine) as held:
-            yield held
+        with advisory_slot(engine) as slot:
+            yield slot
     else:
-        with worker_lock(lock_path) as held:
-            yield held
+        with worker_lock(lock_path) as slot:
+            yield slot
 
 
 def serialize_seqs(session: Session) -> None:

@@ -8,11 +8,15 @@ with two workers and on PostgreSQL; each claim and run happens in the build slot
 (master.buildslot: the data dir's worker lock on SQLite, an advisory lock on PostgreSQL,
 for every master on that database), so a `running` row while the slot is free was left
 by a dead worker: it ends `interrupted` before the next claim. Cancel comes through the row's
-`cancel_requested`, polled while the build runs.
+`cancel_requested`, polled while the build runs. A build whose worker loses the slot (its
+PostgreSQL session ended) stops, and the next worker claims only once the data dir's build
+lock is free: never two builds at once, also when a CLI build runs beside the queue.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import threading
 import time
@@ -29,7 +33,7 @@ from livestrap.builder.pipeline import STAGES, Stage, build
 from livestrap.builder.plan import BuildPlan
 from livestrap.builder.workspace import build_lock, remove_tree
 from livestrap.errors import BuildCancelled, BuildError, LivestrapError, SpecError
-from livestrap.master.buildslot import build_slot
+from livestrap.master.buildslot import Slot, build_slot
 from livestrap.master.config import MasterSettings
 from livestrap.master.db import Database, rows_changed
 from livestrap.master.groupshare import share_tree, shared_log
@@ -58,6 +62,9 @@ STOPPED_WHILE = "the {who} stopped while this build was {state}"
 STOP_WAIT_S = 60.0
 IDLE_POLL_S = 1.0  # how often an idle worker looks for queued builds
 CANCEL_POLL_S = 0.25  # how often a running build's row is read for a cancel
+SLOT_CHECK_EVERY = 4  # of those polls: also ask whether this worker still holds the slot
+LOST_SLOT = ("the {who} lost the build slot while this build ran (its database session "
+             "ended): stopped, so that no two builds run at once; queue it again")  # fmt: skip
 
 
 def stored_spec(data: Any, settings: MasterSettings, source: str = "queued build") -> ResolvedSpec:
@@ -92,6 +99,7 @@ class Job:
     log_path: Path
     cancel: threading.Event
     by_user: bool = False
+    lost_slot: bool = False
 
 
 @dataclass
@@ -127,6 +135,7 @@ class BuildWorker:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._waiting: str | None = None  # the build lock's holder last logged
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -171,21 +180,33 @@ class BuildWorker:
             self._wake.wait(timeout=IDLE_POLL_S)
             self._wake.clear()
 
-    def _slot(self) -> AbstractContextManager[bool]:
+    def _slot(self) -> AbstractContextManager[Slot]:
         """The build slot (master.buildslot): whether this worker holds it."""
         return build_slot(self.db.engine, self.settings.layout.worker_lock)
 
     def turn(self) -> bool:
-        """One claim and run, in the build slot; whether a build ran."""
-        with self._slot() as held:
-            if not held:
+        """One claim and run, in the build slot and under the data dir's build lock;
+        whether a build ran."""
+        with self._slot() as slot:
+            if not slot:
                 return False
             self.recover()
-            job = self.claim()
-            if job is None:
+            if not self._queued():
                 return False
-            self.finish(job, self.execute(job))
-            return True
+            with contextlib.ExitStack() as locked:
+                try:  # held by a CLI build, or by a build whose worker lost the slot
+                    locked.enter_context(build_lock(self.store.data_dir))
+                except BuildError as err:
+                    if err.message != self._waiting:
+                        log.warning("queued builds wait: %s", err.message)
+                    self._waiting = err.message
+                    return False
+                self._waiting = None
+                job = self.claim()
+                if job is None:
+                    return False
+                self.finish(job, self.execute(job, slot))
+                return True
 
     def _clean_stale(self) -> None:
         """Remove build trees a killed worker left in tmp/ (unless a CLI build holds the lock)."""
@@ -212,6 +233,12 @@ class BuildWorker:
             log.warning("build %s interrupted: %s", build_id, error)
             self._note(build_id, f"=== build interrupted: {error}")
         return ended
+
+    def _queued(self) -> bool:
+        with self.db.session() as session:
+            return (
+                session.scalar(select(Build.id).where(Build.state == QUEUED).limit(1)) is not None
+            )
 
     def claim(self) -> Job | None:
         """The oldest queued build, now `running` (committed), as a job; None when there
@@ -245,11 +272,12 @@ class BuildWorker:
 
     # -- a build -------------------------------------------------------------------------
 
-    def execute(self, job: Job) -> Outcome:
-        """Run one build, watching its row for a cancel; every end is an outcome."""
+    def execute(self, job: Job, slot: Slot | None = None) -> Outcome:
+        """Run one build, watching its row for a cancel and `slot` for its loss; every end
+        is an outcome."""
         done = threading.Event()
         watcher = threading.Thread(
-            target=self._watch_cancel, args=(job, done), name="build-cancel", daemon=True
+            target=self._watch_cancel, args=(job, done, slot), name="build-cancel", daemon=True
         )
         watcher.start()
         try:
@@ -258,8 +286,15 @@ class BuildWorker:
             done.set()
             watcher.join()
 
-    def _watch_cancel(self, job: Job, done: threading.Event) -> None:
-        while not done.wait(CANCEL_POLL_S):
+    def _watch_cancel(self, job: Job, done: threading.Event, slot: Slot | None) -> None:
+        for polls in itertools.count(1):
+            if done.wait(CANCEL_POLL_S):
+                return
+            if slot is not None and polls % SLOT_CHECK_EVERY == 0 and not slot.alive():
+                log.error("build %s: %s", job.id, LOST_SLOT.format(who=self.who))
+                job.lost_slot = True
+                job.cancel.set()
+                return
             try:
                 with self.db.session() as session:
                     asked = session.scalar(select(Build.cancel_requested).where(Build.id == job.id))
@@ -316,6 +351,8 @@ class BuildWorker:
             if job.by_user:
                 return Outcome(CANCELLED, str(err))
             stopped = STOPPED_WHILE.format(who=self.who, state=RUNNING)
+            if job.lost_slot:
+                stopped = LOST_SLOT.format(who=self.who)
             append_log(job.log_path, f"=== build interrupted: {stopped}")
             return Outcome(INTERRUPTED, stopped)
         except BuildError as err:
