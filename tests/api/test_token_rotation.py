@@ -1,7 +1,8 @@
 """A new token needs no restart (master.token_watch): a token file moved into place is
 taken by the running master's upkeep, the old token is refused from then on, boot scripts
 carry the new discovery token, and a new admin token ends the console sessions made
-before it. A file that would not pass at start is logged once and not taken."""
+before it. A file that would not pass at start is logged once and not taken.
+`livestrap token new` writes such a file."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
+from typer.testing import CliRunner
 
 from asgi import bearer, call, master_app
+from livestrap.cli import app as cli_app
+from livestrap.errors import StartupError
 from livestrap.master.console import sessions
 from livestrap.master.state import AppState
 from livestrap.master.token_watch import TokenWatch
@@ -97,3 +101,36 @@ def test_a_bad_file_is_logged_once_and_the_token_in_use_stays(
     assert status(app, old) == 200
     new = replace_token(path)  # put right: taken on the next round
     assert watch() == ["admin"] and status(app, new) == 200
+
+
+def test_token_new_replaces_the_file_and_never_prints_the_token(
+    master: tuple[FastAPI, AppState, TokenWatch],
+) -> None:
+    _, state, watch = master
+    path = state.settings.discovery_token_file
+    os.chown(path, 4321, 4321)  # a master running as its own user must still read it
+    old = state.discovery_token
+    result = CliRunner().invoke(
+        cli_app, ["token", "new", "discovery", "--data-dir", str(state.settings.data_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    new = path.read_text().strip()
+    assert new != old and len(new) >= 43 and new not in result.output
+    assert f"discovery token replaced: {path}" in result.output
+    info = path.stat()
+    assert (info.st_mode & 0o777, info.st_uid, info.st_gid) == (0o600, 4321, 4321)
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []
+    assert watch() == ["discovery"] and state.discovery_token == new
+
+
+def test_token_new_refuses_a_file_others_can_read(
+    master: tuple[FastAPI, AppState, TokenWatch],
+) -> None:
+    _, state, _ = master
+    path = state.settings.admin_token_file
+    path.chmod(0o644)
+    result = CliRunner().invoke(
+        cli_app, ["token", "new", "admin", "--data-dir", str(state.settings.data_dir)]
+    )
+    assert isinstance(result.exception, StartupError), result.output  # main() prints it
+    assert "chmod 600" in str(result.exception)

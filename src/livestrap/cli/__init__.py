@@ -27,6 +27,7 @@ from livestrap.cli import (
     settings_cmd,
     spec_cmd,
     tftp_cmd,
+    token_cmd,
     vm_cmd,
     webhooks_cmd,
 )
@@ -56,6 +57,7 @@ vm_cmd.netboot_app.command("lb-config")(lb_cmd.lb_config)
 vm_cmd.netboot_app.command("rack-config")(lb_cmd.rack_config)
 app.add_typer(vm_cmd.netboot_app, name="netboot")
 app.add_typer(webhooks_cmd.app, name="webhooks")
+app.add_typer(token_cmd.app, name="token")
 app.command("build")(build_cmd.build)
 app.command("serve")(serve_cmd.serve)
 app.command("builder")(builder_cmd.builder)
