@@ -108,3 +108,16 @@ def test_a_stalled_boot_draws_missing_phases_after_it() -> None:
     assert by["initrd"].state == "stalled" and by["initrd"].label.startswith("stalled for 14 min")
     assert by["squashfs"].state == "missing" and by["squashfs"].label == "not reached"
     assert by["squashfs"].x >= by["initrd"].x + by["initrd"].width - 1
+
+
+def test_a_loader_fetched_over_http_times_the_firmware_phase() -> None:
+    """UEFI HTTP boot fetches its loader first (a `loader` event, claimed for the MAC by
+    the script request): the firmware phase runs from it to the script."""
+    older = E(-500, "loader")  # an earlier boot's: too long before this script
+    t = boot_timeline([older, E(92, "loader"), *FULL], now=200)
+    assert (t.phases[0].start, t.phases[0].end, t.started) == (92, 100, 92)
+    by = {b.phase: b for b in layout(t, now=200)}
+    assert by["firmware"].label == "loader, then 8.0 s" and by["firmware"].x == LEFT
+    assert by["script"].x > LEFT
+    alone = boot_timeline([older, *FULL], now=200)
+    assert (alone.phases[0].start, alone.started) == (None, 100)

@@ -6,7 +6,7 @@ file, as on first start.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -19,7 +19,7 @@ from livestrap.master.tokens import replace_token
 app = typer.Typer(help="The master's tokens.", no_args_is_help=True)
 
 
-class TokenKind(str, Enum):
+class TokenKind(StrEnum):
     admin = "admin"
     discovery = "discovery"
 

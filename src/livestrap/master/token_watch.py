@@ -89,9 +89,9 @@ class TokenWatch:
         if token == getattr(self.state, attribute):
             return False
         setattr(self.state, attribute, token)
-        log.warning("%s token replaced (%s): the old one is refused from now on",
-                    watched.name, watched.path)  # fmt: skip
-        if watched.name == "admin":
-            ended = end_sessions_before(self.state.db, watched.path)
-            log.warning("ended %d console session(s) made with the old admin token", ended)
+        ended = ""
+        if watched.name == "admin":  # the old token's logins go with it
+            ended = f"; console sessions ended: {end_sessions_before(self.state.db, watched.path)}"
+        log.warning("%s token replaced (%s): the old one is refused from now on%s",
+                    watched.name, watched.path, ended)  # fmt: skip
         return True

@@ -34,6 +34,8 @@ def seconds(s: float) -> str:
 
 
 def _label(p: Phase, now: float) -> str:
+    if p.name == "firmware" and p.start is not None and p.end is not None:
+        return f"loader, then {seconds(p.end - p.start)}"  # UEFI HTTP boot fetched it
     if p.name == "firmware":
         return "before the first request" if p.state == "done" else "not seen"
     if p.state == "missing":

@@ -22,9 +22,9 @@ from livestrap.master.db import Database
 from livestrap.master.events import node_for_mac, normalize_mac, record_event
 from livestrap.master.guards import Guards
 from livestrap.master.models import BootEvent
+from livestrap.master.services.boot_timeline import LOADER_CLAIM_S
 
 log = logging.getLogger("livestrap.master.routes.boot")  # its name before it moved here
-LOADER_CLAIM_S = 120.0  # firmware gets the loader, iPXE starts, DHCPs, asks: seconds apart
 
 
 def record_boot_event(db: Database, guards: Guards, kind: str, **fields: Any) -> None:

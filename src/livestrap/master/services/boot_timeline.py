@@ -5,9 +5,12 @@ The last boot starts at the last `script` event (GET /boot/ipxe); without one (e
 pruned, or a node booted another way), at the last `report`. A phase is `done` once a
 later one was seen (one never recorded but passed shows as done, without times), `running`
 while it is the last one seen and younger than its STALL_S, `stalled` past that, and
-`missing` after the last one seen. The firmware's time is not known to the master (no
-request precedes the script): it shows as the start. Refused reports since the boot
-began and no report after them make the report phase `refused`, with their reason.
+`missing` after the last one seen. The firmware's time is known to the master only when
+it fetched its loader over HTTP (UEFI HTTP boot: a `loader` event, claimed for the MAC
+by the script request after it): the firmware phase then runs from that fetch to the
+script. Otherwise no request precedes the script, and it shows as the start. Refused
+reports since the boot began and no report after them make the report phase `refused`,
+with their reason.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ STALL_S = {"script": 60.0, "kernel": 120.0, "initrd": 300.0, "squashfs": 900.0, 
 START_KIND = {"script": "script", "kernel": "kernel", "initrd": "initrd",
               "squashfs": "squashfs-start", "report": "report"}  # fmt: skip
 MAX_REASON = 200
+# a loader fetched this long before the script is that boot's (the firmware gets it, iPXE
+# starts, DHCPs and asks for the script: seconds apart); services.boot_events claims it
+LOADER_CLAIM_S = 120.0
 
 
 class Event(Protocol):
@@ -95,7 +101,12 @@ def boot_timeline(events: Iterable[Event], now: float) -> BootTimeline:
         last, waiting_since = len(PHASES) - 1, refused_at  # the agent ran: it was refused
     elif squashfs_end is not None and PHASES[last] == "squashfs":
         last, waiting_since = len(PHASES) - 1, squashfs_end  # downloaded: report pending
-    phases = [Phase("firmware", "done" if last >= 0 else "missing")]
+    loader = _loader_before(ordered, boot)
+    phases = [
+        Phase("firmware", "done", loader, starts["script"])
+        if loader is not None
+        else Phase("firmware", "done" if last >= 0 else "missing")
+    ]
     for i, name in enumerate(PHASES[1:], start=1):
         start = starts.get(name)
         later = [starts[n] for n in PHASES[i + 1 :] if n in starts]
@@ -112,4 +123,15 @@ def boot_timeline(events: Iterable[Event], now: float) -> BootTimeline:
         else:
             phases.append(Phase(name, "missing"))
     refusals = [refusal_of(e) for e in ordered if e.kind == "refused"]
-    return BootTimeline(phases, refusals, boot[0].at if boot else None)
+    started = loader if loader is not None else boot[0].at if boot else None
+    return BootTimeline(phases, refusals, started)
+
+
+def _loader_before(ordered: list[Event], boot: list[Event]) -> float | None:
+    """When the firmware fetched the loader of the boot's script request, if it did."""
+    if not boot or boot[0].kind != "script":
+        return None
+    script_at = boot[0].at
+    since = script_at - LOADER_CLAIM_S
+    fetched = [e.at for e in ordered if e.kind == "loader" and since <= e.at <= script_at]
+    return fetched[-1] if fetched else None
