@@ -134,8 +134,9 @@ def servers(data_dir: Path, work: Path) -> Iterator[tuple[Master, dict[str, Targ
                          listen=f"127.0.0.1:{port}", direct=direct)
             for port, direct in ((p_front, False), (p_direct, True))
         )  # fmt: skip
-        rack_opts = RackOptions(masters=(master.url,), listen=f"127.0.0.1:{p_rack}",
-                                cache_dir=str(cache))  # fmt: skip
+        rack_opts = RackOptions(
+            masters=(master.url,), listen=f"127.0.0.1:{p_rack}", cache_dir=str(cache), node_rate=0
+        )  # every client: 127.0.0.1
         with (
             nginx_process(work / "nginx", static_site(p_plain, images), p_plain) as plain,
             nginx_process(work / "front", render_nginx_config(front_opts), p_front) as front,

@@ -108,6 +108,9 @@ def test_sent_records_the_end(master: Master, client: httpx.Client) -> None:
     assert sent(client, uri, size).status_code == 204
     assert sent(client, uri, 10, Range="bytes=0-9").status_code == 204
     assert sent(client, uri, 3, **{"X-Request-Completion": ""}).status_code == 204
+    for refused in ("429", "404", "416"):  # answered, but no download: nothing written
+        assert sent(client, uri, 180, **{"X-Original-Status": refused}).status_code == 204
+    assert sent(client, uri, 1, **{"X-Original-Status": "2000"}).status_code == 422
     ends = [e.detail for e in events(master, "52:54:00:00:00:02", 3)]
     assert ends == [
         {"bytes": size, "seconds": 0.25, "complete": True, "via": "nginx"},

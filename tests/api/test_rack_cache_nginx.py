@@ -117,8 +117,9 @@ def test_two_rack_caches_fetch_once_each(
             cache = tmp_path / f"cache{i}"
             cache.mkdir(mode=0o777)
             cache.chmod(0o777)
-            opts = RackOptions(masters=(m.url,), listen=f"127.0.0.1:{port}",
-                               cache_dir=str(cache))  # fmt: skip
+            opts = RackOptions(
+                masters=(m.url,), listen=f"127.0.0.1:{port}", cache_dir=str(cache), node_rate=0
+            )  # 100 nodes, one address
             stack.enter_context(nginx_process(tmp_path / f"nginx{i}",
                                               render_rack_config(opts), port))  # fmt: skip
 
@@ -205,3 +206,40 @@ def test_notices_are_taken_from_trusted_rack_caches_only(
             assert c.post("/boot/nginx/sent", headers=headers).status_code == status
     found = [e for e in timeline(m, 0) if e.mac == "52:54:00:0e:00:01"]
     assert [(e.kind, e.ip, e.detail) for e in found] == [("kernel", "10.1.0.9", {"via": "rack"})]
+
+
+def test_a_node_over_its_rate_is_refused_and_leaves_no_event(
+    master: tuple[Master, dict[str, bytes]], tmp_path: Path
+) -> None:
+    """--node-rate: a node in a loop gets 429 from the cache, not the file, and the master
+    hears of its real downloads only."""
+    from nginxproc import nginx_process
+
+    m, files = master
+    open_to_nginx(tmp_path)
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o777)
+    cache.chmod(0o777)
+    port = free_port()
+    opts = RackOptions(masters=(m.url,), listen=f"127.0.0.1:{port}", cache_dir=str(cache),
+                       node_rate=1)  # burst: 10  # fmt: skip
+    node = "52:54:00:0f:00:01"
+    with nginx_process(tmp_path / "nginx", render_rack_config(opts), port) as nginx:
+        began = time.monotonic()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
+            answers = [c.get(f"/boot/images/{IMAGE}/vmlinuz", params={"mac": node})
+                       for _ in range(30)]  # fmt: skip
+        took = time.monotonic() - began
+        served = [a for a in answers if a.status_code == 200]
+        assert all(a.content == files["vmlinuz"] for a in served)
+        assert {a.status_code for a in answers} == {200, 429}
+        assert 11 <= len(served) <= 12 + took, took  # the burst, then one a second
+        found = [e for e in timeline(m, 0) if e.mac == node]
+        deadline = time.monotonic() + 10
+        while len(found) < len(served) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            found = [e for e in timeline(m, 0) if e.mac == node]
+        time.sleep(0.5)  # a late notice of a refusal would show now
+        found = [e for e in timeline(m, 0) if e.mac == node]
+        assert "[error]" not in nginx.error_log.read_text()  # refusals are warnings
+    assert [e.kind for e in found] == ["kernel"] * len(served)

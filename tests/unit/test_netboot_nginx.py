@@ -104,6 +104,7 @@ def test_nginx_config_exact() -> None:
         "        proxy_set_header X-Bytes-Sent $body_bytes_sent;\n"
         "        proxy_set_header X-Request-Time $request_time;\n"
         "        proxy_set_header X-Request-Completion $request_completion;\n"
+        "        proxy_set_header X-Original-Status $status;  # a refused one is no download\n"
         "    }\n"
         "}\n"
     )

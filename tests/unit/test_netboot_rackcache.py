@@ -24,6 +24,7 @@ def test_rack_config_exact() -> None:
         "# LIVESTRAP_TRUSTED_PROXIES (they take its reports and forwarded addresses).\n"
         "proxy_cache_path /var/cache/livestrap-rack levels=1:2 keys_zone=livestrap_rack:10m\n"
         "                 max_size=50g inactive=30d use_temp_path=off;\n"
+        "limit_req_zone $binary_remote_addr zone=livestrap_rack_nodes:10m rate=10r/s;\n"
         "\n"
         "upstream livestrap_master {\n"
         "    server 192.0.2.11:8080;\n"
@@ -54,6 +55,9 @@ def test_rack_config_exact() -> None:
         "    # Image files: cached by image id and name, one upstream fetch per slice.\n"
         "    location ~ ^/boot/(?:m/[^/]+/)?images/(?<livestrap_image>[A-Za-z0-9._-]+)/"
         "(?<livestrap_file>vmlinuz|initrd\\.img|root\\.squashfs)$ {\n"
+        "        limit_req zone=livestrap_rack_nodes burst=100 nodelay;  # per node\n"
+        "        limit_req_status 429;\n"
+        "        limit_req_log_level warn;\n"
         "        slice 16m;\n"
         "        proxy_cache livestrap_rack;\n"
         "        sendfile on;  # hits go from the cache's files to the socket, no copy\n"
@@ -95,12 +99,21 @@ def test_rack_config_exact() -> None:
         "        proxy_set_header X-Bytes-Sent $body_bytes_sent;\n"
         "        proxy_set_header X-Request-Time $request_time;\n"
         "        proxy_set_header X-Request-Completion $request_completion;\n"
+        "        proxy_set_header X-Original-Status $status;  # a refused one is no download\n"
         "        proxy_set_header X-Livestrap-Phase whole;\n"
         "        proxy_set_header X-Livestrap-Via rack;\n"
         "        proxy_set_header X-Original-Method $request_method;\n"
         "    }\n"
         "}\n"
     )
+
+
+def test_node_rate_zero_renders_no_limit() -> None:
+    with_limit = render_rack_config(OPTS)
+    without = render_rack_config(RackOptions(masters=OPTS.masters, listen=OPTS.listen,
+                                             node_rate=0))  # fmt: skip
+    dropped = [line for line in with_limit.splitlines() if line not in without.splitlines()]
+    assert len(dropped) == 4 and all("limit_req" in line for line in dropped)
 
 
 def test_direct_nginx_config_exact() -> None:
@@ -136,6 +149,7 @@ def test_direct_nginx_config_exact() -> None:
         "        proxy_set_header X-Bytes-Sent $body_bytes_sent;\n"
         "        proxy_set_header X-Request-Time $request_time;\n"
         "        proxy_set_header X-Request-Completion $request_completion;\n"
+        "        proxy_set_header X-Original-Status $status;  # a refused one is no download\n"
         "        proxy_set_header X-Livestrap-Phase whole;\n"
         "        proxy_set_header X-Livestrap-Via nginx;\n"
         "        proxy_set_header X-Original-Method $request_method;\n"
@@ -159,6 +173,7 @@ def test_direct_nginx_config_exact() -> None:
         ({"slice_size": "0m"}, "slice_size"),
         ({"inactive": "forever"}, "inactive"),
         ({"max_body_bytes": 0}, "max_body_bytes"),
+        ({"node_rate": -1}, "--node-rate"),
     ],
 )
 def test_rack_config_refuses(change: dict[str, object], problem: str) -> None:

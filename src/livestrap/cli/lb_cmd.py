@@ -65,13 +65,22 @@ def rack_config(
     slice_size: Annotated[
         str, typer.Option("--slice", help="What one upstream range fetch takes (16m).")
     ] = rackcache.RackOptions.slice_size,
+    node_rate: Annotated[
+        int,
+        typer.Option(
+            "--node-rate",
+            help="Image file requests per second per node address, 10 s of it at once "
+            "(0: no limit); beyond it, 429.",
+        ),
+    ] = rackcache.RackOptions.node_rate,
 ) -> None:
     """Print an nginx site for a rack cache: image files cached on disk (one upstream
     fetch per file however many nodes boot), the API and boot scripts passed through, and
     each node's download still on its boot timeline."""
     opts = rackcache.RackOptions(
         masters=tuple(masters), listen=listen, server_name=server_name, cache_dir=cache_dir,
-        max_size=max_size, slice_size=slice_size, max_body_bytes=load_settings().max_body_bytes,
+        max_size=max_size, slice_size=slice_size, node_rate=node_rate,
+        max_body_bytes=load_settings().max_body_bytes,
     )  # fmt: skip
     problems = rackcache.check_options(opts)
     if problems:

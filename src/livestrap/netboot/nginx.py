@@ -41,6 +41,7 @@ SENT_HEADERS = [
     "        proxy_set_header X-Bytes-Sent $body_bytes_sent;",
     "        proxy_set_header X-Request-Time $request_time;",
     "        proxy_set_header X-Request-Completion $request_completion;",
+    "        proxy_set_header X-Original-Status $status;  # a refused one is no download",
 ]
 
 

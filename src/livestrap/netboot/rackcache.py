@@ -41,6 +41,9 @@ class RackOptions:
     max_size: str = "50g"  # nginx's max_size for the cache
     slice_size: str = "16m"  # what one upstream range request fetches
     inactive: str = "30d"  # a file nobody asked for this long leaves the cache
+    # image file requests per second per node address (burst: ten seconds' worth); 0: no
+    # limit. A boot takes three or four; a node in a loop is refused (429), not fed.
+    node_rate: int = 10
     max_body_bytes: int = MAX_BODY_BYTES
 
 
@@ -59,6 +62,9 @@ def check_options(opts: RackOptions) -> list[str]:
                             "512m or 20g")  # fmt: skip
     if not re.match(r"^[1-9][0-9]*[smhd]\Z", opts.inactive):
         problems.append(f"inactive: {opts.inactive!r} is not a time like 12h or 30d")
+    if not 0 <= opts.node_rate <= 100_000:
+        problems.append(f"node_rate (--node-rate): {opts.node_rate} is not 0 (no limit) to "
+                        "100000 requests per second")  # fmt: skip
     if opts.max_body_bytes <= 0:
         problems.append("max_body_bytes: expected a positive number of bytes")
     return problems
@@ -67,6 +73,7 @@ def check_options(opts: RackOptions) -> list[str]:
 def render_rack_config(opts: RackOptions) -> str:
     """A conf.d file (cache path, upstream and server, inside nginx's http block)."""
     servers = [f"    server {upstream_address(m)};" for m in opts.masters]
+    zone, limit = _node_limit(opts.node_rate)
     lines = [
         "# livestrap: a rack cache (generated: livestrap netboot rack-config).",
         "# Nodes in this rack boot from here: image files come from the cache, everything",
@@ -75,6 +82,7 @@ def render_rack_config(opts: RackOptions) -> str:
         "# LIVESTRAP_TRUSTED_PROXIES (they take its reports and forwarded addresses).",
         f"proxy_cache_path {opts.cache_dir} levels=1:2 keys_zone=livestrap_rack:10m",
         f"                 max_size={opts.max_size} inactive={opts.inactive} use_temp_path=off;",
+        *zone,
         "",
         "upstream livestrap_master {",
         *servers,
@@ -98,6 +106,7 @@ def render_rack_config(opts: RackOptions) -> str:
         "",
         "    # Image files: cached by image id and name, one upstream fetch per slice.",
         f"    {FILE_LOCATION}",
+        *limit,
         f"        slice {opts.slice_size};",
         "        proxy_cache livestrap_rack;",
         "        sendfile on;  # hits go from the cache's files to the socket, no copy",
@@ -126,3 +135,16 @@ def render_rack_config(opts: RackOptions) -> str:
         "}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _node_limit(rate: int) -> tuple[list[str], list[str]]:
+    """The per-node limit on image file requests: the zone (http block), the location's."""
+    if rate == 0:
+        return [], []
+    zone = [f"limit_req_zone $binary_remote_addr zone=livestrap_rack_nodes:10m rate={rate}r/s;"]
+    limit = [
+        f"        limit_req zone=livestrap_rack_nodes burst={rate * 10} nodelay;  # per node",
+        "        limit_req_status 429;",
+        "        limit_req_log_level warn;",
+    ]
+    return zone, limit

@@ -78,10 +78,14 @@ def nginx_sent(
     x_livestrap_phase: Annotated[Literal["whole", "end"], Header()] = "end",
     x_livestrap_via: Annotated[Literal["nginx", "rack"], Header()] = "nginx",
     x_original_method: Annotated[str, Header(max_length=16)] = "GET",
+    x_original_status: Annotated[int, Header(ge=100, le=999)] = 200,
 ) -> Response:
     """The end of a squashfs transfer nginx made and, for a whole one, its start (any
-    boot file). A HEAD is no download: nothing is written."""
+    boot file). A HEAD is no download, nor is an answer other than 200 or 206 (a rack
+    cache's 429, say): nothing is written."""
     node_ip = from_nginx(request, state)
+    if x_original_status not in (200, 206):
+        return Response(status_code=204)
     original = bootpaths.parse_file_url(x_original_uri)
     if original is None:
         raise ImageNotFound(f"not an artifact URL: {x_original_uri!r}")
