@@ -235,10 +235,10 @@ class BuildWorker:
         return ended
 
     def _queued(self) -> bool:
+        """Whether a build waits (the build lock is taken only then)."""
+        first = select(Build.id).where(Build.state == QUEUED).limit(1)
         with self.db.session() as session:
-            return (
-                session.scalar(select(Build.id).where(Build.state == QUEUED).limit(1)) is not None
-            )
+            return session.scalar(first) is not None
 
     def claim(self) -> Job | None:
         """The oldest queued build, now `running` (committed), as a job; None when there
