@@ -12,14 +12,17 @@ import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
 from asgi import bearer, call, master_app
 from livestrap.cli import app as cli_app
 from livestrap.errors import StartupError
+from livestrap.master import token_watch
 from livestrap.master.console import sessions
 from livestrap.master.state import AppState
 from livestrap.master.token_watch import TokenWatch
@@ -49,22 +52,37 @@ def status(app: FastAPI, token: str) -> int:
 
 
 def test_a_new_admin_token_is_taken_and_the_old_refused(
-    master: tuple[FastAPI, AppState, TokenWatch],
+    master: tuple[FastAPI, AppState, TokenWatch], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app, state, watch = master
     old = state.admin_token
-    assert watch() == []  # nothing changed: nothing read
+    assert watch() == []  # nothing changed
     with state.db.session() as db:
         before, _ = sessions.start(db, 3600)
-    time.sleep(0.05)  # file times come from a coarse clock (a few ms behind time.time())
     new = replace_token(state.settings.admin_token_file)
-    with state.db.session() as db:  # made with the new token (after the file was written)
-        after, _ = sessions.start(db, 3600)
-    assert status(app, new) == 401  # not yet: the upkeep has not run
-    assert watch() == ["admin"]
+    assert status(app, new) == 401 and status(app, old) == 200  # not yet: no upkeep ran
+    with state.db.session() as db:  # a login with the old token, before the switch
+        late, _ = sessions.start(db, 3600)
+    real_end = token_watch.end_sessions_before
+    failing = iter([True])
+
+    def locked_once(db: Any, cutoff: float) -> int:
+        if next(failing, False):
+            raise OperationalError("DELETE", {}, Exception("database is locked"))
+        return real_end(db, cutoff)
+
+    monkeypatch.setattr(token_watch, "end_sessions_before", locked_once)
+    with pytest.raises(OperationalError):
+        watch()  # the token is taken first; the sessions wait for the next round
     assert (status(app, old), status(app, new)) == (401, 200)
+    time.sleep(0.01)
+    with state.db.session() as db:  # made with the new token, after the switch
+        after, _ = sessions.start(db, 3600)
+    with state.db.session() as db:
+        assert sessions.find(db, before) is not None
+    assert watch() == []  # the retry: the file is unchanged, the sessions end now
     with state.db.session() as db:  # the old token's logins went with it
-        assert sessions.find(db, before) is None
+        assert sessions.find(db, before) is None and sessions.find(db, late) is None
         assert sessions.find(db, after) is not None
     assert watch() == []
 
@@ -107,6 +125,8 @@ def test_token_new_replaces_the_file_and_never_prints_the_token(
     master: tuple[FastAPI, AppState, TokenWatch],
 ) -> None:
     _, state, watch = master
+    if os.geteuid() != 0:
+        pytest.skip("keeping another user's ownership needs root")
     path = state.settings.discovery_token_file
     os.chown(path, 4321, 4321)  # a master running as its own user must still read it
     old = state.discovery_token
@@ -123,14 +143,18 @@ def test_token_new_replaces_the_file_and_never_prints_the_token(
     assert watch() == ["discovery"] and state.discovery_token == new
 
 
-def test_token_new_refuses_a_file_others_can_read(
-    master: tuple[FastAPI, AppState, TokenWatch],
+def test_token_new_replaces_a_file_others_could_read_and_refuses_a_link(
+    master: tuple[FastAPI, AppState, TokenWatch], tmp_path: Path
 ) -> None:
     _, state, _ = master
     path = state.settings.admin_token_file
-    path.chmod(0o644)
-    result = CliRunner().invoke(
-        cli_app, ["token", "new", "admin", "--data-dir", str(state.settings.data_dir)]
-    )
+    path.chmod(0o644)  # leaked: what the new token is for
+    data = str(state.settings.data_dir)
+    result = CliRunner().invoke(cli_app, ["token", "new", "admin", "--data-dir", data])
+    assert result.exit_code == 0, result.output
+    assert path.stat().st_mode & 0o777 == 0o600
+    path.unlink()
+    path.symlink_to(tmp_path / "elsewhere")
+    result = CliRunner().invoke(cli_app, ["token", "new", "admin", "--data-dir", data])
     assert isinstance(result.exception, StartupError), result.output  # main() prints it
-    assert "chmod 600" in str(result.exception)
+    assert "symlink" in str(result.exception) and not (tmp_path / "elsewhere").exists()

@@ -199,7 +199,7 @@ def test_a_queued_build_waits_while_a_build_outside_the_queue_holds_the_lock(
     with caplog.at_level(logging.WARNING, logger="livestrap.master.worker"):
         assert worker.turn() is False and worker.turn() is False
     assert _row_state(queue, build_id) == "queued"
-    assert caplog.text.count("queued builds wait: another build is running") == 1  # once
+    assert caplog.text.count("builds wait: another build is running") == 1  # once
     release.set()
     holder.join()
     assert worker.turn() is True
@@ -223,7 +223,7 @@ def test_a_build_whose_worker_lost_the_slot_stops(queue: BuildQueue) -> None:
     assert job is not None
     began = time.monotonic()
     outcome = worker.execute(job, LostSlot())
-    assert time.monotonic() - began < 2.5  # the whole build takes about 3 s
+    assert time.monotonic() - began < 2.8  # the whole build takes about 3 s
     assert outcome.state == "interrupted" and "lost the build slot" in (outcome.error or "")
     worker.finish(job, outcome)
     assert _row_state(queue, build_id) == "interrupted"

@@ -26,7 +26,11 @@ class TokenKind(StrEnum):
 
 AFTER = {
     TokenKind.admin: "the console sessions made before it end",
-    TokenKind.discovery: "nodes booted with the old one are refused until they boot again",
+    TokenKind.discovery: (
+        "running nodes booted with the old one are refused (offline, out of reach of actions) "
+        "until they boot again, and a tree written by `netboot tftp-tree` must be written "
+        "again"
+    ),
 }
 
 

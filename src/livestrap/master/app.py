@@ -46,7 +46,7 @@ from livestrap.master.services import action_hooks
 from livestrap.master.services.actions import LostSweep
 from livestrap.master.state import AppState
 from livestrap.master.tftp_sync import TreeSync
-from livestrap.master.token_watch import TokenWatch, end_sessions_before
+from livestrap.master.token_watch import TokenWatch, end_sessions_older_than_file
 from livestrap.master.tokens import ensure_token
 from livestrap.master.webhooks.dispatch import Dispatcher
 from livestrap.packaging.master_repo import MasterRepo
@@ -130,7 +130,8 @@ def create_app(
                  listen_url(cfg), cfg.data_dir, cfg.role)  # fmt: skip
         migrate(state.db.engine)
         # an admin token written while the master was down ends the older console sessions
-        await anyio.to_thread.run_sync(end_sessions_before, state.db, cfg.admin_token_file)
+        await anyio.to_thread.run_sync(end_sessions_older_than_file, state.db,
+                                     cfg.admin_token_file)  # fmt: skip
         # what killed imports, uploads and exports left (maybe big: off the event loop)
         await anyio.to_thread.run_sync(state.store.clean_stale_tmp)
         await anyio.to_thread.run_sync(warn_invalid_images, state.store)

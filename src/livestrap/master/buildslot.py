@@ -31,7 +31,13 @@ BUILD_SLOT_KEY = 0x6C73_0001  # "ls" 1
 BUILD_SEQ_KEY = 0x6C73_0002
 _TRY = text("SELECT pg_try_advisory_lock(:k, hashtext(current_schema()))")
 _UNLOCK = text("SELECT pg_advisory_unlock(:k, hashtext(current_schema()))")
-_ALIVE = text("SELECT 1")
+# this session still holds lock (key, hashtext(current_schema())): a reconnected connection
+# (SQLAlchemy makes a new one after an error) is up, but holds nothing
+_STILL_HELD = text(
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    " AND pid = pg_backend_pid() AND classid = CAST(:k AS integer)::oid"
+    " AND objid = hashtext(current_schema())::oid AND objsubid = 2"
+)
 _XACT = text("SELECT pg_advisory_xact_lock(:k, hashtext(current_schema()))")
 
 
@@ -41,8 +47,8 @@ class Slot:
     when its session ends (a database restart, a killed backend), and another master may
     then claim the queue while this build still runs."""
 
-    def __init__(self, held: bool, conn: Connection | None = None) -> None:
-        self.held, self._conn = held, conn
+    def __init__(self, held: bool, conn: Connection | None = None, key: int = 0) -> None:
+        self.held, self._conn, self._key = held, conn, key
 
     def __bool__(self) -> bool:
         return self.held
@@ -51,11 +57,11 @@ class Slot:
         if not self.held or self._conn is None:  # a flock lasts as long as this process
             return self.held
         try:
-            self._conn.execute(_ALIVE)
+            held = self._conn.scalar(_STILL_HELD, {"k": self._key})
             self._conn.commit()
         except Exception:  # the session is gone, and the lock with it
             return False
-        return True
+        return bool(held)
 
 
 @contextlib.contextmanager
@@ -85,7 +91,7 @@ def advisory_slot(engine: Engine, key: int = BUILD_SLOT_KEY) -> Iterator[Slot]:
     try:
         held = bool(conn.scalar(_TRY, {"k": key}))
         conn.commit()
-        yield Slot(held, conn)
+        yield Slot(held, conn, key)
     finally:
         try:
             if held:

@@ -3,7 +3,9 @@
 Every master on a data dir checks the two token files in its periodic upkeep (every
 FLUSH_S): a token moved into place (`mv`, which is atomic) is taken within a few seconds,
 and from then on the old one is refused. A new admin token also ends the console sessions
-made before the file was written: a leaked token's logins go with it. A file that would
+made before this master took it (and at start, those made before the file was written): a
+leaked token's logins go with it, also one made on a master that had not yet taken the
+new token, since each master ends those older than its own switch. A file that would
 not pass at start (missing, blank, a symlink, open to others, short) is logged once and
 not taken: the token in use stays, so a slip in the rotation locks nobody out.
 """
@@ -12,36 +14,47 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from livestrap.errors import StartupError
 from livestrap.master.console import sessions
 from livestrap.master.db import Database
+from livestrap.master.logsetup import redact
 from livestrap.master.state import AppState
 from livestrap.master.tokens import read_token
 
 log = logging.getLogger(__name__)
-FileKey = tuple[int, int, int, int]  # device, inode, size, mtime in ns
+# device, inode, size, mtime in ns, mode, owner: what changes when the file is replaced,
+# rewritten, or opened to others (then it is read again, and refused)
+FileKey = tuple[int, int, int, int, int, int]
+UNREAD: FileKey = (-1, -1, -1, -1, -1, -1)  # no file has it: the first round reads
 
 
 def file_key(path: Path) -> FileKey | None:
-    """What changes when the file is replaced or rewritten; None if it is not there."""
+    """The file's key; None if it cannot be looked at (reading it then says why)."""
     try:
         info = os.stat(path, follow_symlinks=False)
-    except FileNotFoundError:
+    except OSError:
         return None
-    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_mode,
+            info.st_uid)  # fmt: skip
 
 
-def end_sessions_before(db: Database, path: Path) -> int:
-    """End the console sessions made before the admin token file was last written."""
+def end_sessions_before(db: Database, cutoff: float) -> int:
+    with db.session() as session:
+        return sessions.end_before(session, cutoff)
+
+
+def end_sessions_older_than_file(db: Database, path: Path) -> int:
+    """At start: end the console sessions made before the admin token file was written
+    (it was replaced while this master was down)."""
     try:
         written = os.stat(path, follow_symlinks=False).st_mtime
-    except FileNotFoundError:
+    except OSError:
         return 0
-    with db.session() as session:
-        return sessions.end_before(session, written)
+    return end_sessions_before(db, written)
 
 
 @dataclass
@@ -50,8 +63,9 @@ class WatchedToken:
 
     name: str  # "admin" or "discovery": the AppState attribute is NAME_token
     path: Path
-    key: FileKey | None = None
+    key: FileKey | None = UNREAD  # None: it could not be looked at
     problem: str | None = None  # the last refusal logged, so it is logged once
+    sessions_before: float | None = None  # console sessions still to end (admin)
 
 
 @dataclass
@@ -65,11 +79,17 @@ class TokenWatch:
     def for_state(cls, state: AppState) -> TokenWatch:
         cfg = state.settings
         files = (("admin", cfg.admin_token_file), ("discovery", cfg.discovery_token_file))
-        return cls(state, [WatchedToken(name, path, file_key(path)) for name, path in files])
+        return cls(state, [WatchedToken(name, path) for name, path in files])
 
     def __call__(self) -> list[str]:
         """The names of the tokens replaced this round."""
-        return [t.name for t in self.tokens if self._check(t)]
+        replaced = [t.name for t in self.tokens if self._check(t)]
+        for watched in self.tokens:
+            if watched.sessions_before is not None:  # kept until the database takes it
+                ended = end_sessions_before(self.state.db, watched.sessions_before)
+                watched.sessions_before = None
+                log.warning("console sessions made with the old admin token ended: %d", ended)
+        return replaced
 
     def _check(self, watched: WatchedToken) -> bool:
         key = file_key(watched.path)
@@ -88,10 +108,10 @@ class TokenWatch:
         attribute = f"{watched.name}_token"
         if token == getattr(self.state, attribute):
             return False
+        redact(token)
         setattr(self.state, attribute, token)
-        ended = ""
         if watched.name == "admin":  # the old token's logins go with it
-            ended = f"; console sessions ended: {end_sessions_before(self.state.db, watched.path)}"
-        log.warning("%s token replaced (%s): the old one is refused from now on%s",
-                    watched.name, watched.path, ended)  # fmt: skip
+            watched.sessions_before = time.time()
+        log.warning("%s token replaced (%s): the old one is refused from now on",
+                    watched.name, watched.path)  # fmt: skip
         return True

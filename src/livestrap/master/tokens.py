@@ -99,20 +99,32 @@ def replace_token(path: Path) -> None:
     """Put a new token in `path` (0600, the old file's owner and group, so a master running
     as its own user still reads it): written aside and renamed over the old one, so a reader
     sees the old token or the new, never half of one. Running masters take it
-    (master.token_watch). The token itself is never returned: nothing prints it."""
-    old = read_token(path)  # refuses a link or a file open to others, as the master does
-    owner = os.stat(path) if old is not None else os.stat(path.parent)
+    (master.token_watch). An old file open to others is replaced too (that is the leak the
+    new token is for); a symlink is refused. The token itself is never returned."""
+    try:
+        old = os.lstat(path)
+    except FileNotFoundError:
+        old = os.stat(path.parent)
+    else:
+        if not stat.S_ISREG(old.st_mode):
+            raise StartupError(f"token file {path} is a symlink or not a regular file; "
+                               "remove it first")  # fmt: skip
     aside = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
     fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, TOKEN_FILE_MODE)
     try:
         with os.fdopen(fd, "w") as fh:
             os.fchmod(fh.fileno(), TOKEN_FILE_MODE)
             if os.geteuid() == 0:
-                os.fchown(fh.fileno(), owner.st_uid, owner.st_gid)
+                os.fchown(fh.fileno(), old.st_uid, old.st_gid)
             fh.write(secrets.token_urlsafe(MIN_TOKEN_BYTES) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(aside, path)
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(folder)  # the rename too survives a crash
+        finally:
+            os.close(folder)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(aside)

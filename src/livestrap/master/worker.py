@@ -20,6 +20,7 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,13 +143,16 @@ class BuildWorker:
     def start(self) -> None:
         """End builds a dead worker left running (now, before anyone reads them) and
         remove the build trees it left; then work in a thread. Both only while holding
-        the build slot: another worker that holds it may be building right now, and
-        even a moment's hold of the build lock here would fail its build."""
+        the build slot (another worker that holds it may be building right now, and even a
+        moment's hold of the build lock here would fail its build), and then the build
+        lock (a build that still holds it is not over)."""
         self._stopping.clear()
-        with self._slot() as held:
-            if held:
-                self.recover()
-                self._clean_stale()
+        with self._slot() as slot:
+            if slot:
+                with self._build_lock() as locked:
+                    if locked:
+                        self.recover()
+                        self._clean_stale()
         self._thread = threading.Thread(target=self.run, name="build-worker", daemon=True)
         self._thread.start()
 
@@ -185,43 +189,51 @@ class BuildWorker:
         return build_slot(self.db.engine, self.settings.layout.worker_lock)
 
     def turn(self) -> bool:
-        """One claim and run, in the build slot and under the data dir's build lock;
-        whether a build ran."""
+        """One recovery, claim and run, in the build slot and under the data dir's build
+        lock; whether a build ran."""
         with self._slot() as slot:
-            if not slot:
+            if not slot or not self._pending():
                 return False
-            self.recover()
-            if not self._queued():
-                return False
-            with contextlib.ExitStack() as locked:
-                try:  # held by a CLI build, or by a build whose worker lost the slot
-                    locked.enter_context(build_lock(self.store.data_dir))
-                except BuildError as err:
-                    if err.message != self._waiting:
-                        log.warning("queued builds wait: %s", err.message)
-                    self._waiting = err.message
+            with self._build_lock() as locked:
+                if not locked:
                     return False
-                self._waiting = None
+                self.recover()
                 job = self.claim()
                 if job is None:
                     return False
                 self.finish(job, self.execute(job, slot))
                 return True
 
+    @contextlib.contextmanager
+    def _build_lock(self) -> Iterator[bool]:
+        """Try the data dir's build lock: whether this worker holds it. It is held by a CLI
+        build, or by a build whose worker lost the slot and is stopping: a `running` row is
+        then not a dead worker's, and queued builds wait (logged once per holder)."""
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(build_lock(self.store.data_dir))
+            except BuildError as err:
+                if err.message != self._waiting:
+                    log.warning("builds wait: %s", err.message)
+                self._waiting = err.message
+                yield False
+                return
+            self._waiting = None
+            yield True
+
     def _clean_stale(self) -> None:
-        """Remove build trees a killed worker left in tmp/ (unless a CLI build holds the lock)."""
+        """Remove build trees a killed worker left in tmp/ (under the build lock)."""
         try:
-            with build_lock(self.store.data_dir):
-                for name in self.store.clean_stale_tmp((tmpdirs.BUILD,), eraser=remove_tree):
-                    log.warning("removed stale build tree %s", self.store.tmp_dir / name)
-        except BuildError as err:
+            for name in self.store.clean_stale_tmp((tmpdirs.BUILD,), eraser=remove_tree):
+                log.warning("removed stale build tree %s", self.store.tmp_dir / name)
+        except BuildError as err:  # a tree with a mount left: never deleted
             log.warning("stale build trees not cleaned: %s", err)
 
     # -- claims --------------------------------------------------------------------------
 
     def recover(self) -> list[str]:
-        """Builds left `running` (call in the build slot: no live worker runs one) end
-        `interrupted`, with why in the error and at the end of the log."""
+        """Builds left `running` (call in the build slot and the build lock: no live
+        worker runs one) end `interrupted`, with why in the error and at the end of the log."""
         error = STOPPED_WHILE.format(who=self.who, state=RUNNING)
         with self.db.session() as session:
             rows = session.scalars(select(Build).where(Build.state == RUNNING)).all()
@@ -234,9 +246,9 @@ class BuildWorker:
             self._note(build_id, f"=== build interrupted: {error}")
         return ended
 
-    def _queued(self) -> bool:
-        """Whether a build waits (the build lock is taken only then)."""
-        first = select(Build.id).where(Build.state == QUEUED).limit(1)
+    def _pending(self) -> bool:
+        """Whether a build is queued or left running (the build lock is tried only then)."""
+        first = select(Build.id).where(Build.state.in_((QUEUED, RUNNING))).limit(1)
         with self.db.session() as session:
             return session.scalar(first) is not None
 

@@ -3,7 +3,8 @@
 Every entry is `<kind>-<pid>.<start>.<host>-<random>`: the kind says what made it
 (import, upload, export, delete, build), and the pid with its start time (from /proc, so a
 reused pid is not mistaken for the owner) and its host who owns it. The host is 16 hex
-digits: 8 for the machine (/etc/machine-id) and 8 for its boot (the kernel's boot_id).
+digits: 8 for the machine (its machine-id, host name and pid namespace: where a pid means
+something) and 8 for its boot (the kernel's boot_id).
 Masters on several hosts may share one data dir (docs/scaling.md), and a pid means
 nothing on another host. `clean_stale` is the one sweep:
 - imports, uploads, exports and deletes are stale when their owner is gone: on this
@@ -71,8 +72,14 @@ def _read(path: str) -> str:
 
 @functools.cache
 def machine_tag() -> str:
-    """8 hex digits for this machine (its machine-id, else its host name)."""
-    return _short_hash(_read("/etc/machine-id") or socket.gethostname())
+    """8 hex digits for where this process's pids mean something: the machine-id, the host
+    name and the pid namespace together (cloned VMs may share a machine-id; containers may
+    share a host name and the kernel, but not their pids)."""
+    try:
+        pid_ns = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        pid_ns = ""
+    return _short_hash(f"{_read('/etc/machine-id')} {socket.gethostname()} {pid_ns}")
 
 
 def boot_tag() -> str:
@@ -137,13 +144,13 @@ def is_stale(entry: Path, kinds: tuple[str, ...] = KINDS, now: float | None = No
 
 
 def untouched_s(entry: Path, now: float | None = None) -> float:
-    """Seconds since the entry or a file right in it was last written (0 if it is gone)."""
+    """Seconds since the entry or anything in it was last written (0 if it is gone)."""
     try:
         newest = entry.lstat().st_mtime
         if entry.is_dir() and not entry.is_symlink():
-            with os.scandir(entry) as children:
-                for child in children:
-                    newest = max(newest, child.stat(follow_symlinks=False).st_mtime)
+            for folder, dirs, files in os.walk(entry):  # links are not followed
+                for name in (*dirs, *files):
+                    newest = max(newest, os.lstat(os.path.join(folder, name)).st_mtime)
     except FileNotFoundError:
         return 0.0
     return (time.time() if now is None else now) - newest
