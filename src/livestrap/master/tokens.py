@@ -13,6 +13,7 @@ import hmac
 import os
 import secrets
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from livestrap.errors import StartupError
@@ -62,6 +63,26 @@ def read_token(path: Path) -> str | None:
     return token
 
 
+@contextlib.contextmanager
+def _written_aside(path: Path, token: str, owner: os.stat_result | None = None) -> Iterator[Path]:
+    """`token` in a new 0600 file beside `path` (synced; chowned to `owner`'s user and group
+    when root), for the caller to link or rename into place; removed if it is left there."""
+    aside = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, TOKEN_FILE_MODE)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            os.fchmod(fh.fileno(), TOKEN_FILE_MODE)
+            if owner is not None and os.geteuid() == 0:
+                os.fchown(fh.fileno(), owner.st_uid, owner.st_gid)
+            fh.write(token + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        yield aside
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(aside)
+
+
 def ensure_token(path: Path) -> tuple[str, bool]:
     """Return the token in `path`, making it (mode 0600) if absent; bool: newly made.
     Masters sharing a data dir may start at once: the token is written aside and linked
@@ -71,13 +92,7 @@ def ensure_token(path: Path) -> tuple[str, bool]:
         return token, False
     path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
     token = secrets.token_urlsafe(MIN_TOKEN_BYTES)  # 43 characters
-    aside = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-    fd = os.open(aside, flags, TOKEN_FILE_MODE)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            os.fchmod(fh.fileno(), TOKEN_FILE_MODE)
-            fh.write(token + "\n")
+    with _written_aside(path, token) as aside:
         try:
             os.link(aside, path)
         except FileExistsError:
@@ -85,10 +100,7 @@ def ensure_token(path: Path) -> tuple[str, bool]:
             if existing is not None:
                 return existing, False
             os.replace(aside, path)  # a blank file: replaced, as before
-        return token, True
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(aside)
+    return token, True
 
 
 def token_matches(given: str | None, expected: str) -> bool:
@@ -109,22 +121,10 @@ def replace_token(path: Path) -> None:
         if not stat.S_ISREG(old.st_mode):
             raise StartupError(f"token file {path} is a symlink or not a regular file; "
                                "remove it first")  # fmt: skip
-    aside = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, TOKEN_FILE_MODE)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            os.fchmod(fh.fileno(), TOKEN_FILE_MODE)
-            if os.geteuid() == 0:
-                os.fchown(fh.fileno(), old.st_uid, old.st_gid)
-            fh.write(secrets.token_urlsafe(MIN_TOKEN_BYTES) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+    with _written_aside(path, secrets.token_urlsafe(MIN_TOKEN_BYTES), old) as aside:
         os.replace(aside, path)
-        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(folder)  # the rename too survives a crash
-        finally:
-            os.close(folder)
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(folder)  # the rename too survives a crash
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(aside)
+        os.close(folder)
